@@ -1,0 +1,1 @@
+"""Runnable examples: ``wsserver run examples.echo:EchoView``."""

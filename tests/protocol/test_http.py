@@ -1,0 +1,1376 @@
+"""Tests for the HTTP phase: the opening handshake (RFC 6455 section 4.2) and plain HTTP/1.1."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+
+import h11
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, RejectConnection, RejectData
+from wsproto.events import Request as WsprotoRequest
+from wsproto.extensions import PerMessageDeflate
+from wsproto.utilities import generate_accept_token
+
+from wsserver.protocol.events import HTTPRequest, RequestRejected, WebSocketRequest
+from wsserver.protocol.exceptions import LocalProtocolError
+from wsserver.protocol.headers import ExtensionOffer
+from wsserver.protocol.http import HTTPPhase, accept_token
+from wsserver.protocol.settings import ProtocolSettings
+
+Event = WebSocketRequest | HTTPRequest | RequestRejected
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+# RFC 6455 section 1.3 works this example through: the digest is
+# 0xb3 0x7a 0x4f 0x2c 0xc0 0x62 0x4f 0x16 0x90 0xf6 0x46 0x06 0xcf 0x38 0x59
+# 0x45 0xb2 0xbe 0xc4 0xea, "base64-encoded, to give the value
+# "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="".
+ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+#: The handshake of RFC 6455 section 1.2, byte for byte.
+RFC_REQUEST = (
+    b"GET /chat HTTP/1.1\r\n"
+    b"Host: server.example.com\r\n"
+    b"Upgrade: websocket\r\n"
+    b"Connection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Origin: http://example.com\r\n"
+    b"Sec-WebSocket-Protocol: chat, superchat\r\n"
+    b"Sec-WebSocket-Version: 13\r\n"
+    b"\r\n"
+)
+
+HANDSHAKE_FIELDS = (
+    ("Host", "server.example.com"),
+    ("Upgrade", "websocket"),
+    ("Connection", "Upgrade"),
+    ("Sec-WebSocket-Key", KEY),
+    ("Sec-WebSocket-Version", "13"),
+)
+
+#: Small limits, so that the limit tests stay small.
+SMALL = ProtocolSettings(
+    max_request_line=64,
+    max_header_line=64,
+    max_headers=8,
+    max_head_size=256,
+    max_body_size=16,
+)
+
+
+def request(
+    method: str = "GET",
+    target: str = "/chat",
+    version: str = "HTTP/1.1",
+    fields: Iterable[tuple[str, str]] = (("Host", "example.com"),),
+    body: bytes = b"",
+    eol: str = "\r\n",
+) -> bytes:
+    lines = [f"{method} {target} {version}", *(f"{name}: {value}" for name, value in fields)]
+    return (eol.join(lines) + eol + eol).encode("latin-1") + body
+
+
+def handshake(
+    *, without: Iterable[str] = (), extra: Iterable[tuple[str, str]] = (), **kwargs
+) -> bytes:
+    dropped = set(without)
+    fields = [field for field in HANDSHAKE_FIELDS if field[0] not in dropped]
+    return request(fields=[*fields, *extra], **kwargs)
+
+
+def receive(data: bytes, settings: ProtocolSettings | None = None) -> HTTPPhase:
+    phase = HTTPPhase(settings or ProtocolSettings())
+    phase.receive_data(data)
+    return phase
+
+
+def output(phase: HTTPPhase) -> bytes:
+    return b"".join(phase.data_to_send())
+
+
+def rejection(data: bytes, settings: ProtocolSettings | None = None) -> tuple[int, bytes]:
+    """Feed ``data``; check that it is refused; return the status and the response."""
+    phase = receive(data, settings)
+    event = phase.next_event()
+    assert isinstance(event, RequestRejected), event
+    response = output(phase)
+    assert closes(phase)
+    assert not waiting(phase)
+    assert phase.next_event() is None
+    # The response is what the event says, closes the connection, and
+    # explains itself in text/plain.
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0].startswith(b"HTTP/1.1 %d " % event.status)
+    assert b"Connection: close" in lines
+    assert b"Content-Type: text/plain; charset=utf-8" in lines
+    assert body == event.reason.encode() + b"\n"
+    assert b"Content-Length: %d" % len(body) in lines
+    return event.status, response
+
+
+def status_of(data: bytes, settings: ProtocolSettings | None = None) -> int:
+    return rejection(data, settings)[0]
+
+
+# mypy keeps a property narrowed across method calls that change it; asking
+# through a function keeps `assert not ...` followed by `assert ...` checkable.
+def closes(phase: HTTPPhase) -> bool:
+    return phase.must_close
+
+
+def waiting(phase: HTTPPhase) -> bool:
+    return phase.awaiting_answer
+
+
+def response_headers(response: bytes) -> list[bytes]:
+    return response.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]
+
+
+def accepted(data: bytes, settings: ProtocolSettings | None = None) -> WebSocketRequest:
+    phase = receive(data, settings)
+    event = phase.next_event()
+    assert isinstance(event, WebSocketRequest), event
+    return event
+
+
+def served(data: bytes, settings: ProtocolSettings | None = None) -> HTTPRequest:
+    phase = receive(data, settings)
+    event = phase.next_event()
+    assert isinstance(event, HTTPRequest), event
+    return event
+
+
+# --------------------------------------------------------------------------
+# Sec-WebSocket-Accept
+
+
+def test_accept_token_rfc_example() -> None:
+    assert accept_token(KEY) == ACCEPT
+
+
+def test_accept_token_agrees_with_wsproto() -> None:
+    for key in (KEY, "x3JJHMbDL1EzLkh9GBhXDw==", "AAAAAAAAAAAAAAAAAAAAAA=="):
+        assert accept_token(key) == generate_accept_token(key.encode()).decode()
+
+
+# --------------------------------------------------------------------------
+# The opening handshake, bytes in and out
+
+
+class TestHandshake:
+    """RFC 6455 section 4.2.1 (reading the request) and 4.2.2 (the answer)."""
+
+    def test_rfc_request_gives_exact_event(self) -> None:
+        phase = receive(RFC_REQUEST)
+        assert phase.next_event() == WebSocketRequest(
+            target="/chat",
+            headers=(
+                ("host", "server.example.com"),
+                ("upgrade", "websocket"),
+                ("connection", "Upgrade"),
+                ("sec-websocket-key", KEY),
+                ("origin", "http://example.com"),
+                ("sec-websocket-protocol", "chat, superchat"),
+                ("sec-websocket-version", "13"),
+            ),
+            subprotocols=("chat", "superchat"),
+            extensions=(),
+        )
+        assert waiting(phase)
+        assert not closes(phase)
+        assert phase.next_event() is None
+        assert output(phase) == b""
+
+    def test_accept_gives_exact_response(self) -> None:
+        phase = receive(RFC_REQUEST)
+        phase.next_event()
+        assert phase.accept("chat", None) == b""
+        assert output(phase) == (
+            b"HTTP/1.1 101 Switching Protocols\r\n"
+            b"Upgrade: websocket\r\n"
+            b"Connection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+            b"Sec-WebSocket-Protocol: chat\r\n"
+            b"\r\n"
+        )
+        assert not waiting(phase)
+        assert not closes(phase)
+        assert phase.next_event() is None
+
+    def test_accept_minimal(self) -> None:
+        phase = receive(handshake())
+        phase.next_event()
+        phase.accept(None, None)
+        assert output(phase) == (
+            b"HTTP/1.1 101 Switching Protocols\r\n"
+            b"Upgrade: websocket\r\n"
+            b"Connection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+            b"\r\n"
+        )
+
+    def test_accept_with_extensions_and_headers(self) -> None:
+        phase = receive(handshake(extra=[("Sec-WebSocket-Extensions", "permessage-deflate; a, b")]))
+        event = phase.next_event()
+        assert isinstance(event, WebSocketRequest)
+        assert event.extensions == (
+            ExtensionOffer(name="permessage-deflate", params=(("a", None),)),
+            ExtensionOffer(name="b"),
+        )
+        phase.accept(
+            None,
+            "permessage-deflate; server_no_context_takeover",
+            (("Set-Cookie", "id=1"), ("Server", "wsserver")),
+        )
+        assert output(phase) == (
+            b"HTTP/1.1 101 Switching Protocols\r\n"
+            b"Upgrade: websocket\r\n"
+            b"Connection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+            b"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n"
+            b"Set-Cookie: id=1\r\n"
+            b"Server: wsserver\r\n"
+            b"\r\n"
+        )
+
+    def test_accept_returns_bytes_after_the_head(self) -> None:
+        frame = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
+        phase = receive(RFC_REQUEST + frame[:4])
+        phase.next_event()
+        phase.receive_data(frame[4:])  # arrives while the caller decides
+        assert phase.accept(None, None) == frame
+        with pytest.raises(LocalProtocolError, match="after accept"):
+            phase.receive_data(b"more")
+
+    def test_reject_gives_exact_response(self) -> None:
+        phase = receive(RFC_REQUEST + b"\x81\x00")
+        phase.next_event()
+        phase.reject(403, (("Content-Type", "text/plain"),), b"Forbidden\n")
+        assert output(phase) == (
+            b"HTTP/1.1 403 Forbidden\r\n"
+            b"Content-Type: text/plain\r\n"
+            b"Content-Length: 10\r\n"
+            b"Connection: close\r\n"
+            b"\r\n"
+            b"Forbidden\n"
+        )
+        assert closes(phase)
+        assert not waiting(phase)
+        phase.receive_data(b"ignored")
+        assert phase.next_event() is None
+        assert output(phase) == b""
+
+    def test_reject_merges_callers_connection_header(self) -> None:
+        phase = receive(handshake())
+        phase.next_event()
+        phase.reject(503, (("Connection", "keep-alive, x-custom"),))
+        assert output(phase) == (
+            b"HTTP/1.1 503 Service Unavailable\r\n"
+            b"Content-Length: 0\r\n"
+            b"Connection: x-custom, close\r\n"
+            b"\r\n"
+        )
+
+    def test_tokens_are_case_insensitive(self) -> None:
+        data = handshake(
+            without=["Upgrade", "Connection"],
+            extra=[("upgrade", "h2c, WebSocket"), ("CONNECTION", "keep-alive, UPGRADE")],
+        )
+        assert accepted(data).subprotocols == ()
+
+    def test_header_lists_across_several_fields(self) -> None:
+        event = accepted(
+            handshake(
+                without=["Connection"],
+                extra=[
+                    ("Connection", "keep-alive"),
+                    ("Connection", "Upgrade"),
+                    ("Sec-WebSocket-Protocol", "a, b"),
+                    ("Sec-WebSocket-Protocol", ", c"),
+                    ("Sec-WebSocket-Extensions", "x"),
+                    ("Sec-WebSocket-Extensions", 'y; p="1"'),
+                ],
+            )
+        )
+        assert event.subprotocols == ("a", "b", "c")
+        assert event.extensions == (
+            ExtensionOffer(name="x"),
+            ExtensionOffer(name="y", params=(("p", "1"),)),
+        )
+
+    def test_headers_lowercased_and_latin_1(self) -> None:
+        data = handshake(extra=[("X-Name", "caf\u00e9")], target="/a?b=c&d")
+        event = accepted(data)
+        assert ("x-name", "caf\u00e9") in event.headers
+        assert event.target == "/a?b=c&d"
+
+    def test_empty_content_length_is_not_a_body(self) -> None:
+        assert accepted(handshake(extra=[("Content-Length", "0")])).target == "/chat"
+
+    def test_bare_lf_line_ends(self) -> None:
+        assert accepted(handshake(eol="\n")).target == "/chat"
+
+
+class TestHandshakeRejections:
+    """Each requirement of section 4.2.1, with the status it calls for."""
+
+    def test_not_get_is_405_with_allow(self) -> None:
+        status, response = rejection(handshake(method="POST"))
+        assert status == 405
+        assert response.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+        assert b"Allow: GET" in response_headers(response)
+
+    def test_head_handshake_gets_405_without_a_body(self) -> None:
+        phase = receive(handshake(method="HEAD"))
+        event = phase.next_event()
+        assert isinstance(event, RequestRejected)
+        assert event.status == 405
+        response = output(phase)
+        assert response.endswith(b"\r\n\r\n")  # headers only
+        assert b"Content-Length: %d" % (len(event.reason) + 1) in response_headers(response)
+
+    def test_http_1_0_is_505(self) -> None:
+        status, response = rejection(handshake(version="HTTP/1.0"))
+        assert status == 505
+        assert response.startswith(b"HTTP/1.1 505 HTTP Version Not Supported\r\n")
+
+    def test_missing_host_is_400(self) -> None:
+        assert status_of(handshake(without=["Host"])) == 400
+
+    @pytest.mark.parametrize("value", ["h2c", "web socket", "websocket/13", "websockets"])
+    def test_upgrade_without_websocket_is_400(self, value: str) -> None:
+        data = handshake(without=["Upgrade"], extra=[("Upgrade", value)])
+        assert status_of(data) == 400
+
+    def test_missing_upgrade_is_400(self) -> None:
+        # Still a handshake attempt: it has Sec-WebSocket-Key and -Version.
+        assert status_of(handshake(without=["Upgrade"])) == 400
+
+    def test_malformed_upgrade_is_400(self) -> None:
+        data = handshake(without=["Upgrade"], extra=[("Upgrade", "websocket;x")])
+        assert status_of(data) == 400
+
+    @pytest.mark.parametrize("value", [None, "keep-alive", "close", "upgrade-insecure"])
+    def test_connection_without_upgrade_is_400(self, value: str | None) -> None:
+        extra = [] if value is None else [("Connection", value)]
+        assert status_of(handshake(without=["Connection"], extra=extra)) == 400
+
+    @pytest.mark.parametrize(
+        "keys",
+        [
+            [],
+            [KEY, KEY],  # "MUST NOT appear more than once" (section 11.3.1)
+            ["not base64!"],
+            ["AAAAAAAAAAAAAAAAAAAA"],  # 15 bytes
+            ["AAAAAAAAAAAAAAAAAAAAAAA="],  # 17 bytes
+            ["dGhlIHNhbXBsZSBub25jZQ"],  # padding missing
+            ["dGhlIHNhbXBsZSBub25j ZQ=="],  # whitespace inside
+            ["dGhlIHNhbXBsZSBub25jZQ==\u00e9"],
+        ],
+    )
+    def test_bad_key_is_400(self, keys: list[str]) -> None:
+        data = handshake(
+            without=["Sec-WebSocket-Key"], extra=[("Sec-WebSocket-Key", key) for key in keys]
+        )
+        assert status_of(data) == 400
+
+    @pytest.mark.parametrize("versions", [[], ["8"], ["14"], ["13, 8"], ["13", "13"], ["013"]])
+    def test_bad_version_is_426_with_supported_version(self, versions: list[str]) -> None:
+        data = handshake(
+            without=["Sec-WebSocket-Version"],
+            extra=[("Sec-WebSocket-Version", version) for version in versions],
+        )
+        status, response = rejection(data)
+        assert status == 426
+        assert response == (
+            b"HTTP/1.1 426 Upgrade Required\r\n"
+            b"Sec-WebSocket-Version: 13\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: 61\r\n"
+            b"Connection: close\r\n"
+            b"\r\n"
+            b"unsupported WebSocket version: this server speaks version 13\n"
+        )
+
+    @pytest.mark.parametrize(
+        "extra",
+        [
+            [("Content-Length", "5")],
+            [("Transfer-Encoding", "chunked")],
+        ],
+    )
+    def test_body_is_400(self, extra: list[tuple[str, str]]) -> None:
+        assert status_of(handshake(extra=extra, body=b"hello")) == 400
+
+    @pytest.mark.parametrize("value", ["a b", "chat;v=1", "chat/1", "caf\u00e9"])
+    def test_bad_subprotocol_is_400(self, value: str) -> None:
+        assert status_of(handshake(extra=[("Sec-WebSocket-Protocol", value)])) == 400
+
+    @pytest.mark.parametrize("value", ["", "a;", 'a; b="c d"', "a b"])
+    def test_bad_extensions_is_400(self, value: str) -> None:
+        status, response = rejection(handshake(extra=[("Sec-WebSocket-Extensions", value)]))
+        assert status == 400
+        assert b"invalid Sec-WebSocket-Extensions header" in response
+
+    def test_version_header_alone_makes_an_attempt(self) -> None:
+        data = request(fields=[("Host", "x"), ("Sec-WebSocket-Version", "13")])
+        assert status_of(data) == 400
+
+    def test_upgrade_to_something_else_is_plain_http(self) -> None:
+        data = request(fields=[("Host", "x"), ("Upgrade", "h2c"), ("Connection", "Upgrade")])
+        phase = receive(data)
+        assert isinstance(phase.next_event(), HTTPRequest)
+        phase.send_response(200)
+        assert output(phase).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert not closes(phase)  # the switch was declined; keep-alive
+
+
+# --------------------------------------------------------------------------
+# Plain HTTP
+
+
+class TestPlainHTTP:
+    def test_exact_event(self) -> None:
+        data = (
+            b"POST /submit?x=1 HTTP/1.1\r\n"
+            b"Host: example.com\r\n"
+            b"Content-Type: text/plain\r\n"
+            b"Content-Length: 5\r\n"
+            b"\r\n"
+            b"hello"
+        )
+        assert served(data) == HTTPRequest(
+            method="POST",
+            target="/submit?x=1",
+            headers=(
+                ("host", "example.com"),
+                ("content-type", "text/plain"),
+                ("content-length", "5"),
+            ),
+            http_version="1.1",
+            body=b"hello",
+        )
+
+    def test_chunked_body(self) -> None:
+        data = (
+            b"PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n1;ext=1\r\n!\r\n0\r\nTrailer: yes\r\n\r\n"
+        )
+        assert served(data).body == b"hello!"
+
+    def test_exact_response_and_keep_alive(self) -> None:
+        phase = receive(request(target="/"))
+        assert isinstance(phase.next_event(), HTTPRequest)
+        assert waiting(phase)
+        phase.send_response(200, (("Content-Type", "text/plain"),), b"hello")
+        assert output(phase) == (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+        )
+        assert not waiting(phase)
+        assert not closes(phase)
+        phase.receive_data(request(target="/second"))
+        event = phase.next_event()
+        assert isinstance(event, HTTPRequest)
+        assert event.target == "/second"
+
+    def test_head_gets_headers_without_body(self) -> None:
+        phase = receive(request(method="HEAD", target="/"))
+        phase.next_event()
+        phase.send_response(200, (), b"hello")
+        assert output(phase) == b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+
+    @pytest.mark.parametrize(
+        ("status", "line"),
+        [(204, b"HTTP/1.1 204 No Content"), (304, b"HTTP/1.1 304 Not Modified")],
+    )
+    def test_no_content_statuses(self, status: int, line: bytes) -> None:
+        phase = receive(request(target="/"))
+        phase.next_event()
+        phase.send_response(status)
+        assert output(phase) == line + b"\r\n\r\n"
+
+    def test_unknown_status_has_empty_reason(self) -> None:
+        phase = receive(request(target="/"))
+        phase.next_event()
+        phase.send_response(599)
+        assert output(phase) == b"HTTP/1.1 599 \r\nContent-Length: 0\r\n\r\n"
+
+    def test_http_1_0_closes(self) -> None:
+        phase = receive(b"GET / HTTP/1.0\r\n\r\n")
+        event = phase.next_event()
+        assert isinstance(event, HTTPRequest)
+        assert event.http_version == "1.0"
+        phase.send_response(200, (), b"ok")
+        assert output(phase) == (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+        )
+        assert closes(phase)
+
+    def test_connection_close_closes(self) -> None:
+        phase = receive(request(fields=[("Host", "x"), ("Connection", "close")]))
+        phase.next_event()
+        phase.send_response(200)
+        assert b"Connection: close" in response_headers(output(phase))
+        assert closes(phase)
+
+    def test_caller_connection_close_closes(self) -> None:
+        phase = receive(request() + request(target="/next"))
+        phase.next_event()
+        phase.send_response(200, (("Connection", "close"),))
+        assert b"Connection: close" in response_headers(output(phase))
+        assert closes(phase)
+        assert phase.next_event() is None
+
+    def test_pipelined_requests_already_received(self) -> None:
+        data = (
+            request(target="/1")
+            + request(method="POST", target="/2", fields=[("Host", "x"), ("Content-Length", "3")])
+            + b"abc"
+            + b"PUT /3 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"2\r\nhi\r\n0\r\n\r\n"
+            + request(target="/4")
+        )
+        phase = receive(data)
+        seen = []
+        while (event := phase.next_event()) is not None:
+            assert isinstance(event, HTTPRequest)
+            assert phase.next_event() is None  # one at a time
+            seen.append((event.target, event.body))
+            phase.send_response(200, (), event.target.encode())
+        assert seen == [("/1", b""), ("/2", b"abc"), ("/3", b"hi"), ("/4", b"")]
+        assert output(phase).count(b"HTTP/1.1 200 OK\r\n") == 4
+        assert not closes(phase)
+
+    def test_pipelined_handshake_after_plain_request(self) -> None:
+        phase = receive(request(target="/") + RFC_REQUEST + b"\x88\x80")
+        assert isinstance(phase.next_event(), HTTPRequest)
+        phase.send_response(200)
+        assert isinstance(phase.next_event(), WebSocketRequest)
+        assert phase.accept(None, None) == b"\x88\x80"
+
+    def test_expect_100_continue(self) -> None:
+        phase = receive(
+            request(
+                method="POST",
+                fields=[("Host", "x"), ("Content-Length", "5"), ("Expect", "100-continue")],
+            )
+        )
+        assert phase.next_event() is None
+        assert output(phase) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        phase.receive_data(b"hello")
+        event = phase.next_event()
+        assert isinstance(event, HTTPRequest)
+        assert event.body == b"hello"
+        assert output(phase) == b""
+
+    def test_expect_100_continue_over_limit_is_413_without_100(self) -> None:
+        data = request(
+            method="POST",
+            fields=[("Host", "x"), ("Content-Length", "17"), ("Expect", "100-continue")],
+        )
+        status, response = rejection(data, SMALL)
+        assert status == 413
+        assert b"100 Continue" not in response
+
+    def test_leading_empty_lines_are_ignored(self) -> None:
+        # RFC 9112 section 2.2: "SHOULD ignore at least one empty line".
+        assert served(b"\r\n\n" + request(target="/x")).target == "/x"
+
+    def test_eof_between_requests_closes_quietly(self) -> None:
+        phase = receive(request())
+        phase.next_event()
+        phase.send_response(200)
+        output(phase)
+        phase.receive_eof()
+        assert closes(phase)
+        assert phase.next_event() is None
+        assert output(phase) == b""
+
+    def test_eof_on_a_fresh_connection(self) -> None:
+        phase = HTTPPhase(ProtocolSettings())
+        phase.receive_eof()
+        phase.receive_eof()  # idempotent
+        assert closes(phase)
+        assert phase.next_event() is None
+        assert output(phase) == b""
+        with pytest.raises(LocalProtocolError, match="after receive_eof"):
+            phase.receive_data(b"x")
+
+    def test_eof_while_awaiting_answer(self) -> None:
+        phase = receive(request() + request(target="/never"))
+        phase.next_event()
+        phase.receive_eof()
+        assert not closes(phase)  # the answer still has to go out
+        phase.send_response(200)
+        assert b"Connection: close" in response_headers(output(phase))
+        assert closes(phase)
+        assert phase.next_event() is None
+
+    def test_eof_while_awaiting_handshake_answer(self) -> None:
+        phase = receive(RFC_REQUEST)
+        phase.next_event()
+        phase.receive_eof()
+        assert not closes(phase)
+        phase.accept(None, None)
+        assert output(phase).startswith(b"HTTP/1.1 101 ")
+        assert closes(phase)
+
+
+class TestPlainHTTPRejections:
+    @pytest.mark.parametrize(
+        "data",
+        [
+            b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n: no name\r\n\r\n",
+            b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",  # no Host
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b" GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        ],
+    )
+    def test_h11_parse_errors_are_400(self, data: bytes) -> None:
+        assert status_of(data) == 400
+
+    @pytest.mark.parametrize(
+        "version",
+        ["HTTP/x.y", "HTTP/1", "HTTP/1.", "HTTP/1.1.1", "http/1.1", "HTTP/1.a", "FTP/1.1"],
+    )
+    def test_garbage_version_is_400(self, version: str) -> None:
+        assert status_of(request(version=version)) == 400
+
+    @pytest.mark.parametrize(
+        "version",
+        ["HTTP/2.0", "HTTP/2", "HTTP/3", "HTTP/1.2", "HTTP/10.0", "HTTP/" + "9" * 5000 + ".0"],
+    )
+    def test_version_above_1_1_is_505(self, version: str) -> None:
+        assert status_of(request(version=version), ProtocolSettings(max_request_line=6000)) == 505
+
+    def test_505_as_soon_as_the_request_line_ends(self) -> None:
+        phase = receive(b"GET / HTTP/2.0\r\n")
+        assert isinstance(phase.next_event(), RequestRejected)
+
+    def test_http2_preface_is_505(self) -> None:
+        assert status_of(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") == 505
+
+    def test_tls_client_hello_is_refused_at_once(self) -> None:
+        phase = receive(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        event = phase.next_event()
+        assert isinstance(event, RequestRejected)
+        assert event.status == 400
+        assert closes(phase)
+
+    def test_both_content_length_and_chunked_is_400(self) -> None:
+        data = request(
+            method="POST",
+            fields=[("Host", "x"), ("Content-Length", "3"), ("Transfer-Encoding", "chunked")],
+            body=b"0\r\n\r\n",
+        )
+        assert status_of(data) == 400
+
+    def test_unknown_transfer_coding_is_501(self) -> None:
+        # h11's hint, after RFC 9112 section 6.1: "SHOULD respond with 501".
+        data = request(method="POST", fields=[("Host", "x"), ("Transfer-Encoding", "gzip")])
+        assert status_of(data) == 501
+
+    def test_connect_is_501(self) -> None:
+        assert status_of(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n") == 501
+
+    def test_bad_chunk_is_400(self) -> None:
+        data = request(method="POST", fields=[("Host", "x"), ("Transfer-Encoding", "chunked")])
+        assert status_of(data + b"zz\r\nhello\r\n0\r\n\r\n") == 400
+
+    def test_eof_in_the_middle_of_the_head_is_400(self) -> None:
+        phase = receive(b"GET / HTTP/1.1\r\nHost:")
+        assert phase.next_event() is None
+        phase.receive_eof()
+        event = phase.next_event()
+        assert isinstance(event, RequestRejected)
+        assert event.status == 400
+        assert output(phase).startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert closes(phase)
+
+    def test_eof_in_the_middle_of_the_body_is_400(self) -> None:
+        phase = receive(request(method="POST", fields=[("Host", "x"), ("Content-Length", "9")]))
+        phase.receive_data(b"abc")
+        phase.receive_eof()
+        event = phase.next_event()
+        assert isinstance(event, RequestRejected)
+        assert event.status == 400
+
+    def test_data_after_a_rejection_is_ignored(self) -> None:
+        phase = receive(b"GET / HTTP/3\r\n")
+        assert isinstance(phase.next_event(), RequestRejected)
+        output(phase)
+        phase.receive_data(request())
+        assert phase.next_event() is None
+        assert output(phase) == b""
+        assert closes(phase)
+
+    def test_error_after_a_good_pipelined_request(self) -> None:
+        phase = receive(request(target="/ok") + b"GET / HTTP/9.9\r\n\r\n")
+        assert isinstance(phase.next_event(), HTTPRequest)
+        assert phase.next_event() is None  # nothing parsed while waiting
+        phase.send_response(200)
+        event = phase.next_event()
+        assert isinstance(event, RequestRejected)
+        assert event.status == 505
+        response = output(phase)
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"HTTP/1.1 505 " in response
+
+    def test_long_garbage_is_not_echoed_in_full(self) -> None:
+        status, response = rejection(b"GET / HTTP/1.1\r\nX" + b"\x01" * 5000 + b": v\r\n\r\n")
+        assert status == 400
+        assert len(response) < 400
+
+
+# --------------------------------------------------------------------------
+# Limits: exactly at each limit is fine, one byte over is refused
+
+
+def request_line_of(length: int) -> bytes:
+    # "GET " + target + " HTTP/1.1"
+    return b"GET /" + b"a" * (length - 14) + b" HTTP/1.1"
+
+
+def head_of(size: int, settings: ProtocolSettings, eol: bytes = b"\r\n") -> bytes:
+    """A valid request head of exactly ``size`` bytes, within every other limit."""
+    start = b"GET / HTTP/1.1" + eol + b"Host: x" + eol
+    rest = size - len(start) - len(eol)
+    lines = []
+    longest = settings.max_header_line + len(eol)
+    shortest = len(b"X: ") + len(eol)
+    while rest > 0:
+        take = min(longest, rest)
+        if 0 < rest - take < shortest:
+            take -= shortest
+        lines.append(b"X: " + b"v" * (take - shortest) + eol)
+        rest -= take
+    assert len(lines) + 1 <= settings.max_headers
+    head = start + b"".join(lines) + eol
+    assert len(head) == size
+    return head
+
+
+LIMIT_SETTINGS = [pytest.param(ProtocolSettings(), id="default"), pytest.param(SMALL, id="small")]
+EOLS = [pytest.param(b"\r\n", id="crlf"), pytest.param(b"\n", id="lf")]
+
+
+@pytest.mark.parametrize("limits", LIMIT_SETTINGS)
+@pytest.mark.parametrize("eol", EOLS)
+class TestLimits:
+    def test_request_line(self, limits: ProtocolSettings, eol: bytes) -> None:
+        at = request_line_of(limits.max_request_line)
+        assert served(at + eol + b"Host: x" + eol + eol, limits).target.startswith("/a")
+        over = request_line_of(limits.max_request_line + 1)
+        assert status_of(over + eol + b"Host: x" + eol + eol, limits) == 414
+
+    def test_request_line_refused_before_its_end(self, limits: ProtocolSettings, eol: bytes):
+        at = request_line_of(limits.max_request_line)
+        phase = receive(at + eol[:-1], limits)  # a trailing CR does not count
+        assert phase.next_event() is None
+        phase = receive(request_line_of(limits.max_request_line + 1), limits)
+        event = phase.next_event()
+        assert isinstance(event, RequestRejected)
+        assert event.status == 414
+
+    def test_header_line(self, limits: ProtocolSettings, eol: bytes) -> None:
+        def data(length: int) -> bytes:
+            field = b"X: " + b"v" * (length - 3)
+            return b"GET / HTTP/1.1" + eol + b"Host: x" + eol + field + eol + eol
+
+        event = served(data(limits.max_header_line), limits)
+        assert event.headers[1][1] == "v" * (limits.max_header_line - 3)
+        assert status_of(data(limits.max_header_line + 1), limits) == 431
+
+    def test_header_line_refused_before_its_end(self, limits: ProtocolSettings, eol: bytes):
+        start = b"GET / HTTP/1.1" + eol + b"X: "
+        phase = receive(start + b"v" * (limits.max_header_line - 3) + eol[:-1], limits)
+        assert phase.next_event() is None
+        phase.receive_data(b"v")
+        event = phase.next_event()
+        assert isinstance(event, RequestRejected)
+        assert event.status == 431
+
+    def test_header_count(self, limits: ProtocolSettings, eol: bytes) -> None:
+        def data(count: int) -> bytes:
+            fields = b"Host: x" + eol + b"".join(b"X: %d" % i + eol for i in range(count - 1))
+            return b"GET / HTTP/1.1" + eol + fields + eol
+
+        assert len(served(data(limits.max_headers), limits).headers) == limits.max_headers
+        assert status_of(data(limits.max_headers + 1), limits) == 431
+
+    def test_head_size(self, limits: ProtocolSettings, eol: bytes) -> None:
+        at = head_of(limits.max_head_size, limits, eol)
+        assert served(at, limits).target == "/"
+        over = head_of(limits.max_head_size + 1, limits, eol)
+        assert status_of(over, limits) == 431
+
+    def test_head_size_refused_before_its_end(self, limits: ProtocolSettings, eol: bytes):
+        over = head_of(limits.max_head_size + 1, limits, eol)
+        phase = receive(over[: limits.max_head_size], limits)
+        assert phase.next_event() is None
+        phase.receive_data(over[limits.max_head_size : limits.max_head_size + 1])
+        event = phase.next_event()
+        assert isinstance(event, RequestRejected)
+        assert event.status == 431
+
+    def test_content_length_body(self, limits: ProtocolSettings, eol: bytes) -> None:
+        def data(size: int) -> bytes:
+            start = b"POST / HTTP/1.1" + eol + b"Host: x" + eol
+            return start + b"Content-Length: %d" % size + eol + eol + b"b" * size
+
+        assert served(data(limits.max_body_size), limits).body == b"b" * limits.max_body_size
+        # Refused on the header, before the body arrives.
+        head = data(limits.max_body_size + 1)[: -(limits.max_body_size + 1)]
+        assert status_of(head, limits) == 413
+
+    def test_chunked_body(self, limits: ProtocolSettings, eol: bytes) -> None:
+        def data(size: int) -> bytes:
+            start = b"POST / HTTP/1.1" + eol + b"Host: x" + eol
+            head = start + b"Transfer-Encoding: chunked" + eol + eol
+            half = size // 2
+            return head + b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (
+                half,
+                b"c" * half,
+                size - half,
+                b"c" * (size - half),
+            )
+
+        assert served(data(limits.max_body_size), limits).body == b"c" * limits.max_body_size
+        assert status_of(data(limits.max_body_size + 1), limits) == 413
+
+
+def test_h11_limit_covers_chunk_lines() -> None:
+    # The scanner does not see chunk-size lines; h11's own limit does.
+    data = request(method="POST", fields=[("Host", "x"), ("Transfer-Encoding", "chunked")])
+    assert status_of(data + b"1;" + b"e" * 1000, SMALL) == 431
+
+
+CHUNKED_POST = request(method="POST", fields=[("Host", "x"), ("Transfer-Encoding", "chunked")])
+
+
+@pytest.mark.parametrize("valid", [True, False], ids=["valid", "malformed"])
+def test_chunk_line_limit_does_not_depend_on_the_split(valid: bool) -> None:
+    # h11 holds at most max_head_size unfinished bytes.  A chunk-size line
+    # (CRLF included) of max_head_size + 1 bytes ends in time; one byte more
+    # is 431, even when the line's end arrives in the same read (h11 alone
+    # would parse it: 400 for a malformed line, or accept a valid one).
+    limit = SMALL.max_head_size
+    start = b"1;" if valid else b"z;"
+    for extension, status in ((limit - 3, None), (limit - 2, 431)):
+        line = start + b"e" * extension + b"\r\n"
+        assert len(line) == extension + 4
+        data = CHUNKED_POST + line + b"x\r\n0\r\n\r\n"
+        whole = drive([data], SMALL)
+        assert drive(bytewise(data), SMALL) == whole
+        first = whole[0][0]
+        if status is not None:
+            assert first == RequestRejected(
+                status=431, reason="malformed request: Receive buffer too long"
+            )
+        elif valid:
+            assert isinstance(first, HTTPRequest)
+            assert first.body == b"x"
+        else:
+            assert isinstance(first, RequestRejected)
+            assert first.status == 400
+
+
+@st.composite
+def chunked_near_the_limit(draw: st.DrawFn) -> bytes:
+    """A chunked request whose chunk lines and trailers straddle h11's limit."""
+    limit = SMALL.max_head_size
+    body = b""
+    for _ in range(draw(st.integers(1, 3))):
+        extension = b"e" * draw(st.integers(limit - 6, limit + 2))
+        size = draw(st.sampled_from([b"1", b"z", b"01"]))
+        body += size + b";" + extension + draw(st.sampled_from([b"\r\n", b"\n", b" \r\n"]))
+        body += b"x" + draw(st.sampled_from([b"\r\n", b"\r\r"]))
+    trailer = b"T: " + b"t" * draw(st.integers(0, limit + 2)) + b"\r\n"
+    body += b"0\r\n" + draw(st.sampled_from([b"", trailer])) + b"\r\n"
+    return CHUNKED_POST + body + request(target="/next")
+
+
+@settings(max_examples=100, deadline=None)
+@given(chunked_near_the_limit(), st.lists(st.integers(min_value=0), max_size=12))
+def test_chunked_limits_do_not_depend_on_the_split(data: bytes, points: list[int]) -> None:
+    whole = drive([data], SMALL)
+    assert drive(split(data, points), SMALL) == whole
+    assert drive(bytewise(data), SMALL) == whole
+
+
+# --------------------------------------------------------------------------
+# Memory while the caller decides
+
+
+class TestBufferWhileWaiting:
+    def test_pipelined_bytes_within_bound_are_kept(self) -> None:
+        cap = SMALL.max_head_size + SMALL.max_body_size
+        phase = receive(request(), SMALL)
+        phase.next_event()
+        for byte in request(target="/next"):
+            phase.receive_data(bytes([byte]))
+        phase.send_response(200)
+        assert not closes(phase)
+        event = phase.next_event()
+        assert isinstance(event, HTTPRequest)
+        assert event.target == "/next"
+        assert len(request(target="/next")) < cap
+
+    def test_excess_is_dropped_and_the_connection_closed(self) -> None:
+        phase = receive(request(), SMALL)
+        phase.next_event()
+        phase.receive_data(b"x" * 10_000)
+        assert phase.dropped_data
+        phase.receive_data(b"y" * 10_000)
+        phase.send_response(200)
+        assert b"Connection: close" in response_headers(output(phase))
+        assert closes(phase)
+        assert phase.next_event() is None
+
+    def test_excess_before_101(self) -> None:
+        # RFC 6455 section 4.1: the client "MUST wait for a response from
+        # the server before sending any further data".
+        cap = SMALL.max_head_size + SMALL.max_body_size
+        phase = receive(handshake(), SMALL)
+        phase.next_event()
+        phase.receive_data(b"\x00" * (cap - 1))
+        assert not phase.dropped_data
+        phase.receive_data(b"\x00" * 2)
+        assert phase.dropped_data
+        assert len(phase.accept(None, None)) == cap
+        assert closes(phase)
+
+    def test_exactly_the_bound_before_101_is_kept(self) -> None:
+        cap = SMALL.max_head_size + SMALL.max_body_size
+        phase = receive(handshake(), SMALL)
+        phase.next_event()
+        phase.receive_data(b"\x00" * cap)
+        assert not phase.dropped_data
+        assert len(phase.accept(None, None)) == cap
+        assert not closes(phase)
+
+    def test_nothing_is_scanned_while_waiting(self) -> None:
+        phase = receive(request())
+        phase.next_event()
+        before = phase.bytes_examined
+        for _ in range(1000):
+            phase.receive_data(b"GET / HTTP/1.1\r\n")
+        assert phase.bytes_examined == before
+
+
+# --------------------------------------------------------------------------
+# Caller mistakes
+
+
+class TestLocalErrors:
+    def test_send_response_without_request(self) -> None:
+        phase = HTTPPhase(ProtocolSettings())
+        with pytest.raises(LocalProtocolError, match="without a pending HTTPRequest"):
+            phase.send_response(200)
+
+    def test_answer_before_next_event(self) -> None:
+        phase = receive(request())
+        with pytest.raises(LocalProtocolError, match="without a pending HTTPRequest"):
+            phase.send_response(200)
+        assert isinstance(phase.next_event(), HTTPRequest)
+
+    def test_send_response_to_handshake(self) -> None:
+        phase = receive(handshake())
+        phase.next_event()
+        with pytest.raises(LocalProtocolError, match="accept\\(\\) or reject\\(\\)"):
+            phase.send_response(200)
+        assert waiting(phase)
+
+    @pytest.mark.parametrize("method", ["accept", "reject"])
+    def test_handshake_answers_for_plain_request(self, method: str) -> None:
+        phase = receive(request())
+        phase.next_event()
+        with pytest.raises(LocalProtocolError, match="send_response"):
+            if method == "accept":
+                phase.accept(None, None)
+            else:
+                phase.reject(400)
+
+    @pytest.mark.parametrize("method", ["accept", "reject"])
+    def test_handshake_answers_without_request(self, method: str) -> None:
+        phase = receive(handshake())  # not taken with next_event() yet
+        with pytest.raises(LocalProtocolError, match="without a pending WebSocketRequest"):
+            if method == "accept":
+                phase.accept(None, None)
+            else:
+                phase.reject(400)
+
+    def test_answering_twice(self) -> None:
+        phase = receive(handshake())
+        phase.next_event()
+        phase.reject(400)
+        with pytest.raises(LocalProtocolError):
+            phase.reject(400)
+
+    def test_subprotocol_not_offered(self) -> None:
+        phase = receive(RFC_REQUEST)
+        phase.next_event()
+        with pytest.raises(LocalProtocolError, match="not offered"):
+            phase.accept("Chat", None)  # subprotocols are compared exactly
+        assert phase.accept("superchat", None) == b""
+
+    @pytest.mark.parametrize("value", ["", "a b", 'x; y="not token"'])
+    def test_bad_extensions_value(self, value: str) -> None:
+        phase = receive(handshake())
+        phase.next_event()
+        with pytest.raises(LocalProtocolError, match="extensions"):
+            phase.accept(None, value)
+
+    @pytest.mark.parametrize(
+        "name", ["Upgrade", "connection", "Sec-WebSocket-Accept", "Content-Length"]
+    )
+    def test_accept_refuses_handshake_headers(self, name: str) -> None:
+        phase = receive(handshake())
+        phase.next_event()
+        with pytest.raises(LocalProtocolError, match="set by the protocol core"):
+            phase.accept(None, None, ((name, "x"),))
+        assert output(phase) == b""
+        assert waiting(phase)
+
+    @pytest.mark.parametrize("name", ["Content-Length", "transfer-encoding"])
+    def test_send_response_refuses_framing_headers(self, name: str) -> None:
+        phase = receive(request())
+        phase.next_event()
+        with pytest.raises(LocalProtocolError, match="set by the protocol core"):
+            phase.send_response(200, ((name, "1"),))
+
+    @pytest.mark.parametrize("status", [100, 101, 199, 600, 1000, True])
+    def test_bad_status(self, status: int) -> None:
+        phase = receive(request())
+        phase.next_event()
+        with pytest.raises(LocalProtocolError, match="final status"):
+            phase.send_response(status)
+        phase.send_response(200)  # still answerable
+
+    def test_bad_reject_status(self) -> None:
+        phase = receive(handshake())
+        phase.next_event()
+        with pytest.raises(LocalProtocolError, match="final status"):
+            phase.reject(101)
+
+    @pytest.mark.parametrize("status", [204, 304])
+    def test_body_on_bodiless_status(self, status: int) -> None:
+        phase = receive(request())
+        phase.next_event()
+        with pytest.raises(LocalProtocolError, match="no body"):
+            phase.send_response(status, (), b"x")
+
+    @pytest.mark.parametrize(
+        "header", [("X-A", "caf\u20ac"), ("Bad Name", "x"), ("X-A", "line\r\nbreak")]
+    )
+    def test_invalid_headers(self, header: tuple[str, str]) -> None:
+        phase = receive(request())
+        phase.next_event()
+        with pytest.raises(LocalProtocolError):
+            phase.send_response(200, (header,))
+        phase.send_response(200)
+        assert output(phase).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+# --------------------------------------------------------------------------
+# Splitting: any split of the input gives the same events
+
+
+def drive(chunks: Iterable[bytes], limits: ProtocolSettings) -> tuple[list[Event], bytes, bytes]:
+    """Feed ``chunks``, answering every request; return events, output, WebSocket bytes."""
+    phase = HTTPPhase(limits)
+    events: list[Event] = []
+    out = bytearray()
+    websocket = bytearray()
+    switched = False
+
+    def answer() -> bool:
+        nonlocal switched
+        while (event := phase.next_event()) is not None:
+            events.append(event)
+            if isinstance(event, HTTPRequest):
+                phase.send_response(200, (("X-Target", event.target),), event.body)
+            elif isinstance(event, WebSocketRequest):
+                websocket.extend(phase.accept(None, None))
+                switched = True
+        out.extend(b"".join(phase.data_to_send()))
+        return switched
+
+    for chunk in chunks:
+        if switched:
+            websocket.extend(chunk)
+            continue
+        phase.receive_data(chunk)
+        answer()
+    if not switched:
+        phase.receive_eof()
+        answer()
+    events.append(RequestRejected(status=0, reason=f"must_close={closes(phase)}"))
+    return events, bytes(out), bytes(websocket)
+
+
+def split(data: bytes, points: Iterable[int]) -> list[bytes]:
+    cuts = sorted({p % (len(data) + 1) for p in points} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(cuts)]
+
+
+@st.composite
+def plain_requests(draw: st.DrawFn) -> bytes:
+    eol = draw(st.sampled_from([b"\r\n", b"\n"]))
+    method = draw(st.sampled_from([b"GET", b"POST", b"HEAD", b"PUT"]))
+    target = b"/" + draw(st.text("abc/?=&%", max_size=12)).encode()
+    fields = [b"Host: example.com"]
+    fields += [
+        b"X-%d: %s" % (i, value.encode())
+        for i, value in enumerate(draw(st.lists(st.text("xyz ,;", max_size=8), max_size=3)))
+    ]
+    body = draw(st.binary(max_size=40))
+    framing = draw(st.sampled_from(["length", "chunked"] if body else ["none", "length"]))
+    payload = b""
+    if framing == "length":
+        fields.append(b"Content-Length: %d" % len(body))
+        payload = body
+    elif framing == "chunked":
+        fields.append(b"Transfer-Encoding: chunked")
+        pieces = [piece for piece in split(body, draw(st.lists(st.integers(0, 40)))) if piece]
+        payload = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
+        payload += b"0\r\n\r\n"
+    leading = draw(st.sampled_from([b"", b"", b"\r\n"]))
+    head = method + b" " + target + b" HTTP/1.1" + eol + b"".join(f + eol for f in fields) + eol
+    return leading + head + payload
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> bytes:
+    data = b"".join(draw(st.lists(plain_requests(), min_size=1, max_size=4)))
+    tail = draw(
+        st.sampled_from(
+            [
+                b"",
+                RFC_REQUEST,
+                RFC_REQUEST + b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58",
+                b"GET / HTTP/3\r\n\r\n",
+                b"\x16\x03\x01",
+                b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\ntruncated",
+                b"POST / HTTP/1.1\r\nHost: x\r\n" + b"X: " + b"v" * 70 + b"\r\n\r\n",
+                request(method="POST", fields=[("Host", "x"), ("Content-Length", "17")]),
+            ]
+        )
+    )
+    return data + tail
+
+
+@settings(max_examples=300, deadline=None)
+@given(streams(), st.lists(st.integers(min_value=0), max_size=30))
+def test_any_split_gives_the_same_events(data: bytes, points: list[int]) -> None:
+    whole = drive([data], SMALL)
+    assert whole[0][:-1], "every stream holds at least one event"
+    assert drive(split(data, points), SMALL) == whole
+
+
+@st.composite
+def mutated_streams(draw: st.DrawFn) -> bytes:
+    """A valid stream with a few bytes replaced, inserted or deleted."""
+    data = bytearray(draw(streams()))
+    alphabet = st.sampled_from(list(b'\r\n :;,/"\\\t0aZ\x00\x80\xffGETHP1.-='))
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, len(data)))
+        action = draw(st.sampled_from(["replace", "insert", "delete"]))
+        if action == "insert":
+            data[at:at] = bytes(draw(st.lists(alphabet, min_size=1, max_size=5)))
+        elif action == "replace" and at < len(data):
+            data[at] = draw(alphabet)
+        else:
+            del data[at : at + draw(st.integers(1, 5))]
+    return bytes(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutated_streams(), st.lists(st.integers(min_value=0), max_size=30))
+def test_any_split_of_broken_input_gives_the_same_events(data: bytes, points: list[int]):
+    # Errors too: the same status and reason, whatever the split.
+    assert drive(split(data, points), SMALL) == drive([data], SMALL)
+
+
+def test_first_broken_limit_wins_whatever_the_split() -> None:
+    # The 9th field line breaks max_headers (8) at its LF, but the head
+    # grew past max_head_size (256) earlier in that same line: fed whole or
+    # byte by byte, the answer names the head size.
+    head = b"GET / HTTP/1.1\r\n" + b"".join(b"X: %s\r\n" % (b"v" * 24) for _ in range(8))
+    head += b"Y: " + b"w" * 30 + b"\r\n\r\n"
+    assert len(head) > SMALL.max_head_size
+    whole = drive([head], SMALL)
+    assert whole[0][0] == RequestRejected(status=431, reason="request head too large")
+    assert drive(bytewise(head), SMALL) == whole
+
+
+@settings(max_examples=25, deadline=None)
+@given(streams())
+def test_byte_by_byte_gives_the_same_events(data: bytes) -> None:
+    assert drive([data[i : i + 1] for i in range(len(data))], SMALL) == drive([data], SMALL)
+
+
+# --------------------------------------------------------------------------
+# Linear time: work is counted, never timed
+
+
+def bytewise(data: bytes) -> Iterator[bytes]:
+    return (data[i : i + 1] for i in range(len(data)))
+
+
+class H11Spy:
+    """Counts what h11 is given: it must see each head once, whole."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.fed: list[int] = []
+        self.next_event_calls = 0
+        receive_data = h11.Connection.receive_data
+        next_event = h11.Connection.next_event
+
+        def spy_receive(conn: h11.Connection, data: bytes) -> None:
+            self.fed.append(len(data))
+            receive_data(conn, data)
+
+        def spy_next(conn: h11.Connection):
+            self.next_event_calls += 1
+            return next_event(conn)
+
+        monkeypatch.setattr(h11.Connection, "receive_data", spy_receive)
+        monkeypatch.setattr(h11.Connection, "next_event", spy_next)
+
+
+def test_60k_head_fed_byte_by_byte_is_scanned_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = ProtocolSettings()
+    head = head_of(60 * 1024, limits)
+    spy = H11Spy(monkeypatch)
+    phase = HTTPPhase(limits)
+    for byte in bytewise(head):
+        phase.receive_data(byte)
+    event = phase.next_event()
+    assert isinstance(event, HTTPRequest)
+    assert len(event.headers) > 1
+    # Every byte is searched once for a line end, and the request line once
+    # more for its version.
+    assert phase.bytes_examined <= len(head) + limits.max_request_line
+    assert phase.bytes_examined >= len(head)
+    # h11 is handed the head once, in one piece, and asked about it twice
+    # (the request, then the end of its empty body).
+    assert spy.fed == [len(head)]
+    assert spy.next_event_calls <= 3
+
+
+@pytest.mark.parametrize("eol", EOLS)
+def test_scanning_work_grows_linearly(eol: bytes) -> None:
+    limits = ProtocolSettings(max_head_size=1 << 20, max_header_line=1 << 20, max_headers=100_000)
+
+    def work(size: int, lines: bool) -> int:
+        # One long header line, or many short ones: both must be linear.
+        if lines:
+            count = size // 8
+            head = b"GET / HTTP/1.1" + eol + b"Host: x" + eol + (b"X: 1" + eol) * count + eol
+        else:
+            head = b"GET / HTTP/1.1" + eol + b"X: " + b"v" * size + eol + b"Host: x" + eol + eol
+        phase = HTTPPhase(limits)
+        for byte in bytewise(head):
+            phase.receive_data(byte)
+        assert isinstance(phase.next_event(), HTTPRequest)
+        return phase.bytes_examined
+
+    for lines in (False, True):
+        small, large = work(16 * 1024, lines), work(64 * 1024, lines)
+        assert 3.5 * small <= large <= 4.5 * small
+
+
+def test_chunked_body_fed_byte_by_byte(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bytes given to h11 stay proportional to the input: nothing is handed
+    # over twice except what h11 read past the end of a chunked body.
+    limits = ProtocolSettings()
+    body = b"".join(b"10\r\n" + b"z" * 16 + b"\r\n" for _ in range(1000)) + b"0\r\n\r\n"
+    head = request(method="POST", fields=[("Host", "x"), ("Transfer-Encoding", "chunked")])
+    spy = H11Spy(monkeypatch)
+    phase = HTTPPhase(limits)
+    for byte in bytewise(head + body + request(target="/next")):
+        phase.receive_data(byte)
+    event = phase.next_event()
+    assert isinstance(event, HTTPRequest)
+    assert event.body == b"z" * 16_000
+    assert sum(spy.fed) == len(head) + len(body)
+    phase.send_response(200)
+    assert isinstance(phase.next_event(), HTTPRequest)
+
+
+# --------------------------------------------------------------------------
+# Differential: a real client
+
+
+class TestAgainstWsproto:
+    def client_request(self) -> tuple[WSConnection, bytes]:
+        client = WSConnection(ConnectionType.CLIENT)
+        data = client.send(
+            WsprotoRequest(
+                host="example.com",
+                target="/chat?room=1",
+                subprotocols=["chat", "superchat"],
+                extensions=[PerMessageDeflate()],
+                extra_headers=[(b"Origin", b"https://example.com")],
+            )
+        )
+        return client, data
+
+    def test_wsproto_request_is_accepted_and_our_101_accepted_back(self) -> None:
+        client, data = self.client_request()
+        phase = receive(data)
+        event = phase.next_event()
+        assert isinstance(event, WebSocketRequest)
+        assert event.target == "/chat?room=1"
+        assert event.subprotocols == ("chat", "superchat")
+        assert [offer.name for offer in event.extensions] == ["permessage-deflate"]
+        assert ("origin", "https://example.com") in event.headers
+        assert phase.accept("superchat", "permessage-deflate") == b""
+        client.receive_data(output(phase))
+        events = list(client.events())
+        assert len(events) == 1
+        assert isinstance(events[0], AcceptConnection)
+        assert events[0].subprotocol == "superchat"
+        assert [ext.name for ext in events[0].extensions] == ["permessage-deflate"]
+
+    def test_split_byte_by_byte(self) -> None:
+        client, data = self.client_request()
+        phase = HTTPPhase(ProtocolSettings())
+        for byte in bytewise(data):
+            phase.receive_data(byte)
+        assert isinstance(phase.next_event(), WebSocketRequest)
+        phase.accept(None, None)
+        client.receive_data(output(phase))
+        assert isinstance(next(client.events()), AcceptConnection)
+
+    def test_wsproto_reads_our_rejection(self) -> None:
+        client, data = self.client_request()
+        phase = receive(data)
+        phase.next_event()
+        phase.reject(403, (("Content-Type", "text/plain"),), b"go away")
+        client.receive_data(output(phase))
+        events = list(client.events())
+        assert isinstance(events[0], RejectConnection)
+        assert events[0].status_code == 403
+        assert b"".join(e.data for e in events if isinstance(e, RejectData)) == b"go away"
+
+    def test_wsproto_reads_our_automatic_rejection(self) -> None:
+        client, data = self.client_request()
+        phase = receive(data.replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8"))
+        assert isinstance(phase.next_event(), RequestRejected)
+        client.receive_data(output(phase))
+        events = list(client.events())
+        assert isinstance(events[0], RejectConnection)
+        assert events[0].status_code == 426
+        assert (b"sec-websocket-version", b"13") in events[0].headers

@@ -1,0 +1,56 @@
+"""wsserver: a full-protocol WebSocket server for Python, on asyncio.
+
+The public API is re-exported here; the protocol core is
+``wsserver.protocol`` and the asyncio server ``wsserver.server``.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .protocol import CloseCode, DeflateSettings, ProtocolSettings
+from .server import (
+    App,
+    Disconnect,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Request,
+    Response,
+    Route,
+    Server,
+    ServerConfig,
+    StaticFiles,
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketRoute,
+    WebSocketState,
+    WebSocketView,
+    serve,
+)
+
+__all__ = [
+    "App",
+    "CloseCode",
+    "DeflateSettings",
+    "Disconnect",
+    "HTMLResponse",
+    "JSONResponse",
+    "PlainTextResponse",
+    "ProtocolSettings",
+    "RedirectResponse",
+    "Request",
+    "Response",
+    "Route",
+    "Server",
+    "ServerConfig",
+    "StaticFiles",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "WebSocketRoute",
+    "WebSocketState",
+    "WebSocketView",
+    "__version__",
+    "serve",
+]

@@ -1,0 +1,7 @@
+"""``python -m wsserver`` is the ``wsserver`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,504 @@
+"""``ServerConnection``: one server-side WebSocket connection, sans I/O.
+
+The drive loop (docs/protocol.md walks through it):
+
+1. Bytes from the socket go to ``receive_data``; end of file to
+   ``receive_eof``.
+2. ``next_event`` returns what those bytes meant, one event at a time, until
+   it returns ``None``.
+3. The caller answers: ``accept``/``reject`` a ``WebSocketRequest``,
+   ``send_response`` to an ``HTTPRequest``, ``send_text``/``send_bytes``/...
+   once open.
+4. Everything to write is in ``data_to_send``; write it in order.
+5. When ``must_close_transport`` is true, flush and close the socket.
+
+The connection answers pings and echoes a peer's Close by itself (RFC 6455
+sections 5.5.2 and 5.5.1), so an application never writes a pong.  A peer's
+error never raises: it becomes a Close frame in ``data_to_send`` (or an HTTP
+error response) and a terminal ``ConnectionFailed`` (or ``RequestRejected``)
+event.  Misuse by the caller raises ``LocalProtocolError``.
+
+Ordering.  With ``next_event(hold_replies=True)`` the connection stops in
+front of a Close frame or a protocol error instead of answering it, so that
+a server can first let its application reply to the messages that came
+before (Autobahn cases 3.2, 5.15, 7.1.1 check that those replies are not
+lost).  Call ``next_event()`` without it once the application has caught up.
+"""
+
+from __future__ import annotations
+
+from .codes import CloseCode, Opcode
+from .events import (
+    CloseReceived,
+    ConnectionFailed,
+    ConnectionLost,
+    Event,
+    Headers,
+    Ping,
+    Pong,
+    RequestRejected,
+    WebSocketRequest,
+)
+from .exceptions import FrameError, LocalProtocolError
+from .extensions.permessage_deflate import DeflateSettings, PerMessageDeflate, negotiate
+from .frames import (
+    MAX_CLOSE_REASON,
+    MAX_CONTROL_PAYLOAD,
+    encode_close_payload,
+    frame_header,
+    parse_close_payload,
+)
+from .http import HTTPPhase
+from .reader import ControlFrame, MessageReader
+from .settings import ProtocolSettings
+from .state import TRANSITIONS, State
+
+__all__ = ["ServerConnection"]
+
+#: Payloads up to this size are joined to their header before writing: one
+#: small copy is cheaper than a second buffer in the transport.
+_JOIN_BELOW = 1024
+
+_DEFAULT_DEFLATE = DeflateSettings()
+
+
+class ServerConnection:
+    """The server side of one connection, from the HTTP request to the end.
+
+    Args:
+        settings: limits; ``ProtocolSettings()`` when omitted.
+        deflate: permessage-deflate settings, or ``None`` to never negotiate
+            compression.
+    """
+
+    def __init__(
+        self,
+        settings: ProtocolSettings | None = None,
+        *,
+        deflate: DeflateSettings | None = _DEFAULT_DEFLATE,
+    ) -> None:
+        self.settings = settings if settings is not None else ProtocolSettings()
+        self._deflate_settings = deflate
+        self._state = State.CONNECTING
+        self._http: HTTPPhase | None = HTTPPhase(self.settings)
+        self._request: WebSocketRequest | None = None
+        self._reader: MessageReader | None = None
+        self._deflate: PerMessageDeflate | None = None
+        self._output: list[bytes] = []
+        self._eof = False
+        # A Close frame or a protocol error held back by hold_replies.
+        self._held: ControlFrame | FrameError | None = None
+        # The terminal event of a connection failed inside accept(), for
+        # the next next_event().
+        self._failed_on_accept: ConnectionFailed | None = None
+        # Payloads of pings sent and not answered yet, oldest first.
+        self._pending_pings: dict[bytes, None] = {}
+        # The type of a streamed message being sent (TEXT or BINARY), if any.
+        self._streaming: Opcode | None = None
+        self._streaming_compressed = False
+
+        #: Subprotocol agreed in ``accept``.
+        self.subprotocol: str | None = None
+        #: ``Sec-WebSocket-Extensions`` value agreed in ``accept``.
+        self.extensions: str | None = None
+        #: Code and reason of the Close frame received (1005 for none).
+        self.close_code: int | None = None
+        self.close_reason: str = ""
+        #: Code and reason of the Close frame sent, if any.
+        self.sent_close_code: int | None = None
+        self.sent_close_reason: str = ""
+
+    # -- state ---------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The connection's state; see ``state.TRANSITIONS``."""
+        return self._state
+
+    def _set_state(self, new: State) -> None:
+        if new not in TRANSITIONS[self._state]:  # pragma: no cover - a bug here
+            raise AssertionError(f"illegal transition {self._state.name} -> {new.name}")
+        self._state = new
+
+    @property
+    def must_close_transport(self) -> bool:
+        """Whether the transport must be closed once ``data_to_send`` is written.
+
+        RFC 6455 section 7.1.1: "the server ... SHOULD close the underlying
+        TCP connection" first once the closing handshake is done.
+        """
+        if self._state is State.CLOSED:
+            return True
+        return self._http is not None and self._http.must_close
+
+    @property
+    def reply_held(self) -> bool:
+        """Whether ``next_event(hold_replies=True)`` is holding a Close or error."""
+        return self._held is not None
+
+    @property
+    def eof_received(self) -> bool:
+        """Whether ``receive_eof`` was called."""
+        return self._eof
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not parsed yet, for the caller's backpressure."""
+        return self._reader.buffered if self._reader is not None else 0
+
+    # -- receiving -----------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Take bytes read from the transport.  Never raises for bad input."""
+        if self._state is State.CONNECTING:
+            assert self._http is not None
+            self._http.receive_data(bytes(data))
+        elif self._reader is not None and self._state is not State.CLOSED:
+            self._reader.feed(data)
+
+    def receive_eof(self) -> None:
+        """The transport reached end of file."""
+        self._eof = True
+        if self._http is not None:
+            self._http.receive_eof()
+
+    def events(self) -> list[Event]:
+        """All events the received bytes allow, without holding anything back."""
+        found = []
+        while (event := self.next_event()) is not None:
+            found.append(event)
+        return found
+
+    def next_event(self, *, hold_replies: bool = False) -> Event | None:
+        """The next event, or ``None`` when more bytes are needed.
+
+        Args:
+            hold_replies: stop in front of a Close frame or a protocol error
+                (returning ``None``) rather than answering it now.
+        """
+        if self._state is State.CONNECTING:
+            return self._next_http_event()
+        if self._failed_on_accept is not None:
+            event, self._failed_on_accept = self._failed_on_accept, None
+            return event
+        if self._state is State.CLOSED:
+            return None
+        if self._held is not None:
+            if hold_replies:
+                return None
+            held, self._held = self._held, None
+            if isinstance(held, FrameError):
+                return self._fail_by_peer(held)
+            return self._receive_close(held[1])
+        reader = self._reader
+        if reader is None:  # pragma: no cover - OPEN and CLOSING have one
+            return None
+        try:
+            item = reader.read()
+        except FrameError as error:
+            if hold_replies:
+                self._held = error
+                return None
+            return self._fail_by_peer(error)
+        if item is None:
+            if self._eof:
+                self._set_state(State.CLOSED)
+                return ConnectionLost(code=CloseCode.ABNORMAL_CLOSURE, reason="")
+            return None
+        if isinstance(item, tuple):
+            opcode, payload = item
+            if opcode is Opcode.PING:
+                # Section 5.5.2: "Upon receipt of a Ping frame, an endpoint
+                # MUST send a Pong frame in response ... [with] identical
+                # Application data".  Not once our Close is out (5.5.1).
+                if self._state is State.OPEN:
+                    self._write_frame(Opcode.PONG, payload)
+                return Ping(payload=payload)
+            if opcode is Opcode.PONG:
+                return Pong(payload=payload, acknowledged=self._acknowledge(payload))
+            if hold_replies:
+                self._held = item
+                return None
+            return self._receive_close(payload)
+        return item
+
+    def _next_http_event(self) -> Event | None:
+        http = self._http
+        assert http is not None
+        event = http.next_event()
+        if isinstance(event, WebSocketRequest):
+            self._request = event
+        elif isinstance(event, RequestRejected) or (
+            event is None and http.must_close and not http.awaiting_answer
+        ):
+            self._set_state(State.CLOSED)
+        return event
+
+    def _acknowledge(self, payload: bytes) -> tuple[bytes, ...]:
+        # Section 5.5.3: "an endpoint MAY elect to send a Pong frame for only
+        # the most recently processed Ping frame", so a pong answers its
+        # ping and every older one.
+        if payload not in self._pending_pings:
+            return ()
+        answered = []
+        for pending in self._pending_pings:
+            answered.append(pending)
+            if pending == payload:
+                break
+        for pending in answered:
+            del self._pending_pings[pending]
+        return tuple(answered)
+
+    def _receive_close(self, payload: bytes) -> Event:
+        try:
+            code, reason = parse_close_payload(payload)
+        except FrameError as error:
+            return self._fail_by_peer(error)
+        self.close_code, self.close_reason = code, reason
+        if self._state is State.OPEN:
+            # Section 5.5.1: "If an endpoint receives a Close frame and did
+            # not previously send a Close frame, the endpoint MUST send a
+            # Close frame in response ... typically echoing the status code
+            # it received."
+            echoed = None if code == CloseCode.NO_STATUS_RECEIVED else code
+            self._write_close(echoed, "")
+        self._set_state(State.CLOSED)
+        return CloseReceived(code=code, reason=reason)
+
+    def _fail_by_peer(self, error: FrameError) -> ConnectionFailed:
+        # Section 7.1.7, _Fail the WebSocket Connection_: send a Close frame
+        # with the status code, then close the TCP connection.
+        if self._state is State.OPEN:
+            self._write_close(error.code, _truncate_reason(error.reason))
+        self._set_state(State.CLOSED)
+        return ConnectionFailed(code=error.code, reason=error.reason)
+
+    # -- the HTTP phase ------------------------------------------------
+
+    def accept(self, subprotocol: str | None = None, headers: Headers = ()) -> None:
+        """Accept the pending ``WebSocketRequest`` with a 101 response.
+
+        permessage-deflate is negotiated here (RFC 7692 section 5) when the
+        connection has deflate settings and the client offered it.
+
+        Raises:
+            LocalProtocolError: no handshake is pending, or ``subprotocol`` is
+                not one the client offered.
+        """
+        request = self._pending_request("accept")
+        http = self._http
+        assert http is not None
+        codec = None
+        header = None
+        if self._deflate_settings is not None and request.extensions:
+            negotiated = negotiate(request.extensions, self._deflate_settings)
+            if negotiated is not None:
+                header, codec = negotiated
+        remainder = http.accept(subprotocol, header, headers)
+        self._output.extend(http.data_to_send())
+        self._http = None  # free the HTTP parser: an open connection keeps no HTTP state
+        self._request = None
+        self._deflate = codec
+        self.subprotocol = subprotocol
+        self.extensions = header
+        self._reader = MessageReader(self.settings, codec)
+        self._set_state(State.OPEN)
+        if http.dropped_data:
+            # RFC 6455 section 4.1: "Once the client's opening handshake has
+            # been sent, the client MUST wait for a response from the server
+            # before sending any further data."  This one sent more than the
+            # HTTP phase keeps meanwhile, and the excess was dropped: the
+            # frame stream has a hole, so fail the connection after the 101.
+            self._failed_on_accept = self._fail_by_peer(
+                FrameError(
+                    CloseCode.MESSAGE_TOO_BIG, "too much data before the handshake completed"
+                )
+            )
+            return
+        self._reader.feed(remainder)
+
+    def reject(self, status: int, headers: Headers = (), body: bytes = b"") -> None:
+        """Answer the pending ``WebSocketRequest`` with another HTTP response.
+
+        The transport is closed after it (``must_close_transport``).
+        """
+        self._pending_request("reject")
+        assert self._http is not None
+        self._http.reject(status, headers, body)
+        self._request = None
+        self._set_state(State.CLOSED)
+
+    def send_response(self, status: int, headers: Headers = (), body: bytes = b"") -> None:
+        """Answer the pending plain ``HTTPRequest``.
+
+        The connection then reads the next request, unless either side asked
+        to close it (``must_close_transport``).
+        """
+        if self._http is None:
+            raise LocalProtocolError("send_response() after the WebSocket handshake")
+        self._http.send_response(status, headers, body)
+
+    def _pending_request(self, action: str) -> WebSocketRequest:
+        if self._state is not State.CONNECTING or self._request is None:
+            raise LocalProtocolError(f"{action}() needs a pending WebSocketRequest")
+        return self._request
+
+    # -- sending -------------------------------------------------------
+
+    def send_text(self, text: str, *, compress: bool | None = None) -> None:
+        """Send a text message.
+
+        Args:
+            compress: ``None`` compresses when permessage-deflate was agreed
+                and the message is not smaller than the codec's threshold;
+                ``False`` sends it uncompressed.
+        """
+        self._send_message(Opcode.TEXT, text.encode("utf-8"), compress)
+
+    def send_bytes(
+        self, data: bytes | bytearray | memoryview, *, compress: bool | None = None
+    ) -> None:
+        """Send a binary message.  ``compress`` as for ``send_text``; pass
+        ``False`` for data that is already compressed."""
+        self._send_message(Opcode.BINARY, bytes(data), compress)
+
+    def _send_message(self, opcode: Opcode, payload: bytes, compress: bool | None) -> None:
+        self._require_open("send a message")
+        if self._streaming is not None:
+            raise LocalProtocolError("a streamed message is being sent: finish it first")
+        codec = self._deflate
+        if codec is not None and self._should_compress(codec, len(payload), compress):
+            payload = codec.compress(payload, True)
+            self._write_frame(opcode, payload, rsv1=True)
+        else:
+            self._write_frame(opcode, payload)
+
+    def send_fragment(
+        self, data: str | bytes | bytearray | memoryview, *, fin: bool, compress: bool | None = None
+    ) -> None:
+        """Send one fragment of a message whose size need not be known ahead.
+
+        RFC 6455 section 5.4.  The first fragment's type (``str`` for text,
+        bytes for binary) decides the message's type and whether it is
+        compressed; the following ones must have the same type and go out as
+        continuation frames, until one with ``fin=True`` ends the message.
+        Control frames may be sent in between.
+        """
+        self._require_open("send a fragment")
+        is_text = isinstance(data, str)
+        payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        codec = self._deflate
+        if self._streaming is None:
+            opcode = Opcode.TEXT if is_text else Opcode.BINARY
+            self._streaming = opcode
+            # The whole message is compressed or not, so a streamed message
+            # decides on its first fragment (RFC 7692 section 6.1).
+            self._streaming_compressed = codec is not None and compress is not False
+            first = True
+        else:
+            if is_text != (self._streaming is Opcode.TEXT):
+                raise LocalProtocolError("a streamed message's fragments must all be str or bytes")
+            opcode = Opcode.CONTINUATION
+            first = False
+        if self._streaming_compressed:
+            assert codec is not None
+            payload = codec.compress(payload, fin)
+        self._write_frame(opcode, payload, fin=fin, rsv1=first and self._streaming_compressed)
+        if fin:
+            self._streaming = None
+            self._streaming_compressed = False
+
+    @staticmethod
+    def _should_compress(codec: PerMessageDeflate, size: int, compress: bool | None) -> bool:
+        if compress is None:
+            return size >= codec.min_size
+        return compress
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """Send a ping.  A later ``Pong`` event lists it in ``acknowledged``.
+
+        Raises:
+            LocalProtocolError: not open; payload over 125 bytes; or a ping
+                with the same payload is still unanswered (the pong could not
+                tell them apart).
+        """
+        self._require_open("send a ping")
+        payload = bytes(payload)  # a bytearray cannot be looked up
+        if len(payload) > MAX_CONTROL_PAYLOAD:
+            raise LocalProtocolError("a ping payload is at most 125 bytes")
+        if payload in self._pending_pings:
+            raise LocalProtocolError("a ping with this payload is already waiting for its pong")
+        self._pending_pings[payload] = None
+        self._write_frame(Opcode.PING, payload)
+
+    def send_pong(self, payload: bytes = b"") -> None:
+        """Send an unsolicited pong (section 5.5.3: a unidirectional heartbeat)."""
+        self._require_open("send a pong")
+        if len(payload) > MAX_CONTROL_PAYLOAD:
+            raise LocalProtocolError("a pong payload is at most 125 bytes")
+        self._write_frame(Opcode.PONG, bytes(payload))
+
+    def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake (section 7.1.2).
+
+        Messages can still arrive until the peer's Close; then the state is
+        CLOSED and the transport must be closed.
+        """
+        self._require_open("close")
+        self._write_close(code, reason)
+        self._set_state(State.CLOSING)
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection from our side (section 7.1.7).
+
+        Sends a Close frame if none was sent yet, and does not wait for the
+        peer's: the transport must be closed now.  For local errors such as
+        a handler crash (1011) or a missing pong.
+        """
+        if self._state is State.CONNECTING:
+            raise LocalProtocolError("fail() before the handshake: use reject()")
+        if self._state is State.OPEN:
+            self._write_close(code, _truncate_reason(reason))
+        if self._state is not State.CLOSED:
+            self._set_state(State.CLOSED)
+        # A held Close or error will not be answered now.
+        self._held = None
+
+    def _require_open(self, action: str) -> None:
+        if self._state is not State.OPEN:
+            raise LocalProtocolError(f"cannot {action} in state {self._state.name}")
+
+    def _write_close(self, code: int | None, reason: str) -> None:
+        payload = encode_close_payload(code, reason)
+        self.sent_close_code = CloseCode.NO_STATUS_RECEIVED if code is None else code
+        self.sent_close_reason = reason
+        self._write_frame(Opcode.CLOSE, payload)
+
+    def _write_frame(
+        self, opcode: Opcode, payload: bytes, *, fin: bool = True, rsv1: bool = False
+    ) -> None:
+        header = frame_header(opcode, len(payload), fin=fin, rsv1=rsv1)
+        if len(payload) < _JOIN_BELOW:
+            self._output.append(header + payload)
+        else:
+            self._output.append(header)
+            self._output.append(payload)
+
+    def data_to_send(self) -> list[bytes]:
+        """Bytes to write to the transport, in order; drained by this call."""
+        if self._http is not None:
+            http_output = self._http.data_to_send()
+            if http_output:
+                return http_output
+        output = self._output
+        if output:
+            self._output = []
+        return output
+
+
+def _truncate_reason(reason: str) -> str:
+    """Cut a reason to what a Close frame holds, on a character boundary."""
+    encoded = reason.encode("utf-8")
+    if len(encoded) <= MAX_CLOSE_REASON:
+        return reason
+    return encoded[:MAX_CLOSE_REASON].decode("utf-8", "ignore")

@@ -1,0 +1,313 @@
+"""Reading frames and assembling messages, incrementally.
+
+RFC 6455 sections 5.2-5.6 and RFC 7692 section 6.2.  Bytes go in with
+``feed``; ``read`` returns the next complete message or control frame, or
+``None`` when it needs more bytes.  A data frame's payload is unmasked,
+decompressed and UTF-8-checked as its bytes arrive, so a bad byte in the
+first kilobyte of a 16 MiB frame fails the connection at once (Autobahn 6.4),
+and nothing ever waits for a whole frame to check it.
+
+Every peer error is raised as ``FrameError`` carrying its close code; the
+reader is unusable afterwards, and the connection fails.
+
+Cost: each byte is copied a bounded number of times (out of the receive
+buffer, through unmasking, into the message), and the receive buffer is
+trimmed from the front, which CPython's bytearray does in constant time; so
+input split into 1-byte pieces costs linear time, not quadratic.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .codes import CloseCode, Opcode
+from .events import BinaryMessage, TextMessage
+from .exceptions import FrameError
+from .masking import apply_mask, rotate_mask
+from .settings import ProtocolSettings
+from .utf8 import Utf8Decoder, decode_utf8
+
+if TYPE_CHECKING:
+    from .extensions.permessage_deflate import PerMessageDeflate
+
+__all__ = ["ControlFrame", "MessageReader", "ReadResult"]
+
+ControlFrame = tuple[Opcode, bytes]
+ReadResult = TextMessage | BinaryMessage | ControlFrame | None
+
+_TEXT = Opcode.TEXT
+_BINARY = Opcode.BINARY
+_CONTINUATION = Opcode.CONTINUATION
+_KNOWN_OPCODES = frozenset(Opcode)
+
+
+def _protocol_error(reason: str) -> FrameError:
+    return FrameError(CloseCode.PROTOCOL_ERROR, reason)
+
+
+def _too_big(reason: str) -> FrameError:
+    return FrameError(CloseCode.MESSAGE_TOO_BIG, reason)
+
+
+class MessageReader:
+    """Parses client frames and reassembles messages.
+
+    Args:
+        settings: the limits to enforce.
+        deflate: the negotiated permessage-deflate codec, if any; it claims
+            the RSV1 bit (RFC 7692 section 6).
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_byte_parts",
+        "_compressed",
+        "_decoder",
+        "_deflate",
+        "_fragments",
+        "_frame_fin",
+        "_frame_mask",
+        "_frame_offset",
+        "_frame_remaining",
+        "_in_frame",
+        "_max_fragments",
+        "_max_frame",
+        "_max_message",
+        "_message_opcode",
+        "_message_size",
+        "_text_parts",
+    )
+
+    def __init__(
+        self, settings: ProtocolSettings, deflate: PerMessageDeflate | None = None
+    ) -> None:
+        self._buffer = bytearray()
+        self._deflate = deflate
+        self._max_frame = settings.frame_limit
+        self._max_message = settings.max_message_size
+        self._max_fragments = settings.max_fragments
+        # The data frame whose payload is still arriving.
+        self._in_frame = False
+        self._frame_fin = False
+        self._frame_mask = b""
+        self._frame_offset = 0
+        self._frame_remaining = 0
+        # The message being assembled; opcode 0 means none.
+        self._message_opcode = 0
+        self._compressed = False
+        self._message_size = 0
+        self._fragments = 0
+        self._decoder: Utf8Decoder | None = None  # set for text messages only
+        self._text_parts: list[str] = []
+        self._byte_parts: list[bytes] = []
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not parsed yet (for the caller's backpressure)."""
+        return len(self._buffer)
+
+    @property
+    def in_message(self) -> bool:
+        """Whether a fragmented or partly received message is under way."""
+        return self._message_opcode != 0
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append received bytes."""
+        self._buffer += data
+
+    def read(self) -> ReadResult:
+        """Parse as far as the buffered bytes allow.
+
+        Returns:
+            The next complete ``TextMessage`` or ``BinaryMessage``, a control
+            frame as ``(opcode, payload)``, or ``None`` when more bytes are
+            needed.
+
+        Raises:
+            FrameError: the peer broke the protocol.
+        """
+        buffer = self._buffer
+        position = 0
+        try:
+            while True:
+                end = len(buffer)
+                if self._in_frame:
+                    available = end - position
+                    if available == 0:
+                        return None
+                    count = min(available, self._frame_remaining)
+                    self._take_payload(buffer[position : position + count])
+                    position += count
+                    self._frame_remaining -= count
+                    if self._frame_remaining:
+                        return None
+                    self._in_frame = False
+                    if self._frame_fin:
+                        return self._finish_message()
+                    continue
+
+                # Section 5.2, the base framing protocol.
+                if end - position < 2:
+                    return None
+                first = buffer[position]
+                second = buffer[position + 1]
+                opcode_value = first & 0x0F
+                if opcode_value not in _KNOWN_OPCODES:
+                    # "If an unknown opcode is received, the receiving endpoint
+                    # MUST _Fail the WebSocket Connection_."
+                    raise _protocol_error(f"reserved opcode {opcode_value:#x}")
+                opcode = Opcode(opcode_value)
+                fin = first & 0x80
+                rsv1 = first & 0x40
+                if first & 0x30:
+                    # "MUST be 0 unless an extension is negotiated that defines
+                    # meanings for non-zero values."  Only RSV1 is ever claimed.
+                    raise _protocol_error("reserved bits RSV2/RSV3 set")
+                if not second & 0x80:
+                    # Section 5.1: "The server MUST close the connection upon
+                    # receiving a frame that is not masked."
+                    raise _protocol_error("client frame is not masked")
+                length = second & 0x7F
+                # The header is 2 bytes, the extended length if any, then
+                # "Masking-key: 0 or 4 bytes" (present: the MASK bit is set).
+                # The length is checked as soon as its bytes are in, before
+                # the key: a frame too big fails at once.
+                header_size = 6
+                if length == 126:
+                    header_size = 8
+                    if end - position < 4:
+                        return None
+                    length = (buffer[position + 2] << 8) | buffer[position + 3]
+                    if length < 126:
+                        # "the minimal number of bytes MUST be used to encode
+                        # the length"
+                        raise _protocol_error("frame length not minimally encoded")
+                elif length == 127:
+                    header_size = 14
+                    if end - position < 10:
+                        return None
+                    length = int.from_bytes(buffer[position + 2 : position + 10], "big")
+                    if length >> 63:
+                        # "the most significant bit MUST be 0"
+                        raise _protocol_error("frame length has its top bit set")
+                    if length < 0x10000:
+                        raise _protocol_error("frame length not minimally encoded")
+
+                if opcode >= 0x8:
+                    # Section 5.5: control frames.
+                    if not fin:
+                        raise _protocol_error("fragmented control frame")
+                    if length > 125:
+                        raise _protocol_error("control frame payload over 125 bytes")
+                    if rsv1:
+                        # RFC 7692 section 6.1: permessage-deflate applies to
+                        # data messages only.
+                        raise _protocol_error("RSV1 set on a control frame")
+                    if end - position < header_size + length:
+                        return None
+                    mask = bytes(buffer[position + header_size - 4 : position + header_size])
+                    start = position + header_size
+                    position = start + length
+                    return opcode, apply_mask(buffer[start:position], mask)
+
+                # Data frames, and section 5.4's fragmentation rules.
+                if opcode == _CONTINUATION:
+                    if not self._message_opcode:
+                        raise _protocol_error("continuation frame outside a fragmented message")
+                    if rsv1:
+                        # RFC 7692 section 6: RSV1 is set on the first frame
+                        # of a compressed message only.
+                        raise _protocol_error("RSV1 set on a continuation frame")
+                elif self._message_opcode:
+                    raise _protocol_error("new data frame inside a fragmented message")
+                elif rsv1 and self._deflate is None:
+                    raise _protocol_error("RSV1 set but no extension was negotiated")
+
+                if length > self._max_frame:
+                    raise _too_big(
+                        f"frame of {length} bytes exceeds the limit of {self._max_frame}"
+                    )
+                compressed = self._compressed if opcode == _CONTINUATION else bool(rsv1)
+                if not compressed and self._message_size + length > self._max_message:
+                    raise _too_big(f"message exceeds the limit of {self._max_message} bytes")
+
+                if end - position < header_size:
+                    # The masking key has not all arrived.  (Control frames
+                    # wait above for their header and payload together.)
+                    return None
+                mask = bytes(buffer[position + header_size - 4 : position + header_size])
+                position += header_size
+
+                if fin and opcode != _CONTINUATION and not compressed and end - position >= length:
+                    # The common case: a whole unfragmented, uncompressed
+                    # message in the buffer.  No reassembly state is touched.
+                    start = position
+                    position += length
+                    payload = apply_mask(buffer[start:position], mask)
+                    if opcode == _TEXT:
+                        return TextMessage(data=decode_utf8(payload))
+                    return BinaryMessage(data=payload)
+
+                if opcode != _CONTINUATION:
+                    self._start_message(opcode, compressed)
+                self._fragments += 1
+                if self._fragments > self._max_fragments:
+                    raise _too_big(f"message split into more than {self._max_fragments} fragments")
+                if not compressed:
+                    self._message_size += length
+                self._frame_fin = bool(fin)
+                self._frame_mask = mask
+                self._frame_offset = 0
+                self._frame_remaining = length
+                if length:
+                    self._in_frame = True
+                elif fin:
+                    return self._finish_message()
+        finally:
+            if position:
+                del buffer[:position]
+
+    def _start_message(self, opcode: Opcode, compressed: bool) -> None:
+        self._message_opcode = opcode
+        self._compressed = compressed
+        self._message_size = 0
+        self._fragments = 0
+        self._decoder = Utf8Decoder() if opcode == _TEXT else None
+
+    def _take_payload(self, masked: bytearray) -> None:
+        data = apply_mask(masked, rotate_mask(self._frame_mask, self._frame_offset))
+        self._frame_offset += len(masked)
+        if self._compressed:
+            assert self._deflate is not None
+            data = self._deflate.decompress(data, self._max_message - self._message_size)
+            self._message_size += len(data)
+        self._append(data)
+
+    def _append(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._decoder is not None:
+            self._text_parts.append(self._decoder.decode(data))
+        else:
+            self._byte_parts.append(data)
+
+    def _finish_message(self) -> TextMessage | BinaryMessage:
+        if self._compressed:
+            assert self._deflate is not None
+            tail = self._deflate.finish_decompression(self._max_message - self._message_size)
+            self._message_size += len(tail)
+            self._append(tail)
+        decoder = self._decoder
+        self._message_opcode = 0
+        self._compressed = False
+        self._message_size = 0
+        self._fragments = 0
+        self._decoder = None
+        if decoder is not None:
+            self._text_parts.append(decoder.decode(b"", final=True))
+            text = "".join(self._text_parts)
+            self._text_parts = []
+            return TextMessage(data=text)
+        data = b"".join(self._byte_parts)
+        self._byte_parts = []
+        return BinaryMessage(data=data)

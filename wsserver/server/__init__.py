@@ -1,0 +1,61 @@
+"""The asyncio server around the protocol core: connections, the WebSocket
+API, views, routing, the HTTP side and graceful shutdown."""
+
+from __future__ import annotations
+
+from .app import App, Application, as_app
+from .config import ServerConfig
+from .datastructures import URL, Address, Headers, MutableHeaders, QueryParams, State
+from .requests import Request
+from .responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from .routing import Mount, Route, Router, WebSocketRoute
+from .server import Server, serve
+from .static import StaticFiles
+from .views import WebSocketView
+from .websocket import (
+    Disconnect,
+    Message,
+    MessageStream,
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketState,
+)
+
+__all__ = [
+    "URL",
+    "Address",
+    "App",
+    "Application",
+    "Disconnect",
+    "HTMLResponse",
+    "Headers",
+    "JSONResponse",
+    "Message",
+    "MessageStream",
+    "Mount",
+    "MutableHeaders",
+    "PlainTextResponse",
+    "QueryParams",
+    "RedirectResponse",
+    "Request",
+    "Response",
+    "Route",
+    "Router",
+    "Server",
+    "ServerConfig",
+    "State",
+    "StaticFiles",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "WebSocketRoute",
+    "WebSocketState",
+    "WebSocketView",
+    "as_app",
+    "serve",
+]

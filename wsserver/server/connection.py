@@ -1,0 +1,590 @@
+"""``Connection``: an asyncio protocol driving one ``ServerConnection``.
+
+It follows docs/protocol.md's drive loop: bytes from the transport go into
+the core, events come out and go to the application, and whatever the core
+wants to write goes to the transport.  Around that it adds what needs a
+clock or a task: timeouts, heartbeats, backpressure, the application's task.
+
+Backpressure, receiving: events are pulled from the core only while the
+WebSocket's queue has fewer than ``max_queue`` messages; bytes the core has
+not parsed stay in its buffer, and reading from the socket pauses once that
+buffer passes ``read_limit``.  Sending: the transport's write buffer has a
+high-water mark of ``write_limit``; a send above it waits in ``drain``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+from ..protocol import (
+    BinaryMessage,
+    CloseCode,
+    ConnectionFailed,
+    HTTPRequest,
+    Pong,
+    RequestRejected,
+    ServerConnection,
+    State,
+    TextMessage,
+    WebSocketRequest,
+)
+from ..protocol.events import Ping
+from .datastructures import Address
+from .requests import Request
+from .responses import PlainTextResponse, Response
+from .websocket import Disconnect, WebSocket, WebSocketDisconnect
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["Connection"]
+
+logger = logging.getLogger("wsserver")
+
+
+class Connection(asyncio.Protocol):
+    """One accepted socket, from its first byte to its closing."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.config = server.config
+        self.loop = server.loop
+        self.id = server.next_connection_id()
+        self.protocol = ServerConnection(self.config.protocol, deflate=self.config.deflate)
+        self.transport: asyncio.Transport | None = None
+        self.websocket: WebSocket | None = None
+        self.client: Address | None = None
+        self.server_host: str | None = None
+        self._scheme = "https" if self.config.ssl_context is not None else "http"
+        self._opened_at = time.monotonic()
+        self._bytes_in = 0
+        self._bytes_out = 0
+        self._path = "-"
+        self._task: asyncio.Task[None] | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._closing_transport = False
+        self._closed = False
+        self._failed_by_peer = False
+        # Timers are call_later handles, not tasks: an idle connection then
+        # costs a heap entry, not a coroutine frame.
+        self._open_timer: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._receive_timer: asyncio.TimerHandle | None = None
+        self._last_message = 0.0
+        # Heartbeat and application pings: payload -> (time sent, waiter).
+        self._pings: dict[bytes, tuple[float, asyncio.Future[float] | None]] = {}
+        self._ping_counter = 0
+
+    # -- transport callbacks -------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=self.config.write_limit)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = Address(str(peer[0]), int(peer[1]))
+        sock = transport.get_extra_info("sockname")
+        if isinstance(sock, tuple) and len(sock) >= 2:
+            self.server_host = f"{sock[0]}:{sock[1]}"
+        self.server.connection_opened(self)
+        self._start_open_timer()
+
+    def data_received(self, data: bytes) -> None:
+        self._bytes_in += len(data)
+        self.protocol.receive_data(data)
+        self.pump()
+
+    def eof_received(self) -> bool:
+        self.protocol.receive_eof()
+        if self._closing_transport:
+            # The peer finished after our half-close: the lingering close is
+            # over.
+            self._abort_or_close(abort=False)
+            return False
+        self.pump()
+        # Keep the transport: the response or close frame may still be going out.
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        for timer in (
+            self._open_timer,
+            self._close_timer,
+            self._hold_timer,
+            self._ping_timer,
+            self._receive_timer,
+        ):
+            if timer is not None:
+                timer.cancel()
+        websocket = self.websocket
+        code: int = CloseCode.ABNORMAL_CLOSURE
+        if websocket is not None:
+            if websocket._ended is None:
+                websocket._ended = Disconnect(CloseCode.ABNORMAL_CLOSURE)
+            code = websocket._ended.code
+            websocket._wake_receiver()
+            websocket.client_state = websocket.client_state.__class__.DISCONNECTED
+        for _, waiter in self._pings.values():
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(WebSocketDisconnect(code))
+        self._pings.clear()
+        for drain in self._drain_waiters:
+            if not drain.done():
+                drain.set_result(None)
+        self._drain_waiters.clear()
+        self.server.connection_closed(self)
+        if websocket is not None and websocket.application_state is not None:
+            logger.info(
+                "conn %d closed path=%s code=%s duration=%.3fs in=%d out=%d",
+                self.id,
+                self._path,
+                code,
+                time.monotonic() - self._opened_at,
+                self._bytes_in,
+                self._bytes_out,
+            )
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- the drive loop --------------------------------------------------
+
+    def pump(self) -> None:
+        """Pull events from the core as far as the application's queue allows.
+
+        A Close frame or protocol error from the peer is held back while the
+        application has messages it has not consumed, or is busy with the
+        one it just received: its replies to them must go out before our
+        Close (RFC 6455 section 5.5.1 forbids data after it).  The hold
+        lasts at most ``close_timeout``.
+        """
+        if self._closed:
+            return
+        protocol = self.protocol
+        websocket = self.websocket
+        while True:
+            if protocol.state is State.CONNECTING:
+                if self._task is not None and not self._task.done():
+                    break  # the application is answering the current request
+                http_event = protocol.next_event()
+                if http_event is None:
+                    break
+                self._handle_http_event(http_event)
+                continue
+            if websocket is None:
+                break
+            messages = websocket._messages
+            if len(messages) >= self.config.max_queue:
+                break
+            event = protocol.next_event(hold_replies=bool(messages) or websocket._busy)
+            if event is None:
+                break
+            kind = type(event)
+            if kind is TextMessage or kind is BinaryMessage:
+                messages.append(event)  # type: ignore[arg-type]
+                self._last_message = self.loop.time()
+            elif kind is Ping:
+                pass  # the core has queued the pong
+            elif kind is Pong:
+                self._pong_received(event)  # type: ignore[arg-type]
+            else:
+                code: int = event.code  # type: ignore[union-attr]
+                reason: str = event.reason  # type: ignore[union-attr]
+                self._failed_by_peer = kind is ConnectionFailed
+                if self._failed_by_peer:
+                    logger.info("conn %d failed by peer: %d %s", self.id, code, reason)
+                websocket._ended = Disconnect(code, reason)
+        if websocket is not None:
+            if websocket._messages or websocket._ended is not None:
+                websocket._wake_receiver()
+            self._update_hold_timer()
+        self.flush()
+        self._update_reading()
+        if protocol.must_close_transport:
+            self._close_transport()
+
+    def message_consumed(self) -> None:
+        """The application took a message: there may be room for more."""
+        if self._reading_paused or self.protocol.buffered:
+            self.pump()
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or self._closing_transport:
+            return
+        websocket = self.websocket
+        if self.protocol.state is State.CONNECTING:
+            # While the application answers a request, the core keeps what
+            # arrives (bounded by its own limits); stop reading meanwhile.
+            full = self._task is not None and not self._task.done()
+        else:
+            full = (
+                websocket is not None
+                and len(websocket._messages) >= self.config.max_queue
+                and self.protocol.buffered >= self.config.read_limit
+            )
+        if full and not self._reading_paused:
+            self._reading_paused = True
+            transport.pause_reading()
+        elif not full and self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+
+    def _update_hold_timer(self) -> None:
+        if self.protocol.reply_held:
+            if self._hold_timer is None:
+                self._hold_timer = self.loop.call_later(
+                    self.config.close_timeout, self._release_hold
+                )
+        elif self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+
+    def _release_hold(self) -> None:
+        self._hold_timer = None
+        if self.websocket is not None:
+            self.websocket._busy = False
+            self.websocket._messages.clear()
+        self.pump()
+
+    def flush(self) -> None:
+        """Write whatever the core has to send."""
+        data = self.protocol.data_to_send()
+        if data and self.transport is not None and not self._closed:
+            for chunk in data:
+                self._bytes_out += len(chunk)
+            if len(data) == 1:
+                self.transport.write(data[0])
+            else:
+                self.transport.writelines(data)
+
+    async def flush_and_drain(self) -> None:
+        """Write, then wait while the transport's buffer is over ``write_limit``.
+
+        After ``write_timeout`` the peer is taken as not reading: the
+        connection is failed with 1008 and aborted.
+        """
+        self.flush()
+        if not self._writing_paused or self._closed:
+            return
+        waiter = self.loop.create_future()
+        self._drain_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, self.config.write_timeout)
+        except TimeoutError:
+            logger.info(
+                "conn %d: peer not reading for %ss, closing", self.id, self.config.write_timeout
+            )
+            if self.websocket is not None and self.websocket._ended is None:
+                self.websocket._ended = Disconnect(CloseCode.POLICY_VIOLATION, "peer not reading")
+            self._abort_or_close(abort=True)
+            raise WebSocketDisconnect(CloseCode.POLICY_VIOLATION, "peer not reading") from None
+        if self.closed and self.websocket is not None:
+            ended = self.websocket._ended or Disconnect(CloseCode.ABNORMAL_CLOSURE)
+            raise WebSocketDisconnect(ended.code, ended.reason)
+
+    # -- HTTP phase ------------------------------------------------------
+
+    def _handle_http_event(self, event: object) -> None:
+        if isinstance(event, HTTPRequest):
+            self._cancel_open_timer()
+            self._task = self.loop.create_task(self._serve_http(event))
+        elif isinstance(event, WebSocketRequest):
+            self._cancel_open_timer()
+            self._path = event.target.split("?", 1)[0][:200]
+            if self.server.refuses_new_websockets():
+                self._reject_now(503, "server at capacity or shutting down")
+                return
+            websocket = WebSocket(
+                self,
+                event,
+                scheme="wss" if self._scheme == "https" else "ws",
+                server_host=self.server_host,
+                client=self.client,
+            )
+            try:
+                websocket.url  # noqa: B018 - parse now, so a bad request gets 400
+            except ValueError as error:
+                self._reject_now(400, f"Bad request: {error}")
+                return
+            self.websocket = websocket
+            self._task = self.loop.create_task(self._serve_websocket(websocket))
+        elif isinstance(event, RequestRejected):
+            logger.info("conn %d: rejected request: %d %s", self.id, event.status, event.reason)
+
+    async def _serve_http(self, event: HTTPRequest) -> None:
+        try:
+            request = Request(
+                event.method,
+                event.target,
+                event.headers,
+                event.body,
+                scheme=self._scheme,
+                client=self.client,
+                server_host=self.server_host,
+            )
+        except ValueError as error:
+            response: Response = PlainTextResponse(f"Bad request: {error}\n", status=400)
+        else:
+            try:
+                response = await self.server.app.handle_http(request)
+            except Exception:
+                logger.exception("conn %d: error in HTTP handler for %s", self.id, event.target)
+                response = PlainTextResponse("Internal Server Error\n", status=500)
+        if self._closed:
+            return
+        headers = list(response.header_pairs())
+        if self.server.shutting_down:
+            headers.append(("connection", "close"))
+        self.protocol.send_response(response.status, tuple(headers), response.body)
+        self.flush()
+        self._task = None
+        if not self.protocol.must_close_transport:
+            self._start_open_timer()
+        self.pump()
+
+    def _reject_now(self, status: int, reason: str) -> None:
+        self.protocol.reject(
+            status,
+            (("content-type", "text/plain; charset=utf-8"),),
+            f"{reason}\n".encode(),
+        )
+        self.flush()
+        self._close_transport()
+
+    # -- WebSocket phase ---------------------------------------------------
+
+    async def _serve_websocket(self, websocket: WebSocket) -> None:
+        from .websocket import WebSocketState
+
+        try:
+            await self.server.app.handle_websocket(websocket)
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            logger.exception("conn %d: error in WebSocket handler for %s", self.id, self._path)
+            if websocket.application_state is WebSocketState.CONNECTING:
+                websocket.application_state = WebSocketState.DISCONNECTED
+                if not self._closed:
+                    self._reject_now(500, "Internal Server Error")
+                return
+            # The details stay in the log: a close reason is visible to the
+            # peer.
+            self.fail(CloseCode.INTERNAL_ERROR, "internal error")
+            return
+        finally:
+            websocket._busy = False
+        if self._closed:
+            return
+        if websocket.application_state is WebSocketState.CONNECTING:
+            # The endpoint returned without answering: refuse, as Starlette.
+            websocket.application_state = WebSocketState.DISCONNECTED
+            self._reject_now(403, "Forbidden")
+        elif self.protocol.state is State.OPEN:
+            websocket.application_state = WebSocketState.DISCONNECTED
+            self.close(CloseCode.NORMAL_CLOSURE, "")
+        else:
+            self.pump()
+
+    def accept(
+        self, websocket: WebSocket, subprotocol: str | None, headers: tuple[tuple[str, str], ...]
+    ) -> None:
+        """Send the 101 for ``websocket`` (called by ``WebSocket.accept``)."""
+        self.protocol.accept(subprotocol, headers)
+        logger.info(
+            "conn %d open path=%s client=%s",
+            self.id,
+            self._path,
+            f"{self.client[0]}:{self.client[1]}" if self.client else "-",
+        )
+        self._last_message = self.loop.time()
+        if self.config.ping_interval is not None:
+            self._ping_timer = self.loop.call_later(self.config.ping_interval, self._heartbeat)
+        if self.config.receive_timeout is not None:
+            self._receive_timer = self.loop.call_later(
+                self.config.receive_timeout, self._check_receive_timeout
+            )
+        self.pump()
+
+    def reject(self, response: Response) -> None:
+        """Answer the handshake with ``response`` (``send_denial_response``)."""
+        self.protocol.reject(response.status, tuple(response.header_pairs()), response.body)
+        self.flush()
+        self._close_transport()
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake; abort if the peer does not finish it."""
+        if self.protocol.state is not State.OPEN:
+            return
+        self.protocol.send_close(code, reason)
+        self.flush()
+        if self._close_timer is None and not self._closed:
+            self._close_timer = self.loop.call_later(self.config.close_timeout, self._abort)
+        self.pump()
+
+    def fail(self, code: int, reason: str) -> None:
+        """Fail the connection from our side and close the transport."""
+        if self.protocol.state in (State.OPEN, State.CLOSING):
+            self.protocol.fail(code, reason)
+        if self.websocket is not None and self.websocket._ended is None:
+            self.websocket._ended = Disconnect(code, reason)
+            self.websocket._wake_receiver()
+        self.flush()
+        self._close_transport()
+
+    def send_ping(self, data: bytes | None) -> asyncio.Future[float]:
+        """Send a ping whose pong resolves the returned future with the RTT."""
+        payload = data if data is not None else self._next_ping_payload()
+        waiter: asyncio.Future[float] = self.loop.create_future()
+        self.protocol.send_ping(payload)
+        self._pings[payload] = (self.loop.time(), waiter)
+        self.flush()
+        return waiter
+
+    def _next_ping_payload(self) -> bytes:
+        # A counter keeps payloads unique per connection; the random prefix
+        # keeps a peer from guessing and forging pongs for future pings.
+        self._ping_counter += 1
+        return os.urandom(4) + self._ping_counter.to_bytes(4, "big")
+
+    def _pong_received(self, event: Pong) -> None:
+        now = self.loop.time()
+        for payload in event.acknowledged:
+            sent, waiter = self._pings.pop(payload, (now, None))
+            rtt = now - sent
+            if self.websocket is not None:
+                self.websocket.latency = rtt
+            if waiter is not None and not waiter.done():
+                waiter.set_result(rtt)
+
+    def _heartbeat(self) -> None:
+        self._ping_timer = None
+        if self.protocol.state is not State.OPEN or self._closed:
+            return
+        payload = self._next_ping_payload()
+        self.protocol.send_ping(payload)
+        self._pings[payload] = (self.loop.time(), None)
+        self.flush()
+        interval = self.config.ping_interval
+        assert interval is not None
+        timeout = self.config.ping_timeout
+        if timeout is not None:
+            self.loop.call_later(timeout, self._check_pong, payload)
+        self._ping_timer = self.loop.call_later(interval, self._heartbeat)
+
+    def _check_pong(self, payload: bytes) -> None:
+        if payload in self._pings and not self._closed:
+            logger.info("conn %d: no pong within %ss, closing", self.id, self.config.ping_timeout)
+            self.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+
+    def _check_receive_timeout(self) -> None:
+        self._receive_timer = None
+        timeout = self.config.receive_timeout
+        if timeout is None or self._closed or self.protocol.state is not State.OPEN:
+            return
+        idle = self.loop.time() - self._last_message
+        if idle >= timeout:
+            logger.info("conn %d: no message for %ss, closing", self.id, timeout)
+            self.close(CloseCode.GOING_AWAY, "idle timeout")
+        else:
+            self._receive_timer = self.loop.call_later(timeout - idle, self._check_receive_timeout)
+
+    # -- timers and closing ------------------------------------------------
+
+    def _start_open_timer(self) -> None:
+        timeout = self.config.open_timeout
+        if timeout is not None and not self._closed:
+            self._cancel_open_timer()
+            self._open_timer = self.loop.call_later(timeout, self._open_timed_out)
+
+    def _cancel_open_timer(self) -> None:
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+            self._open_timer = None
+
+    def _open_timed_out(self) -> None:
+        self._open_timer = None
+        if self.protocol.state is State.CONNECTING and (self._task is None or self._task.done()):
+            logger.info(
+                "conn %d: no complete request within %ss, closing",
+                self.id,
+                self.config.open_timeout,
+            )
+            self._abort_or_close(abort=False)
+
+    def _close_transport(self) -> None:
+        """Close the transport once everything written has gone out.
+
+        After a completed closing handshake the server closes TCP first
+        (RFC 6455 section 7.1.1).  Otherwise, if the peer may still be
+        sending (we failed the connection, or refused a request), half-close
+        and read until its end of file, up to ``close_timeout``: closing a
+        socket with unread input makes the kernel send a reset, which could
+        destroy the Close frame or error response before the peer reads it.
+        """
+        if self._closing_transport or self._closed or self.transport is None:
+            return
+        self._closing_transport = True
+        transport = self.transport
+        clean = self.protocol.close_code is not None and not self._failed_by_peer
+        if not clean and transport.can_write_eof() and not self.protocol.eof_received:
+            if self._reading_paused:
+                self._reading_paused = False
+                transport.resume_reading()
+            transport.write_eof()
+            if self._close_timer is not None:
+                self._close_timer.cancel()
+            self._close_timer = self.loop.call_later(self.config.close_timeout, self._abort)
+        else:
+            transport.close()
+
+    def _abort(self) -> None:
+        self._close_timer = None
+        self._abort_or_close(abort=True)
+
+    def _abort_or_close(self, *, abort: bool) -> None:
+        transport = self.transport
+        if transport is None or self._closed:
+            return
+        self._closing_transport = True
+        if abort:
+            transport.abort()
+        else:
+            transport.close()
+
+    # -- server shutdown -----------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Close with 1001 (going away), or finish the HTTP exchange."""
+        if self.protocol.state is State.OPEN:
+            self.close(CloseCode.GOING_AWAY, "server shutting down")
+        elif self.protocol.state is State.CONNECTING and (self._task is None or self._task.done()):
+            self._abort_or_close(abort=False)
+
+    def abort(self) -> None:
+        """Drop the connection now (end of the shutdown grace period)."""
+        self._abort_or_close(abort=True)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the transport is gone."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id} {self.protocol.state.name} {self._path}>"

@@ -1,0 +1,173 @@
+"""``Server``: listening, the set of live connections, graceful shutdown.
+
+``serve(app, config)`` runs until SIGINT or SIGTERM, then shuts down in
+order: stop accepting; answer new handshakes on open connections with 503;
+close every WebSocket with 1001 (going away), flushing what was already
+passed to ``send``; wait up to ``shutdown_timeout``; abort what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from .app import Application
+from .config import ServerConfig
+from .connection import Connection
+from .websocket import WebSocket
+
+__all__ = ["Server", "serve"]
+
+logger = logging.getLogger("wsserver")
+
+
+class Server:
+    """Serves one application on one listening socket.
+
+    Use it as an async context manager, or ``start()`` / ``shutdown()``.
+    """
+
+    def __init__(self, app: Application, config: ServerConfig | None = None) -> None:
+        self.app = app
+        self.config = config if config is not None else ServerConfig()
+        self.connections: set[Connection] = set()
+        self.shutting_down = False
+        self._listener: asyncio.Server | None = None
+        self._next_id = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._all_closed: asyncio.Event | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the server runs on (set by ``start``)."""
+        assert self._loop is not None, "the server is not started"
+        return self._loop
+
+    async def start(self) -> None:
+        """Bind and start accepting connections."""
+        self._loop = asyncio.get_running_loop()
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+        config = self.config
+        if config.uds is not None:
+            self._listener = await self._loop.create_unix_server(
+                lambda: Connection(self), config.uds, ssl=config.ssl_context, backlog=config.backlog
+            )
+        else:
+            self._listener = await self._loop.create_server(
+                lambda: Connection(self),
+                config.host,
+                config.port,
+                ssl=config.ssl_context,
+                backlog=config.backlog,
+                reuse_port=config.reuse_port or None,
+            )
+        logger.info("wsserver listening on %s", ", ".join(self.addresses))
+
+    @property
+    def addresses(self) -> list[str]:
+        """The addresses listened on, for logs and tests."""
+        if self._listener is None:
+            return []
+        result = []
+        for sock in self._listener.sockets:
+            name = sock.getsockname()
+            if isinstance(name, tuple):
+                host = f"[{name[0]}]" if ":" in str(name[0]) else str(name[0])
+                result.append(f"{host}:{name[1]}")
+            else:
+                result.append(str(name))
+        return result
+
+    @property
+    def port(self) -> int:
+        """The TCP port bound (useful with ``port=0``)."""
+        assert self._listener is not None
+        port: int = self._listener.sockets[0].getsockname()[1]
+        return port
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    # -- connection registry (called by Connection) -------------------------
+
+    def next_connection_id(self) -> int:
+        """A process-unique connection id for log lines."""
+        self._next_id += 1
+        return self._next_id
+
+    def connection_opened(self, connection: Connection) -> None:
+        """Register a new transport."""
+        self.connections.add(connection)
+        assert self._all_closed is not None
+        self._all_closed.clear()
+
+    def connection_closed(self, connection: Connection) -> None:
+        """Forget a transport that is gone."""
+        self.connections.discard(connection)
+        if not self.connections and self._all_closed is not None:
+            self._all_closed.set()
+
+    def refuses_new_websockets(self) -> bool:
+        """True when a new handshake must get 503: shutting down, or full."""
+        if self.shutting_down:
+            return True
+        limit = self.config.max_connections
+        if limit is None:
+            return False
+        return sum(1 for c in self.connections if c.websocket is not None) >= limit
+
+    @property
+    def websockets(self) -> list[WebSocket]:
+        """The open WebSocket connections."""
+        return [c.websocket for c in self.connections if c.websocket is not None]
+
+    # -- shutdown --------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Stop accepting, close every connection with 1001, abort stragglers."""
+        if self._listener is None:
+            return
+        self.shutting_down = True
+        self._listener.close()
+        for connection in list(self.connections):
+            connection.shutdown()
+        assert self._all_closed is not None
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), self.config.shutdown_timeout)
+        except TimeoutError:
+            logger.info("aborting %d connections after the grace period", len(self.connections))
+            for connection in list(self.connections):
+                connection.abort()
+        await self._listener.wait_closed()
+        self._listener = None
+
+    async def serve_forever(self, stop: asyncio.Event | None = None) -> None:
+        """Serve until ``stop`` is set (or SIGINT/SIGTERM when it is not given)."""
+        await self.start()
+        if stop is None:
+            stop = asyncio.Event()
+            _install_signal_handlers(stop)
+        try:
+            await stop.wait()
+        finally:
+            logger.info("shutting down")
+            await self.shutdown()
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def serve(app: Application, config: ServerConfig | None = None) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, then shut down gracefully."""
+    await Server(app, config).serve_forever()

@@ -1,0 +1,106 @@
+"""``WebSocketView``: a class per endpoint, as Starlette's WebSocketEndpoint.
+
+The server creates one instance per connection and calls ``dispatch``::
+
+    class Echo(WebSocketView):
+        encoding = "text"
+
+        async def on_receive(self, websocket, data):
+            await websocket.send_text(data)
+
+``on_connect`` accepts by default; override it to choose a subprotocol,
+check credentials, or refuse with ``reject``.  ``encoding`` decides what
+``on_receive`` gets: ``"text"`` (str), ``"bytes"``, ``"json"`` (decoded from
+a text message), or ``None`` (the default) for str or bytes as they come.
+A message of the wrong type closes the connection with 1003; invalid JSON
+with 1007.  An exception in a handler reaches the server, which closes the
+connection with 1011 and logs the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any, ClassVar, Literal
+
+from ..protocol import CloseCode, TextMessage
+from .responses import PlainTextResponse
+from .websocket import Disconnect, WebSocket, WebSocketState
+
+__all__ = ["WebSocketView"]
+
+
+class WebSocketView:
+    """Base class of class-based WebSocket endpoints."""
+
+    encoding: ClassVar[Literal["text", "bytes", "json"] | None] = None
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+
+    async def dispatch(self) -> None:
+        """Run the connection: connect, receive until disconnect, clean up."""
+        websocket = self.websocket
+        await self.on_connect(websocket)
+        if websocket.application_state is not WebSocketState.CONNECTED:
+            return  # refused, or closed at once
+        close_code: int = CloseCode.NORMAL_CLOSURE
+        try:
+            while True:
+                message = await websocket.receive()
+                if isinstance(message, Disconnect):
+                    close_code = message.code
+                    break
+                data = self._decode(message.data, isinstance(message, TextMessage))
+                if data is _REFUSED:
+                    close_code = (
+                        CloseCode.INVALID_PAYLOAD_DATA
+                        if self.encoding == "json" and isinstance(message, TextMessage)
+                        else CloseCode.UNSUPPORTED_DATA
+                    )
+                    await websocket.close(close_code, self._refusal_reason(close_code))
+                    break
+                await self.on_receive(websocket, data)
+        except Exception:
+            close_code = CloseCode.INTERNAL_ERROR
+            raise
+        finally:
+            await self.on_disconnect(websocket, close_code)
+
+    def _decode(self, data: str | bytes, is_text: bool) -> Any:
+        encoding = self.encoding
+        if encoding is None:
+            return data
+        if encoding == "text":
+            return data if is_text else _REFUSED
+        if encoding == "bytes":
+            return data if not is_text else _REFUSED
+        if not is_text:
+            return _REFUSED
+        try:
+            return json.loads(data)
+        except ValueError:
+            return _REFUSED
+
+    def _refusal_reason(self, code: int) -> str:
+        if code == CloseCode.INVALID_PAYLOAD_DATA:
+            return "invalid JSON"
+        return f"expected {'binary' if self.encoding == 'bytes' else 'text'} messages"
+
+    async def reject(self, status: int = 403, reason: str = "") -> None:
+        """Refuse the handshake with an HTTP status and a plain-text body."""
+        body = reason or HTTPStatus(status).phrase
+        await self.websocket.send_denial_response(PlainTextResponse(body + "\n", status=status))
+
+    async def on_connect(self, websocket: WebSocket) -> None:
+        """Called first; accepts the connection unless overridden."""
+        await websocket.accept()
+
+    async def on_receive(self, websocket: WebSocket, data: Any) -> None:
+        """Called for each message, decoded as ``encoding`` says."""
+
+    async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
+        """Called once at the end, with the close code."""
+
+
+_REFUSED: Any = object()

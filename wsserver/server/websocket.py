@@ -1,0 +1,460 @@
+"""``WebSocket``: what an application holds for one connection.
+
+Names follow Starlette's and Lilya's ``WebSocket`` so that their users feel
+at home: ``accept``, ``receive_text``, ``send_json``, ``close``,
+``WebSocketDisconnect``.  The object is a thin async face over the
+``Connection`` that drives the protocol core; every send writes complete
+frames synchronously, so messages from several tasks never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
+
+from ..protocol import BinaryMessage, CloseCode, State, TextMessage, WebSocketRequest
+from .datastructures import URL, Address, Headers, QueryParams, parse_cookies
+from .datastructures import State as StateBag
+from .responses import Response
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+__all__ = [
+    "Disconnect",
+    "Message",
+    "MessageStream",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "WebSocketState",
+]
+
+
+class WebSocketState(enum.Enum):
+    """Starlette's three states, for ``client_state`` and ``application_state``."""
+
+    CONNECTING = 0
+    CONNECTED = 1
+    DISCONNECTED = 2
+
+
+class WebSocketDisconnect(Exception):
+    """The peer has gone: raised by ``receive_*`` and by sends after it left.
+
+    Attributes:
+        code: the close code (1005 when the peer's Close had none, 1006 when
+            the connection ended without a closing handshake).
+        reason: the close reason, if any.
+    """
+
+    def __init__(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"WebSocket disconnected with code {self.code}" + (
+            f": {self.reason}" if self.reason else ""
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """What ``receive()`` returns once when the peer has gone."""
+
+    code: int
+    reason: str = ""
+
+
+Message = TextMessage | BinaryMessage | Disconnect
+JSONMode = Literal["text", "binary"]
+
+
+class WebSocket:
+    """One WebSocket connection, as the application sees it.
+
+    Created by the server for each upgrade request and handed to the route's
+    endpoint, which must ``accept()`` it (or reject it) first.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        request: WebSocketRequest,
+        *,
+        scheme: str,
+        server_host: str | None,
+        client: Address | None,
+        path_params: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._connection = connection
+        self._request = request
+        self._scheme = scheme
+        self._server_host = server_host
+        self.client = client
+        self.path_params: dict[str, Any] = dict(path_params or {})
+        self.state = StateBag()
+        self.client_state = WebSocketState.CONNECTING
+        self.application_state = WebSocketState.CONNECTING
+        #: Last measured round-trip time in seconds (from pings), or None.
+        self.latency: float | None = None
+        # Filled by the Connection: messages received and not yet consumed,
+        # and how the connection ended.
+        self._messages: deque[TextMessage | BinaryMessage] = deque()
+        self._ended: Disconnect | None = None
+        self._disconnect_delivered = False
+        self._receiver: asyncio.Future[None] | None = None
+        # True between receive() returning a message and the next receive():
+        # the application may be composing its reply, so a Close from the
+        # peer is held back until it comes back (see Connection._pump).
+        self._busy = False
+        self._stream_owner: asyncio.Task[Any] | None = None
+        self._stream_done: asyncio.Event | None = None
+
+    # -- request information -------------------------------------------
+
+    @cached_property
+    def headers(self) -> Headers:
+        """The request headers, case-insensitive and multi-valued."""
+        return Headers(self._request.headers)
+
+    @cached_property
+    def url(self) -> URL:
+        """The URL the client asked for (``ws`` or ``wss`` scheme).
+
+        Raises:
+            ValueError: a malformed target or ``Host``; the server checks
+                this before the endpoint runs and answers 400.
+        """
+        hosts = self.headers.getlist("host")
+        if len(hosts) > 1:
+            # RFC 9112 section 3.2: several Host fields make a request invalid.
+            raise ValueError("more than one Host header")
+        return URL.from_target(
+            self._request.target,
+            self._scheme,
+            hosts[0] if hosts else None,
+            server_host=self._server_host,
+        )
+
+    @cached_property
+    def query_params(self) -> QueryParams:
+        """The query string's parameters."""
+        return QueryParams(self.url.query)
+
+    @cached_property
+    def cookies(self) -> dict[str, str]:
+        """Cookies sent with the handshake."""
+        return parse_cookies(self.headers.getlist("cookie"))
+
+    @property
+    def subprotocols(self) -> tuple[str, ...]:
+        """The subprotocols the client offered, in its order of preference."""
+        return self._request.subprotocols
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol agreed in ``accept``."""
+        return self._connection.protocol.subprotocol
+
+    @property
+    def extensions(self) -> str | None:
+        """The ``Sec-WebSocket-Extensions`` value agreed, if any."""
+        return self._connection.protocol.extensions
+
+    @property
+    def connection_id(self) -> int:
+        """The connection's id, as the server's log lines show it."""
+        return self._connection.id
+
+    # -- handshake -----------------------------------------------------
+
+    async def accept(
+        self,
+        subprotocol: str | None = None,
+        headers: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
+    ) -> None:
+        """Complete the opening handshake with a 101 response.
+
+        Args:
+            subprotocol: one of ``subprotocols`` to agree on.
+            headers: extra response headers (``Set-Cookie``, for example).
+
+        Raises:
+            RuntimeError: if already accepted or closed.
+        """
+        if self.application_state is not WebSocketState.CONNECTING:
+            raise RuntimeError("accept() called twice, or after close()")
+        pairs = tuple(headers.items() if isinstance(headers, Mapping) else headers or ())
+        self._connection.accept(self, subprotocol, pairs)
+        self.application_state = WebSocketState.CONNECTED
+        self.client_state = WebSocketState.CONNECTED
+
+    async def send_denial_response(self, response: Response) -> None:
+        """Refuse the handshake with any HTTP response instead of a 101."""
+        if self.application_state is not WebSocketState.CONNECTING:
+            raise RuntimeError("send_denial_response() after accept() or close()")
+        self.application_state = WebSocketState.DISCONNECTED
+        self.client_state = WebSocketState.DISCONNECTED
+        self._connection.reject(response)
+
+    # -- receiving -----------------------------------------------------
+
+    async def receive(self, timeout: float | None = None) -> Message:
+        """The next message, or ``Disconnect`` once the peer has gone.
+
+        Args:
+            timeout: seconds to wait; ``TimeoutError`` after that (the
+                connection stays open).
+
+        Raises:
+            RuntimeError: before ``accept()``, after ``Disconnect`` was
+                already returned, or while another task is receiving.
+        """
+        if self.application_state is WebSocketState.CONNECTING:
+            raise RuntimeError("receive() before accept()")
+        if self._receiver is not None:
+            raise RuntimeError("receive() is already waiting in another task")
+        self._busy = False
+        messages = self._messages
+        if not messages and self._ended is None:
+            self._connection.pump()
+        if not messages and self._ended is None:
+            waiter = self._connection.loop.create_future()
+            self._receiver = waiter
+            try:
+                if timeout is None:
+                    await waiter
+                else:
+                    await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            finally:
+                self._receiver = None
+        if messages:
+            message = messages.popleft()
+            self._busy = True
+            self._connection.message_consumed()
+            return message
+        assert self._ended is not None
+        if self._disconnect_delivered:
+            raise RuntimeError("receive() after the disconnect was already received")
+        self._disconnect_delivered = True
+        self.client_state = WebSocketState.DISCONNECTED
+        return self._ended
+
+    async def _receive_message(self, timeout: float | None) -> TextMessage | BinaryMessage:
+        message = await self.receive(timeout)
+        if isinstance(message, Disconnect):
+            self.application_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(message.code, message.reason)
+        return message
+
+    async def receive_text(self, timeout: float | None = None) -> str:
+        """The next message, which must be text.
+
+        A binary message instead closes the connection with 1003 (RFC 6455
+        section 7.4.1: "a type of data it cannot accept") and raises
+        ``WebSocketDisconnect``.
+        """
+        message = await self._receive_message(timeout)
+        if isinstance(message, TextMessage):
+            return message.data
+        await self._refuse("expected a text message")
+
+    async def receive_bytes(self, timeout: float | None = None) -> bytes:
+        """The next message, which must be binary (else 1003, as above)."""
+        message = await self._receive_message(timeout)
+        if isinstance(message, BinaryMessage):
+            return message.data
+        await self._refuse("expected a binary message")
+
+    async def receive_json(self, mode: JSONMode = "text", timeout: float | None = None) -> Any:
+        """The next message decoded as JSON, from a text or binary message.
+
+        Invalid JSON closes with 1007 ("data ... not consistent with the
+        type of the message") and raises ``WebSocketDisconnect``.
+        """
+        raw: str | bytes
+        raw = (
+            await self.receive_text(timeout)
+            if mode == "text"
+            else await self.receive_bytes(timeout)
+        )
+        try:
+            return json.loads(raw)
+        except ValueError:
+            await self.close(CloseCode.INVALID_PAYLOAD_DATA, "invalid JSON")
+            raise WebSocketDisconnect(CloseCode.INVALID_PAYLOAD_DATA, "invalid JSON") from None
+
+    async def _refuse(self, reason: str) -> NoReturn:
+        await self.close(CloseCode.UNSUPPORTED_DATA, reason)
+        raise WebSocketDisconnect(CloseCode.UNSUPPORTED_DATA, reason)
+
+    async def iter_text(self) -> AsyncIterator[str]:
+        """Text messages until the peer disconnects."""
+        try:
+            while True:
+                yield await self.receive_text()
+        except WebSocketDisconnect:
+            pass
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        """Binary messages until the peer disconnects."""
+        try:
+            while True:
+                yield await self.receive_bytes()
+        except WebSocketDisconnect:
+            pass
+
+    async def iter_json(self, mode: JSONMode = "text") -> AsyncIterator[Any]:
+        """JSON messages until the peer disconnects."""
+        try:
+            while True:
+                yield await self.receive_json(mode)
+        except WebSocketDisconnect:
+            pass
+
+    # -- sending -------------------------------------------------------
+
+    async def send_text(self, data: str) -> None:
+        """Send a text message."""
+        await self._wait_for_stream()
+        self._check_can_send()
+        self._connection.protocol.send_text(data)
+        await self._connection.flush_and_drain()
+
+    async def send_bytes(
+        self, data: bytes | bytearray | memoryview, *, compress: bool | None = None
+    ) -> None:
+        """Send a binary message; ``compress=False`` for already-compressed data."""
+        await self._wait_for_stream()
+        self._check_can_send()
+        self._connection.protocol.send_bytes(data, compress=compress)
+        await self._connection.flush_and_drain()
+
+    async def send_json(self, data: Any, mode: JSONMode = "text") -> None:
+        """Send ``data`` as compact JSON, in a text or binary message."""
+        encoded = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        if mode == "text":
+            await self.send_text(encoded)
+        else:
+            await self.send_bytes(encoded.encode("utf-8"))
+
+    def stream(self, *, binary: bool = False) -> MessageStream:
+        """Send one message in fragments, of a size not known in advance::
+
+            async with websocket.stream(binary=True) as stream:
+                async for chunk in source:
+                    await stream.write(chunk)
+
+        Other tasks' messages wait until the stream ends, so fragments of
+        different messages never interleave.
+        """
+        return MessageStream(self, binary)
+
+    def ping(self, data: bytes | None = None) -> asyncio.Future[float]:
+        """Send a ping; the returned future gives the round-trip time in seconds.
+
+        The future fails with ``WebSocketDisconnect`` if the connection ends
+        first.
+        """
+        self._check_can_send()
+        return self._connection.send_ping(data)
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close the connection.
+
+        Before ``accept()`` this refuses the handshake with 403, as Starlette
+        does.  After it, it starts the closing handshake; the server waits up
+        to ``close_timeout`` for the peer's answer.  Closing twice is
+        harmless.
+        """
+        if self.application_state is WebSocketState.CONNECTING:
+            await self.send_denial_response(
+                Response(b"Forbidden\n", status=403, media_type="text/plain")
+            )
+            return
+        self.application_state = WebSocketState.DISCONNECTED
+        if self._connection.protocol.state is State.OPEN:
+            self._connection.close(code, reason)
+
+    # -- helpers for the connection and the stream ---------------------
+
+    def _check_can_send(self) -> None:
+        if self.application_state is WebSocketState.CONNECTING:
+            raise RuntimeError("send before accept()")
+        if self.application_state is WebSocketState.DISCONNECTED:
+            raise RuntimeError("send after close()")
+        if self._connection.protocol.state is not State.OPEN:
+            ended = self._ended or Disconnect(CloseCode.ABNORMAL_CLOSURE)
+            raise WebSocketDisconnect(ended.code, ended.reason)
+
+    async def _wait_for_stream(self) -> None:
+        while self._stream_owner is not None and self._stream_owner is not asyncio.current_task():
+            assert self._stream_done is not None
+            await self._stream_done.wait()
+
+    def _wake_receiver(self) -> None:
+        waiter = self._receiver
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class MessageStream:
+    """A message sent fragment by fragment; see ``WebSocket.stream``."""
+
+    def __init__(self, websocket: WebSocket, binary: bool) -> None:
+        self._websocket = websocket
+        self._binary = binary
+        self._started = False
+
+    async def __aenter__(self) -> MessageStream:
+        websocket = self._websocket
+        await websocket._wait_for_stream()
+        websocket._check_can_send()
+        websocket._stream_owner = asyncio.current_task()
+        websocket._stream_done = asyncio.Event()
+        return self
+
+    async def write(self, chunk: str | bytes) -> None:
+        """Send the next fragment (an empty chunk sends nothing)."""
+        if isinstance(chunk, str) == self._binary:
+            raise TypeError("write bytes to a binary stream and str to a text stream")
+        if not chunk:
+            return
+        websocket = self._websocket
+        websocket._check_can_send()
+        websocket._connection.protocol.send_fragment(chunk, fin=False)
+        self._started = True
+        await websocket._connection.flush_and_drain()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        websocket = self._websocket
+        try:
+            if exc_type is None:
+                websocket._check_can_send()
+                # The final fragment may be empty: RFC 6455 section 5.4
+                # allows zero-length fragments.
+                websocket._connection.protocol.send_fragment(b"" if self._binary else "", fin=True)
+                await websocket._connection.flush_and_drain()
+            elif self._started and websocket._connection.protocol.state is State.OPEN:
+                # Half a message is out and cannot be taken back: the peer
+                # must not mistake it for a whole one.
+                websocket._connection.fail(CloseCode.INTERNAL_ERROR, "message stream failed")
+        finally:
+            done = websocket._stream_done
+            websocket._stream_owner = None
+            websocket._stream_done = None
+            if done is not None:
+                done.set()
