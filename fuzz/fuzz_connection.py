@@ -293,6 +293,11 @@ class Harness:
             assert conn.buffered <= MAX_PENDING, f"{conn.buffered} bytes buffered after draining"
 
 
+def _state(conn: ServerConnection) -> State:
+    # Read afresh: mypy would keep an earlier ``assert conn.state is ...``.
+    return conn.state
+
+
 def _truncated(reason: str) -> bytes:
     return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
 
@@ -377,7 +382,7 @@ def TestOneInput(data: bytes) -> None:
     if config & 0x20:
         conn.receive_eof()
         harness.drain()
-        assert conn.state is State.CLOSED, f"{conn.state} after EOF"
+        assert _state(conn) is State.CLOSED, f"{conn.state} after EOF"
     assert conn.data_to_send() == []
     written = read_frames(b"".join(harness.output), server_bits)
     assert written == harness.expected, f"wrote {written!r}, expected {harness.expected!r}"

@@ -117,9 +117,7 @@ def _check_agreement(
     # The offer it answers: the first permessage-deflate offer whose
     # parameters are all known, valid and not repeated (RFC 7692 section 7).
     offer = next(
-        o
-        for o in offers
-        if o.name.lower() == "permessage-deflate" and _acceptable(o.params)
+        o for o in offers if o.name.lower() == "permessage-deflate" and _acceptable(o.params)
     )
     offered = {name.lower(): value for name, value in offer.params}
     assert codec.server_no_context_takeover == ("server_no_context_takeover" in agreed)
@@ -128,8 +126,8 @@ def _check_agreement(
         assert codec.server_no_context_takeover, "server_no_context_takeover was not agreed"
     if settings.server_no_context_takeover:
         assert codec.server_no_context_takeover, "server_no_context_takeover was not used"
-    assert agreed.get("server_no_context_takeover", None) is None
-    assert agreed.get("client_no_context_takeover", None) is None
+    assert agreed.get("server_no_context_takeover") is None
+    assert agreed.get("client_no_context_takeover") is None
     if "server_max_window_bits" in offered:
         value = agreed["server_max_window_bits"]
         assert value is not None and int(value) == codec.server_max_window_bits
@@ -155,9 +153,7 @@ def _check_agreement(
         6, zlib.DEFLATED, -max(codec.client_max_window_bits, 9), 8, zlib.Z_DEFAULT_STRATEGY
     )
     sent = deflater.compress(_SAMPLE) + deflater.flush(zlib.Z_SYNC_FLUSH)
-    received = codec.decompress(sent[:-4], len(_SAMPLE)) + codec.finish_decompression(
-        len(_SAMPLE)
-    )
+    received = codec.decompress(sent[:-4], len(_SAMPLE)) + codec.finish_decompression(len(_SAMPLE))
     assert received == _SAMPLE
 
 
@@ -188,9 +184,7 @@ def TestOneInput(data: bytes) -> None:
     if offers is None:
         return
     negotiated = negotiate(offers, settings)
-    expected = any(
-        o.name.lower() == "permessage-deflate" and _acceptable(o.params) for o in offers
-    )
+    expected = any(o.name.lower() == "permessage-deflate" and _acceptable(o.params) for o in offers)
     assert (negotiated is not None) == expected, f"negotiate() returned {negotiated}"
     if negotiated is not None:
         header, codec = negotiated
@@ -217,8 +211,10 @@ def seeds() -> dict[str, bytes]:
         ),
         "takeover": encode(
             default,
-            ["x-webkit-deflate-frame", "permessage-deflate; client_no_context_takeover; "
-             "server_no_context_takeover"],
+            [
+                "x-webkit-deflate-frame",
+                "permessage-deflate; client_no_context_takeover; server_no_context_takeover",
+            ],
         ),
         "declined": encode(
             default,

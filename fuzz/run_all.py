@@ -107,8 +107,8 @@ def run_target(target: str, seconds: int) -> Report:
         )
         output, report.returncode = completed.stdout, completed.returncode
     except subprocess.TimeoutExpired as expired:
-        raw = expired.stdout or b""
-        output = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+        # Always bytes, whatever ``text`` says.
+        output = (expired.stdout or b"").decode(errors="replace")
         report.returncode = -1
     report.seconds = time.monotonic() - started
 
@@ -134,9 +134,7 @@ def _show(value: int | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--seconds", type=int, default=20, help="run time per target (default: 20)"
-    )
+    parser.add_argument("--seconds", type=int, default=20, help="run time per target (default: 20)")
     parser.add_argument(
         "targets",
         nargs="*",

@@ -27,6 +27,7 @@ from .server import (
     WebSocketRoute,
     WebSocketState,
     WebSocketView,
+    broadcast,
     serve,
 )
 
@@ -52,5 +53,6 @@ __all__ = [
     "WebSocketState",
     "WebSocketView",
     "__version__",
+    "broadcast",
     "serve",
 ]

@@ -50,7 +50,6 @@ from wsserver.protocol.events import (
 from wsserver.protocol.exceptions import LocalProtocolError
 from wsserver.protocol.extensions.permessage_deflate import DeflateSettings
 from wsserver.protocol.frames import Frame
-from wsserver.protocol.headers import ExtensionOffer
 from wsserver.protocol.settings import ProtocolSettings
 from wsserver.protocol.state import TRANSITIONS, State
 
@@ -555,15 +554,16 @@ class TestLocalErrors:
         else:
             conn.fail(1011)
         written(conn)
-        for action in (
+        actions: list[Callable[[], object]] = [
             lambda: conn.send_text("x"),
             lambda: conn.send_bytes(b"x"),
             lambda: conn.send_fragment(b"x", fin=True),
             lambda: conn.send_ping(b"x"),
             lambda: conn.send_pong(b"x"),
             conn.send_close,
-        ):
-            with pytest.raises(LocalProtocolError, match="cannot .* in state CLOS"):
+        ]
+        for action in actions:
+            with pytest.raises(LocalProtocolError, match=r"cannot .* in state CLOS"):
                 action()
         assert written(conn) == b""
 
@@ -1127,7 +1127,7 @@ class TestCompression:
         conn = ServerConnection(deflate=deflate)
         [request] = feed(conn, handshake(("Sec-WebSocket-Extensions", offer)))
         assert isinstance(request, WebSocketRequest)
-        assert ExtensionOffer(name="permessage-deflate") in request.extensions or ";" in offer
+        assert "permessage-deflate" in [extension.name for extension in request.extensions]
         conn.accept()
         response = written(conn)
         assert f"\r\nSec-WebSocket-Extensions: {agreed}\r\n".encode() in response
@@ -1278,6 +1278,12 @@ class TestCompression:
 
 Action = Callable[[ServerConnection], object]
 
+
+def eof(conn: ServerConnection) -> list[Event]:
+    conn.receive_eof()
+    return conn.events()
+
+
 ACTIONS: dict[str, Action] = {
     "accept": lambda c: c.accept(),
     "reject": lambda c: c.reject(403),
@@ -1292,17 +1298,17 @@ ACTIONS: dict[str, Action] = {
     "peer_text": lambda c: feed(c, text("x")),
     "peer_close": lambda c: feed(c, close(1000)),
     "peer_error": lambda c: feed(c, client_frame(0x3)),
-    "eof": lambda c: (c.receive_eof(), c.events()),
+    "eof": lambda c: eof(c),
 }
 
 ERROR = "LocalProtocolError"
-C, O, G, D = State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED
+CONNECTING, OPEN, CLOSING, CLOSED = State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED
 
 #: state -> action -> the state after it, or ERROR.
 TABLE: dict[State, dict[str, State | str]] = {
-    C: {
-        "accept": O,
-        "reject": D,
+    CONNECTING: {
+        "accept": OPEN,
+        "reject": CLOSED,
         "send_response": ERROR,
         "send_text": ERROR,
         "send_bytes": ERROR,
@@ -1311,44 +1317,28 @@ TABLE: dict[State, dict[str, State | str]] = {
         "send_pong": ERROR,
         "send_close": ERROR,
         "fail": ERROR,
-        "peer_text": C,  # kept until the request is answered
-        "peer_close": C,
-        "peer_error": C,
-        "eof": C,  # the request still gets its answer
+        "peer_text": CONNECTING,  # kept until the request is answered
+        "peer_close": CONNECTING,
+        "peer_error": CONNECTING,
+        "eof": CONNECTING,  # the request still gets its answer
     },
-    O: {
+    OPEN: {
         "accept": ERROR,
         "reject": ERROR,
         "send_response": ERROR,
-        "send_text": O,
-        "send_bytes": O,
-        "send_fragment": O,
-        "send_ping": O,
-        "send_pong": O,
-        "send_close": G,
-        "fail": D,
-        "peer_text": O,
-        "peer_close": D,
-        "peer_error": D,
-        "eof": D,
+        "send_text": OPEN,
+        "send_bytes": OPEN,
+        "send_fragment": OPEN,
+        "send_ping": OPEN,
+        "send_pong": OPEN,
+        "send_close": CLOSING,
+        "fail": CLOSED,
+        "peer_text": OPEN,
+        "peer_close": CLOSED,
+        "peer_error": CLOSED,
+        "eof": CLOSED,
     },
-    G: {
-        "accept": ERROR,
-        "reject": ERROR,
-        "send_response": ERROR,
-        "send_text": ERROR,
-        "send_bytes": ERROR,
-        "send_fragment": ERROR,
-        "send_ping": ERROR,
-        "send_pong": ERROR,
-        "send_close": ERROR,
-        "fail": D,
-        "peer_text": G,
-        "peer_close": D,
-        "peer_error": D,
-        "eof": D,
-    },
-    D: {
+    CLOSING: {
         "accept": ERROR,
         "reject": ERROR,
         "send_response": ERROR,
@@ -1358,11 +1348,27 @@ TABLE: dict[State, dict[str, State | str]] = {
         "send_ping": ERROR,
         "send_pong": ERROR,
         "send_close": ERROR,
-        "fail": D,  # a no-op
-        "peer_text": D,
-        "peer_close": D,
-        "peer_error": D,
-        "eof": D,
+        "fail": CLOSED,
+        "peer_text": CLOSING,
+        "peer_close": CLOSED,
+        "peer_error": CLOSED,
+        "eof": CLOSED,
+    },
+    CLOSED: {
+        "accept": ERROR,
+        "reject": ERROR,
+        "send_response": ERROR,
+        "send_text": ERROR,
+        "send_bytes": ERROR,
+        "send_fragment": ERROR,
+        "send_ping": ERROR,
+        "send_pong": ERROR,
+        "send_close": ERROR,
+        "fail": CLOSED,  # a no-op
+        "peer_text": CLOSED,
+        "peer_close": CLOSED,
+        "peer_error": CLOSED,
+        "eof": CLOSED,
     },
 }
 
@@ -1444,7 +1450,6 @@ class WsprotoPair:
     """A wsproto client and our server, with the bytes between them pumped by hand."""
 
     extensions: list[WsprotoDeflate] = field(default_factory=list)
-    deflate: DeflateSettings | None = DeflateSettings()
     client: WSConnection = field(default_factory=lambda: WSConnection(ConnectionType.CLIENT))
     server: ServerConnection = field(init=False)
     client_events: list[object] = field(default_factory=list)
@@ -1453,7 +1458,7 @@ class WsprotoPair:
     _bytes: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.server = ServerConnection(deflate=self.deflate)
+        self.server = ServerConnection()
         self.to_server(
             self.client.send(
                 WsprotoRequest(host="example.com", target="/chat", extensions=self.extensions)
@@ -1482,15 +1487,16 @@ class WsprotoPair:
                         self.client_events.append(WsprotoTextMessage(data=joined))
                     continue
                 if isinstance(event, BytesMessage):
-                    self._bytes.append(event.data)
+                    self._bytes.append(bytes(event.data))
                     if event.message_finished:
                         data, self._bytes = b"".join(self._bytes), []
                         self.client_events.append(BytesMessage(data=data))
                     continue
                 self.client_events.append(event)
-                if isinstance(event, WsprotoPing):
-                    self.to_server(self.client.send(event.response()))
-                elif isinstance(event, CloseConnection) and self.client.state.name != "CLOSED":
+                # Answer pings, and the server's Close if it sent the first.
+                if isinstance(event, WsprotoPing) or (
+                    isinstance(event, CloseConnection) and self.client.state.name != "CLOSED"
+                ):
                     self.to_server(self.client.send(event.response()))
 
     def take_server_events(self) -> list[Event]:
@@ -1504,13 +1510,22 @@ class WsprotoPair:
 
 SIZES = [0, 1, 125, 126, 65535, 65536, 1_000_000]
 
-WSPROTO_EXTENSIONS = {
-    "none": lambda: [],
-    "default": lambda: [WsprotoDeflate()],
-    "no-context": lambda: [
-        WsprotoDeflate(client_no_context_takeover=True, server_no_context_takeover=True)
-    ],
-    "small-windows": lambda: [WsprotoDeflate(client_max_window_bits=9, server_max_window_bits=10)],
+#: name -> (the client's offer, the server's answer)
+WSPROTO_EXTENSIONS: dict[str, tuple[Callable[[], list[WsprotoDeflate]], str | None]] = {
+    "none": (lambda: [], None),
+    "default": (
+        lambda: [WsprotoDeflate()],
+        "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+    ),
+    "no-context": (
+        lambda: [WsprotoDeflate(client_no_context_takeover=True, server_no_context_takeover=True)],
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover;"
+        " server_max_window_bits=12; client_max_window_bits=12",
+    ),
+    "small-windows": (
+        lambda: [WsprotoDeflate(client_max_window_bits=9, server_max_window_bits=10)],
+        "permessage-deflate; server_max_window_bits=10; client_max_window_bits=9",
+    ),
 }
 
 
@@ -1531,10 +1546,14 @@ def sample(size: int, seed: int) -> str:
 
 
 class TestAgainstWsproto:
-    @pytest.mark.parametrize("extensions", WSPROTO_EXTENSIONS.values(), ids=WSPROTO_EXTENSIONS)
-    def test_messages_both_ways(self, extensions: Callable[[], list[WsprotoDeflate]]) -> None:
+    @pytest.mark.parametrize(
+        ("extensions", "agreed"), WSPROTO_EXTENSIONS.values(), ids=WSPROTO_EXTENSIONS
+    )
+    def test_messages_both_ways(
+        self, extensions: Callable[[], list[WsprotoDeflate]], agreed: str | None
+    ) -> None:
         pair = WsprotoPair(extensions=extensions())
-        assert (pair.server.extensions is not None) == bool(pair.extensions)
+        assert pair.server.extensions == agreed
         for size in SIZES:
             message = sample(size, size)
             assert len(message.encode()) == size
@@ -1618,7 +1637,7 @@ class TestAgainstWsproto:
 
 
 class WebsocketsPair:
-    def __init__(self, extensions: list[ClientPerMessageDeflateFactory] | None) -> None:
+    def __init__(self, extensions: Factories) -> None:
         self.client = ClientProtocol(
             parse_uri("ws://example.com/chat"),
             extensions=extensions,
@@ -1685,31 +1704,45 @@ def frames_to_messages(frames: Iterable[object]) -> list[tuple[WebsocketsOpcode,
     return messages
 
 
-WEBSOCKETS_EXTENSIONS: dict[str, Callable[[], list[ClientPerMessageDeflateFactory] | None]] = {
+Factories = list[ClientPerMessageDeflateFactory] | None
+
+#: name -> (the client's offer, the server's answer)
+WEBSOCKETS_EXTENSIONS: dict[str, tuple[Callable[[], Factories], str | None]] = {
     # None, not []: with an empty list websockets sends an empty
     # Sec-WebSocket-Extensions header, which the grammar (1#extension)
     # does not allow, and the server answers 400.
-    "none": lambda: None,
-    "default": lambda: [ClientPerMessageDeflateFactory()],
-    "no-context": lambda: [
-        ClientPerMessageDeflateFactory(
-            server_no_context_takeover=True, client_no_context_takeover=True
-        )
-    ],
-    "windows": lambda: [
-        ClientPerMessageDeflateFactory(server_max_window_bits=10, client_max_window_bits=9)
-    ],
+    "none": (lambda: None, None),
+    "default": (
+        lambda: [ClientPerMessageDeflateFactory()],
+        "permessage-deflate; client_max_window_bits=12",
+    ),
+    "no-context": (
+        lambda: [
+            ClientPerMessageDeflateFactory(
+                server_no_context_takeover=True, client_no_context_takeover=True
+            )
+        ],
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover;"
+        " client_max_window_bits=12",
+    ),
+    "windows": (
+        lambda: [
+            ClientPerMessageDeflateFactory(server_max_window_bits=10, client_max_window_bits=9)
+        ],
+        "permessage-deflate; server_max_window_bits=10; client_max_window_bits=9",
+    ),
 }
 
 
 class TestAgainstWebsockets:
     @pytest.mark.parametrize(
-        "extensions", WEBSOCKETS_EXTENSIONS.values(), ids=WEBSOCKETS_EXTENSIONS
+        ("extensions", "agreed"), WEBSOCKETS_EXTENSIONS.values(), ids=WEBSOCKETS_EXTENSIONS
     )
     def test_messages_both_ways(
-        self, extensions: Callable[[], list[ClientPerMessageDeflateFactory] | None]
+        self, extensions: Callable[[], Factories], agreed: str | None
     ) -> None:
         pair = WebsocketsPair(extensions())
+        assert pair.server.extensions == agreed
         for size in SIZES:
             message = sample(size, size + 1)
             data = bytes(range(255, -1, -1)) * (size // 256) + bytes(size % 256)

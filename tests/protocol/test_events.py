@@ -96,10 +96,17 @@ def changed(value: Any) -> Any:
     return (*value, value[0]) if value else (("x", "y"),)
 
 
-def test_same_fields_different_class_are_not_equal() -> None:
-    assert ConnectionFailed(code=1002, reason="x") != ConnectionLost(code=1002, reason="x")
-    assert CloseReceived(code=1000, reason="") != ConnectionLost(code=1000, reason="")
-    assert Ping(payload=b"x") != Pong(payload=b"x")
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        (ConnectionFailed(code=1002, reason="x"), ConnectionLost(code=1002, reason="x")),
+        (CloseReceived(code=1000, reason=""), ConnectionLost(code=1000, reason="")),
+        (TextMessage(data="x"), RequestRejected(status=400, reason="x")),
+        (Ping(payload=b"x"), Pong(payload=b"x")),
+    ],
+)
+def test_same_fields_different_class_are_not_equal(one: object, other: object) -> None:
+    assert one != other
 
 
 def test_pong_acknowledges_nothing_by_default() -> None:

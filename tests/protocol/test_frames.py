@@ -20,6 +20,7 @@ from wsserver.protocol.frames import (
     encode_frame,
     frame_header,
     parse_close_payload,
+    prepare_message,
 )
 
 
@@ -354,3 +355,21 @@ def test_property_close_body_round_trip(code: int, reason: str) -> None:
     assert parse_server_frames(encode_frame(Frame(Opcode.CLOSE, body))) == [
         (WsprotoOpcode.CLOSE, True, (code, reason))
     ]
+
+
+class TestPreparedMessage:
+    """frames.prepare_message: one encoding, valid on every connection."""
+
+    def test_text_is_encoded_once_as_an_unmasked_frame(self) -> None:
+        prepared = prepare_message("Hello")
+        assert prepared.opcode is Opcode.TEXT
+        assert prepared.payload == b"Hello"
+        # RFC 6455 section 5.7: "A single-frame unmasked text message".
+        assert prepared.frame == bytes.fromhex("810548656c6c6f")
+
+    def test_binary_with_a_16_bit_length(self) -> None:
+        prepared = prepare_message(bytearray(256))
+        assert prepared.opcode is Opcode.BINARY
+        # "256 bytes binary message in a single unmasked frame"
+        assert prepared.frame[:4] == bytes.fromhex("827e0100")
+        assert prepared.frame[4:] == bytes(256)

@@ -410,7 +410,13 @@ class TestHandshakeRejections:
     def test_bad_subprotocol_is_400(self, value: str) -> None:
         assert status_of(handshake(extra=[("Sec-WebSocket-Protocol", value)])) == 400
 
-    @pytest.mark.parametrize("value", ["", "a;", 'a; b="c d"', "a b"])
+    def test_empty_extensions_header_offers_nothing(self) -> None:
+        # websockets' client sends an empty value when it has nothing to offer.
+        data = receive(handshake(extra=[("Sec-WebSocket-Extensions", "")])).next_event()
+        assert isinstance(data, WebSocketRequest)
+        assert data.extensions == ()
+
+    @pytest.mark.parametrize("value", ["a;", 'a; b="c d"', "a b"])
     def test_bad_extensions_is_400(self, value: str) -> None:
         status, response = rejection(handshake(extra=[("Sec-WebSocket-Extensions", value)]))
         assert status == 400

@@ -43,7 +43,7 @@ def test_frozen_slotted_keyword_only() -> None:
         settings.max_headers = 6  # type: ignore[misc]
     assert not hasattr(settings, "__dict__")
     with pytest.raises(TypeError):
-        ProtocolSettings(1 << 20)  # type: ignore[misc]
+        ProtocolSettings(1 << 20)  # type: ignore[call-arg]
     assert settings == ProtocolSettings(max_headers=5)
     assert settings != ProtocolSettings()
     assert hash(settings) == hash(ProtocolSettings(max_headers=5))

@@ -12,10 +12,16 @@ import pytest
 
 from wsserver.protocol.state import TRANSITIONS, State
 
-C, O, G, D = State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED
+CONNECTING, OPEN, CLOSING, CLOSED = State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED
 
 #: Every move the protocol allows, spelled out once more by hand.
-LEGAL = {(C, O), (C, D), (O, G), (O, D), (G, D)}
+LEGAL = {
+    (CONNECTING, OPEN),
+    (CONNECTING, CLOSED),
+    (OPEN, CLOSING),
+    (OPEN, CLOSED),
+    (CLOSING, CLOSED),
+}
 
 
 def test_the_four_states() -> None:

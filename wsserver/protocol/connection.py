@@ -44,6 +44,7 @@ from .extensions.permessage_deflate import DeflateSettings, PerMessageDeflate, n
 from .frames import (
     MAX_CLOSE_REASON,
     MAX_CONTROL_PAYLOAD,
+    PreparedMessage,
     encode_close_payload,
     frame_header,
     parse_close_payload,
@@ -281,6 +282,12 @@ class ServerConnection:
         permessage-deflate is negotiated here (RFC 7692 section 5) when the
         connection has deflate settings and the client offered it.
 
+        If the client did not wait for the answer and sent more than the
+        HTTP phase keeps meanwhile (``max_head_size + max_body_size``), the
+        excess was dropped and the frames cannot be read: the connection is
+        failed right after the 101 (a Close 1009 follows it, the state is
+        CLOSED, and ``next_event`` returns ``ConnectionFailed``).
+
         Raises:
             LocalProtocolError: no handshake is pending, or ``subprotocol`` is
                 not one the client offered.
@@ -373,6 +380,23 @@ class ServerConnection:
         else:
             self._write_frame(opcode, payload)
 
+    def send_prepared(self, message: PreparedMessage, *, compress: bool = False) -> None:
+        """Send a message encoded once by ``frames.prepare_message``.
+
+        The prepared frame's bytes are written as they are, which is what
+        makes broadcasting cheap.  With ``compress=True`` and
+        permessage-deflate agreed, the payload is compressed for this
+        connection instead (each connection has its own compression context).
+        """
+        self._require_open("send a message")
+        if self._streaming is not None:
+            raise LocalProtocolError("a streamed message is being sent: finish it first")
+        codec = self._deflate
+        if compress and codec is not None and len(message.payload) >= codec.min_size:
+            self._write_frame(message.opcode, codec.compress(message.payload, True), rsv1=True)
+        else:
+            self._output.append(message.frame)
+
     def send_fragment(
         self, data: str | bytes | bytearray | memoryview, *, fin: bool, compress: bool | None = None
     ) -> None:
@@ -414,7 +438,7 @@ class ServerConnection:
             return size >= codec.min_size
         return compress
 
-    def send_ping(self, payload: bytes = b"") -> None:
+    def send_ping(self, payload: bytes | bytearray | memoryview = b"") -> None:
         """Send a ping.  A later ``Pong`` event lists it in ``acknowledged``.
 
         Raises:
@@ -431,12 +455,13 @@ class ServerConnection:
         self._pending_pings[payload] = None
         self._write_frame(Opcode.PING, payload)
 
-    def send_pong(self, payload: bytes = b"") -> None:
+    def send_pong(self, payload: bytes | bytearray | memoryview = b"") -> None:
         """Send an unsolicited pong (section 5.5.3: a unidirectional heartbeat)."""
         self._require_open("send a pong")
+        payload = bytes(payload)
         if len(payload) > MAX_CONTROL_PAYLOAD:
             raise LocalProtocolError("a pong payload is at most 125 bytes")
-        self._write_frame(Opcode.PONG, bytes(payload))
+        self._write_frame(Opcode.PONG, payload)
 
     def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake (section 7.1.2).

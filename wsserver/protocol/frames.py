@@ -18,10 +18,12 @@ __all__ = [
     "MAX_CLOSE_REASON",
     "MAX_CONTROL_PAYLOAD",
     "Frame",
+    "PreparedMessage",
     "encode_close_payload",
     "encode_frame",
     "frame_header",
     "parse_close_payload",
+    "prepare_message",
 ]
 
 #: Section 5.5: "All control frames MUST have a payload length of 125 bytes
@@ -133,3 +135,26 @@ def encode_close_payload(code: int | None, reason: str = "") -> bytes:
             f"close reason is {len(encoded)} bytes of UTF-8; at most {MAX_CLOSE_REASON} fit"
         )
     return code.to_bytes(2, "big") + encoded
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedMessage:
+    """A data message encoded once, to be sent on many connections.
+
+    ``frame`` is the whole unfragmented, uncompressed frame: servers never
+    mask (section 5.1), so the same bytes are valid on every connection.
+    ``payload`` is kept for connections that compress it themselves.
+    """
+
+    opcode: Opcode
+    payload: bytes
+    frame: bytes
+
+
+def prepare_message(data: str | bytes | bytearray | memoryview) -> PreparedMessage:
+    """Encode a text (``str``) or binary message once, for broadcasting."""
+    if isinstance(data, str):
+        opcode, payload = Opcode.TEXT, data.encode("utf-8")
+    else:
+        opcode, payload = Opcode.BINARY, bytes(data)
+    return PreparedMessage(opcode, payload, frame_header(opcode, len(payload)) + payload)

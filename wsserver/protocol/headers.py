@@ -246,10 +246,10 @@ def _parse_extension_value(value: str) -> list[ExtensionOffer]:
         if index < end and value[index] != ",":
             raise _extension_error(value, index, "';' or ','")
         offers.append(ExtensionOffer(name=name, params=tuple(params)))
-    if not offers:
-        raise HandshakeError(
-            400, "invalid Sec-WebSocket-Extensions header: no extension in the value"
-        )
+    # An empty value breaks section 9.1's "1#extension", but it offers
+    # nothing, and real clients send it (websockets' client with an empty
+    # extension list): taken as no offer, which is what it means.  RFC 9110
+    # section 5.6.1.2 asks recipients to be lenient with empty list elements.
     return offers
 
 
@@ -272,8 +272,9 @@ def parse_extension_offers(values: list[str]) -> list[ExtensionOffer]:
 
     Raises:
         HandshakeError: 400, when a value does not follow the grammar
-            (including a header holding no offer at all, and a quoted value
-            that is not a token once unquoted).
+            (including a quoted value that is not a token once unquoted).
+            A value with no offer at all (empty, or only commas) is taken
+            as no offer.
     """
     offers: list[ExtensionOffer] = []
     for value in values:

@@ -374,9 +374,11 @@ class HTTPPhase:
             )
         if extensions is not None:
             try:
-                parse_extension_offers([extensions])
+                agreed = parse_extension_offers([extensions])
             except HandshakeError as exc:
                 raise LocalProtocolError(f"extensions: {exc.reason}") from None
+            if not agreed:
+                raise LocalProtocolError("extensions: an empty value agrees on nothing")
         # RFC 6455 section 4.2.2, step 5: "1. A Status-Line with a 101
         # response code ...  2. An |Upgrade| header field with value
         # "websocket" ...  3. A |Connection| header field with value

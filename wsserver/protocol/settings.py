@@ -23,9 +23,11 @@ class ProtocolSettings:
             component-patch message a page sends, small enough that a few
             thousand connections each holding one cannot exhaust memory.
             Beyond it the connection fails with 1009.
-        max_frame_size: largest frame payload on the wire.  Defaults to the
-            message size, since a frame larger than a message can never be
-            valid; set it lower to bound a single frame further.  1009 beyond.
+        max_frame_size: largest data frame payload on the wire.  Defaults to
+            the message size, since a frame larger than a message can never
+            be valid; set it lower to bound a single frame further.  1009
+            beyond.  Control frames have their own fixed bound of 125 bytes
+            (RFC 6455 section 5.5).
         max_fragments: most frames one message may be split into.  Each
             fragment costs a header parse; 4,096 lets a 1 MiB message arrive in
             256-byte pieces, while a storm of empty fragments is cut off early.

@@ -4,6 +4,7 @@ API, views, routing, the HTTP side and graceful shutdown."""
 from __future__ import annotations
 
 from .app import App, Application, as_app
+from .broadcast import broadcast
 from .config import ServerConfig
 from .datastructures import URL, Address, Headers, MutableHeaders, QueryParams, State
 from .requests import Request
@@ -57,5 +58,6 @@ __all__ = [
     "WebSocketState",
     "WebSocketView",
     "as_app",
+    "broadcast",
     "serve",
 ]

@@ -88,6 +88,12 @@ class ServerConfig:
     reuse_port: bool = False
 
     def __post_init__(self) -> None:
+        # Out of range, create_server() would fail only at start(), with an
+        # OverflowError that does not name the setting.
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port must be between 0 and 65535")
+        if self.backlog < 0:
+            raise ValueError("backlog must not be negative")
         if self.max_queue < 1:
             raise ValueError("max_queue must be at least 1")
         if self.read_limit < 1 or self.write_limit < 1:
@@ -102,7 +108,9 @@ class ServerConfig:
             "receive_timeout",
         ):
             value = getattr(self, name)
-            if value is not None and value <= 0:
+            # "not value > 0" rather than "value <= 0": NaN is refused too (a
+            # NaN delay makes call_later fire at once).
+            if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive (or None to turn it off)")
-        if self.close_timeout <= 0 or self.shutdown_timeout < 0:
+        if not self.close_timeout > 0 or not self.shutdown_timeout >= 0:
             raise ValueError("close_timeout must be positive and shutdown_timeout not negative")

@@ -82,6 +82,9 @@ class Connection(asyncio.Protocol):
         # Heartbeat and application pings: payload -> (time sent, waiter).
         self._pings: dict[bytes, tuple[float, asyncio.Future[float] | None]] = {}
         self._ping_counter = 0
+        # Set by accept(): only an accepted WebSocket gets the "open" log
+        # line, and so only it gets the matching "closed" line.
+        self._accepted = False
 
     # -- transport callbacks -------------------------------------------
 
@@ -112,7 +115,10 @@ class Connection(asyncio.Protocol):
             return False
         self.pump()
         # Keep the transport: the response or close frame may still be going out.
-        return True
+        # A TLS transport ignores this and closes itself after flushing what
+        # was written; asyncio then logs a warning for every such connection
+        # if we return True, so don't.
+        return self._scheme != "https"
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -142,7 +148,9 @@ class Connection(asyncio.Protocol):
                 drain.set_result(None)
         self._drain_waiters.clear()
         self.server.connection_closed(self)
-        if websocket is not None and websocket.application_state is not None:
+        # (Was ``websocket.application_state is not None``, always true: a
+        # refused handshake logged a "closed" line without an "open" one.)
+        if websocket is not None and self._accepted:
             logger.info(
                 "conn %d closed path=%s code=%s duration=%.3fs in=%d out=%d",
                 self.id,
@@ -407,6 +415,7 @@ class Connection(asyncio.Protocol):
     ) -> None:
         """Send the 101 for ``websocket`` (called by ``WebSocket.accept``)."""
         self.protocol.accept(subprotocol, headers)
+        self._accepted = True
         logger.info(
             "conn %d open path=%s client=%s",
             self.id,
@@ -420,6 +429,13 @@ class Connection(asyncio.Protocol):
             self._receive_timer = self.loop.call_later(
                 self.config.receive_timeout, self._check_receive_timeout
             )
+        if self.server.shutting_down:
+            # The handshake was pending when shutdown began, so
+            # Server.shutdown() could not close it then: it would stay open
+            # until the grace period ends and be aborted.  Start its closing
+            # handshake now instead; close() pumps.
+            self.close(CloseCode.GOING_AWAY, "server shutting down")
+            return
         self.pump()
 
     def reject(self, response: Response) -> None:
@@ -580,6 +596,11 @@ class Connection(asyncio.Protocol):
     def abort(self) -> None:
         """Drop the connection now (end of the shutdown grace period)."""
         self._abort_or_close(abort=True)
+
+    @property
+    def writing_paused(self) -> bool:
+        """Whether the transport's write buffer is above ``write_limit``."""
+        return self._writing_paused
 
     @property
     def closed(self) -> bool:

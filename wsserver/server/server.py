@@ -83,9 +83,18 @@ class Server:
 
     @property
     def port(self) -> int:
-        """The TCP port bound (useful with ``port=0``)."""
-        assert self._listener is not None
-        port: int = self._listener.sockets[0].getsockname()[1]
+        """The TCP port bound (useful with ``port=0``).
+
+        Raises:
+            RuntimeError: not started, or listening on a Unix socket.
+        """
+        if self._listener is None:
+            raise RuntimeError("the server is not listening")
+        name = self._listener.sockets[0].getsockname()
+        # A Unix socket's name is its path: indexing it returned a character.
+        if not isinstance(name, tuple):
+            raise RuntimeError(f"listening on a Unix socket ({name}), not on a TCP port")
+        port: int = name[1]
         return port
 
     async def __aenter__(self) -> Server:

@@ -1,0 +1,1 @@
+"""Benchmarks: wsserver and its peers side by side (see docs/benchmarks.md)."""

@@ -1,0 +1,180 @@
+"""What the runner and the load generator share: scenarios and payloads."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, replace
+from typing import Literal
+
+__all__ = [
+    "SCENARIOS",
+    "SERVERS",
+    "Scenario",
+    "json_messages",
+    "quick_scenario",
+    "scenario_by_name",
+]
+
+KiB = 1024
+MiB = 1024 * 1024
+
+#: The servers, in table order.  wsserver first: the ratios are wsserver/peer.
+SERVERS = ("wsserver", "websockets", "aiohttp", "picows")
+
+Kind = Literal["latency", "echo", "handshake", "rss", "broadcast"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One measurement.
+
+    Attributes:
+        name: identifier on the command line and in the results.
+        kind: what the load generator does (see bench/client.py).
+        title: the row label in docs/benchmarks.md.
+        connections: connections opened by the load generator.
+        size: message size in bytes.
+        window: messages in flight per connection (pipelining depth).
+        text: send text (JSON) instead of binary messages.
+        deflate: start the server with permessage-deflate and offer it.
+        broadcast_count: messages per ``broadcast:`` command.
+    """
+
+    name: str
+    kind: Kind
+    title: str
+    connections: int = 1
+    size: int = 16
+    window: int = 1
+    text: bool = False
+    deflate: bool = False
+    broadcast_count: int = 10
+
+
+def _size_label(size: int) -> str:
+    if size >= MiB:
+        return f"{size // MiB} MiB"
+    if size >= KiB:
+        return f"{size // KiB} KiB"
+    return f"{size} B"
+
+
+def _window(size: int) -> int:
+    # Pipelining depth: 64 messages for small ones, about 1 MiB in flight per
+    # connection for large ones, at least 2 so the pipe never runs dry.
+    return max(2, min(64, MiB // size))
+
+
+def _echo(connections: int, size: int) -> Scenario:
+    label = {16: "16", KiB: "1k", 64 * KiB: "64k", MiB: "1m"}[size]
+    return Scenario(
+        name=f"echo_c{connections}_{label}",
+        kind="echo",
+        title=f"echo {_size_label(size)}, {connections} conn, pipelined",
+        connections=connections,
+        size=size,
+        window=_window(size),
+    )
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("latency_16", "latency", "round trip 16 B, 1 conn", size=16),
+    *(_echo(c, s) for c in (1, 64) for s in (16, KiB, 64 * KiB, MiB)),
+    Scenario(
+        "deflate_json_c1",
+        "echo",
+        "deflate echo JSON 1 KiB, 1 conn, pipelined",
+        size=KiB,
+        window=64,
+        text=True,
+        deflate=True,
+    ),
+    Scenario(
+        "deflate_json_c64",
+        "echo",
+        "deflate echo JSON 1 KiB, 64 conn, pipelined",
+        connections=64,
+        size=KiB,
+        window=64,
+        text=True,
+        deflate=True,
+    ),
+    Scenario("handshake_c32", "handshake", "handshakes (open + close), 32 concurrent", 32),
+    Scenario("rss_5000", "rss", "RSS per idle connection, 5,000 conn", 5000, size=KiB, text=True),
+    Scenario(
+        "rss_5000_deflate",
+        "rss",
+        "RSS per idle connection, 5,000 conn, deflate",
+        5000,
+        size=KiB,
+        text=True,
+        deflate=True,
+    ),
+    Scenario("broadcast_1000", "broadcast", "broadcast 16 B to 1,000 conn", 1000, size=16),
+)
+
+
+def scenario_by_name(name: str) -> Scenario:
+    for scenario in SCENARIOS:
+        if scenario.name == name:
+            return scenario
+    raise KeyError(f"unknown scenario {name!r}; known: {', '.join(s.name for s in SCENARIOS)}")
+
+
+def quick_scenario(scenario: Scenario) -> Scenario:
+    """A scaled-down copy for ``--quick``: fewer connections, same shape."""
+    if scenario.kind == "rss":
+        return replace(scenario, connections=50)
+    if scenario.kind == "broadcast":
+        return replace(scenario, connections=20, broadcast_count=5)
+    if scenario.kind == "echo":
+        return replace(scenario, connections=min(scenario.connections, 4))
+    if scenario.kind == "handshake":
+        return replace(scenario, connections=4)
+    return scenario
+
+
+def json_messages(count: int = 64, size: int = KiB, seed: int = 7692) -> list[bytes]:
+    """``count`` different JSON objects of exactly ``size`` bytes each.
+
+    Compressible as real application JSON is (repeated keys, small
+    vocabulary, numbers), but not identical to one another, so that
+    compression with context takeover does not reduce them to a reference
+    to the previous message.
+    """
+    rng = random.Random(seed)
+    users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
+    events = ["click", "view", "scroll", "purchase", "login", "logout"]
+    messages = []
+    for index in range(count):
+        record: dict[str, object] = {
+            "id": index,
+            "type": "event",
+            "user": rng.choice(users),
+            "event": rng.choice(events),
+            "ts": 1_750_000_000_000 + rng.randrange(10**6),
+            "items": [],
+        }
+        items: list[dict[str, object]] = []
+        record["items"] = items
+        while len(json.dumps(record, separators=(",", ":"))) < size - 64:
+            items.append(
+                {
+                    "sku": f"SKU-{rng.randrange(10_000):04d}",
+                    "qty": rng.randrange(1, 5),
+                    "price": round(rng.uniform(1, 200), 2),
+                    "tags": rng.sample(["new", "sale", "eco", "gift", "bulk"], 2),
+                }
+            )
+        encoded = json.dumps(record, separators=(",", ":"))
+        while len(encoded) > size - 16:
+            items.pop()
+            encoded = json.dumps(record, separators=(",", ":"))
+        record["pad"] = ""
+        encoded = json.dumps(record, separators=(",", ":"))
+        record["pad"] = "x" * (size - len(encoded))
+        data = json.dumps(record, separators=(",", ":")).encode()
+        assert len(data) == size, (len(data), size)
+        messages.append(data)
+    return messages

@@ -1,0 +1,749 @@
+"""Run the benchmarks: wsserver and its peers, side by side, same scenarios.
+
+    python -m bench.run                      # everything, 3 runs, ~30 minutes
+    python -m bench.run --servers wsserver,picows --scenarios echo_c64_1k
+    python -m bench.run --quick              # one tiny scenario, wsserver only
+    python -m bench.run --render bench/results/20260101-120000.json
+
+For every run, scenario and server: start a fresh server pinned to one CPU,
+wait until it listens, run the load generator (bench/client.py) pinned to
+another CPU, stop the server with SIGTERM.  Servers are interleaved (their
+order rotates from run to run) so that background load is spread evenly.
+The raw figures go to bench/results/<timestamp>.json (gitignored); the
+medians, ratios and CPU use are rendered into docs/benchmarks.md.
+
+Every figure is from 127.0.0.1; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import SCENARIOS, SERVERS, Scenario, quick_scenario, scenario_by_name
+
+__all__ = ["main", "render_markdown", "summarize"]
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+PYTHON = sys.executable
+
+SERVER_READY_TIMEOUT = 20.0
+SERVER_STOP_TIMEOUT = 15.0
+#: Beyond warm-up + duration, for connecting and closing 5,000 connections.
+CLIENT_SLACK = 240.0
+
+#: Servers that cannot run a scenario, and why (shown in the tables).
+NOT_APPLICABLE: dict[tuple[str, str], str] = {
+    ("picows", "deflate"): "picows has no permessage-deflate",
+}
+
+PROFILE_START = "<!-- profile:start -->"
+PROFILE_END = "<!-- profile:end -->"
+PROFILE_PLACEHOLDER = (
+    "_To be written: where wsserver spends its time in the echo and broadcast\n"
+    "scenarios (py-spy or cProfile of `examples/bench_server.py` under\n"
+    "`python -m bench.client`), and what was changed because of it._"
+)
+
+
+# ---------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------
+
+
+def server_command(server: str, port: int, *, deflate: bool, uvloop: bool) -> list[str]:
+    if server == "wsserver":
+        command = [PYTHON, str(ROOT / "examples" / "bench_server.py")]
+    else:
+        command = [PYTHON, "-m", f"bench.servers.ws_{server}"]
+    command += ["--port", str(port)]
+    if deflate:
+        command.append("--deflate")
+    if uvloop:
+        command.append("--uvloop")
+    return command
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pinned(cpu: int | None) -> Callable[[], None]:
+    """A preexec_fn: raise the open-files limit, pin to ``cpu``."""
+
+    def setup() -> None:
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+
+    return setup
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with status {process.returncode} at start")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"server not listening on port {port} after {timeout}s")
+
+
+@contextlib.contextmanager
+def running_server(
+    server: str, *, deflate: bool, uvloop: bool, cpu: int | None, log: Path
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """A fresh server on a free port; stopped with SIGTERM (then SIGKILL) after."""
+    port = free_port()
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            server_command(server, port, deflate=deflate, uvloop=uvloop),
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=pinned(cpu),
+        )
+        try:
+            wait_listening(port, process, SERVER_READY_TIMEOUT)
+            yield port, process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(SERVER_STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(SERVER_STOP_TIMEOUT)
+
+
+def run_client(
+    port: int,
+    scenario: Scenario,
+    server_pid: int,
+    *,
+    warmup: float,
+    duration: float,
+    quick: bool,
+    cpu: int | None,
+) -> dict[str, Any]:
+    command = [
+        PYTHON,
+        "-m",
+        "bench.client",
+        "--url",
+        f"ws://127.0.0.1:{port}/",
+        "--scenario",
+        scenario.name,
+        "--server-pid",
+        str(server_pid),
+        "--warmup",
+        str(warmup),
+        "--duration",
+        str(duration),
+    ]
+    if quick:
+        command.append("--quick")
+    try:
+        done = subprocess.run(
+            command,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=warmup + duration + CLIENT_SLACK,
+            preexec_fn=pinned(cpu),
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": "load generator timed out"}
+    lines = done.stdout.decode(errors="replace").strip().splitlines()
+    try:
+        result: dict[str, Any] = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-5:]
+        return {"error": f"load generator failed ({done.returncode}): {' | '.join(tail)}"}
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Machine
+# ---------------------------------------------------------------------------
+
+
+def _lscpu() -> dict[str, str]:
+    try:
+        output = subprocess.run(
+            ["lscpu"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    info = {}
+    for line in output.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            info[key.strip()] = value.strip()
+    return info
+
+
+def _mem_total_gib() -> float:
+    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / (1024 * 1024)
+    return float("nan")
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info() -> dict[str, Any]:
+    lscpu = _lscpu()
+    return {
+        "cpu_model": lscpu.get("Model name", platform.processor() or "unknown"),
+        "cpus": os.cpu_count(),
+        "threads_per_core": lscpu.get("Thread(s) per core", "?"),
+        "hypervisor": lscpu.get("Hypervisor vendor", "none"),
+        "memory_gib": round(_mem_total_gib(), 1),
+        "kernel": f"{platform.system()} {platform.release()}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "packages": {
+            name: _version(name)
+            for name in ("wsserver", "websockets", "aiohttp", "picows", "uvloop", "h11")
+        },
+    }
+
+
+# ---------------------------------------------------------------------------
+# Running everything
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    servers: tuple[str, ...]
+    scenarios: tuple[Scenario, ...]
+    loops: tuple[str, ...]
+    runs: int
+    warmup: float
+    duration: float
+    quick: bool
+    server_cpu: int | None
+    client_cpu: int | None
+
+
+def not_applicable(server: str, scenario: Scenario) -> str | None:
+    if scenario.deflate:
+        return NOT_APPLICABLE.get((server, "deflate"))
+    return None
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def execute(plan: Plan, log_dir: Path) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    total = (
+        plan.runs
+        * len(plan.loops)
+        * sum(1 for sc in plan.scenarios for sv in plan.servers if not not_applicable(sv, sc))
+    )
+    step = 0
+    for run in range(plan.runs):
+        for loop in plan.loops:
+            for scenario in plan.scenarios:
+                # Rotate the order so that no server always goes first.
+                shift = run % len(plan.servers)
+                for server in plan.servers[shift:] + plan.servers[:shift]:
+                    if not_applicable(server, scenario):
+                        continue
+                    step += 1
+                    load = os.getloadavg()
+                    log(
+                        f"{step}/{total} run {run + 1} {loop} {scenario.name} {server} "
+                        f"(load {load[0]:.2f})"
+                    )
+                    record: dict[str, Any] = {
+                        "run": run,
+                        "loop": loop,
+                        "scenario": scenario.name,
+                        "server": server,
+                        "loadavg_1m": load[0],
+                    }
+                    name = f"{loop}-{scenario.name}-{server}-{run}.log"
+                    try:
+                        with running_server(
+                            server,
+                            deflate=scenario.deflate,
+                            uvloop=loop == "uvloop",
+                            cpu=plan.server_cpu,
+                            log=log_dir / name,
+                        ) as (port, process):
+                            result = run_client(
+                                port,
+                                scenario,
+                                process.pid,
+                                warmup=plan.warmup,
+                                duration=plan.duration,
+                                quick=plan.quick,
+                                cpu=plan.client_cpu,
+                            )
+                            if process.poll() is not None:
+                                result = {"error": f"server died ({process.returncode})"}
+                    except RuntimeError as error:
+                        result = {"error": str(error)}
+                    if "error" in result:
+                        log(f"  error: {result['error']} (server log: {log_dir / name})")
+                    record.update(result)
+                    records.append(record)
+    return records
+
+
+# ---------------------------------------------------------------------------
+# Summaries
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    higher_is_better: bool
+
+
+def metrics_for(scenario: Scenario) -> list[Metric]:
+    if scenario.kind == "latency":
+        return [
+            Metric("p50_us", "p50 round trip, µs", False),
+            Metric("p99_us", "p99 round trip, µs", False),
+        ]
+    if scenario.kind == "echo":
+        if scenario.size >= 64 * 1024:
+            return [Metric("mib_per_s", "MiB/s echoed", True)]
+        return [Metric("msgs_per_s", "messages/s echoed", True)]
+    if scenario.kind == "handshake":
+        return [Metric("handshakes_per_s", "handshakes/s", True)]
+    if scenario.kind == "rss":
+        return [Metric("kib_per_conn", "KiB per connection", False)]
+    return [Metric("deliveries_per_s", "deliveries/s", True)]
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Medians per (loop, scenario, server) over the successful runs."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for record in records:
+        group_key = (record["loop"], record["scenario"], record["server"])
+        groups.setdefault(group_key, []).append(record)
+    summary: dict[str, Any] = {}
+    for (loop, scenario, server), group in groups.items():
+        ok = [r for r in group if "error" not in r]
+        errors = [r["error"] for r in group if "error" in r]
+        cell: dict[str, Any] = {"runs": len(ok), "errors": errors}
+        keys = {k for r in ok for k, v in r.items() if isinstance(v, int | float)}
+        for key in sorted(keys - {"run"}):
+            values = [float(r[key]) for r in ok if key in r]
+            cell[key] = statistics.median(values)
+            if len(values) > 1:
+                cell[f"{key}_min"] = min(values)
+                cell[f"{key}_max"] = max(values)
+        summary.setdefault(loop, {}).setdefault(scenario, {})[server] = cell
+    return summary
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or value != value:
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _ratio(ours: float | None, theirs: float | None) -> str:
+    if ours is None or theirs is None or not theirs:
+        return "-"
+    return f"{ours / theirs:.2f}x"
+
+
+def _cell(summary: dict[str, Any], loop: str, scenario: str, server: str) -> dict[str, Any] | None:
+    cell = summary.get(loop, {}).get(scenario, {}).get(server)
+    if cell is None or not cell.get("runs"):
+        return None
+    result: dict[str, Any] = cell
+    return result
+
+
+#: A process counts as saturated (the bottleneck) above this share of its core.
+BUSY_PCT = 85.0
+
+
+def bottleneck(cell: dict[str, Any]) -> str:
+    server = cell.get("server_cpu_pct", 0.0)
+    client = cell.get("client_cpu_pct", 0.0)
+    if client >= BUSY_PCT and server < BUSY_PCT:
+        return "client"
+    if server >= BUSY_PCT:
+        return "server"
+    return "neither"
+
+
+def render_tables(
+    summary: dict[str, Any], loop: str, servers: Sequence[str], scenarios: Sequence[Scenario]
+) -> str:
+    peers = [s for s in servers if s != "wsserver"]
+    absolute = [
+        "| scenario | figure | " + " | ".join(servers) + " |",
+        "|---|---|" + "---:|" * len(servers),
+    ]
+    ratios = [
+        "| scenario | figure | better | " + " | ".join(f"wsserver / {p}" for p in peers) + " |",
+        "|---|---|---|" + "---:|" * len(peers),
+    ]
+    cpu = [
+        "| scenario | " + " | ".join(servers) + " |",
+        "|---|" + "---:|" * len(servers),
+    ]
+    notes: list[str] = []
+    for scenario in scenarios:
+        cells = {s: _cell(summary, loop, scenario.name, s) for s in servers}
+        if all(c is None for c in cells.values()) and not any(
+            summary.get(loop, {}).get(scenario.name, {})
+        ):
+            continue
+        for metric in metrics_for(scenario):
+            values: dict[str, float | None] = {}
+            row = []
+            for server in servers:
+                cell = cells[server]
+                reason = not_applicable(server, scenario)
+                if cell is None:
+                    values[server] = None
+                    row.append("n/a" if reason else "-")
+                else:
+                    values[server] = cell.get(metric.key)
+                    row.append(_fmt(values[server]))
+            absolute.append(f"| {scenario.title} | {metric.label} | " + " | ".join(row) + " |")
+            if peers:
+                better = "higher" if metric.higher_is_better else "lower"
+                ratio_cells = [_ratio(values.get("wsserver"), values[p]) for p in peers]
+                ratios.append(
+                    f"| {scenario.title} | {metric.label} | {better} | "
+                    + " | ".join(ratio_cells)
+                    + " |"
+                )
+        cpu_row = []
+        for server in servers:
+            cell = cells[server]
+            if cell is None:
+                cpu_row.append("n/a" if not_applicable(server, scenario) else "-")
+                continue
+            mark = " ⚠" if bottleneck(cell) == "client" else ""
+            cpu_row.append(
+                f"{cell.get('server_cpu_pct', 0):.0f} / {cell.get('client_cpu_pct', 0):.0f}{mark}"
+            )
+            if mark:
+                notes.append(
+                    f"- {scenario.title}, {server}: the load generator was at "
+                    f"{cell.get('client_cpu_pct', 0):.0f} % of its core and the server at "
+                    f"{cell.get('server_cpu_pct', 0):.0f} %: this figure is a lower bound "
+                    "for the server."
+                )
+            if cell.get("lost"):
+                notes.append(
+                    f"- {scenario.title}, {server}: {cell['lost']:.0f} deliveries never "
+                    "arrived (median over runs)."
+                )
+            if cell.get("errors"):
+                notes.append(
+                    f"- {scenario.title}, {server}: {len(cell['errors'])} failed run(s): "
+                    f"{cell['errors'][0]}"
+                )
+        cpu.append(f"| {scenario.title} | " + " | ".join(cpu_row) + " |")
+    parts = [
+        "Absolute figures (medians):",
+        "",
+        *absolute,
+        "",
+    ]
+    if peers:
+        parts += [
+            'Ratios, wsserver / peer (for "higher is better" rows a ratio above 1 means '
+            'wsserver is ahead; for "lower is better" rows, below 1):',
+            "",
+            *ratios,
+            "",
+        ]
+    parts += [
+        "CPU use during the measurement, server % / load generator % of one core "
+        "(medians; ⚠ marks a row where the load generator, not the server, was saturated):",
+        "",
+        *cpu,
+        "",
+    ]
+    if notes:
+        parts += ["Notes:", "", *notes, ""]
+    return "\n".join(parts)
+
+
+def _existing_profile(path: Path) -> str | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    start = text.find(PROFILE_START)
+    end = text.find(PROFILE_END)
+    if start < 0 or end < start:
+        return None
+    return text[start + len(PROFILE_START) : end].strip("\n")
+
+
+def render_markdown(data: dict[str, Any], *, profile: str | None = None) -> str:
+    """docs/benchmarks.md from a results file's contents."""
+    machine = data["machine"]
+    plan = data["plan"]
+    summary = data["summary"]
+    servers = [s for s in SERVERS if s in plan["servers"]]
+    scenarios = [scenario_by_name(name) for name in plan["scenarios"]]
+    if plan.get("quick"):
+        scenarios = [quick_scenario(s) for s in scenarios]
+    packages = machine["packages"]
+    load = data.get("loadavg", {})
+    lines = [
+        "# Benchmarks",
+        "",
+        "wsserver against the Python WebSocket servers people choose instead: "
+        "websockets, aiohttp and picows, all installed from PyPI, measured in one "
+        "run with the same scenarios and the same load generator.  Generated by "
+        "`python -m bench.run`; edit only the Profile section by hand (it is kept "
+        "when the file is regenerated).",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| CPU | {machine['cpu_model']}, {machine['cpus']} CPUs, "
+        f"{machine['threads_per_core']} thread(s) per core, hypervisor: {machine['hypervisor']} |",
+        f"| memory | {machine['memory_gib']} GiB |",
+        f"| OS | {machine['kernel']} |",
+        f"| Python | {machine['python']} |",
+        "| packages | "
+        + ", ".join(f"{name} {version}" for name, version in packages.items())
+        + " |",
+        f"| date | {data['started']} |",
+        f"| load average (1 min) | {load.get('start', float('nan')):.2f} at start, "
+        f"{load.get('end', float('nan')):.2f} at the end; per run in the results file |",
+        "",
+        "The machine was shared: other work may have run at the same time.  The "
+        "load average above and the CPU table below say how much; figures from a "
+        "busy machine are lower, for every server alike since the servers are "
+        "interleaved.",
+        "",
+        "## Method",
+        "",
+        f"- **Runs.** Every scenario {plan['runs']} times for every server; the "
+        f"tables show medians.  Each run starts a fresh server, warms up for "
+        f"{plan['warmup']} s and measures for {plan['duration']} s.  The order of "
+        "the servers rotates from run to run.",
+        "- **Servers.** `examples/bench_server.py` for wsserver; "
+        "`bench/servers/ws_{websockets,aiohttp,picows}.py` for the peers: the same "
+        "echo (text as text, binary as binary) and the same `broadcast:<n>[:<size>]` "
+        "command, 64 MiB message limit, compression off except in the deflate "
+        "scenarios (then each library's default permessage-deflate settings), every "
+        "other setting at the library's default, plain asyncio event loop.  "
+        "Broadcast uses `wsserver.broadcast` and `websockets.asyncio.server.broadcast` "
+        "(frame encoded once); aiohttp has no broadcast helper, so a loop of "
+        "`await send_str()`; picows a loop of `transport.send()`.",
+        "- **Load generator.** `bench/client.py`: picows' Cython client on uvloop, "
+        "one process.  Echo scenarios keep a window of messages in flight per "
+        "connection (64 for messages up to 1 KiB, 16 for 64 KiB, 2 for 1 MiB) and "
+        "check every echo's size; the latency scenario keeps one.  Binary messages "
+        "except for the JSON and broadcast scenarios.  For deflate the client "
+        "compresses and decompresses itself (context takeover as agreed).",
+        f"- **Pinning.** Server on CPU {plan['server_cpu']}, load generator on CPU "
+        f"{plan['client_cpu']} (`sched_setaffinity`).  Both processes' CPU time "
+        "(utime + stime from /proc) is recorded over the measurement window; a "
+        "server-bound figure shows the server near 100 % of its core.",
+        "- **Handshakes.** 32 concurrent tasks, each: TCP connect, upgrade, client "
+        "Close, server Close, server closes TCP; repeat.",
+        "- **Memory.** 5,000 connections, each exchanges one 1 KiB JSON text message "
+        "(compressed when deflate was agreed, so that both zlib contexts exist) and "
+        "then idles; (VmRSS after - VmRSS before) / 5,000, after a 1 s pause.",
+        "- **Broadcast.** 1,000 connections; one sends `broadcast:10:16` whenever the "
+        "deliveries of all but its last command have arrived (two commands in "
+        "flight); deliveries per second over all connections, sender included.",
+        "",
+    ]
+    for loop in plan["loops"]:
+        title = "asyncio event loop" if loop == "asyncio" else "uvloop"
+        lines += [f"## Results: {title}", "", render_tables(summary, loop, servers, scenarios)]
+    lines += [
+        "## Reproduce",
+        "",
+        "```sh",
+        'pip install -e ".[bench]"     # websockets, aiohttp, picows, uvloop',
+        "python -m bench.run             # about 30 minutes; add --uvloop for a second table",
+        "```",
+        "",
+        "`python -m bench.run --help` lists the options (servers, scenarios, runs, "
+        "durations, CPUs).  Raw results, per run, land in `bench/results/`.",
+        "",
+        "## Profile",
+        "",
+        PROFILE_START,
+        profile if profile is not None else PROFILE_PLACEHOLDER,
+        PROFILE_END,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+
+def _split(text: str, known: Sequence[str], what: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown {what}: {', '.join(unknown)}; known: {', '.join(known)}")
+    return names
+
+
+def write_doc(data: dict[str, Any], doc: Path) -> None:
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(render_markdown(data, profile=_existing_profile(doc)), encoding="utf-8")
+    log(f"wrote {doc}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description="wsserver benchmarks against its peers"
+    )
+    scenario_names = [s.name for s in SCENARIOS]
+    parser.add_argument("--servers", default=None, help=f"comma-separated: {','.join(SERVERS)}")
+    parser.add_argument(
+        "--scenarios", default=None, help=f"comma-separated: {','.join(scenario_names)}"
+    )
+    parser.add_argument("--runs", type=int, default=None, help="runs per scenario (default 3)")
+    parser.add_argument("--warmup", type=float, default=None, help="seconds (default 1)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds (default 3)")
+    parser.add_argument("--uvloop", action="store_true", help="also run every server on uvloop")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: wsserver, echo_c1_16, 1 short run, scaled-down scenarios, no doc",
+    )
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the processes")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--doc", type=Path, default=None, help=f"default {DOC.relative_to(ROOT)}")
+    parser.add_argument("--no-doc", action="store_true", help="do not write the doc")
+    parser.add_argument("--render", type=Path, default=None, help="only render this results file")
+    args = parser.parse_args(argv)
+
+    doc: Path | None = args.doc
+    if doc is None and not args.quick and not args.no_doc:
+        doc = DOC
+    if args.no_doc:
+        doc = None
+    if args.render is not None:
+        data = json.loads(args.render.read_text(encoding="utf-8"))
+        write_doc(data, doc or DOC)
+        return 0
+
+    quick = args.quick
+    default_servers = "wsserver" if quick else ",".join(SERVERS)
+    servers = _split(args.servers or default_servers, SERVERS, "server")
+    names = _split(
+        args.scenarios or ("echo_c1_16" if quick else ",".join(scenario_names)),
+        scenario_names,
+        "scenario",
+    )
+    cpus = os.cpu_count() or 1
+    pin = not args.no_pin and cpus >= 2
+    plan = Plan(
+        servers=servers,
+        scenarios=tuple(scenario_by_name(n) for n in names),
+        loops=("asyncio", "uvloop") if args.uvloop else ("asyncio",),
+        runs=args.runs if args.runs is not None else (1 if quick else 3),
+        warmup=args.warmup if args.warmup is not None else (0.2 if quick else 1.0),
+        duration=args.duration if args.duration is not None else (0.5 if quick else 3.0),
+        quick=quick,
+        server_cpu=args.server_cpu if pin else None,
+        client_cpu=args.client_cpu if pin else None,
+    )
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    results_dir: Path = args.results_dir
+    log_dir = results_dir / f"{stamp}-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load_start = os.getloadavg()[0]
+    log(f"load average at start: {load_start:.2f}")
+    records = execute(plan, log_dir)
+    data = {
+        "started": started,
+        "machine": machine_info(),
+        "loadavg": {"start": load_start, "end": os.getloadavg()[0]},
+        "plan": {
+            "servers": list(plan.servers),
+            "scenarios": [s.name for s in plan.scenarios],
+            "loops": list(plan.loops),
+            "runs": plan.runs,
+            "warmup": plan.warmup,
+            "duration": plan.duration,
+            "quick": plan.quick,
+            "server_cpu": plan.server_cpu,
+            "client_cpu": plan.client_cpu,
+        },
+        "records": records,
+        "summary": summarize(records),
+    }
+    out = results_dir / f"{stamp}.json"
+    out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    log(f"wrote {out}")
+    # Server logs are only worth keeping when something was written to them.
+    for path in log_dir.iterdir():
+        if path.stat().st_size == 0:
+            path.unlink()
+    with contextlib.suppress(OSError):
+        log_dir.rmdir()
+    if doc is not None:
+        write_doc(data, doc)
+    failed = sum(1 for r in records if "error" in r)
+    if failed:
+        log(f"{failed} of {len(records)} runs failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Helpers for end-to-end tests: an in-process server and byte-level clients.
+
+Not a test module (no ``test_`` prefix): shared by the tests of
+``websocket``, ``views``, ``app`` and ``cli``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import h11
+
+from wsserver.server import Server, ServerConfig, as_app
+
+#: Every wait in these tests is bounded by this, so that a bug fails a test
+#: quickly instead of hanging until pytest-timeout.
+TIMEOUT = 5.0
+
+
+@asynccontextmanager
+async def serving(target: object, **config: Any) -> AsyncIterator[Server]:
+    """Serve ``target`` (an app, view class or endpoint) on a free loopback port."""
+    config.setdefault("ping_interval", None)
+    server = Server(as_app(target), ServerConfig(port=0, **config))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.shutdown()
+
+
+def ws_url(server: Server, path: str = "/") -> str:
+    return f"ws://127.0.0.1:{server.port}{path}"
+
+
+# ---------------------------------------------------------------------------
+# HTTP over a raw socket (h11 parses the answers)
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class HTTPResult:
+    status: int
+    headers: dict[str, list[str]]
+    body: bytes
+
+    def header(self, name: str) -> str:
+        values = self.headers.get(name.lower(), [])
+        assert len(values) == 1, f"{name}: {values}"
+        return values[0]
+
+
+class HTTPClient:
+    """One TCP connection speaking HTTP/1.1, for keep-alive and odd requests."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.h11 = h11.Connection(h11.CLIENT)
+
+    @classmethod
+    async def open(cls, port: int) -> HTTPClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def request(
+        self, method: str, target: str, headers: list[tuple[str, str]] | None = None
+    ) -> HTTPResult:
+        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+            self.h11.start_next_cycle()
+        pairs = [("host", "127.0.0.1"), *(headers or [])]
+        self.writer.write(self.h11.send(h11.Request(method=method, target=target, headers=pairs)))
+        self.writer.write(self.h11.send(h11.EndOfMessage()))
+        await self.writer.drain()
+        status = 0
+        got: dict[str, list[str]] = {}
+        body = bytearray()
+        while True:
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:
+                data = await asyncio.wait_for(self.reader.read(65536), TIMEOUT)
+                self.h11.receive_data(data)
+                continue
+            if isinstance(event, h11.Response):
+                status = event.status_code
+                for name, value in event.headers:
+                    got.setdefault(name.decode().lower(), []).append(value.decode())
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                return HTTPResult(status, got, bytes(body))
+            else:
+                raise AssertionError(f"unexpected HTTP event {event!r}")
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+async def http_get(
+    port: int, target: str, headers: list[tuple[str, str]] | None = None, method: str = "GET"
+) -> HTTPResult:
+    client = await HTTPClient.open(port)
+    try:
+        return await client.request(method, target, headers)
+    finally:
+        await client.close()
+
+
+# ---------------------------------------------------------------------------
+# WebSocket over a raw socket: every frame as it came on the wire
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Frame:
+    fin: bool
+    rsv1: bool
+    opcode: int
+    payload: bytes
+
+
+class RawWebSocket:
+    """A minimal client: handshake without extensions, frames byte by byte."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(
+        cls, port: int, path: str = "/", extra: list[tuple[str, str]] | None = None
+    ) -> RawWebSocket:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: 127.0.0.1:{port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+            *(f"{name}: {value}" for name, value in extra or []),
+        ]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        if not head.startswith(b"HTTP/1.1 101 "):
+            writer.close()
+            await writer.wait_closed()
+            raise AssertionError(f"handshake refused: {head!r}")
+        return cls(reader, writer)
+
+    def send_frame(self, opcode: int, payload: bytes, *, fin: bool = True) -> None:
+        mask = os.urandom(4)
+        first = (0x80 if fin else 0) | opcode
+        length = len(payload)
+        if length < 126:
+            header = struct.pack("!BB", first, 0x80 | length)
+        elif length < 65536:
+            header = struct.pack("!BBH", first, 0x80 | 126, length)
+        else:
+            header = struct.pack("!BBQ", first, 0x80 | 127, length)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.writer.write(header + mask + masked)
+
+    async def recv_frame(self) -> Frame:
+        async def read(n: int) -> bytes:
+            return await asyncio.wait_for(self.reader.readexactly(n), TIMEOUT)
+
+        first, second = await read(2)
+        assert not second & 0x80, "server frames must not be masked"
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", await read(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", await read(8))
+        return Frame(bool(first & 0x80), bool(first & 0x40), first & 0x0F, await read(length))
+
+    async def at_eof(self) -> bool:
+        """Whether the server closed TCP (waits for it)."""
+        return await asyncio.wait_for(self.reader.read(1), TIMEOUT) == b""
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()

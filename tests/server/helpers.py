@@ -1,0 +1,452 @@
+"""Shared helpers for the end-to-end tests of the asyncio server.
+
+Not a test module (no ``test_`` prefix): used by ``test_connection.py``,
+``test_server.py`` and ``test_config.py``.
+
+The clients here are independent of wsserver's own protocol code: a raw
+socket that writes frames built by hand and reads the server's bytes as they
+come, for byte-level control (buffer sizes, half requests, invalid frames,
+resets).  Higher-level tests use the ``websockets`` library's client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wsserver.protocol import BinaryMessage, TextMessage
+from wsserver.server import Server, ServerConfig
+from wsserver.server.app import Application
+from wsserver.server.connection import Connection
+from wsserver.server.requests import Request
+from wsserver.server.responses import PlainTextResponse, Response
+from wsserver.server.websocket import WebSocket
+
+#: Every wait in these tests is bounded by this, so that a bug fails a test
+#: quickly instead of hanging until pytest-timeout.
+TIMEOUT = 5.0
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+# ---------------------------------------------------------------------------
+# Applications
+# ---------------------------------------------------------------------------
+
+WebSocketHandler = Callable[[WebSocket], Awaitable[None]]
+
+
+class FunctionApp:
+    """An ``Application`` around one WebSocket handler (and a tiny HTTP side).
+
+    Deliberately not ``App``: these tests are about the server and the
+    connection, and must not depend on routing.  ``GET /healthz`` answers
+    ``ok``; ``GET /slow`` waits for ``http_gate``; anything else is 404.
+    """
+
+    def __init__(self, handler: WebSocketHandler | None = None) -> None:
+        self.handler = handler if handler is not None else echo
+        self.http_gate = asyncio.Event()
+        self.http_started = asyncio.Event()
+
+    async def handle_http(self, request: Request) -> Response:
+        if request.url.path == "/healthz":
+            return PlainTextResponse("ok\n")
+        if request.url.path == "/slow":
+            self.http_started.set()
+            await self.http_gate.wait()
+            return PlainTextResponse("slow\n")
+        return PlainTextResponse("Not Found\n", status=404)
+
+    async def handle_websocket(self, websocket: WebSocket) -> None:
+        await self.handler(websocket)
+
+
+async def echo(websocket: WebSocket) -> None:
+    """Accept, then echo every message until the peer leaves."""
+    await websocket.accept()
+    while True:
+        message = await websocket.receive()
+        if isinstance(message, TextMessage):
+            await websocket.send_text(message.data)
+        elif isinstance(message, BinaryMessage):
+            await websocket.send_bytes(message.data)
+        else:
+            return
+
+
+# ---------------------------------------------------------------------------
+# Servers
+# ---------------------------------------------------------------------------
+
+
+def test_config(**settings: Any) -> ServerConfig:
+    """A ``ServerConfig`` for tests: a free port, no heartbeats, short waits."""
+    settings.setdefault("port", 0)
+    settings.setdefault("ping_interval", None)
+    settings.setdefault("close_timeout", 1.0)
+    settings.setdefault("shutdown_timeout", 1.0)
+    return ServerConfig(**settings)
+
+
+test_config.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+@dataclass
+class Harness:
+    """Servers and raw clients of one test, torn down at its end."""
+
+    servers: list[Server] = field(default_factory=list)
+    clients: list[RawClient] = field(default_factory=list)
+
+    async def serve(self, app: Application | None = None, **settings: Any) -> Server:
+        server = Server(app if app is not None else FunctionApp(), test_config(**settings))
+        await server.start()
+        self.servers.append(server)
+        return server
+
+    async def raw(self, server: Server | int, **options: Any) -> RawClient:
+        port = server if isinstance(server, int) else server.port
+        client = await RawClient.connect(port, **options)
+        self.clients.append(client)
+        return client
+
+    async def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        for server in self.servers:
+            await server.shutdown()
+
+
+@asynccontextmanager
+async def harness() -> AsyncIterator[Harness]:
+    h = Harness()
+    try:
+        yield h
+    finally:
+        await h.close()
+
+
+def ws_url(server: Server, path: str = "/", scheme: str = "ws") -> str:
+    return f"{scheme}://127.0.0.1:{server.port}{path}"
+
+
+def only_connection(server: Server) -> Connection:
+    """The server's one live connection."""
+    connections = list(server.connections)
+    assert len(connections) == 1, connections
+    return connections[0]
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    """Poll ``condition`` (server-side state nothing can be awaited for).
+
+    Bounded: fails the test after ``timeout``.  Each round yields to the
+    loop for one tick, so the server runs in between.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {condition}")
+        # Let the loop run its ready callbacks and one selector round.
+        await asyncio.sleep(0.005)
+
+
+# ---------------------------------------------------------------------------
+# A raw socket client
+# ---------------------------------------------------------------------------
+
+
+def mask_frame(
+    opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0, masked: bool = True
+) -> bytes:
+    """One client frame, built by hand (RFC 6455 section 5.2)."""
+    first = (0x80 if fin else 0) | (rsv << 4) | opcode
+    length = len(payload)
+    mask_bit = 0x80 if masked else 0
+    if length < 126:
+        header = struct.pack("!BB", first, mask_bit | length)
+    elif length < 65536:
+        header = struct.pack("!BBH", first, mask_bit | 126, length)
+    else:
+        header = struct.pack("!BBQ", first, mask_bit | 127, length)
+    if not masked:
+        return header + payload
+    key = os.urandom(4)
+    # XOR with the key repeated: int arithmetic keeps big payloads fast.
+    repeated = (key * (length // 4 + 1))[:length]
+    body = (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(
+        length, "big"
+    )
+    return header + key + body
+
+
+def close_frame(code: int | None = 1000, reason: str = "") -> bytes:
+    payload = b"" if code is None else struct.pack("!H", code) + reason.encode()
+    return mask_frame(OP_CLOSE, payload)
+
+
+def close_payload(code: int, reason: str = "") -> bytes:
+    return struct.pack("!H", code) + reason.encode()
+
+
+@dataclass(frozen=True)
+class Frame:
+    opcode: int
+    payload: bytes
+    fin: bool = True
+
+    @property
+    def close_code(self) -> int:
+        assert self.opcode == OP_CLOSE, self
+        (code,) = struct.unpack("!H", self.payload[:2])
+        return int(code)
+
+    @property
+    def close_reason(self) -> str:
+        return self.payload[2:].decode()
+
+
+def handshake_request(path: str = "/", host: str = "127.0.0.1", extra: str = "") -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        f"Sec-WebSocket-Version: 13\r\n{extra}\r\n"
+    ).encode()
+
+
+class RawClient:
+    """A TCP socket on the test's event loop, driven byte by byte.
+
+    Options ``sndbuf`` and ``rcvbuf`` set the kernel buffer sizes before
+    connecting (the receive window is fixed at connect time).
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.loop = asyncio.get_running_loop()
+        self.buffer = bytearray()
+        self.sent = 0
+        self.received = 0
+        self.eof = False
+
+    @classmethod
+    async def connect(
+        cls, port: int, *, sndbuf: int | None = None, rcvbuf: int | None = None
+    ) -> RawClient:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            if sndbuf is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+            if rcvbuf is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            await asyncio.wait_for(
+                asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port)), TIMEOUT
+            )
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock)
+
+    # -- writing ---------------------------------------------------------
+
+    async def send(self, data: bytes) -> None:
+        await self.loop.sock_sendall(self.sock, data)
+        self.sent += len(data)
+
+    # -- reading ---------------------------------------------------------
+
+    async def _fill(self, timeout: float) -> None:
+        """Read at least one byte more into the buffer; EOFError at EOF."""
+        if self.eof:
+            raise EOFError
+        try:
+            data = await asyncio.wait_for(self.loop.sock_recv(self.sock, 262144), timeout)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            raise EOFError
+        self.received += len(data)
+        self.buffer += data
+
+    async def read_exactly(self, n: int, timeout: float = TIMEOUT) -> bytes:
+        while len(self.buffer) < n:
+            await self._fill(timeout)
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return data
+
+    async def read_until(self, separator: bytes, timeout: float = TIMEOUT) -> bytes:
+        while (index := self.buffer.find(separator)) < 0:
+            await self._fill(timeout)
+        end = index + len(separator)
+        data = bytes(self.buffer[:end])
+        del self.buffer[:end]
+        return data
+
+    async def read_to_eof(self, timeout: float = TIMEOUT) -> bytes:
+        """Everything until the server ends the connection (FIN or reset)."""
+        while True:
+            try:
+                await self._fill(timeout)
+            except EOFError:
+                break
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+    async def response_head(self, timeout: float = TIMEOUT) -> tuple[int, dict[str, str]]:
+        head = await self.read_until(b"\r\n\r\n", timeout)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        return status, headers
+
+    async def handshake(self, path: str = "/", extra: bytes = b"") -> None:
+        """Open a WebSocket; ``extra`` bytes (frames) go in the same write."""
+        await self.send(handshake_request(path) + extra)
+        status, headers = await self.response_head()
+        assert status == 101, (status, headers)
+
+    async def recv_frame(self, timeout: float = TIMEOUT) -> Frame:
+        header = await self.read_exactly(2, timeout)
+        first, second = header[0], header[1]
+        assert not second & 0x80, "a server must not mask its frames"
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", await self.read_exactly(2, timeout))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", await self.read_exactly(8, timeout))
+        payload = await self.read_exactly(length, timeout)
+        return Frame(first & 0x0F, payload, bool(first & 0x80))
+
+    async def recv_non_ping(self, timeout: float = TIMEOUT) -> Frame:
+        """The next frame that is not a ping (heartbeats may come in between)."""
+        while True:
+            frame = await self.recv_frame(timeout)
+            if frame.opcode != OP_PING:
+                return frame
+
+    # -- ending --------------------------------------------------------
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def abort(self) -> None:
+        """Close with a TCP reset (SO_LINGER 0) instead of a FIN."""
+        if self.sock.fileno() >= 0:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+
+# ---------------------------------------------------------------------------
+# TLS
+# ---------------------------------------------------------------------------
+
+
+def make_self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A certificate for ``localhost`` and 127.0.0.1, and its key (PEM files).
+
+    Uses the ``cryptography`` package when it is installed, else the
+    ``openssl`` command; fails the test (never skips) if neither is there.
+    """
+    cert_path = directory / "cert.pem"
+    key_path = directory / "key.pem"
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            pytest.fail(
+                "TLS test needs a certificate: install the `cryptography` package "
+                "or the openssl command (Debian: apt-get install openssl)"
+            )
+        subprocess.run(
+            [
+                openssl, "req", "-x509",
+                "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-keyout", str(key_path), "-out", str(cert_path),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )  # fmt: skip
+        return cert_path, key_path
+    _write_cert_with_cryptography(cert_path, key_path)
+    return cert_path, key_path
+
+
+def _write_cert_with_cryptography(cert_path: Path, key_path: Path) -> None:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def tls_contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh certificate and a client context trusting it."""
+    cert, key = make_self_signed_cert(directory)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+    return server_context, client_context
+
+
+def open_fds() -> int:
+    """File descriptors open in this process."""
+    return len(os.listdir("/proc/self/fd"))

@@ -1,0 +1,677 @@
+"""Tests for wsserver.server.connection, end to end over loopback.
+
+Each test starts a server in-process (``Server(app, ServerConfig(port=0))``)
+and talks to it with independent clients: the ``websockets`` library, or a
+raw socket (``helpers.RawClient``) where the test needs byte-level control.
+Timeouts are configured small so that every behaviour shows in well under a
+second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+import time
+import tracemalloc
+from collections.abc import AsyncIterator
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from wsserver.protocol import BinaryMessage, TextMessage
+from wsserver.server.websocket import Disconnect, WebSocket, WebSocketDisconnect
+
+from .helpers import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    TIMEOUT,
+    FunctionApp,
+    Harness,
+    close_frame,
+    close_payload,
+    handshake_request,
+    harness,
+    mask_frame,
+    only_connection,
+    open_fds,
+    wait_until,
+    ws_url,
+)
+
+#: What asyncio's selector transport reads from a socket at once.
+ONE_READ = 256 * 1024
+
+
+@pytest.fixture
+async def h() -> AsyncIterator[Harness]:
+    async with harness() as h:
+        yield h
+
+
+def client(server, path: str = "/", **options):
+    """A ``websockets`` client for ``server``: no client pings, no proxy."""
+    options.setdefault("ping_interval", None)
+    options.setdefault("proxy", None)
+    options.setdefault("open_timeout", TIMEOUT)
+    options.setdefault("close_timeout", TIMEOUT)
+    return connect(ws_url(server, path), **options)
+
+
+# ---------------------------------------------------------------------------
+# Backpressure
+# ---------------------------------------------------------------------------
+
+
+async def test_app_not_consuming_pauses_reading_and_loses_nothing(h: Harness) -> None:
+    # The application does not receive until the gate opens; the client has
+    # a small send buffer and tries to send 4 MiB.
+    count, size = 256, 16 * 1024
+    max_queue, read_limit = 4, 16 * 1024
+    gate = asyncio.Event()
+    done = asyncio.Event()
+    received: list[bytes] = []
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await gate.wait()
+        for _ in range(count):
+            message = await websocket.receive()
+            assert isinstance(message, BinaryMessage)
+            received.append(message.data)
+        done.set()
+
+    server = await h.serve(FunctionApp(handler), max_queue=max_queue, read_limit=read_limit)
+    raw = await h.raw(server, sndbuf=4096)
+    await raw.handshake()
+    connection = only_connection(server)
+    payloads = [i.to_bytes(4, "big") * (size // 4) for i in range(count)]
+    data = b"".join(mask_frame(OP_BINARY, p) for p in payloads)
+
+    tracemalloc.start()
+    try:
+        sending = asyncio.create_task(raw.send(data))
+        await wait_until(lambda: connection._reading_paused)
+        # The server stopped reading: the transport says so, the queue is
+        # full, and what the core holds unparsed is bounded by one read past
+        # read_limit.
+        assert connection.transport is not None
+        assert not connection.transport.is_reading()
+        assert connection.websocket is not None
+        assert len(connection.websocket._messages) == max_queue
+        buffered = connection.protocol.buffered
+        assert read_limit <= buffered <= read_limit + ONE_READ
+        # The client's send cannot finish: its socket buffer is full.
+        finished, _ = await asyncio.wait({sending}, timeout=0.3)
+        assert not finished
+        assert connection.protocol.buffered == buffered
+        assert connection._bytes_in < len(data) // 8
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # 4 MiB were offered; the process held the queue, the unparsed bytes
+    # and one read in flight, with room for bookkeeping.
+    assert peak < max_queue * size + read_limit + 2 * ONE_READ, peak
+
+    # The rest goes faster through a normal send buffer (a tiny one makes
+    # loopback TCP crawl).
+    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    gate.set()
+    await asyncio.wait_for(sending, TIMEOUT)
+    await asyncio.wait_for(done.wait(), TIMEOUT)
+    assert received == payloads
+    assert not connection._reading_paused
+
+
+async def test_peer_not_reading_makes_send_wait_then_fails_with_1008(h: Harness) -> None:
+    message = b"x" * (1 << 20)
+    write_limit, write_timeout = 64 * 1024, 0.3
+    completed = 0
+    outcome: asyncio.Future[WebSocketDisconnect] = asyncio.get_running_loop().create_future()
+
+    async def handler(websocket: WebSocket) -> None:
+        nonlocal completed
+        await websocket.accept()
+        try:
+            for _ in range(64):
+                await websocket.send_bytes(message)
+                completed += 1
+        except WebSocketDisconnect as error:
+            outcome.set_result(error)
+            raise
+
+    server = await h.serve(
+        FunctionApp(handler), write_limit=write_limit, write_timeout=write_timeout
+    )
+    raw = await h.raw(server, rcvbuf=4096)
+    await raw.handshake()
+    connection = only_connection(server)
+    await wait_until(lambda: connection._writing_paused)
+    paused_at = time.monotonic()
+    assert connection.transport is not None
+    # The send that went over the limit wrote one whole message, no more.
+    assert write_limit < connection.transport.get_write_buffer_size() <= write_limit + len(
+        message
+    ) + 14
+    sends_before = completed
+
+    error = await asyncio.wait_for(outcome, TIMEOUT)
+    assert error.code == 1008
+    assert error.reason == "peer not reading"
+    # The send waited for the whole write_timeout and never returned.
+    assert time.monotonic() - paused_at >= write_timeout * 0.9
+    assert completed == sends_before < 64
+    # The connection is dropped: gone from the server, and the client reads
+    # to the end what the kernel had taken, then the end.
+    await wait_until(lambda: not server.connections)
+    assert connection.closed
+    await raw.read_to_eof()
+    assert raw.eof
+
+
+async def test_send_resumes_when_the_peer_reads_again(h: Harness) -> None:
+    count, message = 8, b"y" * (1 << 20)
+    done = asyncio.Event()
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        for _ in range(count):
+            await websocket.send_bytes(message)
+        done.set()
+        await websocket.receive()
+
+    server = await h.serve(FunctionApp(handler), write_timeout=TIMEOUT)
+    raw = await h.raw(server, rcvbuf=4096)
+    await raw.handshake()
+    connection = only_connection(server)
+    await wait_until(lambda: connection._writing_paused)
+    assert not done.is_set()
+    for _ in range(count):
+        frame = await raw.recv_frame()
+        assert (frame.opcode, frame.payload) == (OP_BINARY, message)
+    await asyncio.wait_for(done.wait(), TIMEOUT)
+    assert not connection._writing_paused
+
+
+# ---------------------------------------------------------------------------
+# Heartbeats
+# ---------------------------------------------------------------------------
+
+
+async def test_server_pings_at_interval_and_pongs_keep_it_open(h: Harness) -> None:
+    interval = 0.05
+    server = await h.serve(ping_interval=interval, ping_timeout=0.5)
+    raw = await h.raw(server)
+    await raw.handshake()
+    arrivals = []
+    for _ in range(4):
+        frame = await raw.recv_frame()
+        assert frame.opcode == OP_PING
+        assert len(frame.payload) == 8  # unpredictable payloads, see _next_ping_payload
+        arrivals.append(time.monotonic())
+        await raw.send(mask_frame(OP_PONG, frame.payload))
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    assert all(gap >= interval * 0.8 for gap in gaps), gaps
+    # Answered pings, so still open: an echo goes through.
+    await raw.send(mask_frame(OP_TEXT, b"still here"))
+    assert (await raw.recv_non_ping()).payload == b"still here"
+    assert only_connection(server).websocket is not None
+    assert only_connection(server).websocket.latency is not None  # type: ignore[union-attr]
+
+
+async def test_latency_is_measured_with_a_websockets_client(h: Harness) -> None:
+    server = await h.serve(ping_interval=0.05, ping_timeout=1.0)
+    async with client(server) as ws:
+        websocket = only_connection(server).websocket
+        assert websocket is not None
+        assert websocket.latency is None
+        # Latency is server-side state that nothing signals: poll it.
+        await wait_until(lambda: websocket.latency is not None)
+        assert websocket.latency is not None
+        assert 0 < websocket.latency < 1
+        await ws.send("ping-pong worked")
+        assert await ws.recv() == "ping-pong worked"
+
+
+async def test_application_ping_resolves_with_round_trip_time(h: Harness) -> None:
+    results: list[float] = []
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        results.append(await websocket.ping())
+        results.append(await websocket.ping(b"custom"))
+        await websocket.send_text("pinged")
+        await websocket.receive()
+
+    server = await h.serve(FunctionApp(handler))
+    async with client(server) as ws:
+        assert await ws.recv() == "pinged"
+    assert len(results) == 2
+    assert all(0 < rtt < 1 for rtt in results)
+
+
+async def test_unanswered_ping_fails_the_connection_with_1011(h: Harness) -> None:
+    interval, ping_timeout, close_timeout = 0.05, 0.15, 0.2
+    ended: asyncio.Future[Disconnect] = asyncio.get_running_loop().create_future()
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        message = await websocket.receive()
+        assert isinstance(message, Disconnect)
+        ended.set_result(message)
+
+    server = await h.serve(
+        FunctionApp(handler),
+        ping_interval=interval,
+        ping_timeout=ping_timeout,
+        close_timeout=close_timeout,
+    )
+    raw = await h.raw(server)
+    await raw.handshake()
+    opened = time.monotonic()
+    # The client reads but never answers anything.
+    frame = await raw.recv_frame()
+    while frame.opcode == OP_PING:
+        frame = await raw.recv_frame()
+    closed_at = time.monotonic()
+    reason = b"keepalive ping timeout"
+    assert frame.opcode == OP_CLOSE
+    assert frame.payload == b"\x03\xf3" + reason  # 1011, on the wire
+    assert closed_at - opened >= (interval + ping_timeout) * 0.9
+    # Nothing after the Close; the server ends TCP (half-close, then abort
+    # after close_timeout since this client never closes its side).
+    assert await raw.read_to_eof() == b""
+    await wait_until(lambda: not server.connections)
+    assert (await asyncio.wait_for(ended, TIMEOUT)) == Disconnect(1011, "keepalive ping timeout")
+
+
+async def test_no_pings_when_heartbeats_are_off(h: Harness) -> None:
+    server = await h.serve(ping_interval=None)
+    raw = await h.raw(server)
+    await raw.handshake()
+    after_handshake = raw.received
+    with pytest.raises(TimeoutError):
+        await raw.recv_frame(timeout=0.2)
+    assert raw.received == after_handshake
+    assert not raw.buffer
+
+
+# ---------------------------------------------------------------------------
+# Timeouts
+# ---------------------------------------------------------------------------
+
+
+async def test_open_timeout_closes_half_a_request_head(h: Harness) -> None:
+    open_timeout = 0.3
+    server = await h.serve(open_timeout=open_timeout)
+    slow = await h.raw(server)
+    started = time.monotonic()
+    await slow.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: webs")
+    # Meanwhile another client is served normally.
+    async with client(server) as ws:
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+    assert time.monotonic() - started < open_timeout
+    assert not slow.eof
+    # The slow one is closed without a response.
+    assert await slow.read_to_eof() == b""
+    assert time.monotonic() - started >= open_timeout * 0.9
+    await wait_until(lambda: not server.connections)
+
+
+async def test_open_timeout_applies_between_keep_alive_requests(h: Harness) -> None:
+    open_timeout = 0.3
+    server = await h.serve(open_timeout=open_timeout)
+    raw = await h.raw(server)
+    await raw.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    status, headers = await raw.response_head()
+    assert status == 200
+    answered = time.monotonic()
+    assert await raw.read_exactly(int(headers["content-length"])) == b"ok\n"
+    # Kept alive, then closed once the next request does not come.
+    assert await raw.read_to_eof() == b""
+    assert time.monotonic() - answered >= open_timeout * 0.9
+
+
+async def test_receive_timeout_closes_an_idle_connection_with_1001(h: Harness) -> None:
+    receive_timeout = 0.3
+    server = await h.serve(receive_timeout=receive_timeout)
+    async with client(server) as ws:
+        # Messages keep it open: one every 0.1 s for longer than the timeout.
+        for i in range(5):
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ws.recv(), 0.1)
+            await ws.send(f"m{i}")
+            assert await ws.recv() == f"m{i}"
+        idle_from = time.monotonic()
+        with pytest.raises(ConnectionClosed) as caught:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        assert time.monotonic() - idle_from >= receive_timeout * 0.9
+    assert caught.value.rcvd is not None
+    assert (caught.value.rcvd.code, caught.value.rcvd.reason) == (1001, "idle timeout")
+
+
+async def test_close_timeout_aborts_a_peer_that_never_answers_the_close(h: Harness) -> None:
+    close_timeout = 0.3
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.close(4000, "bye")
+        assert isinstance(await websocket.receive(), Disconnect)
+
+    server = await h.serve(FunctionApp(handler), close_timeout=close_timeout)
+    raw = await h.raw(server)
+    await raw.handshake()
+    frame = await raw.recv_frame()
+    assert frame.opcode == OP_CLOSE
+    assert frame.payload == close_payload(4000, "bye")
+    sent_close = time.monotonic()
+    # The client never answers: TCP ends once close_timeout has passed.
+    assert await raw.read_to_eof() == b""
+    assert time.monotonic() - sent_close >= close_timeout * 0.9
+    await wait_until(lambda: not server.connections)
+
+
+async def test_closing_handshake_completes_before_close_timeout(h: Harness) -> None:
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.close(1000, "done")
+
+    server = await h.serve(FunctionApp(handler), close_timeout=TIMEOUT)
+    raw = await h.raw(server)
+    await raw.handshake()
+    frame = await raw.recv_frame()
+    assert frame.payload == close_payload(1000, "done")
+    started = time.monotonic()
+    await raw.send(close_frame(1000))
+    # The server closes TCP first, at once (RFC 6455 section 7.1.1).
+    assert await raw.read_to_eof() == b""
+    assert time.monotonic() - started < 1.0
+
+
+# ---------------------------------------------------------------------------
+# hold_replies: replies to messages go out before the Close
+# ---------------------------------------------------------------------------
+
+
+async def test_echo_goes_out_before_the_close_for_a_protocol_error(h: Harness) -> None:
+    server = await h.serve()
+    raw = await h.raw(server)
+    # Text, then a frame with a reserved opcode, in one write.
+    await raw.handshake(extra=mask_frame(OP_TEXT, b"hello") + mask_frame(0x3, b""))
+    first = await raw.recv_frame()
+    assert (first.opcode, first.payload) == (OP_TEXT, b"hello")
+    second = await raw.recv_frame()
+    assert second.opcode == OP_CLOSE
+    assert second.close_code == 1002
+    await raw.send(close_frame(1002))
+    assert await raw.read_to_eof() == b""
+
+
+async def test_echo_goes_out_before_the_close_echo(h: Harness) -> None:
+    server = await h.serve()
+    raw = await h.raw(server)
+    await raw.handshake()
+    await raw.send(mask_frame(OP_TEXT, b"hello") + mask_frame(OP_BINARY, b"\x00\x01") + close_frame(1000, "x"))
+    frames = [await raw.recv_frame() for _ in range(3)]
+    assert [(f.opcode, f.payload) for f in frames] == [
+        (OP_TEXT, b"hello"),
+        (OP_BINARY, b"\x00\x01"),
+        (OP_CLOSE, close_payload(1000)),
+    ]
+    assert await raw.read_to_eof() == b""
+
+
+async def test_held_close_is_answered_after_close_timeout_if_the_app_stalls(h: Harness) -> None:
+    # An application that never comes back for the next message cannot hold
+    # the peer's Close forever.
+    close_timeout = 0.3
+    stalled = asyncio.Event()
+    release = asyncio.Event()
+    after: list[object] = []
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.receive()
+        stalled.set()
+        await release.wait()
+        after.append(await websocket.receive())
+
+    server = await h.serve(FunctionApp(handler), close_timeout=close_timeout)
+    raw = await h.raw(server)
+    await raw.handshake()
+    await raw.send(mask_frame(OP_TEXT, b"one") + close_frame(1000))
+    await asyncio.wait_for(stalled.wait(), TIMEOUT)
+    started = time.monotonic()
+    frame = await raw.recv_frame()
+    assert (frame.opcode, frame.payload) == (OP_CLOSE, close_payload(1000))
+    assert time.monotonic() - started >= close_timeout * 0.9
+    assert await raw.read_to_eof() == b""
+    await wait_until(lambda: not server.connections)
+    # Coming back late, the application learns how the connection ended.
+    release.set()
+    await wait_until(lambda: bool(after))
+    assert after == [Disconnect(1000)]
+
+
+# ---------------------------------------------------------------------------
+# Errors in the application
+# ---------------------------------------------------------------------------
+
+
+async def test_handler_exception_after_accept_closes_with_1011(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        while True:
+            message = await websocket.receive()
+            if isinstance(message, Disconnect):
+                return
+            assert isinstance(message, TextMessage)
+            if message.data == "boom":
+                raise RuntimeError("secret: /srv/app/db.sqlite password=hunter2")
+            await websocket.send_text(message.data)
+
+    server = await h.serve(FunctionApp(handler))
+    with caplog.at_level(logging.INFO, logger="wsserver"):
+        async with client(server) as bystander, client(server) as victim:
+            await victim.send("boom")
+            with pytest.raises(ConnectionClosed) as caught:
+                await victim.recv()
+            rcvd = caught.value.rcvd
+            assert rcvd is not None
+            assert rcvd.code == 1011
+            assert "secret" not in rcvd.reason and "RuntimeError" not in rcvd.reason
+            assert rcvd.reason == "internal error"
+            # The other connection is unaffected.
+            await bystander.send("still fine")
+            assert await bystander.recv() == "still fine"
+    # The details are in the server's log, not on the wire.
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None and "hunter2" in str(errors[0].exc_info[1])
+
+
+async def test_handler_exception_before_accept_is_http_500(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def handler(websocket: WebSocket) -> None:
+        raise ValueError("not ready")
+
+    server = await h.serve(FunctionApp(handler))
+    with caplog.at_level(logging.ERROR, logger="wsserver"), pytest.raises(InvalidStatus) as caught:
+        async with client(server):
+            pass
+    assert caught.value.response.status_code == 500
+    assert b"not ready" not in (caught.value.response.body or b"")
+    assert any(r.exc_info for r in caplog.records)
+    await wait_until(lambda: not server.connections)
+
+
+async def test_handler_returning_without_accept_is_403(h: Harness) -> None:
+    async def handler(websocket: WebSocket) -> None:
+        return
+
+    server = await h.serve(FunctionApp(handler))
+    with pytest.raises(InvalidStatus) as caught:
+        async with client(server):
+            pass
+    assert caught.value.response.status_code == 403
+
+
+async def test_handler_returning_after_accept_closes_with_1000(h: Harness) -> None:
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("bye")
+
+    server = await h.serve(FunctionApp(handler))
+    async with client(server) as ws:
+        assert await ws.recv() == "bye"
+        with pytest.raises(ConnectionClosed) as caught:
+            await ws.recv()
+    assert caught.value.rcvd is not None and caught.value.rcvd.code == 1000
+
+
+# ---------------------------------------------------------------------------
+# Logging
+# ---------------------------------------------------------------------------
+
+OPEN_LINE = re.compile(r"conn (\d+) open path=(\S+) client=127\.0\.0\.1:(\d+)$")
+CLOSE_LINE = re.compile(
+    r"conn (\d+) closed path=(\S+) code=(\d+) duration=(\d+\.\d+)s in=(\d+) out=(\d+)$"
+)
+
+
+async def test_one_log_line_on_open_and_one_on_close(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids: list[int] = []
+
+    async def handler(websocket: WebSocket) -> None:
+        ids.append(websocket.connection_id)
+        await echo_once(websocket)
+
+    async def echo_once(websocket: WebSocket) -> None:
+        await websocket.accept()
+        message = await websocket.receive()
+        assert isinstance(message, TextMessage)
+        await websocket.send_text(message.data)
+        assert isinstance(await websocket.receive(), Disconnect)
+
+    server = await h.serve(FunctionApp(handler))
+    with caplog.at_level(logging.INFO, logger="wsserver"):
+        raw = await h.raw(server)
+        await raw.handshake("/chat?room=1")
+        await raw.send(mask_frame(OP_TEXT, b"hi"))
+        assert (await raw.recv_frame()).payload == b"hi"
+        await raw.send(close_frame(1000))
+        assert (await raw.recv_frame()).close_code == 1000
+        await raw.read_to_eof()
+    lines = [r.getMessage() for r in caplog.records if r.name == "wsserver"]
+    (conn_id,) = ids
+    mine = [line for line in lines if line.startswith(f"conn {conn_id} ")]
+    assert len(mine) == 2, lines
+    opened = OPEN_LINE.match(mine[0])
+    closed = CLOSE_LINE.match(mine[1])
+    assert opened is not None and closed is not None, mine
+    assert opened[2] == "/chat"  # the path, without the query
+    assert int(opened[3]) == raw.sock.getsockname()[1]
+    assert (closed[1], closed[2], closed[3]) == (str(conn_id), "/chat", "1000")
+    assert 0 <= float(closed[4]) < 1
+    # Byte counts are exactly what went over the socket each way.
+    assert int(closed[5]) == raw.sent
+    assert int(closed[6]) == raw.received
+    assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "wsserver")
+
+
+async def test_refused_handshake_logs_no_close_line(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.close()  # before accept: 403
+
+    server = await h.serve(FunctionApp(handler))
+    with caplog.at_level(logging.INFO, logger="wsserver"):
+        raw = await h.raw(server)
+        await raw.send(handshake_request())
+        status, _ = await raw.response_head()
+        assert status == 403
+        await raw.read_to_eof()
+        raw.close()  # the server lingers until the client's end of file
+        await wait_until(lambda: not server.connections)
+    assert not [r for r in caplog.records if " open " in r.getMessage() or " closed " in r.getMessage()]
+
+
+# ---------------------------------------------------------------------------
+# Abrupt disconnects leak nothing
+# ---------------------------------------------------------------------------
+
+
+async def test_abrupt_disconnects_leak_no_connection_task_or_fd(h: Harness) -> None:
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        while True:
+            message = await websocket.receive()
+            if isinstance(message, Disconnect):
+                return
+            if isinstance(message, TextMessage) and message.data == "close":
+                await websocket.close(1000)
+            elif isinstance(message, TextMessage):
+                await websocket.send_text(message.data)
+
+    server = await h.serve(FunctionApp(handler), close_timeout=0.5)
+    baseline_tasks = len(asyncio.all_tasks())
+    baseline_fds = open_fds()
+    first_id = server.next_connection_id()
+    request = handshake_request()
+    for i in range(200):
+        raw = await h.raw(server)
+        kind = i % 5
+        if kind == 0:  # mid-handshake
+            await raw.send(request[: len(request) // 2])
+        elif kind == 1:  # mid-frame
+            await raw.handshake()
+            await raw.send(mask_frame(OP_TEXT, b"x" * 300)[:50])
+        elif kind == 2:  # mid-close, the client's
+            await raw.handshake()
+            await raw.send(close_frame(1000))
+        elif kind == 3:  # mid-close, the server's
+            await raw.handshake()
+            await raw.send(mask_frame(OP_TEXT, b"close"))
+            assert (await raw.recv_frame()).opcode == OP_CLOSE
+        else:  # mid-handshake, while the application runs
+            await raw.send(request + mask_frame(OP_TEXT, b"echo"))
+        if i % 2:
+            raw.abort()
+        else:
+            raw.close()
+        h.clients.remove(raw)
+    await wait_until(lambda: not server.connections)
+    await wait_until(lambda: len(asyncio.all_tasks()) <= baseline_tasks)
+    assert len(asyncio.all_tasks()) == baseline_tasks
+    assert open_fds() == baseline_fds
+    assert server.next_connection_id() == first_id + 201  # all 200 reached the server
+
+
+async def test_peer_eof_while_open_ends_with_1006(h: Harness) -> None:
+    ended: asyncio.Future[Disconnect] = asyncio.get_running_loop().create_future()
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        message = await websocket.receive()
+        assert isinstance(message, Disconnect)
+        ended.set_result(message)
+
+    server = await h.serve(FunctionApp(handler))
+    raw = await h.raw(server)
+    await raw.handshake()
+    raw.sock.shutdown(1)  # SHUT_WR: a FIN without a Close frame
+    assert (await asyncio.wait_for(ended, TIMEOUT)).code == 1006
+    assert await raw.read_to_eof() == b""
+    await wait_until(lambda: not server.connections)

@@ -1,0 +1,417 @@
+"""Tests for wsserver.server.server: listening, limits, TLS, Unix sockets and
+graceful shutdown, end to end over loopback (and one real process)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect, unix_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from wsserver.server import Server
+from wsserver.server.websocket import Disconnect, WebSocket
+
+from .helpers import (
+    OP_BINARY,
+    OP_CLOSE,
+    TIMEOUT,
+    FunctionApp,
+    Harness,
+    RawClient,
+    close_frame,
+    close_payload,
+    handshake_request,
+    harness,
+    only_connection,
+    test_config,
+    tls_contexts,
+    wait_until,
+    ws_url,
+)
+
+REPO = Path(__file__).resolve().parent.parent.parent
+GOING_AWAY = close_payload(1001, "server shutting down")
+
+
+@pytest.fixture
+async def h() -> AsyncIterator[Harness]:
+    async with harness() as h:
+        yield h
+
+
+def client(server: Server, path: str = "/", **options):
+    options.setdefault("ping_interval", None)
+    options.setdefault("proxy", None)
+    options.setdefault("open_timeout", TIMEOUT)
+    options.setdefault("close_timeout", TIMEOUT)
+    return connect(ws_url(server, path), **options)
+
+
+# ---------------------------------------------------------------------------
+# Listening
+# ---------------------------------------------------------------------------
+
+
+async def test_start_binds_a_free_port_and_reports_it(h: Harness) -> None:
+    server = await h.serve()
+    assert server.port > 0
+    assert server.addresses == [f"127.0.0.1:{server.port}"]
+    async with client(server) as ws:
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+        assert len(server.websockets) == 1
+
+
+async def test_async_context_manager_starts_and_shuts_down() -> None:
+    async with Server(FunctionApp(), test_config()) as server:
+        port = server.port
+        async with client(server) as ws:
+            await ws.send("in context")
+            assert await ws.recv() == "in context"
+    assert server.addresses == []
+    with pytest.raises(ConnectionRefusedError):
+        await RawClient.connect(port)
+
+
+async def test_serve_forever_returns_when_stop_is_set() -> None:
+    server = Server(FunctionApp(), test_config())
+    stop = asyncio.Event()
+    serving = asyncio.create_task(server.serve_forever(stop))
+    # start() runs inside the task: wait for the listener.
+    await wait_until(lambda: bool(server.addresses))
+    async with client(server) as ws:
+        stop.set()
+        with pytest.raises(ConnectionClosed) as caught:
+            await ws.recv()
+    await asyncio.wait_for(serving, TIMEOUT)
+    assert caught.value.rcvd is not None and caught.value.rcvd.code == 1001
+
+
+async def test_shutdown_before_start_is_a_no_op() -> None:
+    server = Server(FunctionApp(), test_config())
+    await server.shutdown()
+    assert server.addresses == []
+    assert not server.shutting_down
+
+
+# ---------------------------------------------------------------------------
+# max_connections
+# ---------------------------------------------------------------------------
+
+
+async def test_max_connections_refuses_with_503_until_one_closes(h: Harness) -> None:
+    server = await h.serve(max_connections=2)
+    async with client(server) as first:
+        async with client(server) as second:
+            with pytest.raises(InvalidStatus) as caught:
+                async with client(server):
+                    pass
+            assert caught.value.response.status_code == 503
+            # The two open ones still work.
+            await second.send("two")
+            assert await second.recv() == "two"
+        # second closed: there is room again.
+        async with client(server) as third:
+            await third.send("three")
+            assert await third.recv() == "three"
+        await first.send("one")
+        assert await first.recv() == "one"
+
+
+async def test_max_connections_does_not_count_plain_http(h: Harness) -> None:
+    server = await h.serve(max_connections=1)
+    http = await h.raw(server)
+    await http.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _ = await http.response_head()
+    assert status == 200
+    async with client(server) as ws:
+        await ws.send("room for me")
+        assert await ws.recv() == "room for me"
+
+
+# ---------------------------------------------------------------------------
+# Graceful shutdown
+# ---------------------------------------------------------------------------
+
+
+async def test_shutdown_closes_open_websockets_with_1001(h: Harness) -> None:
+    server = await h.serve(shutdown_timeout=TIMEOUT)
+    async with client(server) as one, client(server) as two:
+        started = time.monotonic()
+        await server.shutdown()
+        # Both answered the Close at once: no waiting for the grace period.
+        assert time.monotonic() - started < 1.0
+        for ws in (one, two):
+            with pytest.raises(ConnectionClosed) as caught:
+                await ws.recv()
+            assert caught.value.rcvd is not None
+            assert (caught.value.rcvd.code, caught.value.rcvd.reason) == (
+                1001,
+                "server shutting down",
+            )
+    assert not server.connections
+
+
+async def test_shutdown_delivers_what_was_sent_before_it(h: Harness) -> None:
+    count, size = 256, 32 * 1024
+    burst_sent = asyncio.Event()
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        for i in range(count):
+            await websocket.send_bytes(i.to_bytes(2, "big") * (size // 2))
+        burst_sent.set()
+        assert isinstance(await websocket.receive(), Disconnect)
+
+    # A large write_limit lets the burst sit in the transport's buffer, and
+    # a client with a small receive buffer keeps it there.
+    server = await h.serve(FunctionApp(handler), write_limit=64 << 20, shutdown_timeout=TIMEOUT)
+    raw = await h.raw(server, rcvbuf=4096)
+    await raw.handshake()
+    await asyncio.wait_for(burst_sent.wait(), TIMEOUT)
+    transport = only_connection(server).transport
+    assert transport is not None and transport.get_write_buffer_size() > 1 << 20
+    shutting_down = asyncio.create_task(server.shutdown())
+    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # read faster now
+    for i in range(count):
+        frame = await raw.recv_frame()
+        assert (frame.opcode, frame.payload) == (OP_BINARY, i.to_bytes(2, "big") * (size // 2))
+    frame = await raw.recv_frame()
+    assert (frame.opcode, frame.payload) == (OP_CLOSE, GOING_AWAY)
+    await raw.send(close_frame(1001))
+    assert await raw.read_to_eof() == b""
+    await asyncio.wait_for(shutting_down, TIMEOUT)
+
+
+async def test_shutdown_refuses_new_connections_and_aborts_stragglers(h: Harness) -> None:
+    shutdown_timeout = 0.3
+    # close_timeout is longer, so that it is the grace period that ends it.
+    server = await h.serve(shutdown_timeout=shutdown_timeout, close_timeout=TIMEOUT)
+    port = server.port
+    straggler = await h.raw(server)
+    await straggler.handshake()
+    started = time.monotonic()
+    shutting_down = asyncio.create_task(server.shutdown())
+    frame = await straggler.recv_frame()
+    assert (frame.opcode, frame.payload) == (OP_CLOSE, GOING_AWAY)
+    # The listener is closed by now.
+    with pytest.raises(ConnectionRefusedError):
+        await RawClient.connect(port)
+    # The straggler never answers: it is aborted after the grace period.
+    assert await straggler.read_to_eof() == b""
+    await asyncio.wait_for(shutting_down, TIMEOUT)
+    elapsed = time.monotonic() - started
+    assert shutdown_timeout * 0.9 <= elapsed < TIMEOUT
+    assert not server.connections
+
+
+async def test_shutdown_closes_idle_keep_alive_http_connections(h: Harness) -> None:
+    server = await h.serve(shutdown_timeout=TIMEOUT)
+    raw = await h.raw(server)
+    await raw.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers = await raw.response_head()
+    assert status == 200 and "close" not in headers.get("connection", "")
+    assert await raw.read_exactly(3) == b"ok\n"
+    started = time.monotonic()
+    await server.shutdown()
+    assert time.monotonic() - started < 1.0
+    assert await raw.read_to_eof() == b""
+
+
+async def test_shutdown_lets_an_http_request_in_progress_finish(h: Harness) -> None:
+    app = FunctionApp()
+    server = await h.serve(app, shutdown_timeout=TIMEOUT)
+    raw = await h.raw(server)
+    await raw.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(app.http_started.wait(), TIMEOUT)
+    shutting_down = asyncio.create_task(server.shutdown())
+    await wait_until(lambda: server.shutting_down)
+    app.http_gate.set()
+    status, headers = await raw.response_head()
+    assert status == 200
+    assert headers["connection"] == "close"
+    assert await raw.read_to_eof() == b"slow\n"
+    raw.close()  # the server lingers until the client's end of file
+    await asyncio.wait_for(shutting_down, TIMEOUT)
+
+
+async def test_handshake_accepted_during_shutdown_is_closed_with_1001(h: Harness) -> None:
+    started = asyncio.Event()
+    gate = asyncio.Event()
+
+    async def handler(websocket: WebSocket) -> None:
+        started.set()
+        await gate.wait()
+        await websocket.accept()
+        assert isinstance(await websocket.receive(), Disconnect)
+
+    server = await h.serve(FunctionApp(handler), shutdown_timeout=TIMEOUT)
+    raw = await h.raw(server)
+    await raw.send(handshake_request())
+    await asyncio.wait_for(started.wait(), TIMEOUT)
+    began = time.monotonic()
+    shutting_down = asyncio.create_task(server.shutdown())
+    await wait_until(lambda: server.shutting_down)
+    gate.set()
+    status, _ = await raw.response_head()
+    assert status == 101
+    frame = await raw.recv_frame()
+    assert (frame.opcode, frame.payload) == (OP_CLOSE, GOING_AWAY)
+    await raw.send(close_frame(1001))
+    assert await raw.read_to_eof() == b""
+    await asyncio.wait_for(shutting_down, TIMEOUT)
+    assert time.monotonic() - began < 1.0  # not the grace period
+
+
+async def test_shutdown_serves_no_request_pipelined_behind_one_in_progress(h: Harness) -> None:
+    server = await h.serve(shutdown_timeout=TIMEOUT)
+    # A request in progress is left to finish, with "Connection: close";
+    # a handshake pipelined behind it is not served.
+    app = server.app
+    assert isinstance(app, FunctionApp)
+    raw = await h.raw(server)
+    await raw.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" + handshake_request())
+    await asyncio.wait_for(app.http_started.wait(), TIMEOUT)
+    shutting_down = asyncio.create_task(server.shutdown())
+    await wait_until(lambda: server.shutting_down)
+    app.http_gate.set()
+    status, headers = await raw.response_head()
+    assert status == 200
+    assert headers["connection"] == "close"
+    assert await raw.read_to_eof() == b"slow\n"
+    raw.close()  # the server lingers until the client's end of file
+    await asyncio.wait_for(shutting_down, TIMEOUT)
+
+
+async def test_sigterm_stops_the_cli_server_gracefully(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wsserver",
+        "run",
+        "examples.echo:EchoView",
+        "--port",
+        str(port),
+        cwd=REPO,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stderr is not None
+    try:
+        # The server logs a line once it listens.
+        while True:
+            line = await asyncio.wait_for(process.stderr.readline(), TIMEOUT)
+            assert line, "the server exited before listening"
+            if b"listening on" in line:
+                break
+        async with connect(
+            f"ws://127.0.0.1:{port}/", ping_interval=None, proxy=None, open_timeout=TIMEOUT
+        ) as ws:
+            await ws.send("before SIGTERM")
+            assert await ws.recv() == "before SIGTERM"
+            process.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as caught:
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+        assert caught.value.rcvd is not None and caught.value.rcvd.code == 1001
+        started = time.monotonic()
+        stderr = await asyncio.wait_for(process.stderr.read(), TIMEOUT)
+        assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0, stderr
+        assert time.monotonic() - started < 3.0
+        assert b"Traceback" not in stderr
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+# ---------------------------------------------------------------------------
+# TLS and Unix sockets
+# ---------------------------------------------------------------------------
+
+
+async def test_tls(h: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server_context, client_context = tls_contexts(tmp_path)
+    seen: list[str] = []
+
+    async def handler(websocket: WebSocket) -> None:
+        seen.append(str(websocket.url))
+        await websocket.accept()
+        message = await websocket.receive()
+        if isinstance(message, Disconnect):
+            return
+        await websocket.send_text(f"{websocket.url.scheme}:{message.data!s}")
+        assert isinstance(await websocket.receive(), Disconnect)
+
+    server = await h.serve(FunctionApp(handler), ssl_context=server_context)
+    with caplog.at_level(logging.INFO):
+        async with connect(
+            f"wss://127.0.0.1:{server.port}/secure?x=1",
+            ssl=client_context,
+            ping_interval=None,
+            proxy=None,
+            open_timeout=TIMEOUT,
+        ) as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "wss:hello"
+        await wait_until(lambda: not server.connections)
+        # A client that ends TLS (close_notify) without a closing handshake.
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_context, server_hostname="localhost"
+        )
+        writer.write(handshake_request())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        writer.close()
+        await writer.wait_closed()
+        await wait_until(lambda: not server.connections)
+    assert seen[0] == f"wss://127.0.0.1:{server.port}/secure?x=1"
+    # Plain TCP to the TLS port gets nowhere.
+    with pytest.raises(Exception):  # noqa: B017 - any failure: ConnectionClosed, InvalidMessage...
+        async with client(server, open_timeout=1):
+            pass
+    # Nothing to warn about in a normal TLS connection's life (asyncio warns
+    # when a protocol asks to keep a TLS transport open after end of file).
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and (r.name == "wsserver" or "eof_received" in r.getMessage())
+    ]
+    assert not warnings
+
+
+async def test_unix_socket(h: Harness, tmp_path: Path) -> None:
+    path = tmp_path / "s.sock"
+    seen: list[object] = []
+
+    async def handler(websocket: WebSocket) -> None:
+        seen.append((websocket.client, str(websocket.url)))
+        await websocket.accept()
+        message = await websocket.receive()
+        assert not isinstance(message, Disconnect)
+        await websocket.send_text(str(message.data))
+        assert isinstance(await websocket.receive(), Disconnect)
+
+    server = await h.serve(FunctionApp(handler), uds=str(path))
+    assert path.is_socket()
+    assert server.addresses == [str(path)]
+    async with unix_connect(
+        str(path), uri="ws://localhost/over-uds", ping_interval=None, proxy=None
+    ) as ws:
+        await ws.send("via unix")
+        assert await ws.recv() == "via unix"
+    assert seen == [(None, "ws://localhost/over-uds")]
+    with pytest.raises(RuntimeError):
+        _ = server.port
