@@ -13,12 +13,11 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, RejectConnection, RejectData
 from wsproto.events import Request as WsprotoRequest
 from wsproto.extensions import PerMessageDeflate
-from wsproto.utilities import generate_accept_token
 
 from wsserver.protocol.events import HTTPRequest, RequestRejected, WebSocketRequest
 from wsserver.protocol.exceptions import LocalProtocolError
 from wsserver.protocol.headers import ExtensionOffer
-from wsserver.protocol.http import HTTPPhase, accept_token
+from wsserver.protocol.http import HTTPPhase
 from wsserver.protocol.settings import ProtocolSettings
 
 Event = WebSocketRequest | HTTPRequest | RequestRejected
@@ -146,15 +145,6 @@ def served(data: bytes, settings: ProtocolSettings | None = None) -> HTTPRequest
 
 # --------------------------------------------------------------------------
 # Sec-WebSocket-Accept
-
-
-def test_accept_token_rfc_example() -> None:
-    assert accept_token(KEY) == ACCEPT
-
-
-def test_accept_token_agrees_with_wsproto() -> None:
-    for key in (KEY, "x3JJHMbDL1EzLkh9GBhXDw==", "AAAAAAAAAAAAAAAAAAAAAA=="):
-        assert accept_token(key) == generate_accept_token(key.encode()).decode()
 
 
 # --------------------------------------------------------------------------
