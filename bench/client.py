@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import resource
@@ -84,6 +85,15 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all CPUs spent busy since boot (not idle, not waiting for I/O)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal guest guest_nice; guest
+    # time is already counted in user.
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK
+
+
 def process_rss_kib(pid: int) -> int:
     """Resident set size of ``pid`` in KiB (VmRSS)."""
     with open(f"/proc/{pid}/status") as f:
@@ -101,9 +111,11 @@ class Meter:
     _wall: float = 0.0
     _client: float = 0.0
     _server: float = 0.0
+    _machine: float = 0.0
     result: dict[str, float] = field(default_factory=dict)
 
     def start(self) -> None:
+        self._machine = machine_busy_seconds()
         self._wall = time.perf_counter()
         self._client = time.process_time()
         self._server = process_cpu_seconds(self.server_pid) if self.server_pid else 0.0
@@ -113,7 +125,10 @@ class Meter:
         wall = time.perf_counter() - self._wall
         client = time.process_time() - self._client
         server = process_cpu_seconds(self.server_pid) - self._server if self.server_pid else 0.0
+        # Everything else the machine did meanwhile: other people's work.
+        other = max(0.0, machine_busy_seconds() - self._machine - client - server)
         self.result = {
+            "other_cpu_pct": 100.0 * other / wall if wall else 0.0,
             "wall_s": wall,
             "client_cpu_s": client,
             "server_cpu_s": server,
@@ -227,7 +242,8 @@ async def connect(
         max_frame_size=MAX_FRAME,
         websocket_handshake_timeout=CONNECT_TIMEOUT,
     )
-    assert isinstance(listener, Client)
+    if not isinstance(listener, Client):
+        raise BenchError(f"the handshake did not complete (got {listener!r})")
     if deflate and listener.codec is None:
         raise BenchError("the server did not agree to permessage-deflate")
     return transport, listener
@@ -254,7 +270,7 @@ async def close_all(clients: Sequence[Client]) -> None:
         transport.send_close(WSCloseCode.OK)
         try:
             await asyncio.wait_for(transport.wait_disconnected(), CLOSE_TIMEOUT)
-        except (TimeoutError, Exception):
+        except Exception:  # TimeoutError, or the connection failed meanwhile
             transport.disconnect(graceful=False)
 
     transports = [c.transport for c in clients if c.transport is not None]
@@ -668,7 +684,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--quick", action="store_true", help="scaled-down scenario")
-    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+    )
     args = parser.parse_args(argv)
     if not args.url.startswith("ws://127.0.0.1:"):
         parser.error("the benchmarks only talk to ws://127.0.0.1")

@@ -32,7 +32,8 @@ class Scenario:
     Attributes:
         name: identifier on the command line and in the results.
         kind: what the load generator does (see bench/client.py).
-        title: the row label in docs/benchmarks.md.
+        title: the row label in docs/benchmarks.md, a format string
+            (``label`` fills in ``{connections}``).
         connections: connections opened by the load generator.
         size: message size in bytes.
         window: messages in flight per connection (pipelining depth).
@@ -50,6 +51,10 @@ class Scenario:
     text: bool = False
     deflate: bool = False
     broadcast_count: int = 10
+
+    @property
+    def label(self) -> str:
+        return self.title.format(connections=self.connections)
 
 
 def _size_label(size: int) -> str:
@@ -71,7 +76,7 @@ def _echo(connections: int, size: int) -> Scenario:
     return Scenario(
         name=f"echo_c{connections}_{label}",
         kind="echo",
-        title=f"echo {_size_label(size)}, {connections} conn, pipelined",
+        title=f"echo {_size_label(size)}, {{connections}} conn, pipelined",
         connections=connections,
         size=size,
         window=_window(size),
@@ -84,7 +89,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "deflate_json_c1",
         "echo",
-        "deflate echo JSON 1 KiB, 1 conn, pipelined",
+        "deflate echo JSON 1 KiB, {connections} conn, pipelined",
         size=KiB,
         window=64,
         text=True,
@@ -93,25 +98,36 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "deflate_json_c64",
         "echo",
-        "deflate echo JSON 1 KiB, 64 conn, pipelined",
+        "deflate echo JSON 1 KiB, {connections} conn, pipelined",
         connections=64,
         size=KiB,
         window=64,
         text=True,
         deflate=True,
     ),
-    Scenario("handshake_c32", "handshake", "handshakes (open + close), 32 concurrent", 32),
-    Scenario("rss_5000", "rss", "RSS per idle connection, 5,000 conn", 5000, size=KiB, text=True),
+    Scenario(
+        "handshake_c32", "handshake", "handshakes (open + close), {connections} concurrent", 32
+    ),
+    Scenario(
+        "rss_5000",
+        "rss",
+        "RSS per idle connection, {connections:,} conn",
+        5000,
+        size=KiB,
+        text=True,
+    ),
     Scenario(
         "rss_5000_deflate",
         "rss",
-        "RSS per idle connection, 5,000 conn, deflate",
+        "RSS per idle connection, {connections:,} conn, deflate",
         5000,
         size=KiB,
         text=True,
         deflate=True,
     ),
-    Scenario("broadcast_1000", "broadcast", "broadcast 16 B to 1,000 conn", 1000, size=16),
+    Scenario(
+        "broadcast_1000", "broadcast", "broadcast 16 B to {connections:,} conn", 1000, size=16
+    ),
 )
 
 

@@ -82,6 +82,15 @@ def server_command(server: str, port: int, *, deflate: bool, uvloop: bool) -> li
     return command
 
 
+#: Debugging aids that would slow the servers or the load generator down.
+_DEBUG_VARIABLES = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "PYTHONTRACEMALLOC", "PYTHONMALLOC")
+
+
+def child_environment() -> dict[str, str]:
+    """The environment for servers and load generator: without debug modes."""
+    return {k: v for k, v in os.environ.items() if k not in _DEBUG_VARIABLES}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -123,6 +132,7 @@ def running_server(
         process = subprocess.Popen(
             server_command(server, port, deflate=deflate, uvloop=uvloop),
             cwd=ROOT,
+            env=child_environment(),
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -172,6 +182,7 @@ def run_client(
         done = subprocess.run(
             command,
             cwd=ROOT,
+            env=child_environment(),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=warmup + duration + CLIENT_SLACK,
@@ -191,6 +202,39 @@ def run_client(
 # ---------------------------------------------------------------------------
 # Machine
 # ---------------------------------------------------------------------------
+
+
+def _busy_and_total() -> tuple[int, int]:
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    total = sum(fields)
+    return total - fields[3] - fields[4], total
+
+
+def background_cpu_pct(interval: float = 0.5) -> float:
+    """How busy the machine is without us, in % of one CPU (no server runs now)."""
+    busy0, total0 = _busy_and_total()
+    time.sleep(interval)
+    busy1, total1 = _busy_and_total()
+    if total1 == total0:
+        return 0.0
+    return 100.0 * (os.cpu_count() or 1) * (busy1 - busy0) / (total1 - total0)
+
+
+def wait_for_quiet(threshold: float | None, budget: float) -> tuple[float, float]:
+    """Wait (up to ``budget`` seconds) until other work uses less than ``threshold``.
+
+    Returns the last background reading and the seconds waited.
+    """
+    reading = background_cpu_pct()
+    started = time.monotonic()
+    while threshold is not None and reading > threshold:
+        if time.monotonic() - started >= budget:
+            log(f"  still {reading:.0f} % busy after waiting {budget:.0f}s: running anyway")
+            break
+        time.sleep(2.0)
+        reading = background_cpu_pct()
+    return reading, time.monotonic() - started
 
 
 def _lscpu() -> dict[str, str]:
@@ -256,6 +300,9 @@ class Plan:
     quick: bool
     server_cpu: int | None
     client_cpu: int | None
+    quiet_below: float | None = None
+    quiet_wait: float = 120.0
+    quiet_budget: float = 1800.0
 
 
 def not_applicable(server: str, scenario: Scenario) -> str | None:
@@ -276,6 +323,7 @@ def execute(plan: Plan, log_dir: Path) -> list[dict[str, Any]]:
         * sum(1 for sc in plan.scenarios for sv in plan.servers if not not_applicable(sv, sc))
     )
     step = 0
+    waited_total = 0.0
     for run in range(plan.runs):
         for loop in plan.loops:
             for scenario in plan.scenarios:
@@ -285,10 +333,13 @@ def execute(plan: Plan, log_dir: Path) -> list[dict[str, Any]]:
                     if not_applicable(server, scenario):
                         continue
                     step += 1
+                    budget = min(plan.quiet_wait, max(0.0, plan.quiet_budget - waited_total))
+                    background, waited = wait_for_quiet(plan.quiet_below, budget)
+                    waited_total += waited
                     load = os.getloadavg()
                     log(
                         f"{step}/{total} run {run + 1} {loop} {scenario.name} {server} "
-                        f"(load {load[0]:.2f})"
+                        f"(load {load[0]:.2f}, others using {background:.0f} % of a CPU)"
                     )
                     record: dict[str, Any] = {
                         "run": run,
@@ -296,6 +347,8 @@ def execute(plan: Plan, log_dir: Path) -> list[dict[str, Any]]:
                         "scenario": scenario.name,
                         "server": server,
                         "loadavg_1m": load[0],
+                        "background_cpu_pct": background,
+                        "waited_for_quiet_s": waited,
                     }
                     name = f"{loop}-{scenario.name}-{server}-{run}.log"
                     try:
@@ -450,12 +503,12 @@ def render_tables(
                 else:
                     values[server] = cell.get(metric.key)
                     row.append(_fmt(values[server]))
-            absolute.append(f"| {scenario.title} | {metric.label} | " + " | ".join(row) + " |")
+            absolute.append(f"| {scenario.label} | {metric.label} | " + " | ".join(row) + " |")
             if peers:
                 better = "higher" if metric.higher_is_better else "lower"
                 ratio_cells = [_ratio(values.get("wsserver"), values[p]) for p in peers]
                 ratios.append(
-                    f"| {scenario.title} | {metric.label} | {better} | "
+                    f"| {scenario.label} | {metric.label} | {better} | "
                     + " | ".join(ratio_cells)
                     + " |"
                 )
@@ -467,26 +520,27 @@ def render_tables(
                 continue
             mark = " ⚠" if bottleneck(cell) == "client" else ""
             cpu_row.append(
-                f"{cell.get('server_cpu_pct', 0):.0f} / {cell.get('client_cpu_pct', 0):.0f}{mark}"
+                f"{cell.get('server_cpu_pct', 0):.0f} / {cell.get('client_cpu_pct', 0):.0f}"
+                f" / {cell.get('other_cpu_pct', 0):.0f}{mark}"
             )
             if mark:
                 notes.append(
-                    f"- {scenario.title}, {server}: the load generator was at "
+                    f"- {scenario.label}, {server}: the load generator was at "
                     f"{cell.get('client_cpu_pct', 0):.0f} % of its core and the server at "
                     f"{cell.get('server_cpu_pct', 0):.0f} %: this figure is a lower bound "
                     "for the server."
                 )
             if cell.get("lost"):
                 notes.append(
-                    f"- {scenario.title}, {server}: {cell['lost']:.0f} deliveries never "
+                    f"- {scenario.label}, {server}: {cell['lost']:.0f} deliveries never "
                     "arrived (median over runs)."
                 )
             if cell.get("errors"):
                 notes.append(
-                    f"- {scenario.title}, {server}: {len(cell['errors'])} failed run(s): "
+                    f"- {scenario.label}, {server}: {len(cell['errors'])} failed run(s): "
                     f"{cell['errors'][0]}"
                 )
-        cpu.append(f"| {scenario.title} | " + " | ".join(cpu_row) + " |")
+        cpu.append(f"| {scenario.label} | " + " | ".join(cpu_row) + " |")
     parts = [
         "Absolute figures (medians):",
         "",
@@ -502,8 +556,9 @@ def render_tables(
             "",
         ]
     parts += [
-        "CPU use during the measurement, server % / load generator % of one core "
-        "(medians; ⚠ marks a row where the load generator, not the server, was saturated):",
+        "CPU use during the measurement window, in % of one CPU: server / load generator / "
+        "everything else on the machine (medians; ⚠ marks a row where the load generator, "
+        "not the server, was saturated):",
         "",
         *cpu,
         "",
@@ -536,6 +591,15 @@ def render_markdown(data: dict[str, Any], *, profile: str | None = None) -> str:
         scenarios = [quick_scenario(s) for s in scenarios]
     packages = machine["packages"]
     load = data.get("loadavg", {})
+    records = data.get("records", [])
+    before = [r["background_cpu_pct"] for r in records if "background_cpu_pct" in r]
+    during = [r["other_cpu_pct"] for r in records if "other_cpu_pct" in r]
+    others = (
+        f"median {statistics.median(before):.0f} % of one CPU just before each step, "
+        f"{statistics.median(during):.0f} % during the measurements"
+        if before and during
+        else "not recorded"
+    )
     lines = [
         "# Benchmarks",
         "",
@@ -559,12 +623,13 @@ def render_markdown(data: dict[str, Any], *, profile: str | None = None) -> str:
         + " |",
         f"| date | {data['started']} |",
         f"| load average (1 min) | {load.get('start', float('nan')):.2f} at start, "
-        f"{load.get('end', float('nan')):.2f} at the end; per run in the results file |",
+        f"{load.get('end', float('nan')):.2f} at the end |",
+        f"| other work on the machine | {others}; per run in the results file |",
         "",
-        "The machine was shared: other work may have run at the same time.  The "
-        "load average above and the CPU table below say how much; figures from a "
-        "busy machine are lower, for every server alike since the servers are "
-        "interleaved.",
+        "The machine may be shared: other work can run at the same time.  The "
+        "rows above and the third figure of the CPU table below say how much; "
+        "figures from a busy machine are lower, for every server alike since the "
+        "servers are interleaved, but noisier.",
         "",
         "## Method",
         "",
@@ -665,6 +730,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--no-pin", action="store_true", help="do not pin the processes")
+    parser.add_argument(
+        "--quiet-below",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="before each step, wait until other work uses less than PCT %% of one CPU",
+    )
+    parser.add_argument(
+        "--quiet-wait", type=float, default=120.0, help="most seconds to wait per step"
+    )
+    parser.add_argument(
+        "--quiet-budget", type=float, default=1800.0, help="most seconds to wait in all"
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--doc", type=Path, default=None, help=f"default {DOC.relative_to(ROOT)}")
     parser.add_argument("--no-doc", action="store_true", help="do not write the doc")
@@ -701,6 +779,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         quick=quick,
         server_cpu=args.server_cpu if pin else None,
         client_cpu=args.client_cpu if pin else None,
+        quiet_below=args.quiet_below,
+        quiet_wait=args.quiet_wait,
+        quiet_budget=args.quiet_budget,
     )
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     results_dir: Path = args.results_dir
@@ -724,6 +805,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "quick": plan.quick,
             "server_cpu": plan.server_cpu,
             "client_cpu": plan.client_cpu,
+            "quiet_below": plan.quiet_below,
         },
         "records": records,
         "summary": summarize(records),

@@ -1,7 +1,7 @@
 """Shared helpers for the end-to-end tests of the asyncio server.
 
-Not a test module (no ``test_`` prefix): used by ``test_connection.py``,
-``test_server.py`` and ``test_config.py``.
+Not a test module (no ``test_`` prefix): used by ``test_connection.py`` and
+``test_server.py``.
 
 The clients here are independent of wsserver's own protocol code: a raw
 socket that writes frames built by hand and reads the server's bytes as they
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
 
 from wsserver.protocol import BinaryMessage, TextMessage
 from wsserver.server import Server, ServerConfig
@@ -94,16 +95,13 @@ async def echo(websocket: WebSocket) -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_config(**settings: Any) -> ServerConfig:
+def quick_config(**settings: Any) -> ServerConfig:
     """A ``ServerConfig`` for tests: a free port, no heartbeats, short waits."""
     settings.setdefault("port", 0)
     settings.setdefault("ping_interval", None)
     settings.setdefault("close_timeout", 1.0)
     settings.setdefault("shutdown_timeout", 1.0)
     return ServerConfig(**settings)
-
-
-test_config.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 @dataclass
@@ -114,7 +112,7 @@ class Harness:
     clients: list[RawClient] = field(default_factory=list)
 
     async def serve(self, app: Application | None = None, **settings: Any) -> Server:
-        server = Server(app if app is not None else FunctionApp(), test_config(**settings))
+        server = Server(app if app is not None else FunctionApp(), quick_config(**settings))
         await server.start()
         self.servers.append(server)
         return server
@@ -143,6 +141,15 @@ async def harness() -> AsyncIterator[Harness]:
 
 def ws_url(server: Server, path: str = "/", scheme: str = "ws") -> str:
     return f"{scheme}://127.0.0.1:{server.port}{path}"
+
+
+def ws_client(server: Server, path: str = "/", **options: Any) -> connect:
+    """A ``websockets`` client for ``server``: no client pings, no proxy."""
+    options.setdefault("ping_interval", None)
+    options.setdefault("proxy", None)
+    options.setdefault("open_timeout", TIMEOUT)
+    options.setdefault("close_timeout", TIMEOUT)
+    return connect(ws_url(server, path), **options)
 
 
 def only_connection(server: Server) -> Connection:

@@ -10,6 +10,8 @@ second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import re
 import socket
@@ -18,7 +20,6 @@ import tracemalloc
 from collections.abc import AsyncIterator
 
 import pytest
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsserver.protocol import BinaryMessage, TextMessage
@@ -41,7 +42,7 @@ from .helpers import (
     only_connection,
     open_fds,
     wait_until,
-    ws_url,
+    ws_client,
 )
 
 #: What asyncio's selector transport reads from a socket at once.
@@ -52,15 +53,6 @@ ONE_READ = 256 * 1024
 async def h() -> AsyncIterator[Harness]:
     async with harness() as h:
         yield h
-
-
-def client(server, path: str = "/", **options):
-    """A ``websockets`` client for ``server``: no client pings, no proxy."""
-    options.setdefault("ping_interval", None)
-    options.setdefault("proxy", None)
-    options.setdefault("open_timeout", TIMEOUT)
-    options.setdefault("close_timeout", TIMEOUT)
-    return connect(ws_url(server, path), **options)
 
 
 # ---------------------------------------------------------------------------
@@ -154,10 +146,9 @@ async def test_peer_not_reading_makes_send_wait_then_fails_with_1008(h: Harness)
     await wait_until(lambda: connection._writing_paused)
     paused_at = time.monotonic()
     assert connection.transport is not None
-    # The send that went over the limit wrote one whole message, no more.
-    assert write_limit < connection.transport.get_write_buffer_size() <= write_limit + len(
-        message
-    ) + 14
+    # The send that went over the limit wrote one whole message, no more
+    # (14: the largest frame header).
+    assert 0 < connection.transport.get_write_buffer_size() <= write_limit + len(message) + 14
     sends_before = completed
 
     error = await asyncio.wait_for(outcome, TIMEOUT)
@@ -215,7 +206,7 @@ async def test_server_pings_at_interval_and_pongs_keep_it_open(h: Harness) -> No
         assert len(frame.payload) == 8  # unpredictable payloads, see _next_ping_payload
         arrivals.append(time.monotonic())
         await raw.send(mask_frame(OP_PONG, frame.payload))
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert all(gap >= interval * 0.8 for gap in gaps), gaps
     # Answered pings, so still open: an echo goes through.
     await raw.send(mask_frame(OP_TEXT, b"still here"))
@@ -224,18 +215,29 @@ async def test_server_pings_at_interval_and_pongs_keep_it_open(h: Harness) -> No
     assert only_connection(server).websocket.latency is not None  # type: ignore[union-attr]
 
 
-async def test_latency_is_measured_with_a_websockets_client(h: Harness) -> None:
+async def test_latency_is_measured_with_a_websockets_client(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     server = await h.serve(ping_interval=0.05, ping_timeout=1.0)
-    async with client(server) as ws:
-        websocket = only_connection(server).websocket
-        assert websocket is not None
-        assert websocket.latency is None
-        # Latency is server-side state that nothing signals: poll it.
-        await wait_until(lambda: websocket.latency is not None)
-        assert websocket.latency is not None
-        assert 0 < websocket.latency < 1
-        await ws.send("ping-pong worked")
-        assert await ws.recv() == "ping-pong worked"
+    # websockets logs every frame it receives at DEBUG.
+    with caplog.at_level(logging.DEBUG, logger="websockets.client"):
+        async with ws_client(server) as ws:
+            websocket = only_connection(server).websocket
+            assert websocket is not None
+            assert websocket.latency is None
+            # Latency is server-side state that nothing signals: poll it.
+            await wait_until(lambda: websocket.latency is not None)
+            assert websocket.latency is not None
+            assert 0 < websocket.latency < 1
+            await ws.send("ping-pong worked")
+            assert await ws.recv() == "ping-pong worked"
+    received = [r.getMessage() for r in caplog.records if r.name == "websockets.client"]
+    pings = [m for m in received if m.startswith("< PING ")]
+    assert pings, received
+    assert all("[binary, 8 bytes]" in m for m in pings)
+    # The client answered each ping (its own keepalive is off): these are
+    # the server's pings it saw.
+    assert [m for m in received if m.startswith("> PONG ")]
 
 
 async def test_application_ping_resolves_with_round_trip_time(h: Harness) -> None:
@@ -249,7 +251,7 @@ async def test_application_ping_resolves_with_round_trip_time(h: Harness) -> Non
         await websocket.receive()
 
     server = await h.serve(FunctionApp(handler))
-    async with client(server) as ws:
+    async with ws_client(server) as ws:
         assert await ws.recv() == "pinged"
     assert len(results) == 2
     assert all(0 < rtt < 1 for rtt in results)
@@ -290,6 +292,42 @@ async def test_unanswered_ping_fails_the_connection_with_1011(h: Harness) -> Non
     assert (await asyncio.wait_for(ended, TIMEOUT)) == Disconnect(1011, "keepalive ping timeout")
 
 
+async def test_slow_application_does_not_fail_a_peer_that_answers_pings(h: Harness) -> None:
+    # The application's queue is full for many ping timeouts: nothing is
+    # parsed meanwhile, the pongs included, but the peer is not at fault.
+    gate = asyncio.Event()
+    received: list[str] = []
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await gate.wait()
+        while True:
+            message = await websocket.receive()
+            if isinstance(message, Disconnect):
+                return
+            assert isinstance(message, TextMessage)
+            received.append(message.data)
+            if len(received) == 5:
+                await websocket.send_text("got all")
+
+    server = await h.serve(
+        FunctionApp(handler), max_queue=2, ping_interval=0.05, ping_timeout=0.1
+    )
+    async with ws_client(server) as ws:
+        for i in range(5):
+            await ws.send(f"m{i}")
+        websocket = only_connection(server).websocket
+        assert websocket is not None
+        await wait_until(lambda: len(websocket._messages) == 2)
+        # Six ping timeouts pass with the queue full; the client answers
+        # every ping, so the connection stays open.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.recv(), 0.6)
+        gate.set()
+        assert await ws.recv() == "got all"
+    assert received == [f"m{i}" for i in range(5)]
+
+
 async def test_no_pings_when_heartbeats_are_off(h: Harness) -> None:
     server = await h.serve(ping_interval=None)
     raw = await h.raw(server)
@@ -307,17 +345,18 @@ async def test_no_pings_when_heartbeats_are_off(h: Harness) -> None:
 
 
 async def test_open_timeout_closes_half_a_request_head(h: Harness) -> None:
-    open_timeout = 0.3
+    open_timeout = 0.5
     server = await h.serve(open_timeout=open_timeout)
     slow = await h.raw(server)
     started = time.monotonic()
     await slow.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: webs")
+    await wait_until(lambda: len(server.connections) == 1)
+    slow_connection = only_connection(server)
     # Meanwhile another client is served normally.
-    async with client(server) as ws:
+    async with ws_client(server) as ws:
         await ws.send("hello")
         assert await ws.recv() == "hello"
-    assert time.monotonic() - started < open_timeout
-    assert not slow.eof
+    assert slow_connection in server.connections
     # The slow one is closed without a response.
     assert await slow.read_to_eof() == b""
     assert time.monotonic() - started >= open_timeout * 0.9
@@ -341,7 +380,7 @@ async def test_open_timeout_applies_between_keep_alive_requests(h: Harness) -> N
 async def test_receive_timeout_closes_an_idle_connection_with_1001(h: Harness) -> None:
     receive_timeout = 0.3
     server = await h.serve(receive_timeout=receive_timeout)
-    async with client(server) as ws:
+    async with ws_client(server) as ws:
         # Messages keep it open: one every 0.1 s for longer than the timeout.
         for i in range(5):
             with pytest.raises(TimeoutError):
@@ -394,16 +433,51 @@ async def test_closing_handshake_completes_before_close_timeout(h: Harness) -> N
     assert time.monotonic() - started < 1.0
 
 
+async def test_close_while_busy_ends_as_soon_as_the_peer_answers(h: Harness) -> None:
+    # The application closes while still handling a message and does not
+    # call receive() again: the peer's answer to our Close must not be held
+    # (there is nothing left to order after our Close).
+    release = asyncio.Event()
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.receive()
+        await websocket.close(1000, "enough")
+        await release.wait()
+
+    server = await h.serve(FunctionApp(handler), close_timeout=TIMEOUT)
+    raw = await h.raw(server)
+    await raw.handshake()
+    await raw.send(mask_frame(OP_TEXT, b"one"))
+    frame = await raw.recv_frame()
+    assert (frame.opcode, frame.payload) == (OP_CLOSE, close_payload(1000, "enough"))
+    started = time.monotonic()
+    await raw.send(close_frame(1000))
+    assert await raw.read_to_eof() == b""
+    assert time.monotonic() - started < 1.0
+    await wait_until(lambda: not server.connections)
+    release.set()
+
+
 # ---------------------------------------------------------------------------
 # hold_replies: replies to messages go out before the Close
 # ---------------------------------------------------------------------------
 
 
-async def test_echo_goes_out_before_the_close_for_a_protocol_error(h: Harness) -> None:
+@pytest.mark.parametrize("with_handshake", [False, True], ids=["after-101", "with-request"])
+async def test_echo_goes_out_before_the_close_for_a_protocol_error(
+    h: Harness, with_handshake: bool
+) -> None:
     server = await h.serve()
     raw = await h.raw(server)
-    # Text, then a frame with a reserved opcode, in one write.
-    await raw.handshake(extra=mask_frame(OP_TEXT, b"hello") + mask_frame(0x3, b""))
+    # Text, then a frame with a reserved opcode, in one write (and in the
+    # same write as the request, for the second case).
+    frames = mask_frame(OP_TEXT, b"hello") + mask_frame(0x3, b"")
+    if with_handshake:
+        await raw.handshake(extra=frames)
+    else:
+        await raw.handshake()
+        await raw.send(frames)
     first = await raw.recv_frame()
     assert (first.opcode, first.payload) == (OP_TEXT, b"hello")
     second = await raw.recv_frame()
@@ -413,13 +487,20 @@ async def test_echo_goes_out_before_the_close_for_a_protocol_error(h: Harness) -
     assert await raw.read_to_eof() == b""
 
 
-async def test_echo_goes_out_before_the_close_echo(h: Harness) -> None:
+@pytest.mark.parametrize("with_handshake", [False, True], ids=["after-101", "with-request"])
+async def test_echo_goes_out_before_the_close_echo(h: Harness, with_handshake: bool) -> None:
     server = await h.serve()
     raw = await h.raw(server)
-    await raw.handshake()
-    await raw.send(mask_frame(OP_TEXT, b"hello") + mask_frame(OP_BINARY, b"\x00\x01") + close_frame(1000, "x"))
-    frames = [await raw.recv_frame() for _ in range(3)]
-    assert [(f.opcode, f.payload) for f in frames] == [
+    frames = (
+        mask_frame(OP_TEXT, b"hello") + mask_frame(OP_BINARY, b"\x00\x01") + close_frame(1000, "x")
+    )
+    if with_handshake:
+        await raw.handshake(extra=frames)
+    else:
+        await raw.handshake()
+        await raw.send(frames)
+    received = [await raw.recv_frame() for _ in range(3)]
+    assert [(f.opcode, f.payload) for f in received] == [
         (OP_TEXT, b"hello"),
         (OP_BINARY, b"\x00\x01"),
         (OP_CLOSE, close_payload(1000)),
@@ -459,6 +540,88 @@ async def test_held_close_is_answered_after_close_timeout_if_the_app_stalls(h: H
     assert after == [Disconnect(1000)]
 
 
+async def test_releasing_a_held_close_keeps_unread_messages(h: Harness) -> None:
+    # The hold timing out answers the peer's Close, but the messages that
+    # came before it were accepted: the application still reads them, in
+    # order, before the disconnect.
+    stalled = asyncio.Event()
+    release = asyncio.Event()
+    after: list[object] = []
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.receive()
+        stalled.set()
+        await release.wait()
+        for _ in range(3):
+            after.append(await websocket.receive())
+
+    server = await h.serve(FunctionApp(handler), close_timeout=0.3)
+    raw = await h.raw(server)
+    await raw.handshake()
+    await raw.send(
+        mask_frame(OP_TEXT, b"one")
+        + mask_frame(OP_TEXT, b"two")
+        + mask_frame(OP_TEXT, b"three")
+        + close_frame(1000)
+    )
+    await asyncio.wait_for(stalled.wait(), TIMEOUT)
+    frame = await raw.recv_frame()
+    assert (frame.opcode, frame.payload) == (OP_CLOSE, close_payload(1000))
+    release.set()
+    await wait_until(lambda: len(after) == 3)
+    assert after == [TextMessage(data="two"), TextMessage(data="three"), Disconnect(1000)]
+
+
+async def test_ping_flood_from_a_peer_that_never_reads_stays_bounded(h: Harness) -> None:
+    # Issue "Hostile input": a client that sends pings and never reads the
+    # pongs cannot grow the server's write buffer without bound.  Pongs need
+    # no send() to wait on, so the server stops reading while its writes are
+    # backed up, and drops the peer after write_timeout.
+    write_limit = 16 * 1024
+    server = await h.serve(FunctionApp(), write_limit=write_limit, write_timeout=1.0)
+    raw = await h.raw(server, rcvbuf=4096)
+    await raw.handshake()
+    connection = only_connection(server)
+    transport = connection.transport
+    assert transport is not None
+    batch = mask_frame(OP_PING, b"p" * 125) * 1000  # 131 KB of pings
+    largest = 0
+    started = time.monotonic()
+
+    async def flood() -> None:
+        for _ in range(200):  # at most 26 MB, bounded in count
+            await raw.send(batch)
+
+    flooding = asyncio.create_task(flood())
+    try:
+        while server.connections:
+            largest = max(largest, transport.get_write_buffer_size())
+            await asyncio.sleep(0.005)
+            assert time.monotonic() - started < 30, "the flooding peer was never dropped"
+    finally:
+        flooding.cancel()
+        with contextlib.suppress(asyncio.CancelledError, OSError):
+            await flooding
+    # At most what one parse of the core's buffered input can answer: one
+    # read (256 KiB) of pings beyond the high-water mark, never the 26 MB.
+    assert largest <= write_limit + 256 * 1024, largest
+    assert raw.sent < 26 * 1024 * 1024  # the server stopped reading long before
+
+
+async def test_pong_timers_end_with_the_connection(h: Harness) -> None:
+    # A closed connection must not stay referenced by heartbeat timers for
+    # up to ping_timeout.
+    server = await h.serve(FunctionApp(), ping_interval=0.05, ping_timeout=30.0)
+    raw = await h.raw(server)
+    await raw.handshake()
+    connection = only_connection(server)
+    await wait_until(lambda: bool(connection._pong_timers))
+    raw.abort()
+    await wait_until(lambda: not server.connections)
+    assert connection._pong_timers == {}
+
+
 # ---------------------------------------------------------------------------
 # Errors in the application
 # ---------------------------------------------------------------------------
@@ -480,7 +643,7 @@ async def test_handler_exception_after_accept_closes_with_1011(
 
     server = await h.serve(FunctionApp(handler))
     with caplog.at_level(logging.INFO, logger="wsserver"):
-        async with client(server) as bystander, client(server) as victim:
+        async with ws_client(server) as bystander, ws_client(server) as victim:
             await victim.send("boom")
             with pytest.raises(ConnectionClosed) as caught:
                 await victim.recv()
@@ -506,7 +669,7 @@ async def test_handler_exception_before_accept_is_http_500(
 
     server = await h.serve(FunctionApp(handler))
     with caplog.at_level(logging.ERROR, logger="wsserver"), pytest.raises(InvalidStatus) as caught:
-        async with client(server):
+        async with ws_client(server):
             pass
     assert caught.value.response.status_code == 500
     assert b"not ready" not in (caught.value.response.body or b"")
@@ -520,7 +683,7 @@ async def test_handler_returning_without_accept_is_403(h: Harness) -> None:
 
     server = await h.serve(FunctionApp(handler))
     with pytest.raises(InvalidStatus) as caught:
-        async with client(server):
+        async with ws_client(server):
             pass
     assert caught.value.response.status_code == 403
 
@@ -531,7 +694,7 @@ async def test_handler_returning_after_accept_closes_with_1000(h: Harness) -> No
         await websocket.send_text("bye")
 
     server = await h.serve(FunctionApp(handler))
-    async with client(server) as ws:
+    async with ws_client(server) as ws:
         assert await ws.recv() == "bye"
         with pytest.raises(ConnectionClosed) as caught:
             await ws.recv()
@@ -605,7 +768,8 @@ async def test_refused_handshake_logs_no_close_line(
         await raw.read_to_eof()
         raw.close()  # the server lingers until the client's end of file
         await wait_until(lambda: not server.connections)
-    assert not [r for r in caplog.records if " open " in r.getMessage() or " closed " in r.getMessage()]
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if " open " in m or " closed " in m]
 
 
 # ---------------------------------------------------------------------------

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import socket
 import sys
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -32,10 +34,10 @@ from .helpers import (
     handshake_request,
     harness,
     only_connection,
-    test_config,
+    quick_config,
     tls_contexts,
     wait_until,
-    ws_url,
+    ws_client,
 )
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -48,14 +50,6 @@ async def h() -> AsyncIterator[Harness]:
         yield h
 
 
-def client(server: Server, path: str = "/", **options):
-    options.setdefault("ping_interval", None)
-    options.setdefault("proxy", None)
-    options.setdefault("open_timeout", TIMEOUT)
-    options.setdefault("close_timeout", TIMEOUT)
-    return connect(ws_url(server, path), **options)
-
-
 # ---------------------------------------------------------------------------
 # Listening
 # ---------------------------------------------------------------------------
@@ -65,16 +59,16 @@ async def test_start_binds_a_free_port_and_reports_it(h: Harness) -> None:
     server = await h.serve()
     assert server.port > 0
     assert server.addresses == [f"127.0.0.1:{server.port}"]
-    async with client(server) as ws:
+    async with ws_client(server) as ws:
         await ws.send("hello")
         assert await ws.recv() == "hello"
         assert len(server.websockets) == 1
 
 
 async def test_async_context_manager_starts_and_shuts_down() -> None:
-    async with Server(FunctionApp(), test_config()) as server:
+    async with Server(FunctionApp(), quick_config()) as server:
         port = server.port
-        async with client(server) as ws:
+        async with ws_client(server) as ws:
             await ws.send("in context")
             assert await ws.recv() == "in context"
     assert server.addresses == []
@@ -82,13 +76,34 @@ async def test_async_context_manager_starts_and_shuts_down() -> None:
         await RawClient.connect(port)
 
 
+async def test_a_server_can_be_started_again_after_shutdown() -> None:
+    server = Server(FunctionApp(), quick_config())
+    for _ in range(2):
+        await server.start()
+        async with ws_client(server) as ws:
+            await ws.send("again")
+            assert await ws.recv() == "again"
+        await server.shutdown()
+
+
+async def test_unix_socket_file_is_removed_at_shutdown(tmp_path: Path) -> None:
+    path = tmp_path / "s.sock"
+    server = Server(FunctionApp(), quick_config(uds=str(path)))
+    await server.start()
+    assert path.is_socket()
+    await server.shutdown()
+    assert not path.exists()
+    await server.start()  # the path is free again
+    await server.shutdown()
+
+
 async def test_serve_forever_returns_when_stop_is_set() -> None:
-    server = Server(FunctionApp(), test_config())
+    server = Server(FunctionApp(), quick_config())
     stop = asyncio.Event()
     serving = asyncio.create_task(server.serve_forever(stop))
     # start() runs inside the task: wait for the listener.
     await wait_until(lambda: bool(server.addresses))
-    async with client(server) as ws:
+    async with ws_client(server) as ws:
         stop.set()
         with pytest.raises(ConnectionClosed) as caught:
             await ws.recv()
@@ -97,7 +112,7 @@ async def test_serve_forever_returns_when_stop_is_set() -> None:
 
 
 async def test_shutdown_before_start_is_a_no_op() -> None:
-    server = Server(FunctionApp(), test_config())
+    server = Server(FunctionApp(), quick_config())
     await server.shutdown()
     assert server.addresses == []
     assert not server.shutting_down
@@ -110,17 +125,17 @@ async def test_shutdown_before_start_is_a_no_op() -> None:
 
 async def test_max_connections_refuses_with_503_until_one_closes(h: Harness) -> None:
     server = await h.serve(max_connections=2)
-    async with client(server) as first:
-        async with client(server) as second:
+    async with ws_client(server) as first:
+        async with ws_client(server) as second:
             with pytest.raises(InvalidStatus) as caught:
-                async with client(server):
+                async with ws_client(server):
                     pass
             assert caught.value.response.status_code == 503
             # The two open ones still work.
             await second.send("two")
             assert await second.recv() == "two"
         # second closed: there is room again.
-        async with client(server) as third:
+        async with ws_client(server) as third:
             await third.send("three")
             assert await third.recv() == "three"
         await first.send("one")
@@ -133,7 +148,7 @@ async def test_max_connections_does_not_count_plain_http(h: Harness) -> None:
     await http.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     status, _ = await http.response_head()
     assert status == 200
-    async with client(server) as ws:
+    async with ws_client(server) as ws:
         await ws.send("room for me")
         assert await ws.recv() == "room for me"
 
@@ -145,7 +160,7 @@ async def test_max_connections_does_not_count_plain_http(h: Harness) -> None:
 
 async def test_shutdown_closes_open_websockets_with_1001(h: Harness) -> None:
     server = await h.serve(shutdown_timeout=TIMEOUT)
-    async with client(server) as one, client(server) as two:
+    async with ws_client(server) as one, ws_client(server) as two:
         started = time.monotonic()
         await server.shutdown()
         # Both answered the Close at once: no waiting for the grace period.
@@ -292,10 +307,96 @@ async def test_shutdown_serves_no_request_pipelined_behind_one_in_progress(h: Ha
     await asyncio.wait_for(shutting_down, TIMEOUT)
 
 
-async def test_sigterm_stops_the_cli_server_gracefully(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+async def test_shutdown_waits_for_handlers_to_finish(h: Harness) -> None:
+    disconnected = asyncio.Event()
+    cleanup_gate = asyncio.Event()
+    finished: list[int] = []
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        message = await websocket.receive()
+        assert isinstance(message, Disconnect)
+        disconnected.set()
+        await cleanup_gate.wait()  # the application's cleanup, e.g. a database write
+        finished.append(message.code)
+
+    server = await h.serve(FunctionApp(handler), shutdown_timeout=TIMEOUT)
+    async with ws_client(server) as ws:
+        shutting_down = asyncio.create_task(server.shutdown())
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    await asyncio.wait_for(disconnected.wait(), TIMEOUT)
+    assert not server.connections
+    # The transport is gone but the handler is not done: shutdown waits.
+    finished_early, _ = await asyncio.wait({shutting_down}, timeout=0.1)
+    assert not finished_early
+    cleanup_gate.set()
+    await asyncio.wait_for(shutting_down, TIMEOUT)
+    assert finished == [1001]
+
+
+async def test_shutdown_cancels_handlers_still_running_after_the_grace_period(
+    h: Harness,
+) -> None:
+    shutdown_timeout = 0.3
+    outcome: list[str] = []
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await asyncio.Event().wait()  # never looks at the connection again
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    server = await h.serve(FunctionApp(handler), shutdown_timeout=shutdown_timeout)
+    async with ws_client(server) as ws:
+        started = time.monotonic()
+        await server.shutdown()
+        elapsed = time.monotonic() - started
+        with pytest.raises(ConnectionClosed) as caught:
+            await ws.recv()
+    assert caught.value.rcvd is not None and caught.value.rcvd.code == 1001
+    assert outcome == ["cancelled"]
+    assert shutdown_timeout * 0.9 <= elapsed < TIMEOUT
+
+
+async def test_a_handler_can_shut_the_server_down(h: Harness) -> None:
+    servers: list[Server] = []
+    outcome: list[str] = []
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.receive()
+        await servers[0].shutdown()  # waits for every handler but this one
+        outcome.append("shutdown returned")
+
+    server = await h.serve(FunctionApp(handler), shutdown_timeout=TIMEOUT)
+    servers.append(server)
+    started = time.monotonic()
+    async with ws_client(server) as ws:
+        await ws.send("stop")
+        with pytest.raises(ConnectionClosed) as caught:
+            await ws.recv()
+    assert caught.value.rcvd is not None and caught.value.rcvd.code == 1001
+    await wait_until(lambda: bool(outcome))
+    assert outcome == ["shutdown returned"]
+    assert time.monotonic() - started < 1.0
+
+
+async def test_concurrent_shutdowns_both_complete(h: Harness) -> None:
+    server = await h.serve(shutdown_timeout=TIMEOUT)
+    async with ws_client(server) as ws:
+        await asyncio.wait_for(asyncio.gather(server.shutdown(), server.shutdown()), TIMEOUT)
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert server.addresses == []
+    assert not server.connections
+
+
+@asynccontextmanager
+async def cli_server(*options: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    """``python -m wsserver run examples.echo:EchoView`` on a free port."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -303,7 +404,10 @@ async def test_sigterm_stops_the_cli_server_gracefully(tmp_path: Path) -> None:
         "run",
         "examples.echo:EchoView",
         "--port",
-        str(port),
+        "0",
+        "--ws-ping-interval",
+        "none",
+        *options,
         cwd=REPO,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -311,30 +415,72 @@ async def test_sigterm_stops_the_cli_server_gracefully(tmp_path: Path) -> None:
     )
     assert process.stderr is not None
     try:
-        # The server logs a line once it listens.
+        # The server logs the address it listens on: port 0 became a free one.
         while True:
             line = await asyncio.wait_for(process.stderr.readline(), TIMEOUT)
             assert line, "the server exited before listening"
-            if b"listening on" in line:
+            if match := re.search(rb"listening on 127\.0\.0\.1:(\d+)", line):
                 break
+        yield process, int(match[1])
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_sigterm_stops_the_cli_server_gracefully() -> None:
+    async with cli_server() as (process, port):
+        assert process.stderr is not None
         async with connect(
             f"ws://127.0.0.1:{port}/", ping_interval=None, proxy=None, open_timeout=TIMEOUT
         ) as ws:
             await ws.send("before SIGTERM")
             assert await ws.recv() == "before SIGTERM"
+            started = time.monotonic()
             process.send_signal(signal.SIGTERM)
             with pytest.raises(ConnectionClosed) as caught:
                 await asyncio.wait_for(ws.recv(), TIMEOUT)
-        assert caught.value.rcvd is not None and caught.value.rcvd.code == 1001
-        started = time.monotonic()
+        assert caught.value.rcvd is not None
+        assert (caught.value.rcvd.code, caught.value.rcvd.reason) == (1001, "server shutting down")
         stderr = await asyncio.wait_for(process.stderr.read(), TIMEOUT)
         assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0, stderr
         assert time.monotonic() - started < 3.0
+        assert b"shutting down" in stderr
         assert b"Traceback" not in stderr
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+
+
+async def test_second_sigterm_during_the_grace_period_stops_at_once() -> None:
+    # A client that never answers the Close keeps the grace period going
+    # (10 s by default); a second signal ends it.
+    async with cli_server() as (process, port):
+        straggler = await RawClient.connect(port)
+        try:
+            await straggler.handshake()
+            process.send_signal(signal.SIGTERM)
+            frame = await straggler.recv_frame()
+            assert (frame.opcode, frame.payload) == (OP_CLOSE, GOING_AWAY)
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), TIMEOUT) == -signal.SIGTERM
+            assert time.monotonic() - started < 3.0
+        finally:
+            straggler.close()
+
+
+async def test_serve_forever_stops_on_sigterm_and_restores_the_handlers() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    server = Server(FunctionApp(), quick_config())
+    serving = asyncio.create_task(server.serve_forever())
+    await wait_until(lambda: bool(server.addresses))
+    # Only signal ourselves once the loop's handler is in place.
+    assert signal.getsignal(signal.SIGTERM) is not before, "no SIGTERM handler installed"
+    async with ws_client(server) as ws:
+        os.kill(os.getpid(), signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as caught:
+            await ws.recv()
+    await asyncio.wait_for(serving, TIMEOUT)
+    assert caught.value.rcvd is not None and caught.value.rcvd.code == 1001
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 # ---------------------------------------------------------------------------
@@ -380,14 +526,15 @@ async def test_tls(h: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture)
     assert seen[0] == f"wss://127.0.0.1:{server.port}/secure?x=1"
     # Plain TCP to the TLS port gets nowhere.
     with pytest.raises(Exception):  # noqa: B017 - any failure: ConnectionClosed, InvalidMessage...
-        async with client(server, open_timeout=1):
+        async with ws_client(server, open_timeout=1):
             pass
     # Nothing to warn about in a normal TLS connection's life (asyncio warns
     # when a protocol asks to keep a TLS transport open after end of file).
     warnings = [
         r.getMessage()
         for r in caplog.records
-        if r.levelno >= logging.WARNING and (r.name == "wsserver" or "eof_received" in r.getMessage())
+        if r.levelno >= logging.WARNING
+        and (r.name == "wsserver" or "eof_received" in r.getMessage())
     ]
     assert not warnings
 

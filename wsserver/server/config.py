@@ -23,8 +23,9 @@ class ServerConfig:
     Attributes:
         host: address to bind; ``127.0.0.1`` so that nothing is exposed
             until asked.
-        port: TCP port.
-        uds: a Unix socket path to listen on instead of host and port.
+        port: TCP port; 8000.  ``0`` picks a free one (see ``Server.port``).
+        uds: a Unix socket path to listen on instead of host and port;
+            ``None`` (the default) for TCP.
         protocol: the core's limits (message, frame and header sizes).
         deflate: permessage-deflate settings, or ``None`` to turn
             compression off.  On by default: browsers offer it and text
@@ -62,9 +63,9 @@ class ServerConfig:
         shutdown_timeout: grace period on shutdown for open connections to
             finish their closing handshake before they are aborted.  10 s.
         ssl_context: TLS settings, or ``None`` for plain TCP.
-        backlog: the listen queue length.
+        backlog: the listen queue length; 1024.
         reuse_port: set SO_REUSEPORT so that several processes share the
-            port.
+            port.  Off by default.
     """
 
     host: str = "127.0.0.1"

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING
 from ..protocol import (
     BinaryMessage,
     CloseCode,
+    CloseReceived,
     ConnectionFailed,
+    ConnectionLost,
     HTTPRequest,
     Pong,
     RequestRejected,
@@ -32,7 +34,6 @@ from ..protocol import (
     TextMessage,
     WebSocketRequest,
 )
-from ..protocol.events import Ping
 from .datastructures import Address
 from .requests import Request
 from .responses import PlainTextResponse, Response
@@ -76,6 +77,9 @@ class Connection(asyncio.Protocol):
         self._open_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._hold_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._releasing_hold = False
+        self._pong_timers: dict[bytes, asyncio.TimerHandle] = {}
         self._ping_timer: asyncio.TimerHandle | None = None
         self._receive_timer: asyncio.TimerHandle | None = None
         self._last_message = 0.0
@@ -126,11 +130,15 @@ class Connection(asyncio.Protocol):
             self._open_timer,
             self._close_timer,
             self._hold_timer,
+            self._write_timer,
             self._ping_timer,
             self._receive_timer,
         ):
             if timer is not None:
                 timer.cancel()
+        for timer in self._pong_timers.values():
+            timer.cancel()
+        self._pong_timers.clear()
         websocket = self.websocket
         code: int = CloseCode.ABNORMAL_CLOSURE
         if websocket is not None:
@@ -162,14 +170,37 @@ class Connection(asyncio.Protocol):
             )
 
     def pause_writing(self) -> None:
+        # The peer reads slower than we write.  Stop reading from it too:
+        # otherwise a peer that sends pings and never reads the pongs would
+        # grow this buffer without bound, since pongs need no send() to wait.
         self._writing_paused = True
+        timeout = self.config.write_timeout
+        if timeout is not None and self._write_timer is None:
+            self._write_timer = self.loop.call_later(timeout, self._write_timed_out)
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         waiters, self._drain_waiters = self._drain_waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        self.pump()
+
+    def _write_timed_out(self) -> None:
+        # Nothing we wrote was read for write_timeout: a Close frame would
+        # not get through either, so drop the connection (1008 for the
+        # application, which sees a policy decision, not a network fault).
+        self._write_timer = None
+        logger.info(
+            "conn %d: peer not reading for %ss, closing", self.id, self.config.write_timeout
+        )
+        if self.websocket is not None and self.websocket._ended is None:
+            self.websocket._ended = Disconnect(CloseCode.POLICY_VIOLATION, "peer not reading")
+        self._abort_or_close(abort=True)
 
     # -- the drive loop --------------------------------------------------
 
@@ -180,7 +211,11 @@ class Connection(asyncio.Protocol):
         application has messages it has not consumed, or is busy with the
         one it just received: its replies to them must go out before our
         Close (RFC 6455 section 5.5.1 forbids data after it).  The hold
-        lasts at most ``close_timeout``.
+        lasts at most ``close_timeout``.  Only while OPEN: once our own
+        Close is out (CLOSING) the core answers nothing, so holding the
+        peer's Close would only keep the connection up, for up to
+        ``close_timeout``, whenever the application closed (or the server
+        shut down) while busy with a message.
         """
         if self._closed:
             return
@@ -197,27 +232,28 @@ class Connection(asyncio.Protocol):
                 continue
             if websocket is None:
                 break
+            if self._writing_paused:
+                break  # parsed pings would queue more pongs for a peer not reading
             messages = websocket._messages
-            if len(messages) >= self.config.max_queue:
+            releasing = self._releasing_hold and protocol.reply_held
+            if len(messages) >= self.config.max_queue and not releasing:
                 break
-            event = protocol.next_event(hold_replies=bool(messages) or websocket._busy)
+            hold = (bool(messages) or websocket._busy) and not releasing
+            event = protocol.next_event(hold_replies=hold and protocol.state is State.OPEN)
             if event is None:
                 break
-            kind = type(event)
-            if kind is TextMessage or kind is BinaryMessage:
-                messages.append(event)  # type: ignore[arg-type]
+            if isinstance(event, TextMessage | BinaryMessage):
+                messages.append(event)
                 self._last_message = self.loop.time()
-            elif kind is Ping:
-                pass  # the core has queued the pong
-            elif kind is Pong:
-                self._pong_received(event)  # type: ignore[arg-type]
-            else:
-                code: int = event.code  # type: ignore[union-attr]
-                reason: str = event.reason  # type: ignore[union-attr]
-                self._failed_by_peer = kind is ConnectionFailed
+            elif isinstance(event, Pong):
+                self._pong_received(event)
+            elif isinstance(event, CloseReceived | ConnectionFailed | ConnectionLost):
+                self._failed_by_peer = isinstance(event, ConnectionFailed)
                 if self._failed_by_peer:
-                    logger.info("conn %d failed by peer: %d %s", self.id, code, reason)
-                websocket._ended = Disconnect(code, reason)
+                    logger.info("conn %d failed by peer: %d %s", self.id, event.code, event.reason)
+                websocket._ended = Disconnect(event.code, event.reason)
+            # A Ping needs nothing here: the core has queued the pong.
+        self._releasing_hold = False
         if websocket is not None:
             if websocket._messages or websocket._ended is not None:
                 websocket._wake_receiver()
@@ -242,7 +278,7 @@ class Connection(asyncio.Protocol):
             # arrives (bounded by its own limits); stop reading meanwhile.
             full = self._task is not None and not self._task.done()
         else:
-            full = (
+            full = self._writing_paused or (
                 websocket is not None
                 and len(websocket._messages) >= self.config.max_queue
                 and self.protocol.buffered >= self.config.read_limit
@@ -265,10 +301,11 @@ class Connection(asyncio.Protocol):
             self._hold_timer = None
 
     def _release_hold(self) -> None:
+        # The application did not come back within close_timeout: answer
+        # the held Close (or failure) now.  Messages it has not read stay
+        # queued, readable before the disconnect: nothing accepted is lost.
         self._hold_timer = None
-        if self.websocket is not None:
-            self.websocket._busy = False
-            self.websocket._messages.clear()
+        self._releasing_hold = True
         self.pump()
 
     def flush(self) -> None:
@@ -285,24 +322,16 @@ class Connection(asyncio.Protocol):
     async def flush_and_drain(self) -> None:
         """Write, then wait while the transport's buffer is over ``write_limit``.
 
-        After ``write_timeout`` the peer is taken as not reading: the
-        connection is failed with 1008 and aborted.
+        After ``write_timeout`` with nothing read, the peer is taken as not
+        reading: the connection is dropped (``_write_timed_out``) and this
+        raises ``WebSocketDisconnect(1008)``.
         """
         self.flush()
         if not self._writing_paused or self._closed:
             return
         waiter = self.loop.create_future()
         self._drain_waiters.append(waiter)
-        try:
-            await asyncio.wait_for(waiter, self.config.write_timeout)
-        except TimeoutError:
-            logger.info(
-                "conn %d: peer not reading for %ss, closing", self.id, self.config.write_timeout
-            )
-            if self.websocket is not None and self.websocket._ended is None:
-                self.websocket._ended = Disconnect(CloseCode.POLICY_VIOLATION, "peer not reading")
-            self._abort_or_close(abort=True)
-            raise WebSocketDisconnect(CloseCode.POLICY_VIOLATION, "peer not reading") from None
+        await waiter  # resolved by resume_writing() or connection_lost()
         if self.closed and self.websocket is not None:
             ended = self.websocket._ended or Disconnect(CloseCode.ABNORMAL_CLOSURE)
             raise WebSocketDisconnect(ended.code, ended.reason)
@@ -313,6 +342,7 @@ class Connection(asyncio.Protocol):
         if isinstance(event, HTTPRequest):
             self._cancel_open_timer()
             self._task = self.loop.create_task(self._serve_http(event))
+            self.server.task_started(self._task)
         elif isinstance(event, WebSocketRequest):
             self._cancel_open_timer()
             self._path = event.target.split("?", 1)[0][:200]
@@ -333,6 +363,7 @@ class Connection(asyncio.Protocol):
                 return
             self.websocket = websocket
             self._task = self.loop.create_task(self._serve_websocket(websocket))
+            self.server.task_started(self._task)
         elif isinstance(event, RequestRejected):
             logger.info("conn %d: rejected request: %d %s", self.id, event.status, event.reason)
 
@@ -482,6 +513,9 @@ class Connection(asyncio.Protocol):
     def _pong_received(self, event: Pong) -> None:
         now = self.loop.time()
         for payload in event.acknowledged:
+            timer = self._pong_timers.pop(payload, None)
+            if timer is not None:
+                timer.cancel()
             sent, waiter = self._pings.pop(payload, (now, None))
             rtt = now - sent
             if self.websocket is not None:
@@ -501,13 +535,26 @@ class Connection(asyncio.Protocol):
         assert interval is not None
         timeout = self.config.ping_timeout
         if timeout is not None:
-            self.loop.call_later(timeout, self._check_pong, payload)
+            self._pong_timers[payload] = self.loop.call_later(timeout, self._check_pong, payload)
         self._ping_timer = self.loop.call_later(interval, self._heartbeat)
 
     def _check_pong(self, payload: bytes) -> None:
-        if payload in self._pings and not self._closed:
-            logger.info("conn %d: no pong within %ss, closing", self.id, self.config.ping_timeout)
-            self.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        self._pong_timers.pop(payload, None)
+        if payload not in self._pings or self._closed:
+            return
+        websocket = self.websocket
+        if websocket is not None and len(websocket._messages) >= self.config.max_queue:
+            # Backpressure: while the application's queue is full nothing is
+            # parsed, so the pong may well be in our own buffer, unread.  The
+            # peer is not to blame for a slow application (this failed
+            # healthy connections with 1011): look again later.
+            assert self.config.ping_timeout is not None
+            self._pong_timers[payload] = self.loop.call_later(
+                self.config.ping_timeout, self._check_pong, payload
+            )
+            return
+        logger.info("conn %d: no pong within %ss, closing", self.id, self.config.ping_timeout)
+        self.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
 
     def _check_receive_timeout(self) -> None:
         self._receive_timer = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 from .app import Application
@@ -21,6 +22,10 @@ from .websocket import WebSocket
 __all__ = ["Server", "serve"]
 
 logger = logging.getLogger("wsserver")
+
+#: Seconds shutdown() waits, after the grace period, for aborted transports
+#: to report their end and for cancelled handlers to unwind.
+_AFTER_ABORT = 1.0
 
 
 class Server:
@@ -38,6 +43,10 @@ class Server:
         self._next_id = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._all_closed: asyncio.Event | None = None
+        # The connections' handler tasks (the application's code), so that
+        # shutdown() can wait for them: a connection leaves ``connections``
+        # when its transport is gone, which may be before its handler returns.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -50,6 +59,7 @@ class Server:
         self._loop = asyncio.get_running_loop()
         self._all_closed = asyncio.Event()
         self._all_closed.set()
+        self.shutting_down = False  # a server may be started again after shutdown()
         config = self.config
         if config.uds is not None:
             self._listener = await self._loop.create_unix_server(
@@ -117,6 +127,11 @@ class Server:
         assert self._all_closed is not None
         self._all_closed.clear()
 
+    def task_started(self, task: asyncio.Task[None]) -> None:
+        """Track a connection's handler task until it is done."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def connection_closed(self, connection: Connection) -> None:
         """Forget a transport that is gone."""
         self.connections.discard(connection)
@@ -140,11 +155,21 @@ class Server:
     # -- shutdown --------------------------------------------------------------
 
     async def shutdown(self) -> None:
-        """Stop accepting, close every connection with 1001, abort stragglers."""
-        if self._listener is None:
+        """Stop accepting, close every connection with 1001, abort stragglers.
+
+        Then let the application's handlers finish (they learn of the end
+        from ``receive`` or ``send``) in what is left of ``shutdown_timeout``,
+        and cancel those still running: none outlives the server.
+        """
+        # A local: a second shutdown() running concurrently (a signal while
+        # ``async with`` exits) sets self._listener to None when it is done.
+        listener = self._listener
+        if listener is None:
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_timeout
         self.shutting_down = True
-        self._listener.close()
+        listener.close()
         for connection in list(self.connections):
             connection.shutdown()
         assert self._all_closed is not None
@@ -154,27 +179,60 @@ class Server:
             logger.info("aborting %d connections after the grace period", len(self.connections))
             for connection in list(self.connections):
                 connection.abort()
-        await self._listener.wait_closed()
+            # connection_lost() follows abort() at the next loop iteration;
+            # wait for it so that ``connections`` is empty on return.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), _AFTER_ABORT)
+        # Not the caller's own task, if a handler called shutdown().
+        tasks = self._tasks - {asyncio.current_task()}
+        if tasks:
+            remaining = max(0.0, deadline - loop.time())
+            _, pending = await asyncio.wait(tasks, timeout=remaining)
+            if pending:
+                logger.info("cancelling %d handlers after the grace period", len(pending))
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=_AFTER_ABORT)
+        await listener.wait_closed()
         self._listener = None
+        if self.config.uds is not None:
+            # asyncio (before 3.13) leaves the socket file behind, and the
+            # next start() would fail on it with "address already in use".
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.config.uds)
 
     async def serve_forever(self, stop: asyncio.Event | None = None) -> None:
         """Serve until ``stop`` is set (or SIGINT/SIGTERM when it is not given)."""
         await self.start()
+        installed: list[signal.Signals] = []
         if stop is None:
             stop = asyncio.Event()
-            _install_signal_handlers(stop)
+            installed = _install_signal_handlers(stop)
         try:
             await stop.wait()
         finally:
+            # Back to the default handlers before the grace period: a second
+            # Ctrl-C (or SIGTERM) then stops the process at once instead of
+            # being swallowed, and none of ours outlives this call.
+            _remove_signal_handlers(installed)
             logger.info("shutting down")
             await self.shutdown()
 
 
-def _install_signal_handlers(stop: asyncio.Event) -> None:
+def _install_signal_handlers(stop: asyncio.Event) -> list[signal.Signals]:
     loop = asyncio.get_running_loop()
+    installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    return installed
+
+
+def _remove_signal_handlers(installed: list[signal.Signals]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in installed:
+        loop.remove_signal_handler(sig)
 
 
 async def serve(app: Application, config: ServerConfig | None = None) -> None:

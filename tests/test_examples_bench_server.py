@@ -1,0 +1,319 @@
+"""examples/bench_server.py end to end, and the benchmark harness (bench/).
+
+The server runs as a subprocess on a free loopback port and is driven with
+the websockets client.  The harness is checked on synthetic results (medians,
+ratios, rendering) and with one ``--quick`` run against wsserver.  Nothing
+here measures or asserts speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from bench.common import SCENARIOS, json_messages, quick_scenario, scenario_by_name
+from bench.run import render_markdown, summarize
+from examples.bench_server import parse_broadcast
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 5.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+@contextmanager
+def bench_server(*args: str) -> Iterator[str]:
+    """examples/bench_server.py in a subprocess; yields its URL; SIGTERM after."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "bench_server.py"), "--port", str(port), *args],
+        cwd=ROOT,
+        env=_environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert process.poll() is None, "the server exited at start"
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server is not listening"
+                time.sleep(0.05)
+        yield f"ws://127.0.0.1:{port}/"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+# ---------------------------------------------------------------------------
+# The broadcast command
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("broadcast:3", (3, 16)),
+        ("broadcast:0:5", (0, 5)),
+        ("broadcast:10:1024", (10, 1024)),
+        ("broadcast:", None),
+        ("broadcast:x", None),
+        ("broadcast:1:2:3", None),
+        ("broadcast:-1", None),
+        ("broadcast:\u0661", None),  # ARABIC-INDIC DIGIT ONE: a digit, but not ASCII
+        ("broadcast:1000001", None),
+        (f"broadcast:1:{64 * 1024 * 1024 + 1}", None),
+        ("hello", None),
+    ],
+)
+def test_parse_broadcast(text, expected):
+    assert parse_broadcast(text) == expected
+
+
+# ---------------------------------------------------------------------------
+# The server, end to end
+# ---------------------------------------------------------------------------
+
+
+async def test_echo_and_broadcast():
+    with bench_server() as url:
+        async with (
+            connect(url, compression=None, open_timeout=TIMEOUT, max_size=None) as a,
+            connect(url, compression=None, open_timeout=TIMEOUT, max_size=None) as b,
+        ):
+            await a.send("hello")
+            assert await asyncio.wait_for(a.recv(), TIMEOUT) == "hello"
+            await a.send(b"\x00\x01\x02")
+            assert await asyncio.wait_for(a.recv(), TIMEOUT) == b"\x00\x01\x02"
+            big = os.urandom(2 * 1024 * 1024)  # above wsserver's default 1 MiB limit
+            await b.send(big)
+            assert await asyncio.wait_for(b.recv(), TIMEOUT) == big
+            # Not a command: echoed.
+            await a.send("broadcast:x")
+            assert await asyncio.wait_for(a.recv(), TIMEOUT) == "broadcast:x"
+
+            await a.send("broadcast:3:5")
+            for client in (a, b):
+                for _ in range(3):
+                    assert await asyncio.wait_for(client.recv(), TIMEOUT) == "xxxxx"
+            await a.send("broadcast:2")
+            for client in (a, b):
+                for _ in range(2):
+                    assert await asyncio.wait_for(client.recv(), TIMEOUT) == "x" * 16
+            # The command itself was not echoed: the next message is the echo.
+            await a.send("after")
+            assert await asyncio.wait_for(a.recv(), TIMEOUT) == "after"
+
+
+async def test_broadcast_skips_closed_connections():
+    with bench_server() as url:
+        async with connect(url, compression=None, open_timeout=TIMEOUT) as a:
+            async with connect(url, compression=None, open_timeout=TIMEOUT) as b:
+                await b.send("ready")
+                assert await asyncio.wait_for(b.recv(), TIMEOUT) == "ready"
+            await a.send("broadcast:1:4")
+            assert await asyncio.wait_for(a.recv(), TIMEOUT) == "xxxx"
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+async def test_compression_only_with_deflate(deflate):
+    args = ["--deflate"] if deflate else []
+    with bench_server(*args) as url:
+        async with connect(url, compression="deflate", open_timeout=TIMEOUT) as client:
+            assert client.response is not None
+            agreed = client.response.headers.get("Sec-WebSocket-Extensions") or ""
+            assert ("permessage-deflate" in agreed) is deflate
+            message = json_messages(1)[0].decode()
+            await client.send(message)
+            assert await asyncio.wait_for(client.recv(), TIMEOUT) == message
+
+
+# ---------------------------------------------------------------------------
+# The harness
+# ---------------------------------------------------------------------------
+
+
+def test_json_messages_are_distinct_json_of_the_exact_size():
+    messages = json_messages(16, 1024)
+    assert len(set(messages)) == 16
+    for message in messages:
+        assert len(message) == 1024
+        assert isinstance(json.loads(message), dict)
+
+
+def test_scenarios_are_named_uniquely_and_quick_copies_are_small():
+    names = [s.name for s in SCENARIOS]
+    assert len(names) == len(set(names))
+    for scenario in SCENARIOS:
+        assert scenario_by_name(scenario.name) is scenario
+        assert quick_scenario(scenario).connections <= min(scenario.connections, 50)
+    assert scenario_by_name("rss_5000").label == "RSS per idle connection, 5,000 conn"
+    with pytest.raises(KeyError):
+        scenario_by_name("nope")
+
+
+def _record(server: str, scenario: str, run: int, **figures: float) -> dict[str, Any]:
+    base: dict[str, Any] = {"loop": "asyncio", "scenario": scenario, "server": server, "run": run}
+    base.update(server_cpu_pct=99.0, client_cpu_pct=40.0, other_cpu_pct=1.0)
+    base.update(figures)
+    return base
+
+
+def _results(
+    records: list[dict[str, Any]], servers: list[str], scenarios: list[str]
+) -> dict[str, Any]:
+    return {
+        "started": "2026-01-01 00:00 UTC",
+        "machine": {
+            "cpu_model": "Test CPU",
+            "cpus": 2,
+            "threads_per_core": "1",
+            "hypervisor": "none",
+            "memory_gib": 1.0,
+            "kernel": "Linux test",
+            "python": "CPython 3.11",
+            "packages": {"wsserver": "0.1.0"},
+        },
+        "loadavg": {"start": 0.1, "end": 0.2},
+        "plan": {
+            "servers": servers,
+            "scenarios": scenarios,
+            "loops": ["asyncio"],
+            "runs": 3,
+            "warmup": 1.0,
+            "duration": 3.0,
+            "quick": False,
+            "server_cpu": 0,
+            "client_cpu": 1,
+        },
+        "records": records,
+        "summary": summarize(records),
+    }
+
+
+def test_summary_takes_medians_and_skips_failed_runs():
+    records = [
+        _record("wsserver", "echo_c1_16", 0, msgs_per_s=10.0),
+        _record("wsserver", "echo_c1_16", 1, msgs_per_s=30.0),
+        _record("wsserver", "echo_c1_16", 2, msgs_per_s=20.0),
+        {"loop": "asyncio", "scenario": "echo_c1_16", "server": "wsserver", "run": 3, "error": "x"},
+    ]
+    cell = summarize(records)["asyncio"]["echo_c1_16"]["wsserver"]
+    assert cell["msgs_per_s"] == 20.0
+    assert (cell["msgs_per_s_min"], cell["msgs_per_s_max"]) == (10.0, 30.0)
+    assert cell["runs"] == 3
+    assert cell["errors"] == ["x"]
+
+
+def test_render_shows_figures_ratios_cpu_and_keeps_the_profile():
+    records = []
+    for run in range(3):
+        records += [
+            _record("wsserver", "echo_c64_16", run, msgs_per_s=200_000.0),
+            _record("websockets", "echo_c64_16", run, msgs_per_s=100_000.0),
+            _record(
+                "picows",
+                "echo_c64_16",
+                run,
+                msgs_per_s=400_000.0,
+                client_cpu_pct=97.0,
+                server_cpu_pct=60.0,
+            ),
+            _record("wsserver", "deflate_json_c1", run, msgs_per_s=5_000.0),
+            _record("websockets", "deflate_json_c1", run, msgs_per_s=10_000.0),
+            _record("wsserver", "rss_5000", run, kib_per_conn=5.0),
+            _record("websockets", "rss_5000", run, kib_per_conn=20.0),
+            _record("picows", "rss_5000", run, kib_per_conn=10.0),
+        ]
+    data = _results(
+        records,
+        ["wsserver", "websockets", "picows"],
+        ["echo_c64_16", "deflate_json_c1", "rss_5000"],
+    )
+    text = render_markdown(data, profile="Measured: most time in the parser.")
+    assert (
+        "| echo 16 B, 64 conn, pipelined | messages/s echoed | 200,000 | 100,000 | 400,000 |"
+        in text
+    )
+    assert "| messages/s echoed | higher | 2.00x | 0.50x |" in text
+    assert "| KiB per connection | lower | 0.25x | 0.50x |" in text
+    # picows has no permessage-deflate.
+    assert (
+        "| deflate echo JSON 1 KiB, 1 conn, pipelined | messages/s echoed | 5,000 | 10,000 | n/a |"
+        in text
+    )
+    # The load generator was the bottleneck for picows: flagged.
+    assert "60 / 97 / 1 ⚠" in text
+    assert "Test CPU, 2 CPUs" in text
+    assert "python -m bench.run" in text
+    assert "Measured: most time in the parser." in text
+    assert "## Profile" in text
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("picows") is None,
+    reason="the load generator needs picows (pip install -e '.[bench]')",
+)
+def test_quick_run_end_to_end(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--quick",
+            "--results-dir",
+            str(tmp_path),
+            "--doc",
+            str(tmp_path / "benchmarks.md"),
+        ],
+        cwd=ROOT,
+        env=_environment(),
+        capture_output=True,
+        timeout=20,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    (results,) = tmp_path.glob("*.json")
+    data = json.loads(results.read_text())
+    (record,) = data["records"]
+    assert record["server"] == "wsserver"
+    assert record["scenario"] == "echo_c1_16"
+    assert "error" not in record
+    assert record["messages"] > 0
+    assert record["server_cpu_pct"] >= 0
+    assert record["client_cpu_pct"] >= 0
+    doc = (tmp_path / "benchmarks.md").read_text()
+    assert "| echo 16 B, 1 conn, pipelined | messages/s echoed |" in doc
