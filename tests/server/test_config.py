@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "ssl_context": None,
     "backlog": 1024,
     "reuse_port": False,
+    "origins": None,
 }
 
 
@@ -84,6 +85,7 @@ def test_every_setting_is_documented() -> None:
         ("max_connections", "10,000"),
         ("shutdown_timeout", "10 s"),
         ("backlog", "1024"),
+        ("origins", "``None``"),
     ],
 )
 def test_documented_defaults_match(name: str, stated: str) -> None:

@@ -23,6 +23,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsserver.protocol import BinaryMessage, TextMessage
+from wsserver.server.security import OriginPolicy
 from wsserver.server.websocket import Disconnect, WebSocket, WebSocketDisconnect
 
 from .helpers import (
@@ -839,3 +840,51 @@ async def test_peer_eof_while_open_ends_with_1006(h: Harness) -> None:
     assert (await asyncio.wait_for(ended, TIMEOUT)).code == 1006
     assert await raw.read_to_eof() == b""
     await wait_until(lambda: not server.connections)
+
+
+# ---------------------------------------------------------------------------
+# Access control: Origin (cross-site WebSocket hijacking)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "status"),
+    [
+        ("Origin: https://app.example.com\r\n", 101),
+        ("Origin: https://example.com\r\n", 101),
+        ("Origin: https://evil.test\r\n", 403),
+        ("Origin: https://example.com.evil.test\r\n", 403),
+        ("Origin: null\r\n", 403),
+        ("", 101),  # not a browser: allowed by default
+        ("Origin: https://example.com\r\nOrigin: https://evil.test\r\n", 403),
+    ],
+)
+async def test_origin_policy_is_checked_before_the_upgrade(
+    h: Harness, extra: str, status: int
+) -> None:
+    ran: list[bool] = []
+
+    async def handler(websocket: WebSocket) -> None:
+        ran.append(True)
+        await websocket.accept()
+
+    server = await h.serve(
+        FunctionApp(handler),
+        origins=OriginPolicy(["https://example.com", "https://*.example.com"]),
+    )
+    raw = await h.raw(server)
+    await raw.send(handshake_request(extra=extra))
+    code, _ = await raw.response_head()
+    assert code == status
+    if status == 403:
+        assert ran == []  # the application never saw the refused handshake
+
+
+async def test_origin_policy_can_refuse_clients_without_origin(h: Harness) -> None:
+    server = await h.serve(
+        FunctionApp(), origins=OriginPolicy(["https://example.com"], allow_missing=False)
+    )
+    raw = await h.raw(server)
+    await raw.send(handshake_request())
+    code, _ = await raw.response_head()
+    assert code == 403

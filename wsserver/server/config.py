@@ -12,6 +12,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from ..protocol import DeflateSettings, ProtocolSettings
+from .security import OriginPolicy
 
 __all__ = ["ServerConfig"]
 
@@ -66,6 +67,10 @@ class ServerConfig:
         backlog: the listen queue length; 1024.
         reuse_port: set SO_REUSEPORT so that several processes share the
             port.  Off by default.
+        origins: which ``Origin`` values may open a WebSocket
+            (``OriginPolicy``); others get 403 before the upgrade, against
+            cross-site WebSocket hijacking.  ``None`` (the default) checks
+            nothing: set it for any endpoint that trusts cookies.
     """
 
     host: str = "127.0.0.1"
@@ -87,6 +92,7 @@ class ServerConfig:
     ssl_context: ssl.SSLContext | None = None
     backlog: int = 1024
     reuse_port: bool = False
+    origins: OriginPolicy | None = None
 
     def __post_init__(self) -> None:
         # Out of range, create_server() would fail only at start(), with an

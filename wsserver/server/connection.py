@@ -349,6 +349,14 @@ class Connection(asyncio.Protocol):
             if self.server.refuses_new_websockets():
                 self._reject_now(503, "server at capacity or shutting down")
                 return
+            origins = self.config.origins
+            if origins is not None:
+                sent = [value for name, value in event.headers if name == "origin"]
+                # Several Origin fields cannot all be the page's: refuse.
+                if len(sent) > 1 or not origins.allows(sent[0] if sent else None):
+                    logger.info("conn %d: origin refused: %r", self.id, sent[:1])
+                    self._reject_now(403, "origin not allowed")
+                    return
             websocket = WebSocket(
                 self,
                 event,
