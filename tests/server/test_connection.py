@@ -311,9 +311,7 @@ async def test_slow_application_does_not_fail_a_peer_that_answers_pings(h: Harne
             if len(received) == 5:
                 await websocket.send_text("got all")
 
-    server = await h.serve(
-        FunctionApp(handler), max_queue=2, ping_interval=0.05, ping_timeout=0.1
-    )
+    server = await h.serve(FunctionApp(handler), max_queue=2, ping_interval=0.05, ping_timeout=0.1)
     async with ws_client(server) as ws:
         for i in range(5):
             await ws.send(f"m{i}")
