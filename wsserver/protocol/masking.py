@@ -42,23 +42,34 @@ NO_SPEEDUPS_VARIABLE = "WSSERVER_NO_SPEEDUPS"
 
 def apply_mask_python(data: BytesLike, mask: BytesLike) -> bytes:
     """XOR ``data`` with the repeated 4-byte ``mask``, in pure Python."""
-    if type(mask) is not bytes:
-        mask = memoryview(mask).tobytes()
-    if len(mask) != 4:
-        raise ValueError(f"mask must be 4 bytes long, not {len(mask)}")
-    if not isinstance(data, bytes | bytearray):
-        # A memoryview's len() counts items of its format along its first
-        # dimension; its bytes are what is masked.  (int.from_bytes would
-        # copy it anyway.)
-        data = memoryview(data).tobytes()
-    length = len(data)
+    if type(mask) is not bytes or len(mask) != 4:
+        mask = _checked_mask(mask)
+    # The common types first: this runs once per frame or chunk received.
+    if type(data) is bytes or type(data) is bytearray:
+        length = len(data)
+    elif type(data) is memoryview:
+        # len() would count items of the view's format along its first
+        # dimension; its bytes are what is masked.
+        length = data.nbytes
+    else:
+        length = memoryview(data).nbytes  # TypeError if not bytes-like
     if length == 0:
         return b""
     repeated = mask * ((length >> 2) + 1)
     # Little-endian on both sides keeps byte i of data aligned with byte i of
     # the repeated mask; the surplus mask bytes fall off the high end.
+    # int.from_bytes reads any bytes-like object as its raw bytes, copying a
+    # non-contiguous one.
     value = int.from_bytes(data, "little") ^ int.from_bytes(repeated[:length], "little")
     return value.to_bytes(length, "little")
+
+
+def _checked_mask(mask: BytesLike) -> bytes:
+    """``mask`` as bytes, or ValueError if it is not 4 bytes long."""
+    mask = memoryview(mask).tobytes()
+    if len(mask) != 4:
+        raise ValueError(f"mask must be 4 bytes long, not {len(mask)}")
+    return mask
 
 
 def rotate_mask(mask: bytes, offset: int) -> bytes:
