@@ -1,0 +1,212 @@
+"""The browser runtime as an HTTP asset: one file, a versioned URL.
+
+``static/runtime.js`` is served at ``<prefix>/runtime.<version>.js``, where
+the version is the start of the file's SHA-256.  The URL changes whenever the
+content does, so the response may be cached for a year and marked
+``immutable``: a browser never asks twice, and never runs a stale runtime
+against a newer server.  ``script_tag`` renders the ``<script>`` element with
+that URL, a Subresource Integrity hash, and the WebSocket URL and reconnect
+settings as ``data-`` attributes (no inline script, so a strict
+Content-Security-Policy can allow it by origin)::
+
+    app = App()
+    install(app)
+
+    @app.route("/")
+    async def home(request):
+        return HTMLResponse(f"<!doctype html>...{script_tag('/ws')}...")
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import math
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from ...server import App, Request, Response, Route
+
+__all__ = [
+    "CACHE_CONTROL",
+    "DEFAULT_PREFIX",
+    "MEDIA_TYPE",
+    "RuntimeAsset",
+    "asset_path",
+    "install",
+    "runtime_asset",
+    "runtime_route",
+    "script_tag",
+]
+
+#: Where ``install`` serves the runtime unless told otherwise.
+DEFAULT_PREFIX = "/_wsserver"
+#: One year, the longest RFC 9111 caches honour in practice; ``immutable``
+#: also spares the revalidation a reload would otherwise trigger.
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+#: RFC 9239: JavaScript is ``text/javascript``.
+MEDIA_TYPE = "text/javascript"
+# Hex digits of the SHA-256 in the URL: 64 bits, ample against collisions
+# between versions of one file.
+_VERSION_LENGTH = 16
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeAsset:
+    """The runtime's bytes and what is derived from them.
+
+    Attributes:
+        body: the JavaScript source, as served.
+        version: the first 16 hex digits of its SHA-256.
+        integrity: the ``integrity`` attribute value (SHA-384, base64).
+    """
+
+    body: bytes
+    version: str
+    integrity: str
+
+    @classmethod
+    def from_bytes(cls, body: bytes) -> RuntimeAsset:
+        """Compute the version and integrity of ``body``."""
+        version = hashlib.sha256(body).hexdigest()[:_VERSION_LENGTH]
+        integrity = "sha384-" + base64.b64encode(hashlib.sha384(body).digest()).decode("ascii")
+        return cls(body, version, integrity)
+
+    @property
+    def filename(self) -> str:
+        """``runtime.<version>.js``."""
+        return f"runtime.{self.version}.js"
+
+    @property
+    def etag(self) -> str:
+        """A strong entity tag: the version, quoted."""
+        return f'"{self.version}"'
+
+
+@cache
+def runtime_asset() -> RuntimeAsset:
+    """The packaged ``static/runtime.js``, read once."""
+    body = resources.files(__package__).joinpath("static", "runtime.js").read_bytes()
+    return RuntimeAsset.from_bytes(body)
+
+
+def _check_prefix(prefix: str) -> str:
+    if not prefix.startswith("/") or (prefix.endswith("/") and prefix != "/"):
+        raise ValueError(f"prefix must start with '/' and not end with one: {prefix!r}")
+    return "" if prefix == "/" else prefix
+
+
+def asset_path(prefix: str = DEFAULT_PREFIX) -> str:
+    """The runtime's URL path under ``prefix``: ``<prefix>/runtime.<version>.js``."""
+    return f"{_check_prefix(prefix)}/{runtime_asset().filename}"
+
+
+def runtime_route(prefix: str = DEFAULT_PREFIX) -> Route:
+    """An HTTP route serving the runtime at ``asset_path(prefix)``.
+
+    The response carries ``Cache-Control: public, max-age=31536000,
+    immutable``, a strong ``ETag`` (``If-None-Match`` gets 304) and
+    ``X-Content-Type-Options: nosniff``.  Older versions' URLs are not
+    served: a page that asks for one is older than the server, and a 404
+    is more honest than a runtime it was not written for.
+    """
+    asset = runtime_asset()
+
+    async def serve_runtime(request: Request) -> Response:
+        headers = {
+            "cache-control": CACHE_CONTROL,
+            "etag": asset.etag,
+            "x-content-type-options": "nosniff",
+        }
+        if _etag_matches(request.headers.get("if-none-match"), asset.etag):
+            return Response(b"", status=304, headers=headers)
+        return Response(asset.body, headers=headers, media_type=MEDIA_TYPE)
+
+    return Route(asset_path(prefix), serve_runtime, methods=("GET", "HEAD"))
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    # RFC 9110 section 13.1.2: a list of entity tags, or "*"; weak
+    # comparison, so a W/ prefix still matches.
+    if header is None:
+        return False
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+def install(app: App, *, prefix: str = DEFAULT_PREFIX) -> str:
+    """Serve the runtime from ``app``; idempotent.
+
+    Args:
+        app: the application.
+        prefix: the URL prefix of the asset.
+
+    Returns:
+        The runtime's URL path (``asset_path(prefix)``).
+    """
+    path = asset_path(prefix)
+    if not any(isinstance(route, Route) and route.path == path for route in app.router.routes):
+        app.router.add_route(path, runtime_route(prefix).endpoint, methods=("GET", "HEAD"))
+    return path
+
+
+def _ms(seconds: float, name: str) -> int:
+    if not (seconds >= 0 and math.isfinite(seconds)):
+        raise ValueError(f"{name} must be a finite number of seconds >= 0")
+    return round(seconds * 1000)
+
+
+def script_tag(
+    ws_url: str,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    reconnect_attempts: int = 8,
+    reconnect_base: float = 0.5,
+    reconnect_max: float = 15.0,
+    connect_timeout: float = 10.0,
+    integrity: bool = True,
+) -> str:
+    """The ``<script>`` element that loads the runtime and connects it.
+
+    Args:
+        ws_url: the WebSocket endpoint: ``ws://`` or ``wss://`` absolute, or
+            a path such as ``/ws``, resolved against the page's URL (``wss``
+            on an ``https`` page).
+        prefix: the prefix the runtime is served under (see ``install``).
+        reconnect_attempts: failed connection attempts in a row before the
+            runtime gives up and shows ``offline``.
+        reconnect_base: the first retry delay, in seconds; each further
+            attempt doubles it, with jitter.
+        reconnect_max: the cap on a retry delay, in seconds.
+        connect_timeout: seconds an attempt may take to reach ``init``.
+        integrity: add the ``integrity`` attribute (Subresource Integrity).
+
+    Returns:
+        HTML text, every attribute escaped.  Times travel as milliseconds, in
+        attributes whose names end in ``-ms``.
+    """
+    if isinstance(reconnect_attempts, bool) or reconnect_attempts < 0:
+        raise ValueError("reconnect_attempts must be an integer >= 0")
+    attributes = {
+        "src": asset_path(prefix),
+        "data-url": ws_url,
+        "data-reconnect-attempts": str(int(reconnect_attempts)),
+        "data-reconnect-base-ms": str(_ms(reconnect_base, "reconnect_base")),
+        "data-reconnect-max-ms": str(_ms(reconnect_max, "reconnect_max")),
+        "data-connect-timeout-ms": str(_ms(connect_timeout, "connect_timeout")),
+    }
+    if integrity:
+        attributes["integrity"] = runtime_asset().integrity
+    rendered = " ".join(
+        f'{name}="{html.escape(value, quote=True)}"' for name, value in attributes.items()
+    )
+    # A plain classic script, neither "defer" nor "async": window.wsserver then
+    # exists for the scripts that follow it, so they can register handlers
+    # before the first message arrives.  (The runtime reads its settings from
+    # document.currentScript, which is set for classic scripts only.)
+    return f"<script {rendered}></script>"
