@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import h11
+from websockets.asyncio.client import ClientConnection
+from websockets.datastructures import Headers as ClientHeaders
 
 from wsserver.server import Server, ServerConfig, as_app
 
@@ -38,6 +41,12 @@ async def serving(target: object, **config: Any) -> AsyncIterator[Server]:
 
 def ws_url(server: Server, path: str = "/") -> str:
     return f"ws://127.0.0.1:{server.port}{path}"
+
+
+def handshake_headers(client: ClientConnection) -> ClientHeaders:
+    """The headers of the server's 101 response."""
+    assert client.response is not None
+    return client.response.headers
 
 
 # ---------------------------------------------------------------------------
@@ -186,6 +195,12 @@ class RawWebSocket:
     async def at_eof(self) -> bool:
         """Whether the server closed TCP (waits for it)."""
         return await asyncio.wait_for(self.reader.read(1), TIMEOUT) == b""
+
+    def reset(self) -> None:
+        """Drop the connection with a TCP reset (no FIN, no Close frame)."""
+        sock = self.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
 
     async def close(self) -> None:
         self.writer.close()

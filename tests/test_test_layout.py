@@ -32,6 +32,13 @@ ALLOWED: dict[str, str] = {
     "test_layering.py": "import rules between the layers, over every module",
     "test_fuzz_targets.py": "runs the fuzz harnesses in fuzz/ on their seeds and random inputs",
     "test_test_layout.py": "this file: the source <-> test module mapping",
+    "test_exports.py": "every module's __all__, over the whole package",
+    "test_main.py": (
+        "wsserver/__main__.py (python -m wsserver); dunder modules map to no test name"
+    ),
+    "test_hostile_input.py": (
+        "end-to-end threat scenarios of the hostile-input issue, across layers"
+    ),
     "test_examples_bench_server.py": (
         "examples are runnable programs; their behaviour is tested end to end"
         " (examples/bench_server.py, with the benchmark harness in bench/ that drives it)"

@@ -14,6 +14,7 @@ from .server import (
     Disconnect,
     HTMLResponse,
     JSONResponse,
+    OriginPolicy,
     PlainTextResponse,
     RedirectResponse,
     Request,
@@ -28,6 +29,7 @@ from .server import (
     WebSocketState,
     WebSocketView,
     broadcast,
+    secrets_equal,
     serve,
 )
 
@@ -38,6 +40,7 @@ __all__ = [
     "Disconnect",
     "HTMLResponse",
     "JSONResponse",
+    "OriginPolicy",
     "PlainTextResponse",
     "ProtocolSettings",
     "RedirectResponse",
@@ -54,5 +57,6 @@ __all__ = [
     "WebSocketView",
     "__version__",
     "broadcast",
+    "secrets_equal",
     "serve",
 ]

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import importlib
 import logging
+import math
 import os
 import ssl
 import sys
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .protocol import DeflateSettings, ProtocolSettings
-from .server import ServerConfig, as_app, serve
+from .server import OriginPolicy, ServerConfig, as_app, serve
 
 __all__ = ["ImportFromStringError", "build_config", "import_from_string", "main"]
 
@@ -47,6 +48,13 @@ def import_from_string(spec: str) -> object:
                 f'error importing "{module_name}": no module named "{error.name}"'
             ) from error
         raise ImportFromStringError(f'could not import module "{module_name}"') from error
+    except Exception as error:
+        # Anything else raised while the module runs (a SyntaxError, a
+        # missing setting...): one line naming the module and the error,
+        # as for the other import failures, instead of a traceback.
+        raise ImportFromStringError(
+            f'error importing "{module_name}": {type(error).__name__}: {error}'
+        ) from error
     target: object = module
     for part in attr.split("."):
         try:
@@ -58,13 +66,24 @@ def import_from_string(spec: str) -> object:
     return target
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds") from None
+    # "nan" passes a plain "<= 0" test and would reach the timers.
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
 def _positive_float_or_none(text: str) -> float | None:
     if text.lower() in ("none", "off", "0"):
         return None
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive, or 'none'")
-    return value
+    try:
+        return _positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError("must be positive, or 'none'") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,8 +106,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ws-ping-timeout", type=_positive_float_or_none, default=20.0)
     run.add_argument("--receive-timeout", type=_positive_float_or_none, default=None)
     run.add_argument("--open-timeout", type=_positive_float_or_none, default=10.0)
-    run.add_argument("--close-timeout", type=float, default=10.0)
+    run.add_argument("--close-timeout", type=_positive_float, default=10.0)
     run.add_argument("--max-connections", type=int, default=10_000)
+    run.add_argument("--write-timeout", type=_positive_float_or_none, default=60.0)
+    run.add_argument("--shutdown-timeout", type=_positive_float, default=10.0)
+    run.add_argument(
+        "--origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="allow WebSocket handshakes from this Origin (repeatable; '*' stands "
+        "for host labels, as https://*.example.com); others get 403",
+    )
     run.add_argument(
         "--compression",
         action=argparse.BooleanOptionalAction,
@@ -146,6 +175,9 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         open_timeout=args.open_timeout,
         close_timeout=args.close_timeout,
         max_connections=args.max_connections,
+        write_timeout=args.write_timeout,
+        shutdown_timeout=args.shutdown_timeout,
+        origins=OriginPolicy(args.origin) if args.origin else None,
         ssl_context=ssl_context,
     )
 
@@ -164,7 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.factory:
             if not callable(target):
                 raise ImportFromStringError(f'"{args.target}" is not callable (--factory)')
-            target = target()
+            try:
+                target = target()
+            except Exception as error:
+                raise ImportFromStringError(
+                    f'factory "{args.target}" failed: {type(error).__name__}: {error}'
+                ) from error
         app = as_app(target, path=args.path)
     except (ImportFromStringError, TypeError) as error:
         print(f"wsserver: error: {error}", file=sys.stderr)
@@ -180,9 +217,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError:
             print("wsserver: error: --loop uvloop needs the uvloop package", file=sys.stderr)
             return 2
-        uvloop.run(serve(app, config))
-    else:
-        asyncio.run(serve(app, config))
+    try:
+        if args.loop == "uvloop":
+            uvloop.run(serve(app, config))
+        else:
+            asyncio.run(serve(app, config))
+    except OSError as error:
+        # Binding failed (port in use, no permission, bad address): nothing
+        # was served.  Connection-level errors never reach here.
+        where = config.uds if config.uds is not None else f"{config.host}:{config.port}"
+        print(f"wsserver: error: cannot listen on {where}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -24,8 +24,9 @@ class FakeWebSocket:
     session sent, decoded from JSON.
     """
 
-    def __init__(self, connection_id: int = 7) -> None:
+    def __init__(self, connection_id: int = 7, max_message_size: int = 1 << 20) -> None:
         self.connection_id = connection_id
+        self.max_message_size = max_message_size
         self.application_state = WebSocketState.CONNECTED
         self.sent: list[dict[str, Any]] = []
         self.closed_with: tuple[int, str] | None = None

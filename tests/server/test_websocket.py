@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from wsserver.protocol import CloseCode, LocalProtocolError, Opcode
+from wsserver.protocol import CloseCode, LocalProtocolError, Opcode, ProtocolSettings
 from wsserver.server import (
     Address,
     App,
@@ -28,9 +28,9 @@ from wsserver.server import (
     WebSocketState,
 )
 from wsserver.server.connection import Connection
-from wsserver.server.websocket import Disconnect
+from wsserver.server.websocket import Disconnect, Message
 
-from .._live import TIMEOUT, RawWebSocket, serving, ws_url
+from .._live import TIMEOUT, RawWebSocket, handshake_headers, serving, ws_url
 
 Body = Callable[[WebSocket], Awaitable[Any]]
 
@@ -81,8 +81,21 @@ async def test_accept_agrees_on_the_subprotocol_the_app_picks() -> None:
         connect(ws_url(server), subprotocols=["a", "b"]) as client,  # type: ignore[list-item]
     ):
         assert client.subprotocol == "b"
-        assert client.response.headers["Sec-WebSocket-Protocol"] == "b"
+        assert handshake_headers(client)["Sec-WebSocket-Protocol"] == "b"
         assert await probe.outcome() == (("a", "b"), "b")
+
+
+async def test_max_message_size_is_the_connections_limit() -> None:
+    async def body(ws: WebSocket) -> int:
+        await ws.accept()
+        return ws.max_message_size
+
+    probe = Probe(body)
+    async with (
+        serving(probe.run, protocol=ProtocolSettings(max_message_size=4096)) as server,
+        connect(ws_url(server)),
+    ):
+        assert await probe.outcome() == 4096
 
 
 async def test_accept_without_subprotocol_agrees_on_none() -> None:
@@ -96,7 +109,7 @@ async def test_accept_without_subprotocol_agrees_on_none() -> None:
         connect(ws_url(server), subprotocols=["a"]) as client,  # type: ignore[list-item]
     ):
         assert client.subprotocol is None
-        assert "Sec-WebSocket-Protocol" not in client.response.headers
+        assert "Sec-WebSocket-Protocol" not in handshake_headers(client)
         assert await probe.outcome() is None
 
 
@@ -152,7 +165,7 @@ async def test_accept_sends_extra_response_headers(
 
     probe = Probe(body)
     async with serving(probe.run) as server, connect(ws_url(server)) as client:
-        response_headers = client.response.headers
+        response_headers = handshake_headers(client)
         assert response_headers["x-extra"] == "1"
         expected = [v for k, v in (headers.items() if isinstance(headers, dict) else headers)]
         assert response_headers.get_all("set-cookie") == [v for v in expected if "=" in v]
@@ -243,6 +256,31 @@ async def test_send_text_bytes_and_json_arrive_with_their_types() -> None:
         await probe.outcome()
         # The endpoint returned: the server closes normally.
         assert await closed_with(client) == (1000, "")
+
+
+async def test_send_bytes_compress_false_sends_uncompressed_frames() -> None:
+    data = b"a" * 1000
+
+    async def body(ws: WebSocket) -> str | None:
+        await ws.accept()
+        await ws.send_bytes(data)
+        await ws.send_bytes(data, compress=False)
+        return ws.extensions
+
+    probe = Probe(body)
+    async with serving(probe.run) as server:
+        raw = await RawWebSocket.connect(
+            server.port, extra=[("Sec-WebSocket-Extensions", "permessage-deflate")]
+        )
+        try:
+            compressed, plain = await raw.recv_frame(), await raw.recv_frame()
+            assert str(await probe.outcome()).startswith("permessage-deflate")
+            assert compressed.rsv1
+            assert len(compressed.payload) < len(data)
+            # Already-compressed data is sent as is: no RSV1, same bytes.
+            assert (plain.rsv1, plain.opcode, plain.payload) == (False, Opcode.BINARY, data)
+        finally:
+            await raw.close()
 
 
 async def test_stream_sends_one_message_in_several_frames_on_the_wire() -> None:
@@ -347,7 +385,7 @@ async def test_stream_failing_before_any_fragment_leaves_the_connection_usable()
 
 
 async def test_receive_returns_messages_then_disconnect_once_then_raises() -> None:
-    async def body(ws: WebSocket) -> tuple[list[object], str, WebSocketState]:
+    async def body(ws: WebSocket) -> tuple[list[Message], str, WebSocketState]:
         await ws.accept()
         got = [await ws.receive(), await ws.receive(), await ws.receive()]
         state = ws.client_state
@@ -450,6 +488,46 @@ async def test_send_after_the_peer_closed_raises_websocket_disconnect() -> None:
         assert await probe.outcome() == (4002, "gone")
 
 
+async def test_send_after_a_connection_reset_raises_websocket_disconnect() -> None:
+    # A reset leaves no closing handshake behind: the server learns of it
+    # only from the transport.  Sends must not then vanish silently.
+    async def body(ws: WebSocket) -> tuple[object, int, int]:
+        await ws.accept()
+        await ws.send_text("ready")
+        ended = await ws.receive()
+        with pytest.raises(WebSocketDisconnect) as text_error:
+            await ws.send_text("into the void")
+        with pytest.raises(WebSocketDisconnect) as ping_error:
+            ws.ping()
+        return ended, text_error.value.code, ping_error.value.code
+
+    probe = Probe(body)
+    async with serving(probe.run) as server:
+        raw = await RawWebSocket.connect(server.port)
+        assert (await raw.recv_frame()).payload == b"ready"
+        raw.reset()
+        assert await probe.outcome() == (Disconnect(CloseCode.ABNORMAL_CLOSURE), 1006, 1006)
+
+
+async def test_close_with_an_invalid_code_raises_and_leaves_the_connection_open() -> None:
+    async def body(ws: WebSocket) -> tuple[str, WebSocketState]:
+        await ws.accept()
+        with pytest.raises(LocalProtocolError) as caught:
+            await ws.close(1006)
+        state = ws.application_state
+        await ws.send_text("still open")
+        await ws.close(4000, "now")
+        return str(caught.value), state
+
+    probe = Probe(body)
+    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == "still open"
+        assert await closed_with(client) == (4000, "now")
+        error, state = await probe.outcome()
+        assert "1006 may not be sent" in error
+        assert state is WebSocketState.CONNECTED
+
+
 @pytest.mark.parametrize(
     ("method", "send", "expected"),
     [
@@ -544,6 +622,25 @@ async def test_iterators_stop_at_disconnect(
             await client.send(message)
         await client.close()
         assert await probe.outcome() == expected
+
+
+async def test_cancelled_receive_leaves_the_connection_usable() -> None:
+    async def body(ws: WebSocket) -> str:
+        await ws.accept()
+        waiting = asyncio.create_task(ws.receive())
+        # One turn of the loop: the task starts waiting for a message.
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await ws.send_text("cancelled")
+        return await ws.receive_text()
+
+    probe = Probe(body)
+    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == "cancelled"
+        await client.send("received after all")
+        assert await probe.outcome() == "received after all"
 
 
 async def test_receive_timeout_raises_and_the_connection_stays_usable() -> None:
@@ -660,7 +757,7 @@ async def test_request_information() -> None:
         assert info["subprotocol"] == "chat"
         assert isinstance(info["extensions"], str)
         assert info["extensions"].startswith("permessage-deflate")
-        assert client.response.headers["Sec-WebSocket-Extensions"] == info["extensions"]
+        assert handshake_headers(client)["Sec-WebSocket-Extensions"] == info["extensions"]
         assert info["state"] == ("ann", True, False)
         assert isinstance(info["connection_id"], int)
 
@@ -673,7 +770,7 @@ async def test_no_extensions_when_compression_is_off() -> None:
     probe = Probe(body)
     async with serving(probe.run, deflate=None) as server, connect(ws_url(server)) as client:
         assert await probe.outcome() is None
-        assert "Sec-WebSocket-Extensions" not in client.response.headers
+        assert "Sec-WebSocket-Extensions" not in handshake_headers(client)
 
 
 async def test_no_extensions_when_the_client_offers_none() -> None:
@@ -838,7 +935,10 @@ async def test_concurrent_senders_never_interleave(
         binaries: list[bytes] = []
         for _ in range(tasks * per_task + 1):
             message = await asyncio.wait_for(client.recv(), TIMEOUT)
-            (texts if isinstance(message, str) else binaries).append(message)
+            if isinstance(message, str):
+                texts.append(message)
+            else:
+                binaries.append(message)
         await probe.outcome()
         assert binaries == [b"".join(stream_chunks)]
         per_sender: dict[int, list[int]] = {}

@@ -3,7 +3,7 @@ API, views, routing, the HTTP side and graceful shutdown."""
 
 from __future__ import annotations
 
-from .app import App, Application, as_app
+from .app import App, Application, Authenticator, as_app
 from .broadcast import broadcast
 from .config import ServerConfig
 from .datastructures import URL, Address, Headers, MutableHeaders, QueryParams, State
@@ -16,6 +16,7 @@ from .responses import (
     Response,
 )
 from .routing import Mount, Route, Router, WebSocketRoute
+from .security import OriginPolicy, secrets_equal
 from .server import Server, serve
 from .static import StaticFiles
 from .views import WebSocketView
@@ -33,6 +34,7 @@ __all__ = [
     "Address",
     "App",
     "Application",
+    "Authenticator",
     "Disconnect",
     "HTMLResponse",
     "Headers",
@@ -41,6 +43,7 @@ __all__ = [
     "MessageStream",
     "Mount",
     "MutableHeaders",
+    "OriginPolicy",
     "PlainTextResponse",
     "QueryParams",
     "RedirectResponse",
@@ -59,5 +62,6 @@ __all__ = [
     "WebSocketView",
     "as_app",
     "broadcast",
+    "secrets_equal",
     "serve",
 ]

@@ -30,11 +30,13 @@ from .static import StaticFiles, read_file
 from .views import WebSocketView
 from .websocket import WebSocket
 
-__all__ = ["App", "Application", "HTTPEndpoint", "WebSocketEndpoint", "as_app"]
+__all__ = ["App", "Application", "Authenticator", "HTTPEndpoint", "WebSocketEndpoint", "as_app"]
 
 HTTPEndpoint = Callable[[Request], Awaitable[Response]]
 #: A ``WebSocketView`` subclass, or ``async def endpoint(websocket)``.
 WebSocketEndpoint = type[WebSocketView] | Callable[[WebSocket], Awaitable[None]]
+#: ``async def authenticate(websocket) -> Response | None``; see ``App``.
+Authenticator = Callable[[WebSocket], Awaitable[Response | None]]
 _T = TypeVar("_T")
 
 
@@ -57,11 +59,25 @@ class App:
         routes: initial ``Route``, ``WebSocketRoute`` and ``Mount`` objects.
         health_path: a path answered ``200 ok`` for load balancers and
             probes, before any route; ``None`` for none.
+        authenticate: called for every WebSocket handshake that matched a
+            route, before its endpoint runs (path parameters are set).  It
+            returns ``None`` to let the handshake through, or the HTTP
+            response to refuse it with (401, 403...), so that a refused
+            client never reaches application code.  It may store what it
+            learnt (the user) in ``websocket.state``.  Compare secrets with
+            ``secrets_equal``, in constant time.
     """
 
-    def __init__(self, routes: Iterable[AnyRoute] = (), *, health_path: str | None = "/healthz"):
+    def __init__(
+        self,
+        routes: Iterable[AnyRoute] = (),
+        *,
+        health_path: str | None = "/healthz",
+        authenticate: Authenticator | None = None,
+    ) -> None:
         self.router = Router(routes)
         self.health_path = health_path
+        self.authenticate = authenticate
         #: Application-wide state, for plugins and handlers.
         self.state = State()
 
@@ -129,6 +145,11 @@ class App:
             await websocket.send_denial_response(PlainTextResponse("Not Found\n", status=404))
             return
         websocket.path_params = dict(match.path_params)
+        if self.authenticate is not None:
+            refusal = await self.authenticate(websocket)
+            if refusal is not None:
+                await websocket.send_denial_response(refusal)
+                return
         await run_websocket_endpoint(route.endpoint, websocket)
 
 
@@ -158,12 +179,19 @@ def as_app(target: object, *, path: str = "/") -> Application:
     """
     if isinstance(target, App):
         return target
-    if hasattr(target, "handle_http") and hasattr(target, "handle_websocket"):
+    # Not a class: ``App`` itself (or a subclass) has these methods too, but
+    # serving the class would fail on every request with a TypeError.
+    if (
+        not inspect.isclass(target)
+        and hasattr(target, "handle_http")
+        and hasattr(target, "handle_websocket")
+    ):
         return cast(Application, target)
     if (inspect.isclass(target) and issubclass(target, WebSocketView)) or (
         inspect.iscoroutinefunction(target)
     ):
         return App([WebSocketRoute(path, target)])
+    hint = " (a class: pass an instance)" if inspect.isclass(target) else ""
     raise TypeError(
-        f"{target!r} is not a WebSocketView subclass, an App, or an async WebSocket endpoint"
+        f"{target!r} is not a WebSocketView subclass, an App, or an async WebSocket endpoint{hint}"
     )

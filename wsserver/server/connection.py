@@ -18,7 +18,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..protocol import (
     BinaryMessage,
@@ -93,7 +93,9 @@ class Connection(asyncio.Protocol):
     # -- transport callbacks -------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A cast, not an isinstance check: uvloop's transports implement the
+        # interface without subclassing asyncio.Transport.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         transport.set_write_buffer_limits(high=self.config.write_limit)
         peer = transport.get_extra_info("peername")

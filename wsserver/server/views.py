@@ -14,7 +14,8 @@ check credentials, or refuse with ``reject``.  ``encoding`` decides what
 a text message), or ``None`` (the default) for str or bytes as they come.
 A message of the wrong type closes the connection with 1003; invalid JSON
 with 1007.  An exception in a handler reaches the server, which closes the
-connection with 1011 and logs the traceback.
+connection with 1011 and logs the traceback; ``WebSocketDisconnect`` from a
+handler (the peer left) passes its own code to ``on_disconnect``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, ClassVar, Literal
 
 from ..protocol import CloseCode, TextMessage
 from .responses import PlainTextResponse
-from .websocket import Disconnect, WebSocket, WebSocketState
+from .websocket import Disconnect, WebSocket, WebSocketDisconnect, WebSocketState
 
 __all__ = ["WebSocketView"]
 
@@ -61,6 +62,11 @@ class WebSocketView:
                     await websocket.close(close_code, self._refusal_reason(close_code))
                     break
                 await self.on_receive(websocket, data)
+        except WebSocketDisconnect as disconnect:
+            # The peer left while a handler was receiving or sending: that
+            # is its close code, not an internal error.
+            close_code = disconnect.code
+            raise
         except Exception:
             close_code = CloseCode.INTERNAL_ERROR
             raise
@@ -89,8 +95,12 @@ class WebSocketView:
 
     async def reject(self, status: int = 403, reason: str = "") -> None:
         """Refuse the handshake with an HTTP status and a plain-text body."""
-        body = reason or HTTPStatus(status).phrase
-        await self.websocket.send_denial_response(PlainTextResponse(body + "\n", status=status))
+        if not reason:
+            try:
+                reason = HTTPStatus(status).phrase
+            except ValueError:  # a status Python has no name for, such as 499
+                reason = f"HTTP {status}"
+        await self.websocket.send_denial_response(PlainTextResponse(reason + "\n", status=status))
 
     async def on_connect(self, websocket: WebSocket) -> None:
         """Called first; accepts the connection unless overridden."""

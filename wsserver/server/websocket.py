@@ -170,6 +170,15 @@ class WebSocket:
         return self._connection.protocol.extensions
 
     @property
+    def max_message_size(self) -> int:
+        """The largest message this connection accepts, in bytes.
+
+        Plugins tell the browser, so that it refuses to send what the server
+        would close the connection over (1009).
+        """
+        return self._connection.protocol.settings.max_message_size
+
+    @property
     def connection_id(self) -> int:
         """The connection's id, as the server's log lines show it."""
         return self._connection.id
@@ -380,9 +389,11 @@ class WebSocket:
                 Response(b"Forbidden\n", status=403, media_type="text/plain")
             )
             return
-        self.application_state = WebSocketState.DISCONNECTED
         if self._connection.protocol.state is State.OPEN:
+            # Close first: an invalid code or reason raises here, and the
+            # connection is then still open and usable.
             self._connection.close(code, reason)
+        self.application_state = WebSocketState.DISCONNECTED
 
     # -- helpers for the connection and the stream ---------------------
 
@@ -391,7 +402,9 @@ class WebSocket:
             raise RuntimeError("send before accept()")
         if self.application_state is WebSocketState.DISCONNECTED:
             raise RuntimeError("send after close()")
-        if self._connection.protocol.state is not State.OPEN:
+        # A connection dropped without a closing handshake (a reset, an
+        # abort) leaves the core OPEN: only ``_ended`` says the peer is gone.
+        if self._ended is not None or self._connection.protocol.state is not State.OPEN:
             ended = self._ended or Disconnect(CloseCode.ABNORMAL_CLOSURE)
             raise WebSocketDisconnect(ended.code, ended.reason)
 

@@ -22,7 +22,7 @@ from wsserver.plugins.runtime.session import Session, SessionClosed
 from wsserver.server import Disconnect, WebSocketState
 
 from .._browser import WAIT, Harness, statuses, wait_status, wait_until
-from .._fakes import fake_session, start
+from .._fakes import FakeWebSocket, fake_session, start
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -587,3 +587,13 @@ async def test_close_and_connect_from_the_page(browser: Browser) -> None:
         await page.evaluate("wsserver.connect()")
         await wait_status(page, "open")
         assert (await harness.next_session()).id == await page.evaluate("wsserver.sessionId")
+
+
+async def test_message_limit_follows_the_connections_own() -> None:
+
+    # None takes the connection's limit; a larger one is lowered to it,
+    # since the server would fail bigger messages with 1009 anyway.
+    small = FakeWebSocket(max_message_size=2048)
+    assert Session(small).max_message_size == 2048  # type: ignore[arg-type]
+    assert Session(small, max_message_size=10_000).max_message_size == 2048  # type: ignore[arg-type]
+    assert Session(small, max_message_size=100).max_message_size == 100  # type: ignore[arg-type]

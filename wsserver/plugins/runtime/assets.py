@@ -15,27 +15,44 @@ Content-Security-Policy can allow it by origin)::
     @app.route("/")
     async def home(request):
         return HTMLResponse(f"<!doctype html>...{script_tag('/ws')}...")
+
+Each asset is compressed once, when it is first loaded (``install`` loads
+it): with zstandard when that package is installed, and with gzip.  A
+request whose ``Accept-Encoding`` takes one of them gets it, with
+``Content-Encoding``; every response says ``Vary: Accept-Encoding``, and
+each encoding has its own entity tag (``"<version>-zstd"``), as RFC 9110
+asks of different representations.  Other plugins serve their own scripts
+the same way: ``RuntimeAsset.from_bytes(body, name="components")`` and
+``install_asset``.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import html
 import math
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from types import MappingProxyType
 
 from ...server import App, Request, Response, Route
 
 __all__ = [
     "CACHE_CONTROL",
     "DEFAULT_PREFIX",
+    "ENCODINGS",
     "MEDIA_TYPE",
     "RuntimeAsset",
     "asset_path",
+    "asset_route",
+    "choose_encoding",
     "install",
+    "install_asset",
     "runtime_asset",
     "runtime_route",
     "script_tag",
@@ -48,9 +65,28 @@ DEFAULT_PREFIX = "/_wsserver"
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 #: RFC 9239: JavaScript is ``text/javascript``.
 MEDIA_TYPE = "text/javascript"
+#: The content codings assets are precompressed with, best first (zstd only
+#: when the zstandard package is installed).
+ENCODINGS = ("zstd", "gzip")
 # Hex digits of the SHA-256 in the URL: 64 bits, ample against collisions
 # between versions of one file.
 _VERSION_LENGTH = 16
+_NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+_QVALUE_RE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+
+
+def _compress(body: bytes) -> dict[str, bytes]:
+    """The body in each coding that makes it smaller."""
+    encoded: dict[str, bytes] = {}
+    try:
+        import zstandard
+    except ImportError:  # an optional extra: gzip alone then
+        pass
+    else:
+        encoded["zstd"] = zstandard.ZstdCompressor(level=19).compress(body)
+    # mtime=0: the same bytes on every start, so the entity tag holds.
+    encoded["gzip"] = gzip.compress(body, compresslevel=9, mtime=0)
+    return {coding: data for coding, data in encoded.items() if len(data) < len(body)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,29 +96,85 @@ class RuntimeAsset:
     Attributes:
         body: the JavaScript source, as served.
         version: the first 16 hex digits of its SHA-256.
-        integrity: the ``integrity`` attribute value (SHA-384, base64).
+        integrity: the ``integrity`` attribute value (SHA-384, base64; of
+            the source, which is what the browser checks after decoding).
+        name: the file name's stem (``runtime``).
+        encoded: the body precompressed, by content coding (``zstd``,
+            ``gzip``); a coding that would not make it smaller is absent.
     """
 
     body: bytes
     version: str
     integrity: str
+    name: str = "runtime"
+    encoded: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
-    def from_bytes(cls, body: bytes) -> RuntimeAsset:
-        """Compute the version and integrity of ``body``."""
+    def from_bytes(
+        cls, body: bytes, *, name: str = "runtime", compress: bool = True
+    ) -> RuntimeAsset:
+        """Compute the version and integrity of ``body``, and compress it.
+
+        Raises:
+            ValueError: ``name`` is not a lowercase file stem.
+        """
+        if _NAME_RE.fullmatch(name) is None:
+            raise ValueError(f"invalid asset name {name!r}")
         version = hashlib.sha256(body).hexdigest()[:_VERSION_LENGTH]
         integrity = "sha384-" + base64.b64encode(hashlib.sha384(body).digest()).decode("ascii")
-        return cls(body, version, integrity)
+        encoded = MappingProxyType(_compress(body) if compress else {})
+        return cls(body, version, integrity, name, encoded)
 
     @property
     def filename(self) -> str:
-        """``runtime.<version>.js``."""
-        return f"runtime.{self.version}.js"
+        """``<name>.<version>.js``."""
+        return f"{self.name}.{self.version}.js"
 
     @property
     def etag(self) -> str:
-        """A strong entity tag: the version, quoted."""
+        """A strong entity tag of the uncompressed body: the version, quoted."""
         return f'"{self.version}"'
+
+    def etag_for(self, coding: str | None) -> str:
+        """The entity tag of the body in ``coding`` (``None``: uncompressed)."""
+        return self.etag if coding is None else f'"{self.version}-{coding}"'
+
+    def representation(self, accept_encoding: str | None) -> tuple[str | None, bytes]:
+        """The coding and the bytes to send for an ``Accept-Encoding``."""
+        coding = choose_encoding(accept_encoding, tuple(self.encoded))
+        return coding, self.body if coding is None else self.encoded[coding]
+
+
+def choose_encoding(accept_encoding: str | None, available: tuple[str, ...]) -> str | None:
+    """The best of ``available`` that ``Accept-Encoding`` accepts, or ``None``.
+
+    RFC 9110 section 12.5.3: codings listed with ``q=0`` are refused, ``*``
+    stands for codings not listed; among acceptable codings the highest
+    q-value wins, ties going to the order of ``available``.  A malformed
+    q-value counts as 0.  No header: none (identity).
+    """
+    if not accept_encoding or not available:
+        return None
+    qvalues: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        token, *params = (part.strip() for part in item.split(";"))
+        token = token.lower()
+        if not token:
+            continue
+        q = 1.0
+        for param in params:
+            pname, _, pvalue = param.partition("=")
+            if pname.strip().lower() == "q":
+                pvalue = pvalue.strip()
+                q = float(pvalue) if _QVALUE_RE.fullmatch(pvalue) else 0.0
+        qvalues.setdefault(token, q)
+    best: str | None = None
+    best_q = 0.0
+    for coding in available:
+        q = qvalues.get(coding, qvalues.get("*", 0.0))
+        if q > best_q:
+            best, best_q = coding, q
+    return best
 
 
 @cache
@@ -98,33 +190,48 @@ def _check_prefix(prefix: str) -> str:
     return "" if prefix == "/" else prefix
 
 
-def asset_path(prefix: str = DEFAULT_PREFIX) -> str:
-    """The runtime's URL path under ``prefix``: ``<prefix>/runtime.<version>.js``."""
-    return f"{_check_prefix(prefix)}/{runtime_asset().filename}"
+def asset_path(prefix: str = DEFAULT_PREFIX, asset: RuntimeAsset | None = None) -> str:
+    """An asset's URL path under ``prefix``: ``<prefix>/<name>.<version>.js``.
+
+    Without ``asset``, the runtime's.
+    """
+    if asset is None:
+        asset = runtime_asset()
+    return f"{_check_prefix(prefix)}/{asset.filename}"
+
+
+def asset_route(asset: RuntimeAsset, prefix: str = DEFAULT_PREFIX) -> Route:
+    """An HTTP route serving ``asset`` at ``asset_path(prefix, asset)``.
+
+    The response carries ``Cache-Control: public, max-age=31536000,
+    immutable``, ``Vary: Accept-Encoding``, a strong ``ETag`` per encoding
+    (``If-None-Match`` gets 304), ``X-Content-Type-Options: nosniff``, and
+    ``Content-Encoding`` when compressed.  Older versions' URLs are not
+    served: a page that asks for one is older than the server, and a 404
+    is more honest than a script it was not written for.
+    """
+
+    async def serve_asset(request: Request) -> Response:
+        coding, body = asset.representation(request.headers.get("accept-encoding"))
+        etag = asset.etag_for(coding)
+        headers = {
+            "cache-control": CACHE_CONTROL,
+            "etag": etag,
+            "vary": "Accept-Encoding",
+            "x-content-type-options": "nosniff",
+        }
+        if _etag_matches(request.headers.get("if-none-match"), etag):
+            return Response(b"", status=304, headers=headers)
+        if coding is not None:
+            headers["content-encoding"] = coding
+        return Response(body, headers=headers, media_type=MEDIA_TYPE)
+
+    return Route(asset_path(prefix, asset), serve_asset, methods=("GET", "HEAD"))
 
 
 def runtime_route(prefix: str = DEFAULT_PREFIX) -> Route:
-    """An HTTP route serving the runtime at ``asset_path(prefix)``.
-
-    The response carries ``Cache-Control: public, max-age=31536000,
-    immutable``, a strong ``ETag`` (``If-None-Match`` gets 304) and
-    ``X-Content-Type-Options: nosniff``.  Older versions' URLs are not
-    served: a page that asks for one is older than the server, and a 404
-    is more honest than a runtime it was not written for.
-    """
-    asset = runtime_asset()
-
-    async def serve_runtime(request: Request) -> Response:
-        headers = {
-            "cache-control": CACHE_CONTROL,
-            "etag": asset.etag,
-            "x-content-type-options": "nosniff",
-        }
-        if _etag_matches(request.headers.get("if-none-match"), asset.etag):
-            return Response(b"", status=304, headers=headers)
-        return Response(asset.body, headers=headers, media_type=MEDIA_TYPE)
-
-    return Route(asset_path(prefix), serve_runtime, methods=("GET", "HEAD"))
+    """An HTTP route serving the runtime at ``asset_path(prefix)``; see ``asset_route``."""
+    return asset_route(runtime_asset(), prefix)
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
@@ -139,6 +246,18 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return False
 
 
+def install_asset(app: App, asset: RuntimeAsset, *, prefix: str = DEFAULT_PREFIX) -> str:
+    """Serve ``asset`` from ``app``; idempotent.
+
+    Returns:
+        The asset's URL path (``asset_path(prefix, asset)``).
+    """
+    path = asset_path(prefix, asset)
+    if not any(isinstance(route, Route) and route.path == path for route in app.router.routes):
+        app.router.add_route(path, asset_route(asset, prefix).endpoint, methods=("GET", "HEAD"))
+    return path
+
+
 def install(app: App, *, prefix: str = DEFAULT_PREFIX) -> str:
     """Serve the runtime from ``app``; idempotent.
 
@@ -149,10 +268,7 @@ def install(app: App, *, prefix: str = DEFAULT_PREFIX) -> str:
     Returns:
         The runtime's URL path (``asset_path(prefix)``).
     """
-    path = asset_path(prefix)
-    if not any(isinstance(route, Route) and route.path == path for route in app.router.routes):
-        app.router.add_route(path, runtime_route(prefix).endpoint, methods=("GET", "HEAD"))
-    return path
+    return install_asset(app, runtime_asset(), prefix=prefix)
 
 
 def _ms(seconds: float, name: str) -> int:

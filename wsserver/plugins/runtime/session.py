@@ -30,7 +30,6 @@ from typing import Any, overload
 from ...protocol.codes import CloseCode
 from ...server import Disconnect, WebSocket, WebSocketDisconnect, WebSocketState
 from .messages import (
-    DEFAULT_MAX_MESSAGE_SIZE,
     PROTOCOL_VERSION,
     RUNTIME_PLUGIN,
     Envelope,
@@ -73,9 +72,10 @@ class Session:
     Args:
         websocket: an accepted connection.
         max_message_size: the largest message, in bytes, in either
-            direction; the browser learns it from ``init``.  Give the
-            connection's own limit (``ServerConfig.protocol.max_message_size``)
-            or less; ``None`` means the server's default, 1 MiB.
+            direction; the browser learns it from ``init``.  ``None`` (the
+            default) takes the connection's own limit
+            (``WebSocket.max_message_size``); a larger value is lowered to it,
+            since the server would fail bigger messages with 1009 anyway.
         ping_interval: seconds between the browser's application-level
             pings; ``None`` turns them off.
         ping_timeout: seconds the browser waits for each pong before it
@@ -101,8 +101,8 @@ class Session:
         ping_interval: float | None = 15.0,
         ping_timeout: float = 10.0,
     ) -> None:
-        if max_message_size is None:
-            max_message_size = DEFAULT_MAX_MESSAGE_SIZE
+        limit = websocket.max_message_size
+        max_message_size = limit if max_message_size is None else min(max_message_size, limit)
         if max_message_size < 1:
             raise ValueError("max_message_size must be at least 1")
         # "not x > 0" rather than "x <= 0": NaN is refused too.

@@ -43,9 +43,8 @@ class RuntimeView(WebSocketView):
 
     Attributes:
         max_message_size: the session's message limit in bytes (``None``:
-            the server's default, 1 MiB).  Keep it at or below the server's
-            ``ServerConfig.protocol.max_message_size``: the server fails
-            larger messages with 1009 before the session sees them.
+            the connection's own limit, ``WebSocket.max_message_size``; a
+            larger value is lowered to it).
         ping_interval: seconds between the browser's application-level
             pings (``None``: none).
         ping_timeout: seconds the browser waits for a pong.

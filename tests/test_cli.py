@@ -1,0 +1,510 @@
+"""Tests for wsserver.cli: ``wsserver run`` and its flags.
+
+Start-up errors and serving run ``python -m wsserver`` as a subprocess, as
+a user would; the server is found ready by its "listening on" log line
+(``--port 0`` picks a free port, which that line names).  The echo example
+is tested here too: it is the target ``wsserver run`` is documented with,
+and the test layout maps only ``wsserver/`` modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+import wsserver
+from wsserver.cli import (
+    ImportFromStringError,
+    _parser,
+    build_config,
+    import_from_string,
+    main,
+)
+from wsserver.protocol import DeflateSettings, ProtocolSettings
+from wsserver.server import ServerConfig
+
+from ._live import TIMEOUT, handshake_headers
+from .server.helpers import make_self_signed_cert
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Subprocesses start a fresh interpreter: give them more time than a reply.
+START_TIMEOUT = 4 * TIMEOUT
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wsserver", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], status: int = 2) -> str:
+    """The run failed with ``status`` and one clear line, no traceback."""
+    assert result.returncode == status, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("wsserver: error: ")
+    return lines[0].removeprefix("wsserver: error: ")
+
+
+@dataclass
+class Running:
+    port: int
+    returncode: int | None = None
+    stderr: str = ""
+    log: list[str] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def running(
+    *args: str, cwd: Path = ROOT, python_flags: Sequence[str] = ()
+) -> AsyncIterator[Running]:
+    """``python -m wsserver run *args --port 0``, stopped with SIGTERM on exit."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *python_flags,
+        "-m",
+        "wsserver",
+        "run",
+        *args,
+        "--port",
+        "0",
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    log: list[str] = []
+    try:
+        while True:
+            line = await asyncio.wait_for(process.stderr.readline(), START_TIMEOUT)
+            assert line, f"the server exited before listening: {b''.join(map(str.encode, log))!r}"
+            log.append(line.decode())
+            found = re.search(r"wsserver listening on 127\.0\.0\.1:(\d+)", log[-1])
+            if found:
+                break
+        state = Running(int(found.group(1)), log=log)
+        yield state
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+    state.returncode = process.returncode
+    state.stderr = "".join(log) + err.decode()
+
+
+# ---------------------------------------------------------------------------
+# --version and the entry point
+# ---------------------------------------------------------------------------
+
+
+def test_version_flag_prints_the_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"wsserver {wsserver.__version__}\n"
+
+
+def test_console_script_points_at_main() -> None:
+    (script,) = entry_points(group="console_scripts", name="wsserver")
+    assert script.load() is main
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main([])
+    assert caught.value.code == 2
+    assert "the following arguments are required: command" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# start-up errors: one line, exit 2, no traceback
+# ---------------------------------------------------------------------------
+
+
+def test_no_such_module() -> None:
+    message = assert_one_error_line(run_cli("run", "no_such_module_xyz:app"))
+    assert message == 'could not import module "no_such_module_xyz"'
+
+
+def test_no_such_submodule() -> None:
+    message = assert_one_error_line(run_cli("run", "examples.no_such_example:app"))
+    assert message == 'could not import module "examples.no_such_example"'
+
+
+def test_no_such_attribute() -> None:
+    message = assert_one_error_line(run_cli("run", "examples.echo:NoSuchView"))
+    assert message == 'attribute "NoSuchView" not found in module "examples.echo"'
+
+
+def test_not_module_colon_attr() -> None:
+    message = assert_one_error_line(run_cli("run", "examples.echo"))
+    assert message == 'import string "examples.echo" must be in the form "module:attr"'
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (
+            'raise RuntimeError("database not configured")\n',
+            'error importing "broken": RuntimeError: database not configured',
+        ),
+        (
+            "import missing_dependency_xyz\n",
+            'error importing "broken": no module named "missing_dependency_xyz"',
+        ),
+        ("x = (1 +\n", 'error importing "broken": SyntaxError: '),
+    ],
+    ids=["raises", "missing-dependency", "syntax-error"],
+)
+def test_module_failing_to_import(tmp_path: Path, source: str, expected: str) -> None:
+    (tmp_path / "broken.py").write_text(source)
+    message = assert_one_error_line(run_cli("run", "broken:app", cwd=tmp_path))
+    assert message.startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("examples.echo:WebSocket", "is not a WebSocketView subclass, an App"),
+        ("examples.echo:annotations", "is not a WebSocketView subclass, an App"),
+        ("wsserver:App", "(a class: pass an instance)"),
+    ],
+)
+def test_attribute_that_is_not_a_view_or_app(target: str, expected: str) -> None:
+    message = assert_one_error_line(run_cli("run", target))
+    assert expected in message
+
+
+def test_factory_that_is_not_callable(tmp_path: Path) -> None:
+    (tmp_path / "apps.py").write_text("value = 42\n")
+    message = assert_one_error_line(run_cli("run", "apps:value", "--factory", cwd=tmp_path))
+    assert message == '"apps:value" is not callable (--factory)'
+
+
+def test_factory_that_raises(tmp_path: Path) -> None:
+    (tmp_path / "apps.py").write_text("def create():\n    raise KeyError('SECRET_KEY')\n")
+    message = assert_one_error_line(run_cli("run", "apps:create", "--factory", cwd=tmp_path))
+    assert message == "factory \"apps:create\" failed: KeyError: 'SECRET_KEY'"
+
+
+def test_missing_certificate_file(tmp_path: Path) -> None:
+    message = assert_one_error_line(
+        run_cli("run", "examples.echo:EchoView", "--ssl-certfile", str(tmp_path / "none.pem"))
+    )
+    assert "No such file or directory" in message
+
+
+def test_invalid_setting_value() -> None:
+    message = assert_one_error_line(
+        run_cli("run", "examples.echo:EchoView", "--max-connections", "0")
+    )
+    assert message == "max_connections must be at least 1"
+
+
+def test_port_in_use_is_one_line_and_exit_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("run", "examples.echo:EchoView", "--port", str(port))
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert f"wsserver: error: cannot listen on 127.0.0.1:{port}: " in result.stderr
+
+
+@pytest.mark.parametrize("value", ["abc", "nan", "-1"])
+def test_timeouts_must_be_positive_numbers(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for flag in ("--close-timeout", "--ws-ping-interval", "--open-timeout"):
+        with pytest.raises(SystemExit) as caught:
+            _parser().parse_args(["run", "m:a", flag, value])
+        assert caught.value.code == 2
+        assert f"argument {flag}: must be" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# serving
+# ---------------------------------------------------------------------------
+
+
+async def test_run_serves_the_echo_example_until_sigterm() -> None:
+    async with (
+        running("examples.echo:EchoView") as server,
+        connect(f"ws://127.0.0.1:{server.port}/") as client,
+    ):
+        assert handshake_headers(client)["Sec-WebSocket-Extensions"].startswith(
+            "permessage-deflate"
+        )
+        await client.send("text stays text")
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == "text stays text"
+        await client.send(b"\x00binary\xff")
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == b"\x00binary\xff"
+        await client.send("é" * 100_000)
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == "é" * 100_000
+    # SIGTERM is a graceful shutdown, not a crash.
+    assert server.returncode == 0
+    assert "shutting down" in server.stderr
+    assert "Traceback" not in server.stderr
+
+
+async def test_sigterm_closes_open_connections_with_1001() -> None:
+    async with running("examples.echo:EchoView") as server:
+        client = await connect(f"ws://127.0.0.1:{server.port}/")
+        await client.send("hi")
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == "hi"
+    # The context sent SIGTERM and waited for the exit; the client's
+    # connection was closed by the server, going away.
+    await asyncio.wait_for(client.wait_closed(), TIMEOUT)
+    assert client.close_code == 1001
+    assert server.returncode == 0
+
+
+async def test_run_with_factory_path_and_no_compression_from_the_current_directory(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "myapp.py").write_text(
+        "from wsserver import WebSocketView\n"
+        "class Upper(WebSocketView):\n"
+        "    encoding = 'text'\n"
+        "    async def on_receive(self, websocket, data):\n"
+        "        await websocket.send_text(data.upper())\n"
+        "def create():\n"
+        "    return Upper\n"
+    )
+    # -P: Python does not put the current directory on sys.path itself, so
+    # finding myapp shows that the command does.
+    async with running(
+        "myapp:create",
+        "--factory",
+        "--path",
+        "/upper",
+        "--no-compression",
+        cwd=tmp_path,
+        python_flags=["-P"],
+    ) as server:
+        async with connect(f"ws://127.0.0.1:{server.port}/upper") as client:
+            assert "Sec-WebSocket-Extensions" not in handshake_headers(client)
+            await client.send("shout")
+            assert await asyncio.wait_for(client.recv(), TIMEOUT) == "SHOUT"
+        with pytest.raises(InvalidStatus) as caught:
+            async with connect(f"ws://127.0.0.1:{server.port}/"):
+                pass
+        assert caught.value.response.status_code == 404
+    assert server.returncode == 0
+
+
+async def test_run_with_uvloop() -> None:
+    async with (
+        running("examples.echo:EchoView", "--loop", "uvloop") as server,
+        connect(f"ws://127.0.0.1:{server.port}/") as client,
+    ):
+        await client.send("on uvloop")
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == "on uvloop"
+    assert server.returncode == 0
+
+
+# ---------------------------------------------------------------------------
+# import_from_string
+# ---------------------------------------------------------------------------
+
+
+def test_import_from_string_resolves_dotted_attributes() -> None:
+    assert import_from_string("wsserver.server:App.handle_http") is wsserver.App.handle_http
+    assert import_from_string("examples.echo:EchoView").__name__ == "EchoView"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "spec", [":App", "wsserver:", "wsserver", "wsserver:App.nope", "no_such_xyz:a"]
+)
+def test_import_from_string_errors(spec: str) -> None:
+    with pytest.raises(ImportFromStringError):
+        import_from_string(spec)
+
+
+# ---------------------------------------------------------------------------
+# build_config
+# ---------------------------------------------------------------------------
+
+
+def parse(*flags: str) -> argparse.Namespace:
+    return _parser().parse_args(["run", "m:a", *flags])
+
+
+def test_defaults_match_server_config_defaults() -> None:
+    config = build_config(parse())
+    defaults = ServerConfig()
+    assert config.host == "127.0.0.1"
+    assert config.port == 8000
+    assert config.protocol == defaults.protocol
+    assert config.deflate == defaults.deflate
+    for name in (
+        "uds",
+        "max_queue",
+        "ping_interval",
+        "ping_timeout",
+        "receive_timeout",
+        "open_timeout",
+        "close_timeout",
+        "max_connections",
+        "write_timeout",
+        "shutdown_timeout",
+        "origins",
+        "ssl_context",
+    ):
+        assert getattr(config, name) == getattr(defaults, name), name
+
+
+#: Every option of ``wsserver run`` that is not a setting of the server.
+NOT_CONFIG = {"target", "factory", "path", "loop", "log_level", "ssl_keyfile", "help", "command"}
+
+
+def test_build_config_maps_every_flag() -> None:
+    args = parse(
+        "--host", "0.0.0.0",
+        "--port", "9001",
+        "--uds", "/tmp/ws.sock",
+        "--ws-max-size", "1000",
+        "--ws-max-frame-size", "500",
+        "--ws-max-fragments", "7",
+        "--ws-max-queue", "3",
+        "--ws-ping-interval", "5",
+        "--ws-ping-timeout", "none",
+        "--receive-timeout", "30",
+        "--open-timeout", "off",
+        "--close-timeout", "2.5",
+        "--max-connections", "12",
+        "--write-timeout", "3",
+        "--shutdown-timeout", "4",
+        "--origin", "https://example.com",
+        "--origin", "https://*.example.org",
+        "--deflate-server-max-window-bits", "10",
+        "--deflate-client-max-window-bits", "11",
+        "--deflate-server-no-context-takeover",
+        "--deflate-client-no-context-takeover",
+        "--deflate-level", "1",
+        "--deflate-mem-level", "4",
+    )  # fmt: skip
+    config = build_config(args)
+    assert config.host == "0.0.0.0"
+    assert config.port == 9001
+    assert config.uds == "/tmp/ws.sock"
+    assert config.protocol == ProtocolSettings(
+        max_message_size=1000, max_frame_size=500, max_fragments=7
+    )
+    assert config.max_queue == 3
+    assert config.ping_interval == 5.0
+    assert config.ping_timeout is None
+    assert config.receive_timeout == 30.0
+    assert config.open_timeout is None
+    assert config.close_timeout == 2.5
+    assert config.max_connections == 12
+    assert config.write_timeout == 3.0
+    assert config.shutdown_timeout == 4.0
+    assert config.origins is not None
+    assert config.origins.allows("https://example.com")
+    assert config.origins.allows("https://app.example.org")
+    assert not config.origins.allows("https://evil.test")
+    assert config.deflate == DeflateSettings(
+        server_max_window_bits=10,
+        client_max_window_bits=11,
+        server_no_context_takeover=True,
+        client_no_context_takeover=True,
+        compression_level=1,
+        mem_level=4,
+    )
+    # The flags above are all the settings flags there are: a new flag
+    # must be added here (and to build_config).
+    every_option = {action.dest for action in run_subparser()._actions}
+    # --compression and the TLS files have tests of their own below.
+    assert every_option - NOT_CONFIG - {"compression", "ssl_certfile"} == {
+        "host",
+        "port",
+        "uds",
+        "ws_max_size",
+        "ws_max_frame_size",
+        "ws_max_fragments",
+        "ws_max_queue",
+        "ws_ping_interval",
+        "ws_ping_timeout",
+        "receive_timeout",
+        "open_timeout",
+        "close_timeout",
+        "max_connections",
+        "write_timeout",
+        "shutdown_timeout",
+        "origin",
+        "deflate_server_max_window_bits",
+        "deflate_client_max_window_bits",
+        "deflate_server_no_context_takeover",
+        "deflate_client_no_context_takeover",
+        "deflate_level",
+        "deflate_mem_level",
+    }
+
+
+def run_subparser() -> argparse.ArgumentParser:
+    parser = _parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            run: argparse.ArgumentParser = action.choices["run"]
+            return run
+    raise AssertionError("no run command")
+
+
+def test_no_compression_turns_deflate_off() -> None:
+    assert build_config(parse("--no-compression")).deflate is None
+    assert build_config(parse("--compression")).deflate == DeflateSettings()
+
+
+def test_ssl_flags_build_a_server_context(tmp_path: Path) -> None:
+    cert, key = make_self_signed_cert(tmp_path)
+    config = build_config(parse("--ssl-certfile", str(cert), "--ssl-keyfile", str(key)))
+    assert isinstance(config.ssl_context, ssl.SSLContext)
+    # A server-side context: it does not ask clients for certificates.
+    assert config.ssl_context.verify_mode == ssl.CERT_NONE
+    assert build_config(parse()).ssl_context is None
+
+
+async def test_run_over_tls(tmp_path: Path) -> None:
+    cert, key = make_self_signed_cert(tmp_path)
+    client_context = ssl.create_default_context(cafile=str(cert))
+    async with (
+        running(
+            "examples.echo:EchoView", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)
+        ) as server,
+        connect(f"wss://localhost:{server.port}/", ssl=client_context) as client,
+    ):
+        await client.send("secret")
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == "secret"
+    assert server.returncode == 0
+
+
+def test_invalid_values_raise_value_error() -> None:
+    with pytest.raises(ValueError, match="max_queue"):
+        build_config(parse("--ws-max-queue", "0"))
