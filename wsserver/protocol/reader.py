@@ -38,7 +38,11 @@ ReadResult = TextMessage | BinaryMessage | ControlFrame | None
 _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
 _CONTINUATION = Opcode.CONTINUATION
-_KNOWN_OPCODES = frozenset(Opcode)
+# Opcode by its 4-bit value, None for the reserved ones: a tuple lookup per
+# frame instead of an Enum call.
+_OPCODES: tuple[Opcode | None, ...] = tuple(
+    Opcode(value) if value in Opcode._value2member_map_ else None for value in range(16)
+)
 
 
 def _protocol_error(reason: str) -> FrameError:
@@ -151,12 +155,11 @@ class MessageReader:
                     return None
                 first = buffer[position]
                 second = buffer[position + 1]
-                opcode_value = first & 0x0F
-                if opcode_value not in _KNOWN_OPCODES:
+                opcode = _OPCODES[first & 0x0F]
+                if opcode is None:
                     # "If an unknown opcode is received, the receiving endpoint
                     # MUST _Fail the WebSocket Connection_."
-                    raise _protocol_error(f"reserved opcode {opcode_value:#x}")
-                opcode = Opcode(opcode_value)
+                    raise _protocol_error(f"reserved opcode {first & 0x0F:#x}")
                 fin = first & 0x80
                 rsv1 = first & 0x40
                 if first & 0x30:

@@ -79,6 +79,12 @@ class Connection(asyncio.Protocol):
         self._hold_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
         self._releasing_hold = False
+        self._queue_blocked = False
+        # Bytes the application sent that wait for the end of this loop
+        # iteration, so that replies to a burst of messages go out in one
+        # write (one system call) instead of one each.
+        self._unflushed = 0
+        self._flush_scheduled = False
         self._pong_timers: dict[bytes, asyncio.TimerHandle] = {}
         self._ping_timer: asyncio.TimerHandle | None = None
         self._receive_timer: asyncio.TimerHandle | None = None
@@ -239,6 +245,7 @@ class Connection(asyncio.Protocol):
             messages = websocket._messages
             releasing = self._releasing_hold and protocol.reply_held
             if len(messages) >= self.config.max_queue and not releasing:
+                self._queue_blocked = True
                 break
             hold = (bool(messages) or websocket._busy) and not releasing
             event = protocol.next_event(hold_replies=hold and protocol.state is State.OPEN)
@@ -260,14 +267,44 @@ class Connection(asyncio.Protocol):
             if websocket._messages or websocket._ended is not None:
                 websocket._wake_receiver()
             self._update_hold_timer()
-        self.flush()
-        self._update_reading()
         if protocol.must_close_transport:
+            self.flush()
+            self._update_reading()
             self._close_transport()
+            return
+        # Pongs and the like join the application's replies in one write at
+        # the end of this loop iteration.
+        self._schedule_flush()
+        self._update_reading()
+
+    def receiver_ready(self) -> None:
+        """The application waits for a message and has none queued.
+
+        A Close or error held for ordering can be answered now (the
+        application has replied to everything before it).  Nothing else is
+        waiting: the pump parsed all that arrived when it arrived.
+        """
+        if self.protocol.reply_held or self._queue_blocked:
+            self._queue_blocked = False
+            self.pump()
 
     def message_consumed(self) -> None:
-        """The application took a message: there may be room for more."""
-        if self._reading_paused or self.protocol.buffered:
+        """The application took a message: if the queue had stopped the pump,
+        there may be room again.
+
+        The pump resumes once the queue is down to half of ``max_queue``,
+        not at the first free slot: refilling a nearly full queue one
+        message at a time would run the whole pump (and a write) per message.
+        If the queue had not stopped it, the pump already parsed everything
+        received.
+        """
+        websocket = self.websocket
+        if (
+            self._queue_blocked
+            and websocket is not None
+            and len(websocket._messages) <= self.config.max_queue // 2
+        ):
+            self._queue_blocked = False
             self.pump()
 
     def _update_reading(self) -> None:
@@ -311,7 +348,8 @@ class Connection(asyncio.Protocol):
         self.pump()
 
     def flush(self) -> None:
-        """Write whatever the core has to send."""
+        """Write whatever the core has to send, now."""
+        self._unflushed = 0
         data = self.protocol.data_to_send()
         if data and self.transport is not None and not self._closed:
             for chunk in data:
@@ -321,14 +359,36 @@ class Connection(asyncio.Protocol):
             else:
                 self.transport.writelines(data)
 
-    async def flush_and_drain(self) -> None:
-        """Write, then wait while the transport's buffer is over ``write_limit``.
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
+
+    async def flush_and_drain(self, size: int = 0) -> None:
+        """Write what the application sent, then wait while the transport's
+        buffer is over ``write_limit``.
+
+        Small messages are written at the end of the current loop iteration,
+        together with whatever else is sent until then; once ``write_limit``
+        bytes are waiting they are written at once, so that a task sending
+        in a tight loop meets backpressure instead of growing memory.
 
         After ``write_timeout`` with nothing read, the peer is taken as not
         reading: the connection is dropped (``_write_timed_out``) and this
         raises ``WebSocketDisconnect(1008)``.
+
+        Args:
+            size: the bytes just queued in the core.
         """
-        self.flush()
+        self._unflushed += size
+        if self._unflushed >= self.config.write_limit:
+            self.flush()
+        else:
+            self._schedule_flush()
         if not self._writing_paused or self._closed:
             return
         waiter = self.loop.create_future()

@@ -234,7 +234,7 @@ class WebSocket:
         self._busy = False
         messages = self._messages
         if not messages and self._ended is None:
-            self._connection.pump()
+            self._connection.receiver_ready()
         if not messages and self._ended is None:
             waiter = self._connection.loop.create_future()
             self._receiver = waiter
@@ -336,7 +336,7 @@ class WebSocket:
         await self._wait_for_stream()
         self._check_can_send()
         self._connection.protocol.send_text(data)
-        await self._connection.flush_and_drain()
+        await self._connection.flush_and_drain(len(data))
 
     async def send_bytes(
         self, data: bytes | bytearray | memoryview, *, compress: bool | None = None
@@ -345,7 +345,7 @@ class WebSocket:
         await self._wait_for_stream()
         self._check_can_send()
         self._connection.protocol.send_bytes(data, compress=compress)
-        await self._connection.flush_and_drain()
+        await self._connection.flush_and_drain(len(data))
 
     async def send_json(self, data: Any, mode: JSONMode = "text") -> None:
         """Send ``data`` as compact JSON, in a text or binary message."""
@@ -445,7 +445,7 @@ class MessageStream:
         websocket._check_can_send()
         websocket._connection.protocol.send_fragment(chunk, fin=False)
         self._started = True
-        await websocket._connection.flush_and_drain()
+        await websocket._connection.flush_and_drain(len(chunk))
 
     async def __aexit__(
         self,
