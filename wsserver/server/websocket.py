@@ -333,7 +333,8 @@ class WebSocket:
 
     async def send_text(self, data: str) -> None:
         """Send a text message."""
-        await self._wait_for_stream()
+        if self._stream_owner is not None:  # checked here: no coroutine per send
+            await self._wait_for_stream()
         self._check_can_send()
         self._connection.protocol.send_text(data)
         await self._connection.flush_and_drain(len(data))
@@ -342,7 +343,8 @@ class WebSocket:
         self, data: bytes | bytearray | memoryview, *, compress: bool | None = None
     ) -> None:
         """Send a binary message; ``compress=False`` for already-compressed data."""
-        await self._wait_for_stream()
+        if self._stream_owner is not None:  # checked here: no coroutine per send
+            await self._wait_for_stream()
         self._check_can_send()
         self._connection.protocol.send_bytes(data, compress=compress)
         await self._connection.flush_and_drain(len(data))
