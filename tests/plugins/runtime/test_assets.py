@@ -1,6 +1,8 @@
 """Tests for wsserver.plugins.runtime.assets: the versioned runtime file.
 
-Also static checks of ``static/runtime.js`` itself (strict mode, one global,
+Also its compression (precompressed once; zstd or gzip chosen from
+``Accept-Encoding``, an entity tag per encoding), and static checks of
+``static/runtime.js`` itself (strict mode, one global,
 no eval but the one for execute_js); its behaviour is tested in Chromium by
 test_session.py and tests/plugins/test_js.py.
 """
@@ -8,19 +10,24 @@ test_session.py and tests/plugins/test_js.py.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import html.parser
 import re
 from importlib import resources
 
 import pytest
+import zstandard
 
 from wsserver.plugins.runtime.assets import (
     CACHE_CONTROL,
     DEFAULT_PREFIX,
     RuntimeAsset,
     asset_path,
+    asset_route,
+    choose_encoding,
     install,
+    install_asset,
     runtime_asset,
     runtime_route,
     script_tag,
@@ -231,3 +238,102 @@ def test_runtime_timeouts_are_milliseconds_on_the_wire() -> None:
     assert "message.timeout_ms" in code
     assert "ping_interval_ms" in code and "ping_timeout_ms" in code
     assert "message.timeout " not in code and "message.timeout)" not in code
+
+
+# ---------------------------------------------------------------------------
+# Compression: precompressed once, chosen per request
+# ---------------------------------------------------------------------------
+
+
+def test_assets_are_precompressed_once() -> None:
+    asset = runtime_asset()
+    assert set(asset.encoded) == {"zstd", "gzip"}
+    assert zstandard.ZstdDecompressor().decompress(asset.encoded["zstd"]) == SOURCE
+    assert gzip.decompress(asset.encoded["gzip"]) == SOURCE
+    assert all(len(body) < len(SOURCE) / 2 for body in asset.encoded.values())
+    assert runtime_asset() is asset  # cached: compressed at the first load only
+    # The same bytes each time (gzip's mtime is 0), so the entity tags hold
+    # across restarts.
+    assert RuntimeAsset.from_bytes(SOURCE).encoded == asset.encoded
+    assert asset.etag_for(None) == asset.etag
+    assert asset.etag_for("zstd") == f'"{asset.version}-zstd"'
+
+
+def test_tiny_or_uncompressed_assets_have_no_encodings() -> None:
+    assert RuntimeAsset.from_bytes(b"x").encoded == {}  # compression would grow it
+    assert RuntimeAsset.from_bytes(SOURCE, compress=False).encoded == {}
+
+
+def test_named_assets() -> None:
+    asset = RuntimeAsset.from_bytes(b"console.log(1)", name="components")
+    assert asset.filename == f"components.{asset.version}.js"
+    assert asset_path("/p", asset) == f"/p/{asset.filename}"
+    for bad in ("", "Components", "a/b", "a.b"):
+        with pytest.raises(ValueError, match="asset name"):
+            RuntimeAsset.from_bytes(b"x", name=bad)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("identity", None),
+        ("gzip", "gzip"),
+        ("zstd", "zstd"),
+        ("gzip, deflate, br, zstd", "zstd"),  # Chrome's: the best we have
+        ("gzip;q=1, zstd;q=0.5", "gzip"),
+        ("zstd;q=0, gzip", "gzip"),
+        ("*", "zstd"),
+        ("*;q=0.1, gzip;q=0.2", "gzip"),
+        ("ZSTD", "zstd"),
+        ("zstd;q=2", None),  # malformed q-value: counts as 0
+        ("zstd;q=0.", None),  # zero, written with a dot
+        ("zstd;q=0.001", "zstd"),
+        ("gzip;q=0, zstd;q=0", None),
+        ("br", None),
+    ],
+)
+def test_choose_encoding(header: str | None, expected: str | None) -> None:
+    assert choose_encoding(header, ("zstd", "gzip")) == expected
+
+
+def test_choose_encoding_without_variants() -> None:
+    assert choose_encoding("gzip", ()) is None
+
+
+async def test_the_runtime_is_served_compressed_when_accepted() -> None:
+    app = App()
+    path = install(app)
+    asset = runtime_asset()
+    async with serving(app) as server:
+        for accept, coding in (("gzip, deflate, br, zstd", "zstd"), ("gzip", "gzip")):
+            result = await http_get(server.port, path, [("accept-encoding", accept)])
+            assert result.status == 200
+            assert result.header("content-encoding") == coding
+            assert result.body == asset.encoded[coding]
+            assert result.header("etag") == asset.etag_for(coding)
+            assert result.header("vary") == "Accept-Encoding"
+            assert result.header("content-type") == "text/javascript; charset=utf-8"
+            assert result.header("cache-control") == CACHE_CONTROL
+            assert int(result.header("content-length")) == len(asset.encoded[coding])
+        plain = await http_get(server.port, path)
+        assert "content-encoding" not in plain.headers
+        assert plain.header("vary") == "Accept-Encoding"
+        # Each encoding is its own representation, with its own entity tag.
+        zstd_etag = [("accept-encoding", "zstd"), ("if-none-match", asset.etag_for("zstd"))]
+        assert (await http_get(server.port, path, zstd_etag)).status == 304
+        other = [("accept-encoding", "gzip"), ("if-none-match", asset.etag_for("zstd"))]
+        changed = await http_get(server.port, path, other)
+        assert changed.status == 200 and changed.header("content-encoding") == "gzip"
+
+
+async def test_any_asset_can_be_installed() -> None:
+    app = App()
+    asset = RuntimeAsset.from_bytes(b"/* x */ " * 100, name="extra")
+    path = install_asset(app, asset, prefix="/static")
+    assert install_asset(app, asset, prefix="/static") == path  # idempotent
+    assert asset_route(asset, "/static").path == path
+    async with serving(app) as server:
+        result = await http_get(server.port, path, [("accept-encoding", "gzip")])
+        assert gzip.decompress(result.body) == asset.body
