@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -562,3 +563,46 @@ async def test_unix_socket(h: Harness, tmp_path: Path) -> None:
     assert seen == [(None, "ws://localhost/over-uds")]
     with pytest.raises(RuntimeError):
         _ = server.port
+
+
+# ---------------------------------------------------------------------------
+# File descriptors: max_connections must be reachable before EMFILE
+# ---------------------------------------------------------------------------
+
+_FD_PROBE = """
+import asyncio, logging, resource, sys
+from wsserver import App, Server, ServerConfig
+logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(message)s")
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2])))
+async def main():
+    server = Server(App(), ServerConfig(port=0, max_connections=int(sys.argv[3])))
+    await server.start()
+    print("soft", resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    await server.shutdown()
+asyncio.run(main())
+"""
+
+
+def _probe_fd_limit(soft: int, hard: int, max_connections: int) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", _FD_PROBE, str(soft), str(hard), str(max_connections)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_start_raises_the_soft_open_file_limit_to_the_hard_one() -> None:
+    output = _probe_fd_limit(256, 4096, 1000)
+    assert "soft 4096" in output
+    assert "file descriptors" not in output  # no warning: 1000 + reserve fit
+
+
+def test_start_warns_when_even_the_hard_limit_is_below_max_connections() -> None:
+    output = _probe_fd_limit(256, 512, 10_000)
+    assert "soft 512" in output
+    assert "max_connections=10000 needs about 10064 file descriptors but the limit is 512" in (
+        output
+    )

@@ -38,6 +38,11 @@ ReadResult = TextMessage | BinaryMessage | ControlFrame | None
 _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
 _CONTINUATION = Opcode.CONTINUATION
+
+# Pieces of a message smaller than this are gathered before they are kept,
+# so that a message trickled in tiny reads does not cost an object per read.
+_COALESCE = 4096
+_MAX_SMALL_PIECES = 256
 # Opcode by its 4-bit value, None for the reserved ones: a tuple lookup per
 # frame instead of an Enum call.
 _OPCODES: tuple[Opcode | None, ...] = tuple(
@@ -79,6 +84,9 @@ class MessageReader:
         "_max_message",
         "_message_opcode",
         "_message_size",
+        "_small_bytes",
+        "_small_text",
+        "_small_text_length",
         "_text_parts",
     )
 
@@ -104,6 +112,9 @@ class MessageReader:
         self._decoder: Utf8Decoder | None = None  # set for text messages only
         self._text_parts: list[str] = []
         self._byte_parts: list[bytes] = []
+        self._small_bytes = bytearray()
+        self._small_text: list[str] = []
+        self._small_text_length = 0
 
     @property
     def buffered(self) -> int:
@@ -290,9 +301,36 @@ class MessageReader:
         if not data:
             return
         if self._decoder is not None:
-            self._text_parts.append(self._decoder.decode(data))
-        else:
+            text = self._decoder.decode(data)
+            if len(text) >= _COALESCE:
+                self._flush_text()
+                self._text_parts.append(text)
+            elif text:
+                self._small_text.append(text)
+                self._small_text_length += len(text)
+                if (
+                    self._small_text_length >= _COALESCE
+                    or len(self._small_text) >= _MAX_SMALL_PIECES
+                ):
+                    self._flush_text()
+        elif len(data) >= _COALESCE:
+            self._flush_bytes()
             self._byte_parts.append(data)
+        else:
+            self._small_bytes += data
+            if len(self._small_bytes) >= _COALESCE:
+                self._flush_bytes()
+
+    def _flush_text(self) -> None:
+        if self._small_text:
+            self._text_parts.append("".join(self._small_text))
+            self._small_text = []
+            self._small_text_length = 0
+
+    def _flush_bytes(self) -> None:
+        if self._small_bytes:
+            self._byte_parts.append(bytes(self._small_bytes))
+            self._small_bytes.clear()
 
     def _finish_message(self) -> TextMessage | BinaryMessage:
         if self._compressed:
@@ -307,10 +345,12 @@ class MessageReader:
         self._fragments = 0
         self._decoder = None
         if decoder is not None:
+            self._flush_text()
             self._text_parts.append(decoder.decode(b"", final=True))
             text = "".join(self._text_parts)
             self._text_parts = []
             return TextMessage(data=text)
+        self._flush_bytes()
         data = b"".join(self._byte_parts)
         self._byte_parts = []
         return BinaryMessage(data=data)

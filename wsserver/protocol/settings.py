@@ -1,7 +1,9 @@
 """Limits of the protocol core, each with a safe default and its reason.
 
 Every limit is a field of ``ProtocolSettings``; nothing the peer controls can
-make the core use more memory than these allow.
+make the core use more memory than these allow (a message trickled in tiny
+reads included: the reader gathers small pieces before keeping them).
+docs/security.md lists every limit with the attack it stops and its test.
 """
 
 from __future__ import annotations

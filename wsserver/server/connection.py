@@ -233,6 +233,8 @@ class Connection(asyncio.Protocol):
             if protocol.state is State.CONNECTING:
                 if self._task is not None and not self._task.done():
                     break  # the application is answering the current request
+                if self._writing_paused:
+                    break  # no more answers for a peer that does not read them
                 http_event = protocol.next_event()
                 if http_event is None:
                     break
@@ -315,7 +317,7 @@ class Connection(asyncio.Protocol):
         if self.protocol.state is State.CONNECTING:
             # While the application answers a request, the core keeps what
             # arrives (bounded by its own limits); stop reading meanwhile.
-            full = self._task is not None and not self._task.done()
+            full = self._writing_paused or (self._task is not None and not self._task.done())
         else:
             full = self._writing_paused or (
                 websocket is not None
@@ -432,6 +434,7 @@ class Connection(asyncio.Protocol):
                 self._reject_now(400, f"Bad request: {error}")
                 return
             self.websocket = websocket
+            self.server.websocket_attached()
             self._task = self.loop.create_task(self._serve_websocket(websocket))
             self.server.task_started(self._task)
         elif isinstance(event, RequestRejected):

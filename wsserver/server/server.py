@@ -39,6 +39,7 @@ class Server:
         self.config = config if config is not None else ServerConfig()
         self.connections: set[Connection] = set()
         self.shutting_down = False
+        self._websocket_count = 0
         self._listener: asyncio.Server | None = None
         self._next_id = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -61,9 +62,17 @@ class Server:
         self._all_closed.set()
         self.shutting_down = False  # a server may be started again after shutdown()
         config = self.config
+        _raise_open_file_limit(config.max_connections)
+        # The TLS handshake comes before connection_made(), out of
+        # open_timeout's reach: bound it by the same time.
+        handshake_timeout = config.open_timeout if config.ssl_context is not None else None
         if config.uds is not None:
             self._listener = await self._loop.create_unix_server(
-                lambda: Connection(self), config.uds, ssl=config.ssl_context, backlog=config.backlog
+                lambda: Connection(self),
+                config.uds,
+                ssl=config.ssl_context,
+                backlog=config.backlog,
+                ssl_handshake_timeout=handshake_timeout,
             )
         else:
             self._listener = await self._loop.create_server(
@@ -73,6 +82,7 @@ class Server:
                 ssl=config.ssl_context,
                 backlog=config.backlog,
                 reuse_port=config.reuse_port or None,
+                ssl_handshake_timeout=handshake_timeout,
             )
         logger.info("wsserver listening on %s", ", ".join(self.addresses))
 
@@ -134,9 +144,15 @@ class Server:
 
     def connection_closed(self, connection: Connection) -> None:
         """Forget a transport that is gone."""
+        if connection in self.connections and connection.websocket is not None:
+            self._websocket_count -= 1
         self.connections.discard(connection)
         if not self.connections and self._all_closed is not None:
             self._all_closed.set()
+
+    def websocket_attached(self) -> None:
+        """A connection became a WebSocket (counted for ``max_connections``)."""
+        self._websocket_count += 1
 
     def refuses_new_websockets(self) -> bool:
         """True when a new handshake must get 503: shutting down, or full."""
@@ -145,7 +161,9 @@ class Server:
         limit = self.config.max_connections
         if limit is None:
             return False
-        return sum(1 for c in self.connections if c.websocket is not None) >= limit
+        # A running count: walking every connection per handshake would make
+        # a handshake flood cost O(connections) each.
+        return self._websocket_count >= limit
 
     @property
     def websockets(self) -> list[WebSocket]:
@@ -217,6 +235,46 @@ class Server:
             _remove_signal_handlers(installed)
             logger.info("shutting down")
             await self.shutdown()
+
+
+#: Descriptors kept for everything that is not a client connection: the
+#: listener, logs, static files, the event loop's own.
+_FD_RESERVE = 64
+
+
+def _raise_open_file_limit(max_connections: int | None) -> None:
+    """Let the process open as many sockets as ``max_connections`` allows.
+
+    The usual soft limit (1,024) is far below the default ``max_connections``
+    (10,000): a connection flood would hit EMFILE, and asyncio's accept loop
+    would log a traceback per attempt, long before the server answered 503.
+    The soft limit is raised towards the hard one (a process may always do
+    that); if even the hard limit is too low, say so once.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Unix
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = (max_connections or 0) + _FD_RESERVE
+    if hard == resource.RLIM_INFINITY:
+        target = max(soft, wanted) if soft != resource.RLIM_INFINITY else soft
+    else:
+        target = hard
+    if soft != resource.RLIM_INFINITY and target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):  # pragma: no cover - refused by the system
+            pass
+    if max_connections is not None and soft != resource.RLIM_INFINITY and wanted > soft:
+        logger.warning(
+            "max_connections=%d needs about %d file descriptors but the limit is %d: "
+            "raise it (ulimit -n) or lower max_connections",
+            max_connections,
+            wanted,
+            soft,
+        )
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> list[signal.Signals]:
