@@ -1,0 +1,407 @@
+/*!
+ * wsserver channels: the browser side of wsserver.plugins.channels.
+ *
+ * Loaded after the runtime (runtime.js), served versioned like it:
+ *   <script src=".../runtime.<hash>.js" data-url="/ws"></script>
+ *   <script src=".../channels.<hash>.js"></script>
+ * (ChannelManager.install serves both; channels_script_tag renders the tag.)
+ *
+ * It registers the plugin "ch" on window.wsserver and adds one global,
+ * window.wsserverChannels, a frozen object:
+ *   channel, user, node       this connection's channel (from ch/init)
+ *   ready()                   a promise of the channel id, once open
+ *   on(fn)                    fn(data, {topic}) for every server message
+ *   onTopic(topic, fn)        fn(data, {topic}) for one topic's messages
+ *   onRequest(fn)             the one handler of the server's send_and_wait:
+ *                             what it returns (or resolves to) is the answer
+ *   send(kind, data)          a custom message; true if sent
+ *   request(kind, data, {timeoutMs})
+ *                             a custom message whose handler's return value
+ *                             comes back: a promise
+ * on, onTopic and onRequest return a function that removes the handler.
+ *
+ * Messages larger than the connection's limit travel as ch/chunk messages
+ * with an index and a count, both ways; the receiver reassembles them in
+ * order, within limits, and drops a message whose chunks do not all arrive
+ * in time.  Everything the server sends is data: nothing here evaluates
+ * code.  The wire protocol is in docs/plugins/channels.md.
+ */
+(function () {
+  "use strict";
+
+  var rt = window.wsserver;
+  if (!rt || typeof rt.on !== "function") {
+    console.error("wsserver channels: load the runtime (runtime.js) before channels.js");
+    return;
+  }
+  if (Object.prototype.hasOwnProperty.call(window, "wsserverChannels")) {
+    console.warn("wsserver channels: loaded twice; the second copy does nothing");
+    return;
+  }
+
+  var PLUGIN = "ch";
+  var DEFAULT_TIMEOUT_MS = 30000;
+  var MAX_ID_LENGTH = 64;
+  // Bytes a chunk message takes besides its data, with room to spare.
+  var CHUNK_OVERHEAD = 128;
+  var encoder = new TextEncoder();
+
+  var info = { channel: null, user: null, node: null };
+  var limits = { maxChunkedSize: 8388608, maxChunks: 1024, chunkTimeoutMs: 10000 };
+  var listeners = new Set();
+  var topicListeners = new Map(); // topic -> Set of functions
+  var requestHandler = null;
+  var pending = new Map(); // rchan -> {resolve, reject, timer}
+  var assemblies = new Map(); // chunk id -> {n, parts, got, size, timer}
+  var readyWaiters = [];
+  var nextRequest = 1;
+  var nextChunk = 1;
+
+  function utf8Length(text) {
+    return encoder.encode(text).length;
+  }
+
+  function namedError(name, message) {
+    var error = new Error(message);
+    error.name = name;
+    return error;
+  }
+
+  function describe(err) {
+    var name = "Error";
+    var message;
+    try {
+      if (err !== null && typeof err === "object") {
+        if (typeof err.name === "string" && err.name) name = err.name;
+        message = typeof err.message === "string" ? err.message : String(err);
+      } else {
+        message = String(err);
+      }
+    } catch (again) {
+      message = "[an error that cannot be described]";
+    }
+    return { name: name.slice(0, 200), message: message.slice(0, 4096) };
+  }
+
+  // -- sending, with chunking -------------------------------------------------
+
+  // Cut `text` into slices whose JSON-escaped UTF-8 size is at most `budget`,
+  // never between the two halves of a surrogate pair.
+  function split(text, budget) {
+    var pieces = [];
+    var position = 0;
+    while (position < text.length) {
+      var end = Math.min(text.length, position + budget);
+      for (;;) {
+        var code = text.charCodeAt(end - 1);
+        if (end < text.length && end - position > 1 && code >= 0xd800 && code <= 0xdbff) end -= 1;
+        var piece = text.slice(position, end);
+        var size = utf8Length(JSON.stringify(piece)) - 2;
+        if (size <= budget || end - position <= 1) break;
+        end = position + Math.max(1, Math.min(end - position - 1, Math.floor(((end - position) * budget) / size * 0.97)));
+      }
+      pieces.push(piece);
+      position = end;
+    }
+    return pieces;
+  }
+
+  // Send one ch message through `send` (the runtime's, or a handler context's,
+  // which keeps an answer on the connection the question came on).
+  function sendVia(send, kind, fields) {
+    var body = Object.assign({ p: PLUGIN, k: kind }, fields);
+    var text = JSON.stringify(body); // TypeError for what JSON cannot hold
+    var limit = rt.maxMessageSize;
+    // At most 3 UTF-8 bytes per UTF-16 unit: encode only when it may matter.
+    var size = text.length * 3 <= limit ? 0 : utf8Length(text);
+    if (size <= limit) return send(PLUGIN, kind, fields);
+    if (size > limits.maxChunkedSize) {
+      throw namedError(
+        "MessageTooLarge",
+        "message of " + size + " bytes exceeds the limit of " + limits.maxChunkedSize + " bytes",
+      );
+    }
+    var id = "c" + nextChunk++;
+    var pieces = split(text, limit - CHUNK_OVERHEAD);
+    if (pieces.length > limits.maxChunks) {
+      throw namedError("MessageTooLarge", "message needs more than " + limits.maxChunks + " chunks");
+    }
+    for (var i = 0; i < pieces.length; i++) {
+      if (!send(PLUGIN, "chunk", { id: id, i: i, n: pieces.length, data: pieces[i] })) return false;
+    }
+    return true;
+  }
+
+  function rtSend(plugin, kind, fields) {
+    return rt.send(plugin, kind, fields);
+  }
+
+  // -- receiving -------------------------------------------------------------
+
+  function deliver(message) {
+    var topic = typeof message.topic === "string" ? message.topic : null;
+    var meta = Object.freeze({ topic: topic });
+    var targets = Array.from(listeners);
+    if (topic !== null && topicListeners.has(topic)) {
+      targets = targets.concat(Array.from(topicListeners.get(topic)));
+    }
+    targets.forEach(function (fn) {
+      try {
+        var result = fn(message.data, meta);
+        if (result && typeof result.then === "function") {
+          result.then(undefined, function (err) {
+            console.error("wsserver channels: message handler failed:", err);
+          });
+        }
+      } catch (err) {
+        console.error("wsserver channels: message handler failed:", err); // the others still run
+      }
+    });
+  }
+
+  function answer(context, rchan, outcome) {
+    var fields = outcome.ok
+      ? { response_for: rchan, ok: true, data: outcome.value === undefined ? null : outcome.value }
+      : { response_for: rchan, ok: false, error: outcome.error };
+    try {
+      sendVia(context.send, "reply", fields);
+    } catch (err) {
+      // Not JSON-serialisable, or too large: answer with the error instead.
+      sendVia(context.send, "reply", { response_for: rchan, ok: false, error: describe(err) });
+    }
+  }
+
+  function serveRequest(message, context) {
+    var rchan = message.rchan;
+    Promise.resolve()
+      .then(function () {
+        if (requestHandler === null) throw namedError("NoHandler", "the page has no request handler");
+        return requestHandler(message.data, Object.freeze({ rchan: rchan }));
+      })
+      .then(
+        function (value) {
+          answer(context, rchan, { ok: true, value: value });
+        },
+        function (err) {
+          answer(context, rchan, { ok: false, error: describe(err) });
+        },
+      );
+  }
+
+  function onMsg(message, context) {
+    if (typeof message.rchan === "string") serveRequest(message, context);
+    else deliver(message);
+  }
+
+  function onRes(message) {
+    var waiter = pending.get(message.response_for);
+    if (waiter === undefined) return; // timed out meanwhile
+    pending.delete(message.response_for);
+    clearTimeout(waiter.timer);
+    if (message.ok === true) {
+      waiter.resolve(message.data === undefined ? null : message.data);
+    } else {
+      var error = message.error || {};
+      waiter.reject(namedError(String(error.name || "Error"), String(error.message || "")));
+    }
+  }
+
+  function onInit(message) {
+    info = Object.freeze({ channel: String(message.channel), user: message.user, node: message.node });
+    if (typeof message.max_chunked_size === "number") limits.maxChunkedSize = message.max_chunked_size;
+    if (typeof message.max_chunks === "number") limits.maxChunks = message.max_chunks;
+    if (typeof message.chunk_timeout_ms === "number") limits.chunkTimeoutMs = message.chunk_timeout_ms;
+    document.documentElement.setAttribute("data-wsserver-channel", info.channel);
+    var waiters = readyWaiters;
+    readyWaiters = [];
+    waiters.forEach(function (resolve) {
+      resolve(info.channel);
+    });
+    window.dispatchEvent(new CustomEvent("wsserver:channel", { detail: info }));
+  }
+
+  var kinds = { init: onInit, msg: onMsg, res: onRes };
+
+  function dropAssembly(id) {
+    var assembly = assemblies.get(id);
+    if (assembly !== undefined) {
+      clearTimeout(assembly.timer);
+      assemblies.delete(id);
+    }
+  }
+
+  function onChunk(message, context) {
+    var id = message.id;
+    var i = message.i;
+    var n = message.n;
+    if (
+      typeof id !== "string" || id.length === 0 || id.length > MAX_ID_LENGTH ||
+      !Number.isInteger(n) || n < 1 || n > limits.maxChunks ||
+      !Number.isInteger(i) || i < 0 || i >= n || typeof message.data !== "string"
+    ) {
+      console.warn("wsserver channels: malformed chunk ignored");
+      return;
+    }
+    var assembly = assemblies.get(id);
+    if (assembly === undefined) {
+      assembly = { n: n, parts: new Array(n), got: 0, size: 0, timer: null };
+      assembly.timer = setTimeout(function () {
+        assemblies.delete(id);
+        console.warn("wsserver channels: chunked message " + id + " incomplete: dropped");
+      }, limits.chunkTimeoutMs);
+      assemblies.set(id, assembly);
+    }
+    if (assembly.n !== n || assembly.parts[i] !== undefined) {
+      console.warn("wsserver channels: inconsistent chunk of " + id + ": message dropped");
+      dropAssembly(id);
+      return;
+    }
+    assembly.size += utf8Length(message.data);
+    if (assembly.size > limits.maxChunkedSize) {
+      console.warn("wsserver channels: chunked message " + id + " too large: dropped");
+      dropAssembly(id);
+      return;
+    }
+    assembly.parts[i] = message.data;
+    assembly.got += 1;
+    if (assembly.got < n) return;
+    dropAssembly(id);
+    var inner;
+    try {
+      inner = JSON.parse(assembly.parts.join(""));
+    } catch (err) {
+      console.warn("wsserver channels: chunked message " + id + " is not JSON: dropped");
+      return;
+    }
+    var handler = inner && inner.p === PLUGIN ? kinds[inner.k] : undefined;
+    if (handler === undefined) {
+      console.warn("wsserver channels: chunked message of an unexpected kind dropped");
+      return;
+    }
+    handler(inner, context);
+  }
+
+  // The server holds the channel's messages until this module says it can
+  // handle them: on every new connection, and now if one is open already
+  // (the runtime may have connected while this file was loading).
+  function sayReady() {
+    rt.send(PLUGIN, "ready", {});
+  }
+
+  // A new connection is a new channel: what waited on the old one fails now.
+  window.addEventListener("wsserver:status", function (event) {
+    if (event.detail.status === "open") {
+      sayReady();
+      return;
+    }
+    if (info.channel !== null) info = Object.freeze({ channel: null, user: null, node: null });
+    document.documentElement.removeAttribute("data-wsserver-channel");
+    assemblies.forEach(function (assembly) {
+      clearTimeout(assembly.timer);
+    });
+    assemblies.clear();
+    var waiting = Array.from(pending.values());
+    pending.clear();
+    waiting.forEach(function (waiter) {
+      clearTimeout(waiter.timer);
+      waiter.reject(namedError("Disconnected", "the connection closed before the answer"));
+    });
+  });
+
+  rt.on(PLUGIN, "init", onInit);
+  rt.on(PLUGIN, "msg", onMsg);
+  rt.on(PLUGIN, "res", onRes);
+  rt.on(PLUGIN, "chunk", onChunk);
+  if (rt.status === "open") sayReady();
+
+  // -- the API -----------------------------------------------------------------
+
+  function checkFunction(fn) {
+    if (typeof fn !== "function") throw new TypeError("wsserver channels: expected a function");
+  }
+
+  function remover(set, fn) {
+    return function off() {
+      set.delete(fn);
+    };
+  }
+
+  var api = Object.freeze({
+    get channel() {
+      return info.channel;
+    },
+    get user() {
+      return info.user;
+    },
+    get node() {
+      return info.node;
+    },
+    /** A promise of the channel id, resolved at once if the channel is open. */
+    ready: function () {
+      if (info.channel !== null) return Promise.resolve(info.channel);
+      return new Promise(function (resolve) {
+        readyWaiters.push(resolve);
+      });
+    },
+    /** fn(data, {topic}) for every message from the server; returns an off function. */
+    on: function (fn) {
+      checkFunction(fn);
+      listeners.add(fn);
+      return remover(listeners, fn);
+    },
+    /** fn(data, {topic}) for the messages of one topic; returns an off function. */
+    onTopic: function (topic, fn) {
+      checkFunction(fn);
+      var set = topicListeners.get(String(topic));
+      if (set === undefined) topicListeners.set(String(topic), (set = new Set()));
+      set.add(fn);
+      return remover(set, fn);
+    },
+    /** The one handler of the server's send_and_wait; returns an off function. */
+    onRequest: function (fn) {
+      checkFunction(fn);
+      requestHandler = fn;
+      return function off() {
+        if (requestHandler === fn) requestHandler = null;
+      };
+    },
+    /** Send a custom message; false when not connected. */
+    send: function (kind, data) {
+      if (info.channel === null) return false;
+      return sendVia(rtSend, "custom", { kind: String(kind), data: data === undefined ? null : data });
+    },
+    /** Send a custom message and get its handler's answer (a promise). */
+    request: function (kind, data, options) {
+      var timeoutMs = options && typeof options.timeoutMs === "number" ? options.timeoutMs : DEFAULT_TIMEOUT_MS;
+      return new Promise(function (resolve, reject) {
+        if (info.channel === null) {
+          reject(namedError("Disconnected", "the channel is not open"));
+          return;
+        }
+        var rchan = "r" + nextRequest++;
+        var waiter = { resolve: resolve, reject: reject, timer: null };
+        waiter.timer = setTimeout(function () {
+          pending.delete(rchan);
+          reject(namedError("TimeoutError", "no answer within " + timeoutMs + " ms"));
+        }, timeoutMs);
+        pending.set(rchan, waiter);
+        var sent;
+        try {
+          sent = sendVia(rtSend, "custom", {
+            kind: String(kind),
+            data: data === undefined ? null : data,
+            rchan: rchan,
+          });
+        } catch (err) {
+          sent = err;
+        }
+        if (sent !== true) {
+          pending.delete(rchan);
+          clearTimeout(waiter.timer);
+          reject(sent instanceof Error ? sent : namedError("Disconnected", "not connected"));
+        }
+      });
+    },
+  });
+  Object.defineProperty(window, "wsserverChannels", { value: api, enumerable: true });
+})();
