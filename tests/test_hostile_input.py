@@ -56,6 +56,7 @@ from .server.helpers import (
     FunctionApp,
     Harness,
     RawClient,
+    echo_text_close_on_request,
     handshake_request,
     harness,
     mask_frame,
@@ -904,18 +905,9 @@ async def test_ten_thousand_abrupt_disconnects_leak_nothing(h: Harness) -> None:
     """
     total, batch = 10_000, 100
 
-    async def handler(websocket: WebSocket) -> None:
-        await websocket.accept()
-        while True:
-            message = await websocket.receive()
-            if isinstance(message, Disconnect):
-                return
-            if isinstance(message, TextMessage) and message.data == "close":
-                await websocket.close(1000)
-            elif isinstance(message, TextMessage):
-                await websocket.send_text(message.data)
-
-    server = await h.serve(FunctionApp(handler), close_timeout=0.5, open_timeout=2.0)
+    server = await h.serve(
+        FunctionApp(echo_text_close_on_request), close_timeout=0.5, open_timeout=2.0
+    )
     port = server.port
 
     async def run(start: int, stop: int) -> None:

@@ -35,7 +35,7 @@ from wsserver.server.app import Application
 from wsserver.server.connection import Connection
 from wsserver.server.requests import Request
 from wsserver.server.responses import PlainTextResponse, Response
-from wsserver.server.websocket import WebSocket
+from wsserver.server.websocket import Disconnect, WebSocket
 
 #: Every wait in these tests is bounded by this, so that a bug fails a test
 #: quickly instead of hanging until pytest-timeout.
@@ -88,6 +88,19 @@ async def echo(websocket: WebSocket) -> None:
             await websocket.send_bytes(message.data)
         else:
             return
+
+
+async def echo_text_close_on_request(websocket: WebSocket) -> None:
+    """Accept, echo text, close with 1000 on the text ``close``; end on disconnect."""
+    await websocket.accept()
+    while True:
+        message = await websocket.receive()
+        if isinstance(message, Disconnect):
+            return
+        if isinstance(message, TextMessage) and message.data == "close":
+            await websocket.close(1000)
+        elif isinstance(message, TextMessage):
+            await websocket.send_text(message.data)
 
 
 # ---------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from .helpers import (
     Harness,
     close_frame,
     close_payload,
+    echo_text_close_on_request,
     handshake_request,
     harness,
     mask_frame,
@@ -777,18 +778,7 @@ async def test_refused_handshake_logs_no_close_line(
 
 
 async def test_abrupt_disconnects_leak_no_connection_task_or_fd(h: Harness) -> None:
-    async def handler(websocket: WebSocket) -> None:
-        await websocket.accept()
-        while True:
-            message = await websocket.receive()
-            if isinstance(message, Disconnect):
-                return
-            if isinstance(message, TextMessage) and message.data == "close":
-                await websocket.close(1000)
-            elif isinstance(message, TextMessage):
-                await websocket.send_text(message.data)
-
-    server = await h.serve(FunctionApp(handler), close_timeout=0.5)
+    server = await h.serve(FunctionApp(echo_text_close_on_request), close_timeout=0.5)
     baseline_tasks = len(asyncio.all_tasks())
     baseline_fds = open_fds()
     first_id = server.next_connection_id()
