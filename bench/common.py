@@ -65,9 +65,12 @@ def _size_label(size: int) -> str:
     return f"{size} B"
 
 
-def _window(size: int) -> int:
-    # Pipelining depth: 64 messages for small ones, about 1 MiB in flight per
-    # connection for large ones, at least 2 so the pipe never runs dry.
+def _window(connections: int, size: int) -> int:
+    # Pipelining depth: enough messages in flight that the server never waits
+    # for the next one (a single connection needs more: the two processes
+    # take turns), bounded in bytes for large messages, at least 2.
+    if connections == 1:
+        return max(2, min(256, 4 * MiB // size))
     return max(2, min(64, MiB // size))
 
 
@@ -79,7 +82,7 @@ def _echo(connections: int, size: int) -> Scenario:
         title=f"echo {_size_label(size)}, {{connections}} conn, pipelined",
         connections=connections,
         size=size,
-        window=_window(size),
+        window=_window(connections, size),
     )
 
 
@@ -91,7 +94,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "echo",
         "deflate echo JSON 1 KiB, {connections} conn, pipelined",
         size=KiB,
-        window=64,
+        window=_window(1, KiB),
         text=True,
         deflate=True,
     ),
@@ -101,7 +104,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "deflate echo JSON 1 KiB, {connections} conn, pipelined",
         connections=64,
         size=KiB,
-        window=64,
+        window=_window(64, KiB),
         text=True,
         deflate=True,
     ),

@@ -412,6 +412,10 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Medians per (loop, scenario, server) over the successful runs."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for record in records:
+        operations = record.get("messages") or record.get("handshakes") or record.get("deliveries")
+        if operations and "server_cpu_us_per_op" not in record and "server_cpu_s" in record:
+            # Results written before the load generator reported it.
+            record = {**record, "server_cpu_us_per_op": 1e6 * record["server_cpu_s"] / operations}
         group_key = (record["loop"], record["scenario"], record["server"])
         groups.setdefault(group_key, []).append(record)
     summary: dict[str, Any] = {}
@@ -468,9 +472,27 @@ def bottleneck(cell: dict[str, Any]) -> str:
     return "neither"
 
 
-def render_tables(
-    summary: dict[str, Any], loop: str, servers: Sequence[str], scenarios: Sequence[Scenario]
-) -> str:
+def cost_metric(scenario: Scenario) -> Metric | None:
+    """Server CPU time per operation; none for the memory scenarios."""
+    unit = {
+        "latency": "round trip",
+        "echo": "message",
+        "handshake": "handshake",
+        "broadcast": "delivery",
+    }.get(scenario.kind)
+    if unit is None:
+        return None
+    return Metric("server_cpu_us_per_op", f"server CPU µs per {unit}", False)
+
+
+def _table(
+    summary: dict[str, Any],
+    loop: str,
+    servers: Sequence[str],
+    scenarios: Sequence[Scenario],
+    metrics: Callable[[Scenario], list[Metric]],
+) -> tuple[list[str], list[str]]:
+    """Rows of the absolute table and of the ratio table for ``metrics``."""
     peers = [s for s in servers if s != "wsserver"]
     absolute = [
         "| scenario | figure | " + " | ".join(servers) + " |",
@@ -480,46 +502,53 @@ def render_tables(
         "| scenario | figure | better | " + " | ".join(f"wsserver / {p}" for p in peers) + " |",
         "|---|---|---|" + "---:|" * len(peers),
     ]
-    cpu = [
+    for scenario in scenarios:
+        cells = {s: _cell(summary, loop, scenario.name, s) for s in servers}
+        if not summary.get(loop, {}).get(scenario.name):
+            continue
+        for metric in metrics(scenario):
+            values: dict[str, float | None] = {}
+            row = []
+            for server in servers:
+                cell = cells[server]
+                values[server] = None if cell is None else cell.get(metric.key)
+                if cell is None and not_applicable(server, scenario):
+                    row.append("n/a")
+                else:
+                    row.append(_fmt(values[server]))
+            absolute.append(f"| {scenario.label} | {metric.label} | " + " | ".join(row) + " |")
+            better = "higher" if metric.higher_is_better else "lower"
+            ratio_cells = " | ".join(_ratio(values.get("wsserver"), values[p]) for p in peers)
+            ratios.append(f"| {scenario.label} | {metric.label} | {better} | {ratio_cells} |")
+    return absolute, ratios
+
+
+def _cpu_use(
+    summary: dict[str, Any], loop: str, servers: Sequence[str], scenarios: Sequence[Scenario]
+) -> tuple[list[str], list[str]]:
+    """The CPU-use table, and notes on bottlenecks, losses and failures."""
+    rows = [
         "| scenario | " + " | ".join(servers) + " |",
         "|---|" + "---:|" * len(servers),
     ]
     notes: list[str] = []
     for scenario in scenarios:
-        cells = {s: _cell(summary, loop, scenario.name, s) for s in servers}
-        if all(c is None for c in cells.values()) and not any(
-            summary.get(loop, {}).get(scenario.name, {})
-        ):
+        if not summary.get(loop, {}).get(scenario.name):
             continue
-        for metric in metrics_for(scenario):
-            values: dict[str, float | None] = {}
-            row = []
-            for server in servers:
-                cell = cells[server]
-                reason = not_applicable(server, scenario)
-                if cell is None:
-                    values[server] = None
-                    row.append("n/a" if reason else "-")
-                else:
-                    values[server] = cell.get(metric.key)
-                    row.append(_fmt(values[server]))
-            absolute.append(f"| {scenario.label} | {metric.label} | " + " | ".join(row) + " |")
-            if peers:
-                better = "higher" if metric.higher_is_better else "lower"
-                ratio_cells = [_ratio(values.get("wsserver"), values[p]) for p in peers]
-                ratios.append(
-                    f"| {scenario.label} | {metric.label} | {better} | "
-                    + " | ".join(ratio_cells)
-                    + " |"
-                )
-        cpu_row = []
+        row = []
         for server in servers:
-            cell = cells[server]
+            raw = summary.get(loop, {}).get(scenario.name, {}).get(server)
+            if raw is not None and raw.get("errors"):
+                notes.append(
+                    f"- {scenario.label}, {server}: {len(raw['errors'])} failed run(s): "
+                    f"{raw['errors'][0]}"
+                )
+            cell = _cell(summary, loop, scenario.name, server)
             if cell is None:
-                cpu_row.append("n/a" if not_applicable(server, scenario) else "-")
+                row.append("n/a" if not_applicable(server, scenario) else "-")
                 continue
             mark = " ⚠" if bottleneck(cell) == "client" else ""
-            cpu_row.append(
+            row.append(
                 f"{cell.get('server_cpu_pct', 0):.0f} / {cell.get('client_cpu_pct', 0):.0f}"
                 f" / {cell.get('other_cpu_pct', 0):.0f}{mark}"
             )
@@ -530,35 +559,59 @@ def render_tables(
                     f"{cell.get('server_cpu_pct', 0):.0f} %: this figure is a lower bound "
                     "for the server."
                 )
+            if cell.get("failures"):
+                notes.append(
+                    f"- {scenario.label}, {server}: {cell['failures']:.0f} handshakes failed "
+                    "(median over runs)."
+                )
             if cell.get("lost"):
                 notes.append(
                     f"- {scenario.label}, {server}: {cell['lost']:.0f} deliveries never "
                     "arrived (median over runs)."
                 )
-            if cell.get("errors"):
-                notes.append(
-                    f"- {scenario.label}, {server}: {len(cell['errors'])} failed run(s): "
-                    f"{cell['errors'][0]}"
-                )
-        cpu.append(f"| {scenario.label} | " + " | ".join(cpu_row) + " |")
-    parts = [
-        "Absolute figures (medians):",
+        rows.append(f"| {scenario.label} | " + " | ".join(row) + " |")
+    return rows, notes
+
+
+def render_tables(
+    summary: dict[str, Any], loop: str, servers: Sequence[str], scenarios: Sequence[Scenario]
+) -> str:
+    has_peers = any(s != "wsserver" for s in servers)
+    absolute, ratios = _table(summary, loop, servers, scenarios, metrics_for)
+    cost, cost_ratios = _table(
+        summary,
+        loop,
+        servers,
+        scenarios,
+        lambda sc: [m for m in (cost_metric(sc),) if m is not None],
+    )
+    cpu, notes = _cpu_use(summary, loop, servers, scenarios)
+    ratio_intro = (
+        'wsserver / peer: for "higher" rows a ratio above 1 means wsserver is ahead; '
+        'for "lower" rows, below 1.'
+    )
+    parts = ["### Figures", "", "Medians over the runs.", "", *absolute, ""]
+    if has_peers:
+        parts += [ratio_intro, "", *ratios, ""]
+    parts += [
+        "### Server CPU time per operation",
         "",
-        *absolute,
+        "The server's CPU time over the measurement window divided by the "
+        "operations completed in it.  Rates depend on how much of its core a "
+        "process gets; CPU time per operation hardly does, so this is the "
+        "figure to trust when the machine was shared.",
+        "",
+        *cost,
         "",
     ]
-    if peers:
-        parts += [
-            'Ratios, wsserver / peer (for "higher is better" rows a ratio above 1 means '
-            'wsserver is ahead; for "lower is better" rows, below 1):',
-            "",
-            *ratios,
-            "",
-        ]
+    if has_peers:
+        parts += [ratio_intro, "", *cost_ratios, ""]
     parts += [
-        "CPU use during the measurement window, in % of one CPU: server / load generator / "
-        "everything else on the machine (medians; ⚠ marks a row where the load generator, "
-        "not the server, was saturated):",
+        "### CPU use",
+        "",
+        "During the measurement window, in % of one CPU: server / load generator / "
+        "everything else on the machine (medians).  ⚠ marks a row where the load "
+        "generator, not the server, was saturated.",
         "",
         *cpu,
         "",
@@ -648,16 +701,23 @@ def render_markdown(data: dict[str, Any], *, profile: str | None = None) -> str:
         "`await send_str()`; picows a loop of `transport.send()`.",
         "- **Load generator.** `bench/client.py`: picows' Cython client on uvloop, "
         "one process.  Echo scenarios keep a window of messages in flight per "
-        "connection (64 for messages up to 1 KiB, 16 for 64 KiB, 2 for 1 MiB) and "
-        "check every echo's size; the latency scenario keeps one.  Binary messages "
-        "except for the JSON and broadcast scenarios.  For deflate the client "
-        "compresses and decompresses itself (context takeover as agreed).",
+        "connection (one connection: 256 messages up to 1 KiB, 64 of 64 KiB, 4 of "
+        "1 MiB; 64 connections: 64, 16 and 2 per connection) and "
+        "check every echo's size; the latency scenario keeps one.  To stay cheaper "
+        "than the servers, it masks its frames once in advance (a random key per "
+        "connection; servers still unmask every byte) and sends the replacements "
+        "for all the echoes one read delivered in one write.  Binary messages "
+        "except for the JSON and broadcast scenarios.  For deflate it compresses "
+        "every message and decompresses every echo itself (context takeover as "
+        "agreed).",
         f"- **Pinning.** Server on CPU {plan['server_cpu']}, load generator on CPU "
         f"{plan['client_cpu']} (`sched_setaffinity`).  Both processes' CPU time "
         "(utime + stime from /proc) is recorded over the measurement window; a "
         "server-bound figure shows the server near 100 % of its core.",
-        "- **Handshakes.** 32 concurrent tasks, each: TCP connect, upgrade, client "
-        "Close, server Close, server closes TCP; repeat.",
+        "- **Handshakes.** 32 concurrent tasks, each: TCP connect, upgrade (the "
+        "101 and its `Sec-WebSocket-Accept` are checked), client Close, server "
+        "Close, server closes TCP; repeat.  The client side is a bare asyncio "
+        "protocol, cheaper than any WebSocket client library.",
         "- **Memory.** 5,000 connections, each exchanges one 1 KiB JSON text message "
         "(compressed when deflate was agreed, so that both zlib contexts exist) and "
         "then idles; (VmRSS after - VmRSS before) / 5,000, after a 1 s pause.",
@@ -756,6 +816,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc = None
     if args.render is not None:
         data = json.loads(args.render.read_text(encoding="utf-8"))
+        data["summary"] = summarize(data["records"])
         write_doc(data, doc or DOC)
         return 0
 

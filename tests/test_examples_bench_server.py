@@ -9,7 +9,6 @@ here measures or asserts speed.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import signal
@@ -243,8 +242,12 @@ def test_render_shows_figures_ratios_cpu_and_keeps_the_profile():
     records = []
     for run in range(3):
         records += [
-            _record("wsserver", "echo_c64_16", run, msgs_per_s=200_000.0),
-            _record("websockets", "echo_c64_16", run, msgs_per_s=100_000.0),
+            _record(
+                "wsserver", "echo_c64_16", run, msgs_per_s=200_000.0, messages=1e5, server_cpu_s=0.5
+            ),
+            _record(
+                "websockets", "echo_c64_16", run, msgs_per_s=100_000.0, messages=1e5, server_cpu_s=2
+            ),
             _record(
                 "picows",
                 "echo_c64_16",
@@ -282,12 +285,11 @@ def test_render_shows_figures_ratios_cpu_and_keeps_the_profile():
     assert "python -m bench.run" in text
     assert "Measured: most time in the parser." in text
     assert "## Profile" in text
+    # CPU time per operation (5 and 20 µs), computed from the records.
+    assert "| server CPU µs per message | 5.00 | 20.0 | - |" in text
+    assert "| server CPU µs per message | lower | 0.25x | - |" in text
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("picows") is None,
-    reason="the load generator needs picows (pip install -e '.[bench]')",
-)
 def test_quick_run_end_to_end(tmp_path):
     done = subprocess.run(
         [
