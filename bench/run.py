@@ -267,9 +267,24 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def _revision() -> str:
+    try:
+        return subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def machine_info() -> dict[str, Any]:
     lscpu = _lscpu()
     return {
+        "wsserver_revision": _revision(),
         "cpu_model": lscpu.get("Model name", platform.processor() or "unknown"),
         "cpus": os.cpu_count(),
         "threads_per_core": lscpu.get("Thread(s) per core", "?"),
@@ -303,6 +318,8 @@ class Plan:
     quiet_below: float | None = None
     quiet_wait: float = 120.0
     quiet_budget: float = 1800.0
+    max_other: float | None = 25.0
+    retries: int = 2
 
 
 def not_applicable(server: str, scenario: Scenario) -> str | None:
@@ -315,68 +332,101 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def execute(plan: Plan, log_dir: Path) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
-    total = (
-        plan.runs
-        * len(plan.loops)
-        * sum(1 for sc in plan.scenarios for sv in plan.servers if not not_applicable(sv, sc))
-    )
-    step = 0
-    waited_total = 0.0
-    for run in range(plan.runs):
-        for loop in plan.loops:
-            for scenario in plan.scenarios:
-                # Rotate the order so that no server always goes first.
-                shift = run % len(plan.servers)
-                for server in plan.servers[shift:] + plan.servers[:shift]:
-                    if not_applicable(server, scenario):
-                        continue
-                    step += 1
-                    budget = min(plan.quiet_wait, max(0.0, plan.quiet_budget - waited_total))
-                    background, waited = wait_for_quiet(plan.quiet_below, budget)
-                    waited_total += waited
-                    load = os.getloadavg()
-                    log(
-                        f"{step}/{total} run {run + 1} {loop} {scenario.name} {server} "
-                        f"(load {load[0]:.2f}, others using {background:.0f} % of a CPU)"
+class Executor:
+    """Runs the plan's steps, then repeats the ones other work disturbed."""
+
+    def __init__(self, plan: Plan, log_dir: Path) -> None:
+        self.plan = plan
+        self.log_dir = log_dir
+        self.waited_total = 0.0
+
+    def step(
+        self, label: str, loop: str, scenario: Scenario, server: str, run: int
+    ) -> dict[str, Any]:
+        plan = self.plan
+        budget = min(plan.quiet_wait, max(0.0, plan.quiet_budget - self.waited_total))
+        background, waited = wait_for_quiet(plan.quiet_below, budget)
+        self.waited_total += waited
+        load = os.getloadavg()
+        log(
+            f"{label} run {run + 1} {loop} {scenario.name} {server} "
+            f"(load {load[0]:.2f}, others using {background:.0f} % of a CPU)"
+        )
+        record: dict[str, Any] = {
+            "run": run,
+            "loop": loop,
+            "scenario": scenario.name,
+            "server": server,
+            "loadavg_1m": load[0],
+            "background_cpu_pct": background,
+            "waited_for_quiet_s": waited,
+        }
+        name = f"{loop}-{scenario.name}-{server}-{run}.log"
+        try:
+            with running_server(
+                server,
+                deflate=scenario.deflate,
+                uvloop=loop == "uvloop",
+                cpu=plan.server_cpu,
+                log=self.log_dir / name,
+            ) as (port, process):
+                result = run_client(
+                    port,
+                    scenario,
+                    process.pid,
+                    warmup=plan.warmup,
+                    duration=plan.duration,
+                    quick=plan.quick,
+                    cpu=plan.client_cpu,
+                )
+                if process.poll() is not None:
+                    result = {"error": f"server died ({process.returncode})"}
+        except RuntimeError as error:
+            result = {"error": str(error)}
+        if "error" in result:
+            log(f"  error: {result['error']} (server log: {self.log_dir / name})")
+        record.update(result)
+        return record
+
+    def disturbed(self, record: dict[str, Any]) -> bool:
+        limit = self.plan.max_other
+        return limit is not None and record.get("other_cpu_pct", 0.0) > limit
+
+    def execute(self) -> list[dict[str, Any]]:
+        plan = self.plan
+        steps = [
+            (loop, scenario, server, run)
+            for run in range(plan.runs)
+            for loop in plan.loops
+            for scenario in plan.scenarios
+            # Rotate the order so that no server always goes first.
+            for server in plan.servers[run % len(plan.servers) :]
+            + plan.servers[: run % len(plan.servers)]
+            if not not_applicable(server, scenario)
+        ]
+        records = [
+            self.step(f"{number}/{len(steps)}", *step) for number, step in enumerate(steps, 1)
+        ]
+        # Runs during which other work took a share of the machine are
+        # repeated (the first attempt is kept, marked discarded).
+        for attempt in range(1, plan.retries + 1):
+            again = [r for r in records if not r.get("discarded") and self.disturbed(r)]
+            if not again:
+                break
+            log(f"repeating {len(again)} disturbed run(s), attempt {attempt}/{plan.retries}")
+            for number, old in enumerate(again, 1):
+                old["discarded"] = True
+                scenario = scenario_by_name(old["scenario"])
+                records.append(
+                    self.step(
+                        f"repeat {number}/{len(again)}",
+                        old["loop"],
+                        scenario,
+                        old["server"],
+                        old["run"],
                     )
-                    record: dict[str, Any] = {
-                        "run": run,
-                        "loop": loop,
-                        "scenario": scenario.name,
-                        "server": server,
-                        "loadavg_1m": load[0],
-                        "background_cpu_pct": background,
-                        "waited_for_quiet_s": waited,
-                    }
-                    name = f"{loop}-{scenario.name}-{server}-{run}.log"
-                    try:
-                        with running_server(
-                            server,
-                            deflate=scenario.deflate,
-                            uvloop=loop == "uvloop",
-                            cpu=plan.server_cpu,
-                            log=log_dir / name,
-                        ) as (port, process):
-                            result = run_client(
-                                port,
-                                scenario,
-                                process.pid,
-                                warmup=plan.warmup,
-                                duration=plan.duration,
-                                quick=plan.quick,
-                                cpu=plan.client_cpu,
-                            )
-                            if process.poll() is not None:
-                                result = {"error": f"server died ({process.returncode})"}
-                    except RuntimeError as error:
-                        result = {"error": str(error)}
-                    if "error" in result:
-                        log(f"  error: {result['error']} (server log: {log_dir / name})")
-                    record.update(result)
-                    records.append(record)
-    return records
+                )
+        return records
 
 
 # ---------------------------------------------------------------------------
@@ -412,6 +462,8 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Medians per (loop, scenario, server) over the successful runs."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for record in records:
+        if record.get("discarded"):
+            continue
         operations = record.get("messages") or record.get("handshakes") or record.get("deliveries")
         if operations and "server_cpu_us_per_op" not in record and "server_cpu_s" in record:
             # Results written before the load generator reported it.
@@ -459,17 +511,16 @@ def _cell(summary: dict[str, Any], loop: str, scenario: str, server: str) -> dic
 
 
 #: A process counts as saturated (the bottleneck) above this share of its core.
-BUSY_PCT = 85.0
+BUSY_PCT = 90.0
 
 
 def bottleneck(cell: dict[str, Any]) -> str:
-    server = cell.get("server_cpu_pct", 0.0)
-    client = cell.get("client_cpu_pct", 0.0)
-    if client >= BUSY_PCT and server < BUSY_PCT:
-        return "client"
-    if server >= BUSY_PCT:
-        return "server"
-    return "neither"
+    """Which process was saturated: "server", "client", "both" or "neither"."""
+    server = cell.get("server_cpu_pct", 0.0) >= BUSY_PCT
+    client = cell.get("client_cpu_pct", 0.0) >= BUSY_PCT
+    if server and client:
+        return "both"
+    return "server" if server else "client" if client else "neither"
 
 
 def cost_metric(scenario: Scenario) -> Metric | None:
@@ -547,17 +598,25 @@ def _cpu_use(
             if cell is None:
                 row.append("n/a" if not_applicable(server, scenario) else "-")
                 continue
-            mark = " ⚠" if bottleneck(cell) == "client" else ""
+            saturated = bottleneck(cell)
+            mark = {"client": " ⚠", "both": " *"}.get(saturated, "")
             row.append(
                 f"{cell.get('server_cpu_pct', 0):.0f} / {cell.get('client_cpu_pct', 0):.0f}"
                 f" / {cell.get('other_cpu_pct', 0):.0f}{mark}"
             )
-            if mark:
+            if saturated == "client":
                 notes.append(
                     f"- {scenario.label}, {server}: the load generator was at "
                     f"{cell.get('client_cpu_pct', 0):.0f} % of its core and the server at "
                     f"{cell.get('server_cpu_pct', 0):.0f} %: this figure is a lower bound "
                     "for the server."
+                )
+            elif saturated == "both":
+                notes.append(
+                    f"- {scenario.label}, {server}: the load generator was saturated too "
+                    f"({cell.get('client_cpu_pct', 0):.0f} %); the server was at "
+                    f"{cell.get('server_cpu_pct', 0):.0f} %, so the figure is the server's, "
+                    "but a faster load generator might show a little more."
                 )
             if cell.get("failures"):
                 notes.append(
@@ -609,9 +668,10 @@ def render_tables(
     parts += [
         "### CPU use",
         "",
-        "During the measurement window, in % of one CPU: server / load generator / "
-        "everything else on the machine (medians).  ⚠ marks a row where the load "
-        "generator, not the server, was saturated.",
+        f"During the measurement window, in % of one CPU: server / load generator / "
+        f"everything else on the machine (medians).  ⚠ marks a cell where the load "
+        f"generator, not the server, was saturated (at least {BUSY_PCT:.0f} %), "
+        f"* one where both were.",
         "",
         *cpu,
         "",
@@ -675,6 +735,7 @@ def render_markdown(data: dict[str, Any], *, profile: str | None = None) -> str:
         + ", ".join(f"{name} {version}" for name, version in packages.items())
         + " |",
         f"| date | {data['started']} |",
+        f"| wsserver revision | {machine.get('wsserver_revision', 'unknown')} |",
         f"| load average (1 min) | {load.get('start', float('nan')):.2f} at start, "
         f"{load.get('end', float('nan')):.2f} at the end |",
         f"| other work on the machine | {others}; per run in the results file |",
@@ -689,7 +750,14 @@ def render_markdown(data: dict[str, Any], *, profile: str | None = None) -> str:
         f"- **Runs.** Every scenario {plan['runs']} times for every server; the "
         f"tables show medians.  Each run starts a fresh server, warms up for "
         f"{plan['warmup']} s and measures for {plan['duration']} s.  The order of "
-        "the servers rotates from run to run.",
+        "the servers rotates from run to run."
+        + (
+            f"  A run during which other work used more than {plan['max_other']:.0f} % "
+            f"of one CPU is repeated (up to {plan.get('retries', 0)} times); the "
+            "results file keeps the discarded attempts."
+            if plan.get("max_other") is not None
+            else ""
+        ),
         "- **Servers.** `examples/bench_server.py` for wsserver; "
         "`bench/servers/ws_{websockets,aiohttp,picows}.py` for the peers: the same "
         "echo (text as text, binary as binary) and the same `broadcast:<n>[:<size>]` "
@@ -803,6 +871,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--quiet-budget", type=float, default=1800.0, help="most seconds to wait in all"
     )
+    parser.add_argument(
+        "--max-other",
+        type=float,
+        default=25.0,
+        metavar="PCT",
+        help="repeat a run during which other work used more than PCT %% of one CPU",
+    )
+    parser.add_argument("--retries", type=int, default=2, help="repeats per disturbed run")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--doc", type=Path, default=None, help=f"default {DOC.relative_to(ROOT)}")
     parser.add_argument("--no-doc", action="store_true", help="do not write the doc")
@@ -843,6 +919,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet_below=args.quiet_below,
         quiet_wait=args.quiet_wait,
         quiet_budget=args.quiet_budget,
+        max_other=args.max_other if args.max_other >= 0 else None,
+        retries=args.retries,
     )
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     results_dir: Path = args.results_dir
@@ -851,7 +929,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_start = os.getloadavg()[0]
     log(f"load average at start: {load_start:.2f}")
-    records = execute(plan, log_dir)
+    records = Executor(plan, log_dir).execute()
     data = {
         "started": started,
         "machine": machine_info(),
@@ -867,6 +945,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "server_cpu": plan.server_cpu,
             "client_cpu": plan.client_cpu,
             "quiet_below": plan.quiet_below,
+            "max_other": plan.max_other,
+            "retries": plan.retries,
         },
         "records": records,
         "summary": summarize(records),

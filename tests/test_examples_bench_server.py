@@ -25,7 +25,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from bench.common import SCENARIOS, json_messages, quick_scenario, scenario_by_name
-from bench.run import render_markdown, summarize
+from bench.run import Executor, Plan, render_markdown, summarize
 from examples.bench_server import parse_broadcast
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -319,3 +319,44 @@ def test_quick_run_end_to_end(tmp_path):
     assert record["client_cpu_pct"] >= 0
     doc = (tmp_path / "benchmarks.md").read_text()
     assert "| echo 16 B, 1 conn, pipelined | messages/s echoed |" in doc
+
+
+def test_disturbed_runs_are_repeated_and_discarded(tmp_path):
+    plan = Plan(
+        servers=("wsserver", "picows"),
+        scenarios=(scenario_by_name("echo_c1_16"), scenario_by_name("deflate_json_c1")),
+        loops=("asyncio",),
+        runs=1,
+        warmup=0.0,
+        duration=0.0,
+        quick=True,
+        server_cpu=None,
+        client_cpu=None,
+        max_other=25.0,
+        retries=2,
+    )
+    busy = iter([90.0, 10.0, 95.0, 50.0, 20.0, 60.0])
+    # retries=2: the third attempt is kept, disturbed or not.
+
+    class Fake(Executor):
+        def step(self, label, loop, scenario, server, run):
+            return {
+                "loop": loop,
+                "scenario": scenario.name,
+                "server": server,
+                "run": run,
+                "other_cpu_pct": next(busy),
+            }
+
+    records = Fake(plan, tmp_path).execute()
+    # picows has no deflate: three steps.  The 1st and 3rd were disturbed;
+    # the 3rd's repeat was clean, the 1st's was not and was repeated again.
+    kept = [
+        (r["scenario"], r["server"], r["other_cpu_pct"]) for r in records if not r.get("discarded")
+    ]
+    assert sorted(kept) == [
+        ("deflate_json_c1", "wsserver", 20.0),
+        ("echo_c1_16", "picows", 10.0),
+        ("echo_c1_16", "wsserver", 60.0),
+    ]
+    assert len(records) == 6
