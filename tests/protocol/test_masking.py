@@ -17,6 +17,7 @@ import os
 import random
 import subprocess
 import sys
+import tracemalloc
 from collections.abc import Callable
 from types import ModuleType
 
@@ -25,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsserver.protocol import masking
-from wsserver.protocol.masking import apply_mask_python, rotate_mask
+from wsserver.protocol.masking import PayloadBufferPython, apply_mask_python, rotate_mask
 
 #: RFC 6455 section 5.7, "A single-frame masked text message": "Hello"
 #: masked with the key 37 fa 21 3d.
@@ -139,22 +140,29 @@ def test_apply_mask_is_the_accelerator_unless_disabled() -> None:
     disabled = os.environ.get("WSSERVER_NO_SPEEDUPS", "") not in ("", "0")
     if disabled:
         assert masking.apply_mask is apply_mask_python
+        assert masking.PayloadBuffer is PayloadBufferPython
         assert masking.ACCELERATED is False
     else:
         assert masking.apply_mask is speedups().apply_mask
+        assert masking.PayloadBuffer is speedups().PayloadBuffer
         assert masking.ACCELERATED is True
 
 
 @pytest.mark.parametrize("value", ["1", "yes"])
 def test_select_honours_no_speedups(value: str) -> None:
-    assert masking._select({"WSSERVER_NO_SPEEDUPS": value}) == (apply_mask_python, False)
+    assert masking._select({"WSSERVER_NO_SPEEDUPS": value}) == (
+        apply_mask_python,
+        PayloadBufferPython,
+        False,
+    )
 
 
 @pytest.mark.parametrize(
     "environ", [{}, {"WSSERVER_NO_SPEEDUPS": ""}, {"WSSERVER_NO_SPEEDUPS": "0"}]
 )
 def test_select_prefers_the_accelerator(environ: dict[str, str]) -> None:
-    assert masking._select(environ) == (speedups().apply_mask, True)
+    compiled = speedups()
+    assert masking._select(environ) == (compiled.apply_mask, compiled.PayloadBuffer, True)
 
 
 def test_select_falls_back_when_the_accelerator_is_missing(
@@ -163,7 +171,7 @@ def test_select_falls_back_when_the_accelerator_is_missing(
     # A None entry in sys.modules makes the import raise ImportError, as a
     # missing extension does.
     monkeypatch.setitem(sys.modules, "wsserver.protocol._speedups", None)
-    assert masking._select({}) == (apply_mask_python, False)
+    assert masking._select({}) == (apply_mask_python, PayloadBufferPython, False)
 
 
 @pytest.mark.parametrize(("value", "accelerated"), [("1", False), ("", True)])
@@ -383,3 +391,133 @@ def test_property_implementations_agree(data: bytes, mask: bytes, start: int) ->
     compiled = implementation("compiled")
     view = memoryview(data)[start:]
     assert compiled(view, mask) == apply_mask_python(view, mask)
+
+
+# --------------------------------------------------------------------------
+# PayloadBuffer: a frame's pieces unmasked into the message's bytes
+# --------------------------------------------------------------------------
+
+BufferFactory = Callable[[int, bytes], masking.PayloadBufferType]
+
+
+@pytest.fixture(scope="module", params=IMPLEMENTATIONS)
+def buffer_type(request: pytest.FixtureRequest) -> BufferFactory:
+    if request.param == "python":
+        return PayloadBufferPython
+    factory: BufferFactory = speedups().PayloadBuffer
+    return factory
+
+
+def test_payload_buffer_rfc_example(buffer_type: BufferFactory) -> None:
+    buffer = buffer_type(5, RFC_MASK)
+    for piece in (RFC_MASKED_HELLO[:1], RFC_MASKED_HELLO[1:4], RFC_MASKED_HELLO[4:]):
+        buffer.unmask(piece)
+    assert buffer.remaining == 0
+    assert buffer.take() == b"Hello"
+
+
+def test_payload_buffer_counts_what_is_left(buffer_type: BufferFactory) -> None:
+    buffer = buffer_type(10, b"\x00\x00\x00\x00")
+    assert buffer.remaining == 10
+    buffer.unmask(b"abc")
+    assert buffer.remaining == 7
+    buffer.unmask(memoryview(b"defghij"))
+    assert buffer.remaining == 0
+    assert buffer.take() == b"abcdefghij"
+
+
+def test_payload_buffer_empty(buffer_type: BufferFactory) -> None:
+    buffer = buffer_type(0, b"abcd")
+    buffer.unmask(b"")
+    assert buffer.take() == b""
+
+
+def test_payload_buffer_refuses_overflow_early_take_and_second_take(
+    buffer_type: BufferFactory,
+) -> None:
+    buffer = buffer_type(4, b"abcd")
+    with pytest.raises(ValueError):
+        buffer.unmask(b"12345")
+    buffer.unmask(b"12")
+    with pytest.raises(ValueError, match="incomplete"):
+        buffer.take()
+    buffer.unmask(b"34")
+    assert buffer.take() == apply_mask_python(b"1234", b"abcd")
+    with pytest.raises(ValueError, match="taken"):
+        buffer.take()
+    with pytest.raises(ValueError, match="taken"):
+        buffer.unmask(b"")
+    assert buffer.remaining == 0
+
+
+@pytest.mark.parametrize("mask", [b"", b"abc", b"abcde"])
+def test_payload_buffer_mask_not_four_bytes(buffer_type: BufferFactory, mask: bytes) -> None:
+    with pytest.raises(ValueError):
+        buffer_type(4, mask)
+
+
+def test_payload_buffer_negative_length(buffer_type: BufferFactory) -> None:
+    with pytest.raises(ValueError):
+        buffer_type(-1, b"abcd")
+
+
+def test_payload_buffer_input_is_untouched_and_result_is_new(buffer_type: BufferFactory) -> None:
+    data = bytearray(os.urandom(1000))
+    before = bytes(data)
+    buffer = buffer_type(1000, b"wxyz")
+    buffer.unmask(data)
+    assert bytes(data) == before
+    result = buffer.take()
+    assert type(result) is bytes
+    assert result == naive_mask(before, b"wxyz")
+
+
+@pytest.mark.parametrize("size", [MIB, 3 * MIB + 5])
+def test_payload_buffer_megabytes_in_uneven_pieces(buffer_type: BufferFactory, size: int) -> None:
+    rng = random.Random(size)
+    data = rng.randbytes(size)
+    mask = rng.randbytes(4)
+    buffer = buffer_type(size, mask)
+    position = 0
+    while position < size:
+        step = rng.randrange(1, 200_000)
+        buffer.unmask(memoryview(data)[position : position + step])
+        position += step
+    assert buffer.take() == apply_mask_python(data, mask)
+
+
+@settings(max_examples=100)
+@given(
+    data=st.binary(max_size=300),
+    mask=masks,
+    cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=8),
+)
+def test_property_payload_buffer_any_split_equals_whole(
+    buffer_type: BufferFactory, data: bytes, mask: bytes, cuts: list[int]
+) -> None:
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    buffer = buffer_type(len(data), mask)
+    for a, b in itertools.pairwise(points):
+        buffer.unmask(data[a:b])
+    assert buffer.take() == naive_mask(data, mask)
+
+
+def test_payload_buffer_memory_follows_the_bytes_received(buffer_type: BufferFactory) -> None:
+    # A header announcing 64 MiB must not reserve 64 MiB: at most the first
+    # 1 MiB (the compiled buffer's initial capacity), then growth with what
+    # arrives.
+    announced = 64 * MIB
+    tracemalloc.start()
+    try:
+        buffer = buffer_type(announced, b"abcd")
+        buffer.unmask(bytes(4096))
+        _, peak_small = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for _ in range(3):
+            buffer.unmask(bytes(MIB))
+        current, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak_small < MIB + 64 * 1024
+    assert current < 2 * (3 * MIB + 4096) + 64 * 1024
+    assert buffer.remaining == announced - 3 * MIB - 4096

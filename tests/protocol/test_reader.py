@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import operator
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -33,6 +33,8 @@ from wsserver.protocol.extensions.permessage_deflate import (
 from wsserver.protocol.headers import ExtensionOffer
 from wsserver.protocol.reader import MessageReader, ReadResult
 from wsserver.protocol.settings import ProtocolSettings
+
+from ._counting import CountingMask
 
 #: RFC 6455 section 5.7's masking key.
 MASK = b"\x37\xfa\x21\x3d"
@@ -851,18 +853,6 @@ def test_byte_by_byte_small_frames() -> None:
 # --------------------------------------------------------------------------
 
 
-class CountingMask:
-    def __init__(self, real: Callable[[bytes | bytearray | memoryview, bytes], bytes]) -> None:
-        self.real = real
-        self.calls = 0
-        self.bytes = 0
-
-    def __call__(self, data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
-        self.calls += 1
-        self.bytes += len(data)
-        return self.real(data, mask)
-
-
 @pytest.mark.parametrize(
     ("opcode", "size"),
     [(Opcode.BINARY, MIB), (Opcode.TEXT, 256 * 1024)],
@@ -880,8 +870,7 @@ def test_one_byte_pieces_cost_linear_work(
     else:
         payload = random.Random(6).randbytes(size)
     stream = client_frame(opcode, payload)
-    counter = CountingMask(masking.apply_mask)
-    monkeypatch.setattr(reader_module, "apply_mask", counter)
+    counter = CountingMask().install(monkeypatch)
     reader = MessageReader(ProtocolSettings())
     largest = 0
     results: list[tuple[int, ReadResult]] = []
@@ -1267,3 +1256,73 @@ def test_property_differential_wsproto_permessage_deflate(
     client, ours = wsproto_deflate_client(*params)
     stream, expected = wsproto_stream(items, client)
     assert read_pieces(split(stream, cuts), deflate=ours) == expected
+
+
+# --------------------------------------------------------------------------
+# Large single-frame binary messages: unmasked into one payload buffer
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        reader_module._PAYLOAD_BUFFER_FROM - 1,
+        reader_module._PAYLOAD_BUFFER_FROM,
+        100_003,
+    ],
+)
+@pytest.mark.parametrize("seed", range(3))
+def test_large_binary_frame_split_anywhere(size: int, seed: int) -> None:
+    rng = random.Random(seed * 1000 + size)
+    payload = rng.randbytes(size)
+    stream = client_frame(Opcode.BINARY, payload) + client_frame(Opcode.PING, b"after")
+    reader = MessageReader(ProtocolSettings())
+    results: list[ReadResult] = []
+    position = 0
+    while position < len(stream):
+        step = rng.randrange(1, 40_000)
+        reader.feed(stream[position : position + step])
+        position += step
+        while (result := reader.read()) is not None:
+            results.append(result)
+        if not results and position >= 14:
+            # Mid-message (past the longest header): the reader says so (the
+            # connection's close handling relies on it).
+            assert reader.in_message
+    assert results == [BinaryMessage(data=payload), (Opcode.PING, b"after")]
+    assert not reader.in_message
+
+
+def test_large_binary_frame_then_a_new_message_then_a_fragmented_one() -> None:
+    big = bytes(range(256)) * 300
+    stream = (
+        client_frame(Opcode.BINARY, big)
+        + client_frame(Opcode.TEXT, b"small")
+        + client_frame(Opcode.BINARY, big[:20_000], fin=False)
+        + client_frame(Opcode.CONTINUATION, big[20_000:])
+    )
+    reader = MessageReader(ProtocolSettings())
+    results = []
+    for start in range(0, len(stream), 7_000):
+        reader.feed(stream[start : start + 7_000])
+        while (result := reader.read()) is not None:
+            results.append(result)
+    assert results == [
+        BinaryMessage(data=big),
+        TextMessage(data="small"),
+        BinaryMessage(data=big),
+    ]
+
+
+def test_large_binary_frame_over_the_limit_fails_before_any_allocation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(length: int, mask: bytes) -> masking.PayloadBufferType:
+        raise AssertionError("no buffer may be allocated for a frame over the limit")
+
+    monkeypatch.setattr(reader_module, "PayloadBuffer", refuse)
+    reader = MessageReader(ProtocolSettings(max_message_size=100_000))
+    reader.feed(client_frame(Opcode.BINARY, bytes(100_001))[:20])
+    with pytest.raises(FrameError) as caught:
+        reader.read()
+    assert caught.value.code == CloseCode.MESSAGE_TOO_BIG

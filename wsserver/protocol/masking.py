@@ -19,7 +19,13 @@ Two implementations, with identical results:
 ``WSSERVER_NO_SPEEDUPS=1`` (any value but empty or ``0``) before wsserver is
 imported forces the pure-Python path, so that a test suite can run both ways.
 
-Both accept any bytes-like ``data`` and ``mask`` (bytes, bytearray,
+The same goes for :data:`PayloadBuffer`, which unmasks a large frame's
+pieces, as they arrive, straight into the bytes object that becomes the
+message: one copy per byte where unmasking each piece and joining the
+pieces would make two.  :class:`PayloadBufferPython` is its reference
+(it does unmask and join).
+
+Both functions accept any bytes-like ``data`` and ``mask`` (bytes, bytearray,
 memoryview, array, ...) and return ``bytes``.  A memoryview counts as its raw
 bytes whatever its format or shape, and a non-contiguous one (``view[::2]``)
 is handled by copying it first.  A mask that is not exactly 4 bytes long
@@ -30,8 +36,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
-__all__ = ["ACCELERATED", "apply_mask", "apply_mask_python", "rotate_mask"]
+__all__ = [
+    "ACCELERATED",
+    "PayloadBuffer",
+    "PayloadBufferPython",
+    "apply_mask",
+    "apply_mask_python",
+    "rotate_mask",
+]
 
 BytesLike = bytes | bytearray | memoryview
 MaskFunction = Callable[[BytesLike, BytesLike], bytes]
@@ -82,20 +96,76 @@ def rotate_mask(mask: bytes, offset: int) -> bytes:
     return mask[shift:] + mask[:shift] if shift else mask
 
 
-def _select(environ: Mapping[str, str]) -> tuple[MaskFunction, bool]:
-    """``(apply_mask, ACCELERATED)`` for this environment."""
+class PayloadBufferType(Protocol):
+    """What both payload buffers offer."""
+
+    @property
+    def remaining(self) -> int: ...
+
+    def unmask(self, data: BytesLike, /) -> None: ...
+
+    def take(self) -> bytes: ...
+
+
+class PayloadBufferPython:
+    """One frame's payload of ``length`` bytes, unmasked piece by piece.
+
+    ``unmask(piece)`` takes the next piece (masked with ``mask`` from the
+    payload's first byte on); ``take()`` returns the whole payload once every
+    byte is in.  A piece past the announced length, or ``take()`` before the
+    end or twice, raises ValueError.
+    """
+
+    __slots__ = ("_key", "_parts", "remaining")
+
+    def __init__(self, length: int, mask: BytesLike, /) -> None:
+        if length < 0:
+            raise ValueError("length must not be negative")
+        self._key = mask if type(mask) is bytes and len(mask) == 4 else _checked_mask(mask)
+        self._parts: list[bytes] | None = []
+        self.remaining = length
+
+    def unmask(self, data: BytesLike, /) -> None:
+        if self._parts is None:
+            raise ValueError("the payload was already taken")
+        size = memoryview(data).nbytes
+        if size > self.remaining:
+            raise ValueError("more data than the payload's length")
+        self._parts.append(apply_mask_python(data, self._key))
+        # The next piece starts that many octets further into the key.
+        self._key = rotate_mask(self._key, size)
+        self.remaining -= size
+
+    def take(self) -> bytes:
+        if self._parts is None:
+            raise ValueError("the payload was already taken")
+        if self.remaining:
+            raise ValueError(f"payload incomplete: {self.remaining} bytes missing")
+        parts, self._parts = self._parts, None
+        return b"".join(parts)
+
+
+PayloadBufferFactory = Callable[[int, BytesLike], PayloadBufferType]
+
+
+def _select(environ: Mapping[str, str]) -> tuple[MaskFunction, PayloadBufferFactory, bool]:
+    """``(apply_mask, PayloadBuffer, ACCELERATED)`` for this environment."""
     if environ.get(NO_SPEEDUPS_VARIABLE, "") not in ("", "0"):
-        return apply_mask_python, False
+        return apply_mask_python, PayloadBufferPython, False
     try:
+        from ._speedups import PayloadBuffer as compiled_buffer
         from ._speedups import apply_mask as compiled
     except ImportError:
-        return apply_mask_python, False
-    return compiled, True
+        return apply_mask_python, PayloadBufferPython, False
+    return compiled, compiled_buffer, True
 
 
 #: The masking function in use: the C accelerator when it is built and not
 #: disabled by ``WSSERVER_NO_SPEEDUPS``, else :func:`apply_mask_python`.
 apply_mask: MaskFunction
-#: Whether :data:`apply_mask` is the C accelerator.
+#: The payload buffer in use, chosen the same way: ``PayloadBuffer(length,
+#: mask)``.
+PayloadBuffer: PayloadBufferFactory
+#: Whether :data:`apply_mask` and :data:`PayloadBuffer` are the C accelerator.
 ACCELERATED: bool
-apply_mask, ACCELERATED = _select(os.environ)
+apply_mask, PayloadBuffer, ACCELERATED = _select(os.environ)

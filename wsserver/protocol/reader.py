@@ -10,10 +10,14 @@ and nothing ever waits for a whole frame to check it.
 Every peer error is raised as ``FrameError`` carrying its close code; the
 reader is unusable afterwards, and the connection fails.
 
-Cost: each byte is copied a bounded number of times (out of the receive
-buffer, through unmasking, into the message), and the receive buffer is
-trimmed from the front, which CPython's bytearray does in constant time; so
-input split into 1-byte pieces costs linear time, not quadratic.
+Cost: a received chunk is parsed where it lies, through memoryviews: the
+common complete message costs one copy (unmasking into the message's bytes),
+a message spanning reads two (unmasking each piece, joining the pieces).
+Only the unparsed tail of a chunk is kept across ``feed`` calls, and payload
+bytes are consumed as they arrive, so that tail is a frame header or a
+control frame (at most 139 bytes) unless the caller stopped reading events;
+it is kept in a ``bytearray`` grown at the end, so input split into 1-byte
+pieces costs linear time, not quadratic.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import TYPE_CHECKING
 from .codes import CloseCode, Opcode
 from .events import BinaryMessage, TextMessage
 from .exceptions import FrameError
-from .masking import apply_mask, rotate_mask
+from .masking import PayloadBuffer, PayloadBufferType, apply_mask, rotate_mask
 from .settings import ProtocolSettings
 from .utf8 import Utf8Decoder, decode_utf8
 
@@ -43,6 +47,11 @@ _CONTINUATION = Opcode.CONTINUATION
 # so that a message trickled in tiny reads does not cost an object per read.
 _COALESCE = 4096
 _MAX_SMALL_PIECES = 256
+# A single-frame binary message at least this large that spans reads is
+# unmasked into one preallocated buffer.  The allocation follows the length
+# the header announced (already checked against the limits); the operating
+# system commits its pages only as payload bytes arrive and are written.
+_PAYLOAD_BUFFER_FROM = 16 * 1024
 # Opcode by its 4-bit value, None for the reserved ones: a tuple lookup per
 # frame instead of an Enum call.
 _OPCODES: tuple[Opcode | None, ...] = tuple(
@@ -68,7 +77,6 @@ class MessageReader:
     """
 
     __slots__ = (
-        "_buffer",
         "_byte_parts",
         "_compressed",
         "_decoder",
@@ -79,11 +87,14 @@ class MessageReader:
         "_frame_offset",
         "_frame_remaining",
         "_in_frame",
+        "_input",
         "_max_fragments",
         "_max_frame",
         "_max_message",
         "_message_opcode",
         "_message_size",
+        "_payload",
+        "_position",
         "_small_bytes",
         "_small_text",
         "_small_text_length",
@@ -93,7 +104,11 @@ class MessageReader:
     def __init__(
         self, settings: ProtocolSettings, deflate: PerMessageDeflate | None = None
     ) -> None:
-        self._buffer = bytearray()
+        # Received bytes: parsed from _position on.  A chunk fed while
+        # nothing is pending is kept as it is (bytes, no copy); only a tail
+        # left unparsed is moved into a bytearray to be extended.
+        self._input: bytes | bytearray = b""
+        self._position = 0
         self._deflate = deflate
         self._max_frame = settings.frame_limit
         self._max_message = settings.max_message_size
@@ -110,6 +125,8 @@ class MessageReader:
         self._message_size = 0
         self._fragments = 0
         self._decoder: Utf8Decoder | None = None  # set for text messages only
+        # A large unfragmented binary message's payload, being unmasked.
+        self._payload: PayloadBufferType | None = None
         self._text_parts: list[str] = []
         self._byte_parts: list[bytes] = []
         self._small_bytes = bytearray()
@@ -119,7 +136,7 @@ class MessageReader:
     @property
     def buffered(self) -> int:
         """Bytes received and not parsed yet (for the caller's backpressure)."""
-        return len(self._buffer)
+        return len(self._input) - self._position
 
     @property
     def in_message(self) -> bool:
@@ -127,8 +144,26 @@ class MessageReader:
         return self._message_opcode != 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Append received bytes."""
-        self._buffer += data
+        """Append received bytes.
+
+        ``bytes`` are kept without a copy; a mutable buffer is copied, since
+        its owner may reuse it.
+        """
+        current = self._input
+        position = self._position
+        if position >= len(current):
+            # Everything so far was parsed: take the new chunk as it is.
+            self._input = data if type(data) is bytes else bytes(data)
+        else:
+            if type(current) is bytearray:
+                if position:
+                    # Trimming the front is constant time in CPython.
+                    del current[:position]
+            else:
+                current = bytearray(memoryview(current)[position:])
+            current += data
+            self._input = current
+        self._position = 0
 
     def read(self) -> ReadResult:
         """Parse as far as the buffered bytes allow.
@@ -141,8 +176,10 @@ class MessageReader:
         Raises:
             FrameError: the peer broke the protocol.
         """
-        buffer = self._buffer
-        position = 0
+        buffer = self._input
+        position = self._position
+        # Payloads are sliced through a view: no copy before unmasking.
+        view = memoryview(buffer)
         try:
             while True:
                 end = len(buffer)
@@ -151,12 +188,20 @@ class MessageReader:
                     if available == 0:
                         return None
                     count = min(available, self._frame_remaining)
-                    self._take_payload(buffer[position : position + count])
+                    target = self._payload
+                    if target is not None:
+                        target.unmask(view[position : position + count])
+                    else:
+                        self._take_payload(view[position : position + count])
                     position += count
                     self._frame_remaining -= count
                     if self._frame_remaining:
                         return None
                     self._in_frame = False
+                    if target is not None:
+                        self._payload = None
+                        self._message_opcode = 0
+                        return BinaryMessage(data=target.take())
                     if self._frame_fin:
                         return self._finish_message()
                     continue
@@ -222,7 +267,7 @@ class MessageReader:
                     mask = bytes(buffer[position + header_size - 4 : position + header_size])
                     start = position + header_size
                     position = start + length
-                    return opcode, apply_mask(buffer[start:position], mask)
+                    return opcode, apply_mask(view[start:position], mask)
 
                 # Data frames, and section 5.4's fragmentation rules.
                 if opcode == _CONTINUATION:
@@ -257,11 +302,20 @@ class MessageReader:
                     # message in the buffer.  No reassembly state is touched.
                     start = position
                     position += length
-                    payload = apply_mask(buffer[start:position], mask)
+                    payload = apply_mask(view[start:position], mask)
                     if opcode == _TEXT:
                         return TextMessage(data=decode_utf8(payload))
                     return BinaryMessage(data=payload)
 
+                if opcode == _BINARY and fin and not compressed and length >= _PAYLOAD_BUFFER_FROM:
+                    # A large binary message in one frame, arriving over
+                    # several reads: unmask its pieces into the message's
+                    # own bytes (one copy, not unmask-then-join).
+                    self._message_opcode = opcode
+                    self._payload = PayloadBuffer(length, mask)
+                    self._frame_remaining = length
+                    self._in_frame = True
+                    continue
                 if opcode != _CONTINUATION:
                     self._start_message(opcode, compressed)
                 self._fragments += 1
@@ -278,8 +332,9 @@ class MessageReader:
                 elif fin:
                     return self._finish_message()
         finally:
-            if position:
-                del buffer[:position]
+            self._position = position
+            # Release the view now, so that ``feed`` may extend the buffer.
+            view.release()
 
     def _start_message(self, opcode: Opcode, compressed: bool) -> None:
         self._message_opcode = opcode
@@ -288,7 +343,7 @@ class MessageReader:
         self._fragments = 0
         self._decoder = Utf8Decoder() if opcode == _TEXT else None
 
-    def _take_payload(self, masked: bytearray) -> None:
+    def _take_payload(self, masked: memoryview) -> None:
         data = apply_mask(masked, rotate_mask(self._frame_mask, self._frame_offset))
         self._frame_offset += len(masked)
         if self._compressed:
