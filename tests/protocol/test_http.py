@@ -1020,6 +1020,74 @@ class TestLocalErrors:
             phase.accept("Chat", None)  # subprotocols are compared exactly
         assert phase.accept("superchat", None) == b""
 
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("X-Bad\r\nInjected", "1"),
+            ("", "1"),
+            ("Bad Name", "1"),
+            ("X-Split", "a\r\nInjected: 1"),
+            ("X-Newline", "a\nb"),
+            ("X-Nul", "a\x00b"),
+            ("X-Leading-Space", " a"),
+        ],
+    )
+    def test_accept_refuses_malformed_headers(self, name: str, value: str) -> None:
+        phase = receive(handshake())
+        phase.next_event()
+        with pytest.raises(LocalProtocolError, match="invalid response header"):
+            phase.accept(None, None, ((name, value),))
+        assert output(phase) == b""
+        assert waiting(phase)
+        phase.accept(None, None, (("X-Fine", "a \tb, c\xe9"),))  # still answerable
+        assert b"X-Fine: a \tb, c\xe9\r\n" in output(phase)
+
+    @pytest.mark.parametrize(
+        ("subprotocol", "extensions", "headers"),
+        [
+            (None, None, ()),
+            ("chat", None, (("Server", "wsserver"),)),
+            (None, "permessage-deflate; client_max_window_bits=10", ()),
+            ("chat", "permessage-deflate", (("Set-Cookie", "a=b; Path=/"), ("X-A", ""))),
+        ],
+    )
+    def test_accept_writes_what_h11_would(
+        self, subprotocol: str | None, extensions: str | None, headers: tuple[tuple[str, str], ...]
+    ) -> None:
+        # The 101 is serialised by the phase itself (see accept()); h11,
+        # which writes every other response, must agree byte for byte.
+        phase = receive(handshake(extra=[("Sec-WebSocket-Protocol", "chat")]))
+        phase.next_event()
+        phase.accept(subprotocol, extensions, headers)
+        fields = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        ]
+        if subprotocol is not None:
+            fields.append(("Sec-WebSocket-Protocol", subprotocol))
+        if extensions is not None:
+            fields.append(("Sec-WebSocket-Extensions", extensions))
+        fields += headers
+        reference = h11.Connection(h11.SERVER)
+        reference.receive_data(handshake())
+        reference.next_event()
+        expected = reference.send(
+            h11.InformationalResponse(
+                status_code=101, headers=fields, reason=b"Switching Protocols"
+            )
+        )
+        assert output(phase) == expected
+
+    def test_buffered_counts_what_waits_for_the_answer(self) -> None:
+        phase = receive(handshake())
+        assert phase.buffered == 0
+        phase.next_event()
+        phase.receive_data(b"\x81\x85early")
+        assert phase.buffered == 7
+        assert phase.accept(None, None) == b"\x81\x85early"
+        assert phase.buffered == 0
+
     @pytest.mark.parametrize("value", ["", "a b", 'x; y="not token"'])
     def test_bad_extensions_value(self, value: str) -> None:
         phase = receive(handshake())

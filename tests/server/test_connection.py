@@ -876,3 +876,41 @@ async def test_origin_policy_can_refuse_clients_without_origin(h: Harness) -> No
     await raw.send(handshake_request())
     code, _ = await raw.response_head()
     assert code == 403
+
+
+async def test_reading_pauses_during_the_handshake_only_once_bytes_wait(h: Harness) -> None:
+    # While the application decides on a handshake, the server keeps
+    # reading as long as nothing arrives (a client waits for its 101:
+    # pausing every connection would cost two epoll_ctl calls for nothing),
+    # and stops as soon as bytes wait in the core.
+    decide = asyncio.Event()
+    deciding = asyncio.Event()
+
+    async def handler(websocket: WebSocket) -> None:
+        deciding.set()
+        await decide.wait()
+        await websocket.accept()
+        message = await websocket.receive()
+        assert isinstance(message, TextMessage)
+        await websocket.send_text(message.data)
+
+    server = await h.serve(FunctionApp(handler))
+    raw = await h.raw(server)
+    await raw.send(handshake_request("/"))
+    await asyncio.wait_for(deciding.wait(), TIMEOUT)
+    connection = only_connection(server)
+    assert connection.transport is not None
+    assert not connection._reading_paused
+    assert connection.transport.is_reading()
+    # A client that does not wait: its frame is kept, and reading stops.
+    await raw.send(mask_frame(OP_TEXT, b"early"))
+    await wait_until(lambda: connection._reading_paused)
+    assert not connection.transport.is_reading()
+    assert connection.protocol.buffered == len(mask_frame(OP_TEXT, b"early"))
+    decide.set()
+    status, _ = await raw.response_head()
+    assert status == 101
+    frame = await raw.recv_non_ping()
+    assert (frame.opcode, frame.payload) == (OP_TEXT, b"early")
+    assert not connection._reading_paused
+    assert connection.transport.is_reading()

@@ -144,8 +144,14 @@ class ServerConnection:
 
     @property
     def buffered(self) -> int:
-        """Bytes received and not parsed yet, for the caller's backpressure."""
-        return self._reader.buffered if self._reader is not None else 0
+        """Bytes received and not parsed yet, for the caller's backpressure.
+
+        While CONNECTING, the bytes the HTTP phase keeps after the request
+        that waits for an answer (a pipelined request, early frames).
+        """
+        if self._reader is not None:
+            return self._reader.buffered
+        return self._http.buffered if self._http is not None else 0
 
     # -- receiving -----------------------------------------------------
 

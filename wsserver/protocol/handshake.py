@@ -87,6 +87,15 @@ def validate_handshake(
     Raises:
         HandshakeError: the first requirement the request misses.
     """
+    # Every field's values by name, in one pass over the headers.
+    fields: dict[str, list[str]] = {}
+    for name, value in headers:
+        values = fields.get(name)
+        if values is None:
+            fields[name] = [value]
+        else:
+            values.append(value)
+    none: list[str] = []
     # 1. "An HTTP/1.1 or higher GET request".  RFC 9110 section 15.5.6: a
     # 405 "MUST generate an Allow header field".
     if method != b"GET":
@@ -97,22 +106,22 @@ def validate_handshake(
         raise HandshakeError(505, "a WebSocket handshake needs HTTP/1.1")
     # 2. "A |Host| header field containing the server's authority."  (h11
     # already insists on it for HTTP/1.1; this keeps the rule visible.)
-    if not header_values(headers, "host"):
+    if not fields.get("host", none):
         raise HandshakeError(400, "missing Host header")
     # 3. "An |Upgrade| header field containing the value "websocket",
     # treated as an ASCII case-insensitive value."
-    upgrade = parse_token_list(header_values(headers, "upgrade"))
+    upgrade = parse_token_list(fields.get("upgrade", none))
     if not any(token.lower() == "websocket" for token in upgrade):
         raise HandshakeError(400, "missing 'websocket' in the Upgrade header")
     # 4. "A |Connection| header field that includes the token "Upgrade",
     # treated as an ASCII case-insensitive value."
-    connection = parse_token_list(header_values(headers, "connection"))
+    connection = parse_token_list(fields.get("connection", none))
     if not any(token.lower() == "upgrade" for token in connection):
         raise HandshakeError(400, "missing 'Upgrade' in the Connection header")
     # 5. "A |Sec-WebSocket-Key| header field with a base64-encoded ... value
     # that, when decoded, is 16 bytes in length."  Section 11.3.1: the
     # header "MUST NOT appear more than once in an HTTP request."
-    keys = header_values(headers, "sec-websocket-key")
+    keys = fields.get("sec-websocket-key", none)
     if len(keys) != 1:
         raise HandshakeError(400, "expected exactly one Sec-WebSocket-Key header")
     key = keys[0]
@@ -127,15 +136,15 @@ def validate_handshake(
     # ... and instead send an appropriate HTTP error code (such as 426
     # Upgrade Required) and a |Sec-WebSocket-Version| header field
     # indicating the version(s) the server is capable of understanding."
-    if header_values(headers, "sec-websocket-version") != ["13"]:
+    if fields.get("sec-websocket-version", none) != ["13"]:
         raise HandshakeError(
             426,
             "unsupported WebSocket version: this server speaks version 13",
             (("Sec-WebSocket-Version", "13"),),
         )
     # The handshake is a GET: a body would be read as the first frames.
-    content_length = header_values(headers, "content-length")
-    if header_values(headers, "transfer-encoding") or (content_length and int(content_length[0])):
+    content_length = fields.get("content-length", none)
+    if fields.get("transfer-encoding", none) or (content_length and int(content_length[0])):
         raise HandshakeError(400, "a WebSocket handshake has no body")
     # 7. "Optionally, an |Origin| header field": the application's to judge,
     # in the event's headers.
@@ -144,11 +153,11 @@ def validate_handshake(
     # Section 4.1: each "MUST be ... characters in the range U+0021 to U+007E
     # not including separator characters", so a token, and not the
     # "name/version" form parse_token_list keeps for Upgrade.
-    subprotocols = parse_token_list(header_values(headers, "sec-websocket-protocol"))
+    subprotocols = parse_token_list(fields.get("sec-websocket-protocol", none))
     if any("/" in subprotocol for subprotocol in subprotocols):
         raise HandshakeError(400, "invalid Sec-WebSocket-Protocol header: '/' in a subprotocol")
     # 9. "Optionally, a |Sec-WebSocket-Extensions| header field".
-    extensions = parse_extension_offers(header_values(headers, "sec-websocket-extensions"))
+    extensions = parse_extension_offers(fields.get("sec-websocket-extensions", none))
     event = WebSocketRequest(
         target=target.decode("latin-1"),
         headers=headers,

@@ -321,8 +321,12 @@ class Connection(asyncio.Protocol):
         websocket = self.websocket
         if self.protocol.state is State.CONNECTING:
             # While the application answers a request, the core keeps what
-            # arrives (bounded by its own limits); stop reading meanwhile.
-            full = self._writing_paused or (self._task is not None and not self._task.done())
+            # arrives (bounded by its own limits); stop reading once anything
+            # does.  (Not before: a client waits for its answer, and pausing
+            # and resuming every connection costs two epoll_ctl calls.)
+            full = self._writing_paused or (
+                self._task is not None and not self._task.done() and self.protocol.buffered > 0
+            )
         else:
             full = self._writing_paused or (
                 websocket is not None
