@@ -160,3 +160,57 @@ async def test_streaming_connection_gets_the_message_after_its_stream(server: Se
 def test_on_slow_must_be_a_known_policy() -> None:
     with pytest.raises(ValueError, match="on_slow"):
         broadcast([], "x", on_slow="drop")  # type: ignore[arg-type]
+
+
+async def test_a_burst_is_written_once_per_connection(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Broadcasts made in one loop iteration leave in one write per
+    # connection (not one system call per message), in order.
+    url = f"ws://127.0.0.1:{server.port}/"
+    clients = [await connect(url) for _ in range(3)]
+    try:
+        await wait_for_connections(3)
+        writes: dict[int, int] = {}
+        for websocket in CONNECTED:
+            transport = websocket._connection.transport
+            assert transport is not None
+            # asyncio's writelines() joins and calls write(): counting
+            # write() counts both.
+            original = transport.write
+
+            def counted(
+                data: object, original: object = original, key: int = id(websocket)
+            ) -> None:
+                writes[key] = writes.get(key, 0) + 1
+                original(data)  # type: ignore[operator]
+
+            monkeypatch.setattr(transport, "write", counted)
+        for number in range(10):
+            assert broadcast(CONNECTED, f"message {number}") == 3
+        assert writes == {}  # nothing written yet: queued for the end of the iteration
+        for client in clients:
+            assert [await client.recv() for _ in range(10)] == [f"message {n}" for n in range(10)]
+        assert sorted(writes.values()) == [1, 1, 1]
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_a_burst_past_write_limit_is_written_at_once(server: Server) -> None:
+    # Queued bytes never exceed write_limit before reaching the transport,
+    # so writing_paused (the slow-peer policy's signal) stays truthful.
+    url = f"ws://127.0.0.1:{server.port}/"
+    client = await connect(url)
+    try:
+        await wait_for_connections(1)
+        [websocket] = CONNECTED
+        connection = websocket._connection
+        message = "x" * 1000
+        for _ in range(40):  # 40 KB, write_limit is 16 KiB
+            broadcast(CONNECTED, message, on_slow="skip")
+            assert connection._unflushed < 16 * 1024
+        received = [await client.recv() for _ in range(40)]
+        assert received == [message] * 40
+    finally:
+        await client.close()

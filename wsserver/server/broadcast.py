@@ -1,8 +1,11 @@
 """``broadcast``: one message to many connections, encoded once.
 
 A message is turned into frame bytes once (``frames.prepare_message``) and
-those bytes are handed to every open connection's transport: no per-connection
-encoding, no task, no await.  Compression is off by default for that reason
+those bytes are queued on every open connection: no per-connection encoding,
+no task, no await.  They are written at the end of the event loop's
+iteration, together with anything else sent to that connection meanwhile
+(a burst of broadcasts costs one system call per connection), or at once
+when ``write_limit`` bytes wait.  Compression is off by default for that reason
 (each compressed connection would need its own encoding, since compression
 contexts are per connection); ``compress=True`` compresses per connection
 where permessage-deflate was agreed.
@@ -55,6 +58,7 @@ def broadcast(
     if on_slow not in ("close", "skip"):
         raise ValueError('on_slow must be "close" or "skip"')
     prepared = prepare_message(message)
+    size = len(prepared.frame)
     sent = 0
     for websocket in websockets:
         connection = websocket._connection
@@ -76,7 +80,10 @@ def broadcast(
                 connection.fail(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
             continue
         connection.protocol.send_prepared(prepared, compress=compress)
-        connection.flush()
+        # Written at the end of this loop iteration, with whatever else
+        # this connection is sent meanwhile (the next broadcasts of a
+        # burst): one system call per connection, not one per message.
+        connection.flush_soon(size)
         sent += 1
     return sent
 

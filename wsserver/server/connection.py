@@ -395,6 +395,23 @@ class Connection(asyncio.Protocol):
         self._flush_scheduled = False
         self.flush()
 
+    def flush_soon(self, size: int) -> None:
+        """Write what the core holds at the end of this loop iteration.
+
+        Whatever else is sent until then joins it in one write: a burst of
+        small messages costs one system call.  Once ``write_limit`` bytes
+        wait, they are written at once, so that the transport's buffer (and
+        ``writing_paused``) always reflects what is pending.
+
+        Args:
+            size: the bytes just queued in the core.
+        """
+        self._unflushed += size
+        if self._unflushed >= self.config.write_limit:
+            self.flush()
+        else:
+            self._schedule_flush()
+
     async def flush_and_drain(self, size: int = 0) -> None:
         """Write what the application sent, then wait while the transport's
         buffer is over ``write_limit``.
@@ -411,11 +428,7 @@ class Connection(asyncio.Protocol):
         Args:
             size: the bytes just queued in the core.
         """
-        self._unflushed += size
-        if self._unflushed >= self.config.write_limit:
-            self.flush()
-        else:
-            self._schedule_flush()
+        self.flush_soon(size)
         if not self._writing_paused or self._closed:
             return
         waiter = self.loop.create_future()
