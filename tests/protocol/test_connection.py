@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
@@ -1889,6 +1889,15 @@ def split(data: bytes, points: Iterable[int]) -> list[bytes]:
 
 @settings(max_examples=200, deadline=None)
 @given(client_streams(), st.lists(st.integers(min_value=0), max_size=20), st.booleans())
+# A compressed text frame whose payload inflates to invalid UTF-8 and whose
+# tail then fails to inflate: whole or split, the UTF-8 error is found first.
+@example(
+    data=handshake(("Sec-WebSocket-Extensions", "permessage-deflate"))
+    + b"\xc1\x9a@\x00\x00\x00@\x14\x00\xeb\xbf000\x82\x80\xc2\x81\x82\x90\xc3\x90\x83"
+    + b"\x91\xe0\xa1\xd0\xf0\x9a\xbc\x81\x8d",
+    points=[len(handshake(("Sec-WebSocket-Extensions", "permessage-deflate"))) + 10],
+    hold=False,
+)
 def test_any_split_gives_the_same_events(data: bytes, points: list[int], hold: bool) -> None:
     whole = drive([data], hold)
     assert isinstance(whole[0][0], WebSocketRequest)

@@ -297,12 +297,15 @@ class MessageReader:
                 mask = bytes(buffer[position + header_size - 4 : position + header_size])
                 position += header_size
 
-                if fin and opcode != _CONTINUATION and not compressed and end - position >= length:
-                    # The common case: a whole unfragmented, uncompressed
-                    # message in the buffer.  No reassembly state is touched.
+                if fin and opcode != _CONTINUATION and end - position >= length:
+                    # The common case: a whole unfragmented message in the
+                    # buffer.  No reassembly state is touched: the payload is
+                    # unmasked, inflated and checked in one go each.
                     start = position
                     position += length
                     payload = apply_mask(view[start:position], mask)
+                    if compressed:
+                        payload = self._inflate_whole(payload, opcode == _TEXT)
                     if opcode == _TEXT:
                         return TextMessage(data=decode_utf8(payload))
                     return BinaryMessage(data=payload)
@@ -335,6 +338,26 @@ class MessageReader:
             self._position = position
             # Release the view now, so that ``feed`` may extend the buffer.
             view.release()
+
+    def _inflate_whole(self, payload: bytes, text: bool) -> bytes:
+        """Decompress a whole single-frame message (RFC 7692 section 7.2.2).
+
+        Errors come in the order the piece-by-piece path finds them, so that
+        the outcome does not depend on how reads split the frame: that path
+        checks the UTF-8 of the payload's output before it appends the
+        tail, and the tail can fail too (a final DEFLATE block followed by
+        garbage, or output past the size limit).
+        """
+        deflate = self._deflate
+        assert deflate is not None
+        data = deflate.decompress(payload, self._max_message)
+        try:
+            tail = deflate.finish_decompression(self._max_message - len(data))
+        except FrameError:
+            if text:
+                Utf8Decoder().decode(data)  # raises first if the output so far is bad
+            raise
+        return data + tail if tail else data
 
     def _start_message(self, opcode: Opcode, compressed: bool) -> None:
         self._message_opcode = opcode
