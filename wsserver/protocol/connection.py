@@ -62,6 +62,12 @@ _JOIN_BELOW = 1024
 
 _DEFAULT_DEFLATE = DeflateSettings()
 
+# States as module constants: the per-message paths compare against them,
+# and an attribute of an Enum class costs a descriptor call on Python 3.11.
+_CONNECTING = State.CONNECTING
+_OPEN = State.OPEN
+_CLOSED = State.CLOSED
+
 
 class ServerConnection:
     """The server side of one connection, from the HTTP request to the end.
@@ -157,10 +163,10 @@ class ServerConnection:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Take bytes read from the transport.  Never raises for bad input."""
-        if self._state is State.CONNECTING:
+        if self._state is _CONNECTING:
             assert self._http is not None
             self._http.receive_data(bytes(data))
-        elif self._reader is not None and self._state is not State.CLOSED:
+        elif self._reader is not None and self._state is not _CLOSED:
             self._reader.feed(data)
 
     def receive_eof(self) -> None:
@@ -183,12 +189,12 @@ class ServerConnection:
             hold_replies: stop in front of a Close frame or a protocol error
                 (returning ``None``) rather than answering it now.
         """
-        if self._state is State.CONNECTING:
+        if self._state is _CONNECTING:
             return self._next_http_event()
         if self._failed_on_accept is not None:
             event, self._failed_on_accept = self._failed_on_accept, None
             return event
-        if self._state is State.CLOSED:
+        if self._state is _CLOSED:
             return None
         if self._held is not None:
             if hold_replies:
@@ -209,7 +215,7 @@ class ServerConnection:
             return self._fail_by_peer(error)
         if item is None:
             if self._eof:
-                self._set_state(State.CLOSED)
+                self._set_state(_CLOSED)
                 return ConnectionLost(code=CloseCode.ABNORMAL_CLOSURE, reason="")
             return None
         if isinstance(item, tuple):
@@ -218,7 +224,7 @@ class ServerConnection:
                 # Section 5.5.2: "Upon receipt of a Ping frame, an endpoint
                 # MUST send a Pong frame in response ... [with] identical
                 # Application data".  Not once our Close is out (5.5.1).
-                if self._state is State.OPEN:
+                if self._state is _OPEN:
                     self._write_frame(Opcode.PONG, payload)
                 return Ping(payload=payload)
             if opcode is Opcode.PONG:
@@ -496,7 +502,7 @@ class ServerConnection:
         self._held = None
 
     def _require_open(self, action: str) -> None:
-        if self._state is not State.OPEN:
+        if self._state is not _OPEN:
             raise LocalProtocolError(f"cannot {action} in state {self._state.name}")
 
     def _write_close(self, code: int | None, reason: str) -> None:

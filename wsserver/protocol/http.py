@@ -544,10 +544,10 @@ class HTTPPhase:
             event, self._key = validate_handshake(
                 request.method, request.http_version, request.target, headers
             )
-            # No body (checked): h11 ends the message at once.
-            end = self._conn.next_event()
-            if not isinstance(end, h11.EndOfMessage):  # pragma: no cover - no body
-                raise HandshakeError(400, "unexpected request body")
+            # No body: validate_handshake refused Transfer-Encoding and a
+            # non-zero Content-Length, so by RFC 9112 section 6.3 the
+            # message ends with its head.  h11's EndOfMessage is not asked
+            # for: the h11 connection is dropped at accept() or reject().
             self._queue(event)
             return
         if request.method == b"CONNECT":
@@ -753,7 +753,7 @@ def _small_int(digits: bytes) -> int:
 
 def _decode_headers(request: h11.Request) -> Headers:
     return tuple(
-        (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers
+        [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers]
     )
 
 

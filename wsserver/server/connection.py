@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection"]
 
+# States as module constants for the pump (an attribute of an Enum class
+# costs a descriptor call on Python 3.11).
+_CONNECTING = State.CONNECTING
+_OPEN = State.OPEN
+
 #: A chunk at least this large is written on its own rather than joined with
 #: its neighbours (its frame header, other replies): copying 256 KiB costs
 #: more than the extra system call saves.
@@ -235,7 +240,7 @@ class Connection(asyncio.Protocol):
         protocol = self.protocol
         websocket = self.websocket
         while True:
-            if protocol.state is State.CONNECTING:
+            if protocol.state is _CONNECTING:
                 if self._task is not None and not self._task.done():
                     break  # the application is answering the current request
                 if self._writing_paused:
@@ -255,7 +260,7 @@ class Connection(asyncio.Protocol):
                 self._queue_blocked = True
                 break
             hold = (bool(messages) or websocket._busy) and not releasing
-            event = protocol.next_event(hold_replies=hold and protocol.state is State.OPEN)
+            event = protocol.next_event(hold_replies=hold and protocol.state is _OPEN)
             if event is None:
                 break
             if isinstance(event, TextMessage | BinaryMessage):
@@ -319,7 +324,7 @@ class Connection(asyncio.Protocol):
         if transport is None or self._closing_transport:
             return
         websocket = self.websocket
-        if self.protocol.state is State.CONNECTING:
+        if self.protocol.state is _CONNECTING:
             # While the application answers a request, the core keeps what
             # arrives (bounded by its own limits); stop reading once anything
             # does.  (Not before: a client waits for its answer, and pausing

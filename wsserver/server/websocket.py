@@ -45,6 +45,13 @@ class WebSocketState(enum.Enum):
     DISCONNECTED = 2
 
 
+# Constants for the per-message paths (an attribute of an Enum class costs a
+# descriptor call on Python 3.11).
+_APP_CONNECTING = WebSocketState.CONNECTING
+_APP_CONNECTED = WebSocketState.CONNECTED
+_OPEN = State.OPEN
+
+
 class WebSocketDisconnect(Exception):
     """The peer has gone: raised by ``receive_*`` and by sends after it left.
 
@@ -227,7 +234,7 @@ class WebSocket:
             RuntimeError: before ``accept()``, after ``Disconnect`` was
                 already returned, or while another task is receiving.
         """
-        if self.application_state is WebSocketState.CONNECTING:
+        if self.application_state is _APP_CONNECTING:
             raise RuntimeError("receive() before accept()")
         if self._receiver is not None:
             raise RuntimeError("receive() is already waiting in another task")
@@ -400,13 +407,14 @@ class WebSocket:
     # -- helpers for the connection and the stream ---------------------
 
     def _check_can_send(self) -> None:
-        if self.application_state is WebSocketState.CONNECTING:
-            raise RuntimeError("send before accept()")
-        if self.application_state is WebSocketState.DISCONNECTED:
+        state = self.application_state
+        if state is not _APP_CONNECTED:
+            if state is _APP_CONNECTING:
+                raise RuntimeError("send before accept()")
             raise RuntimeError("send after close()")
         # A connection dropped without a closing handshake (a reset, an
         # abort) leaves the core OPEN: only ``_ended`` says the peer is gone.
-        if self._ended is not None or self._connection.protocol.state is not State.OPEN:
+        if self._ended is not None or self._connection.protocol.state is not _OPEN:
             ended = self._ended or Disconnect(CloseCode.ABNORMAL_CLOSURE)
             raise WebSocketDisconnect(ended.code, ended.reason)
 
