@@ -8,6 +8,7 @@ wsproto's client serves as a second, independent encoder.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import operator
 import random
@@ -1326,3 +1327,18 @@ def test_large_binary_frame_over_the_limit_fails_before_any_allocation(
     with pytest.raises(FrameError) as caught:
         reader.read()
     assert caught.value.code == CloseCode.MESSAGE_TOO_BIG
+
+
+def test_a_parsed_chunk_is_not_kept() -> None:
+    # An idle connection must not hold its last read: once every byte of a
+    # chunk is parsed, the reader lets go of it (measured: 4 KiB more per
+    # idle connection at 5,000 connections when it did not).
+    chunk = client_frame(Opcode.BINARY, b"x" * 1000) + client_frame(Opcode.PING, b"p")
+    reader = MessageReader(ProtocolSettings())
+    reader.feed(chunk)
+    assert reader.read() == BinaryMessage(data=b"x" * 1000)
+    assert any(referent is chunk for referent in gc.get_referents(reader))  # half parsed
+    assert reader.read() == (Opcode.PING, b"p")
+    assert reader.read() is None
+    assert not any(referent is chunk for referent in gc.get_referents(reader))
+    assert reader.buffered == 0

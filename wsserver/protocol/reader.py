@@ -335,9 +335,15 @@ class MessageReader:
                 elif fin:
                     return self._finish_message()
         finally:
-            self._position = position
             # Release the view now, so that ``feed`` may extend the buffer.
             view.release()
+            if position >= len(buffer):
+                # All parsed: drop the chunk, so that an idle connection
+                # does not keep its last read alive.
+                self._input = b""
+                self._position = 0
+            else:
+                self._position = position
 
     def _inflate_whole(self, payload: bytes, text: bool) -> bytes:
         """Decompress a whole single-frame message (RFC 7692 section 7.2.2).
