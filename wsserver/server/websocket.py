@@ -140,7 +140,9 @@ class WebSocket:
             ValueError: a malformed target or ``Host``; the server checks
                 this before the endpoint runs and answers 400.
         """
-        hosts = self.headers.getlist("host")
+        # Straight from the raw fields (names are lowercase): the headers
+        # multidict is built only if the application asks for it.
+        hosts = [value for name, value in self._request.headers if name == "host"]
         if len(hosts) > 1:
             # RFC 9112 section 3.2: several Host fields make a request invalid.
             raise ValueError("more than one Host header")
