@@ -76,6 +76,11 @@ def mask_fn(request: pytest.FixtureRequest) -> MaskFn:
     return implementation(name)
 
 
+def cut_points(data: bytes, cuts: list[int]) -> list[int]:
+    """Where to split ``data``: ``cuts`` folded into range, plus both ends, sorted."""
+    return sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+
+
 def naive_mask(data: bytes, mask: bytes, offset: int = 0) -> bytes:
     """Section 5.3, literally: "octet i ... XOR ... octet at index (i modulo 4)"."""
     return bytes(byte ^ mask[(offset + i) % 4] for i, byte in enumerate(data))
@@ -380,7 +385,7 @@ def test_property_involution(mask_fn: MaskFn, data: bytes, mask: bytes) -> None:
 def test_property_chunked_unmasking_equals_whole(
     mask_fn: MaskFn, data: bytes, mask: bytes, cuts: list[int]
 ) -> None:
-    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    points = cut_points(data, cuts)
     pieces = [mask_fn(data[a:b], rotate_mask(mask, a)) for a, b in itertools.pairwise(points)]
     assert b"".join(pieces) == naive_mask(data, mask)
 
@@ -495,7 +500,7 @@ def test_payload_buffer_megabytes_in_uneven_pieces(buffer_type: BufferFactory, s
 def test_property_payload_buffer_any_split_equals_whole(
     buffer_type: BufferFactory, data: bytes, mask: bytes, cuts: list[int]
 ) -> None:
-    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    points = cut_points(data, cuts)
     buffer = buffer_type(len(data), mask)
     for a, b in itertools.pairwise(points):
         buffer.unmask(data[a:b])
