@@ -11,6 +11,10 @@ unbounded memory.  Here:
 * every message fits ``max_message_size`` (text counted in UTF-8 bytes),
   control payloads fit 125 bytes, uncompressed messages never add up to more
   than the bytes fed, and text is valid UTF-8;
+* the path a large binary frame takes does not matter: with the payload
+  buffer (``masking.PayloadBuffer``, the C accelerator when built) used for
+  every binary frame that spans pieces, not only for those of 16 KiB or
+  more, the events and the close code are the same;
 * how the bytes are split does not matter: without compression the events
   and the close code are those of the whole input fed at once; with it, the
   only difference allowed is a 1008 for too many final DEFLATE blocks in one
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 import atheris
 
 with atheris.instrument_imports(include=["wsserver"]):
+    from wsserver.protocol import reader as reader_module
     from wsserver.protocol.codes import CloseCode, Opcode
     from wsserver.protocol.events import BinaryMessage, TextMessage
     from wsserver.protocol.exceptions import FrameError
@@ -178,10 +183,30 @@ def run(settings: ProtocolSettings, config: int, pieces: list[bytes]) -> tuple[l
     return items, 0
 
 
+#: The reader's own threshold for the payload buffer (16 KiB: more than any
+#: message the limits above allow).
+PAYLOAD_BUFFER_FROM = reader_module._PAYLOAD_BUFFER_FROM
+
+
+def run_with_payload_buffer(
+    settings: ProtocolSettings, config: int, pieces: list[bytes]
+) -> tuple[list[Item], int]:
+    """``run``, with every binary frame that spans pieces unmasked into a
+    ``PayloadBuffer`` (the threshold lowered to 1 byte)."""
+    reader_module._PAYLOAD_BUFFER_FROM = 1
+    try:
+        return run(settings, config, pieces)
+    finally:
+        reader_module._PAYLOAD_BUFFER_FROM = PAYLOAD_BUFFER_FROM
+
+
 def TestOneInput(data: bytes) -> None:
     case = decode(data)
     settings = LIMITS[case.config & 0x03]
     items, code = run(settings, case.config, case.pieces)
+    assert run_with_payload_buffer(settings, case.config, case.pieces) == (items, code), (
+        "the payload buffer changed the outcome"
+    )
     whole_items, whole_code = run(settings, case.config, [b"".join(case.pieces)])
     if not case.config & 0x04:
         assert (items, code) == (whole_items, whole_code), "the split changed the outcome"
