@@ -13,7 +13,13 @@ import pytest
 from wsserver.server.datastructures import Headers
 from wsserver.server.responses import Response
 from wsserver.server.routing import Router
-from wsserver.server.static import DEFAULT_MAX_FILE_SIZE, FileInfo, StaticFiles, read_file
+from wsserver.server.static import (
+    DEFAULT_MAX_FILE_SIZE,
+    FileInfo,
+    StaticFiles,
+    choose_encoding,
+    read_file,
+)
 
 NO_HEADERS = Headers()
 
@@ -405,3 +411,35 @@ def test_constructor_checks(tmp_path: Path) -> None:
         StaticFiles(tmp_path / "file")
     with pytest.raises(ValueError):
         StaticFiles(tmp_path, max_age=-1)
+
+
+# The negotiation itself, as the runtime plugin uses it for its own assets.
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("identity", None),
+        ("gzip", "gzip"),
+        ("zstd", "zstd"),
+        ("gzip, deflate, br, zstd", "zstd"),  # Chrome's: the best we have
+        ("gzip;q=1, zstd;q=0.5", "gzip"),
+        ("zstd;q=0, gzip", "gzip"),
+        ("*", "zstd"),
+        ("*;q=0.1, gzip;q=0.2", "gzip"),
+        ("ZSTD", "zstd"),
+        ("zstd;q=2", None),  # malformed q-value: counts as 0
+        ("zstd;q=0.", None),  # zero, written with a dot
+        ("zstd;q=0.001", "zstd"),
+        ("gzip;q=0, zstd;q=0", None),
+        ("br", None),
+    ],
+)
+def test_choose_encoding(header: str | None, expected: str | None) -> None:
+    assert choose_encoding(header, ("zstd", "gzip")) == expected
+
+
+def test_choose_encoding_without_variants() -> None:
+    assert choose_encoding("gzip", ()) is None

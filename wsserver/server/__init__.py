@@ -18,7 +18,7 @@ from .responses import (
 from .routing import Mount, Route, Router, WebSocketRoute
 from .security import OriginPolicy, secrets_equal
 from .server import Server, serve
-from .static import StaticFiles
+from .static import StaticFiles, choose_encoding
 from .views import WebSocketView
 from .websocket import (
     Disconnect,
@@ -62,6 +62,7 @@ __all__ = [
     "WebSocketView",
     "as_app",
     "broadcast",
+    "choose_encoding",
     "secrets_equal",
     "serve",
 ]

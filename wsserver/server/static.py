@@ -35,7 +35,7 @@ from email.utils import formatdate, parsedate_to_datetime
 
 from .responses import PlainTextResponse, Response
 
-__all__ = ["DEFAULT_MAX_FILE_SIZE", "FileInfo", "StaticFiles", "read_file"]
+__all__ = ["DEFAULT_MAX_FILE_SIZE", "FileInfo", "StaticFiles", "choose_encoding", "read_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +253,8 @@ class StaticFiles:
                 variant = None
             if variant is not None:
                 variants[token] = variant
-        coding = _choose_coding(request_headers.get("accept-encoding", ""), variants)
+        # Offered in _ENCODINGS' order, the preferred first.
+        coding = choose_encoding(request_headers.get("accept-encoding"), tuple(variants))
         if coding is not None:
             real, info = variants[coding]
 
@@ -355,31 +356,36 @@ def _content_type(filename: str) -> str:
     return media_type
 
 
-def _choose_coding(
-    accept_encoding: str, variants: Mapping[str, tuple[str, os.stat_result]]
-) -> str | None:
-    """The best coding the client accepts among the existing variants."""
-    if not variants or not accept_encoding:
+def choose_encoding(accept_encoding: str | None, available: tuple[str, ...]) -> str | None:
+    """The best of ``available`` that ``Accept-Encoding`` accepts, or ``None``.
+
+    RFC 9110 section 12.5.3: codings listed with ``q=0`` are refused, ``*``
+    stands for codings not listed; among acceptable codings the highest
+    q-value wins, ties going to the order of ``available``.  A malformed
+    q-value counts as 0 (an invalid weight makes the item unusable, not
+    fatal).  No header: none (identity).
+    """
+    if not accept_encoding or not available:
         return None
     qvalues: dict[str, float] = {}
     for item in accept_encoding.split(","):
         token, *params = item.split(";")
         token = token.strip().lower()
+        if not token:
+            continue
         q = 1.0
         for param in params:
             name, _, value = param.partition("=")
             if name.strip().lower() == "q":
                 value = value.strip()
-                # An invalid weight makes the item unusable, not fatal.
                 q = float(value) if _QVALUE_RE.fullmatch(value) else 0.0
-        if token:
-            qvalues.setdefault(token, q)
+        qvalues.setdefault(token, q)
     best: str | None = None
     best_q = 0.0
-    for coding, _suffix in _ENCODINGS:
+    for coding in available:
         q = qvalues.get(coding, qvalues.get("*", 0.0))
-        # Strictly greater: on a tie the earlier (smaller) coding stays.
-        if coding in variants and q > best_q:
+        # Strictly greater: on a tie the earlier coding stays.
+        if q > best_q:
             best, best_q = coding, q
     return best
 

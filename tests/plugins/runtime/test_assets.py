@@ -25,7 +25,6 @@ from wsserver.plugins.runtime.assets import (
     RuntimeAsset,
     asset_path,
     asset_route,
-    choose_encoding,
     install,
     install_asset,
     runtime_asset,
@@ -271,35 +270,6 @@ def test_named_assets() -> None:
     for bad in ("", "Components", "a/b", "a.b"):
         with pytest.raises(ValueError, match="asset name"):
             RuntimeAsset.from_bytes(b"x", name=bad)
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        (None, None),
-        ("", None),
-        ("identity", None),
-        ("gzip", "gzip"),
-        ("zstd", "zstd"),
-        ("gzip, deflate, br, zstd", "zstd"),  # Chrome's: the best we have
-        ("gzip;q=1, zstd;q=0.5", "gzip"),
-        ("zstd;q=0, gzip", "gzip"),
-        ("*", "zstd"),
-        ("*;q=0.1, gzip;q=0.2", "gzip"),
-        ("ZSTD", "zstd"),
-        ("zstd;q=2", None),  # malformed q-value: counts as 0
-        ("zstd;q=0.", None),  # zero, written with a dot
-        ("zstd;q=0.001", "zstd"),
-        ("gzip;q=0, zstd;q=0", None),
-        ("br", None),
-    ],
-)
-def test_choose_encoding(header: str | None, expected: str | None) -> None:
-    assert choose_encoding(header, ("zstd", "gzip")) == expected
-
-
-def test_choose_encoding_without_variants() -> None:
-    assert choose_encoding("gzip", ()) is None
 
 
 async def test_the_runtime_is_served_compressed_when_accepted() -> None:

@@ -40,7 +40,7 @@ from functools import cache
 from importlib import resources
 from types import MappingProxyType
 
-from ...server import App, Request, Response, Route
+from ...server import App, Request, Response, Route, choose_encoding
 
 __all__ = [
     "CACHE_CONTROL",
@@ -50,7 +50,6 @@ __all__ = [
     "RuntimeAsset",
     "asset_path",
     "asset_route",
-    "choose_encoding",
     "install",
     "install_asset",
     "runtime_asset",
@@ -72,7 +71,6 @@ ENCODINGS = ("zstd", "gzip")
 # between versions of one file.
 _VERSION_LENGTH = 16
 _NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
-_QVALUE_RE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 
 
 def _compress(body: bytes) -> dict[str, bytes]:
@@ -143,38 +141,6 @@ class RuntimeAsset:
         """The coding and the bytes to send for an ``Accept-Encoding``."""
         coding = choose_encoding(accept_encoding, tuple(self.encoded))
         return coding, self.body if coding is None else self.encoded[coding]
-
-
-def choose_encoding(accept_encoding: str | None, available: tuple[str, ...]) -> str | None:
-    """The best of ``available`` that ``Accept-Encoding`` accepts, or ``None``.
-
-    RFC 9110 section 12.5.3: codings listed with ``q=0`` are refused, ``*``
-    stands for codings not listed; among acceptable codings the highest
-    q-value wins, ties going to the order of ``available``.  A malformed
-    q-value counts as 0.  No header: none (identity).
-    """
-    if not accept_encoding or not available:
-        return None
-    qvalues: dict[str, float] = {}
-    for item in accept_encoding.split(","):
-        token, *params = (part.strip() for part in item.split(";"))
-        token = token.lower()
-        if not token:
-            continue
-        q = 1.0
-        for param in params:
-            pname, _, pvalue = param.partition("=")
-            if pname.strip().lower() == "q":
-                pvalue = pvalue.strip()
-                q = float(pvalue) if _QVALUE_RE.fullmatch(pvalue) else 0.0
-        qvalues.setdefault(token, q)
-    best: str | None = None
-    best_q = 0.0
-    for coding in available:
-        q = qvalues.get(coding, qvalues.get("*", 0.0))
-        if q > best_q:
-            best, best_q = coding, q
-    return best
 
 
 @cache
