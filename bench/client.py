@@ -36,12 +36,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import hashlib
 import importlib.util
 import json
 import os
-import resource
 import struct
 import sys
 import time
@@ -54,7 +52,13 @@ from typing import Any, cast
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from bench._listener import ListenerBase
-from bench.common import Scenario, json_messages, quick_scenario, scenario_by_name
+from bench.common import (
+    Scenario,
+    json_messages,
+    quick_scenario,
+    raise_open_file_limit,
+    scenario_by_name,
+)
 
 __all__ = ["DeflateCodec", "Meter", "main", "run_scenario"]
 
@@ -847,13 +851,6 @@ async def run_scenario(
     return result
 
 
-def raise_nofile_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="wsserver benchmark load generator")
     parser.add_argument("--url", required=True, help="ws://127.0.0.1:PORT/")
@@ -873,7 +870,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenario = scenario_by_name(args.scenario)
     if args.quick:
         scenario = quick_scenario(scenario)
-    raise_nofile_limit()
+    raise_open_file_limit()
     coro = run_scenario(
         args.url,
         scenario,

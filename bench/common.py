@@ -1,9 +1,11 @@
-"""What the runner and the load generator share: scenarios and payloads."""
+"""What the runner and the load generator share: scenarios, payloads, limits."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import resource
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -13,6 +15,7 @@ __all__ = [
     "Scenario",
     "json_messages",
     "quick_scenario",
+    "raise_open_file_limit",
     "scenario_by_name",
 ]
 
@@ -197,3 +200,11 @@ def json_messages(count: int = 64, size: int = KiB, seed: int = 7692) -> list[by
         assert len(data) == size, (len(data), size)
         messages.append(data)
     return messages
+
+
+def raise_open_file_limit() -> None:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit (5,000 connections
+    need more than the usual 1,024); quietly keep it where the system refuses."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -23,7 +23,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import resource
 import signal
 import socket
 import statistics
@@ -36,7 +35,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import SCENARIOS, SERVERS, Scenario, quick_scenario, scenario_by_name
+from bench.common import (
+    SCENARIOS,
+    SERVERS,
+    Scenario,
+    quick_scenario,
+    raise_open_file_limit,
+    scenario_by_name,
+)
 
 __all__ = ["main", "render_markdown", "summarize"]
 
@@ -102,9 +108,7 @@ def pinned(cpu: int | None) -> Callable[[], None]:
     """A preexec_fn: raise the open-files limit, pin to ``cpu``."""
 
     def setup() -> None:
-        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        raise_open_file_limit()
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
 

@@ -16,8 +16,9 @@ and the C allocator returns its free pages first (``malloc_trim``, where
 glibc has it), so that the RSS shows what is held rather than what the
 allocator keeps for later.  ``bench/soak.py`` drives it.
 
-The soft ``RLIMIT_NOFILE`` is raised to the hard limit, so that thousands of
-connections fit; heartbeats run every ``--ping-interval`` seconds.
+The server raises the soft ``RLIMIT_NOFILE`` to the hard limit when it
+starts (``Server.start``), so that thousands of connections fit; heartbeats
+run every ``--ping-interval`` seconds.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import ctypes.util
 import gc
 import logging
 import os
-import resource
 import signal
 import sys
 from collections.abc import Sequence
@@ -108,15 +108,6 @@ async def stats(request: Request) -> JSONResponse:
 app = App([WebSocketRoute("/", Echo), Route("/stats", stats)])
 
 
-def raise_fd_limit() -> int:
-    """Raise the soft limit on open files to the hard one; return it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        soft = hard
-    return soft
-
-
 async def run(port: int, ping_interval: float) -> None:
     """Serve until SIGTERM or SIGINT."""
     config = ServerConfig(
@@ -151,7 +142,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    raise_fd_limit()
     asyncio.run(run(args.port, args.ping_interval))
     return 0
 
