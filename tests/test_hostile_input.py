@@ -52,6 +52,7 @@ from .server.helpers import (
     OP_CONT,
     OP_TEXT,
     TIMEOUT,
+    Frame,
     FunctionApp,
     Harness,
     RawClient,
@@ -114,6 +115,20 @@ def open_connection(settings: ProtocolSettings | None = None) -> ServerConnectio
     connection.accept()
     connection.data_to_send()
     return connection
+
+
+async def send_and_measure(raw: RawClient, data: bytes) -> tuple[Frame, int]:
+    """Send ``data``, read the server's next frame other than a ping, and
+    return it with this process's peak traced memory meanwhile (bytes)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        await raw.send(data)
+        frame = await raw.recv_non_ping()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return frame, peak
 
 
 def count_lines(function: Callable[[], object]) -> int:
@@ -207,14 +222,7 @@ async def test_decompression_bomb_is_stopped_at_the_limit_with_1009(
     assert len(compressed) < bomb // 512  # a small message on the wire
     frames = compressed_frames(compressed, fragments)
 
-    gc.collect()
-    tracemalloc.start()
-    try:
-        await raw.send(frames)
-        frame = await raw.recv_non_ping()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    frame, peak = await send_and_measure(raw, frames)
     assert frame.opcode == OP_CLOSE
     assert frame.close_code == 1009
     assert "after decompression" in frame.close_reason
@@ -247,14 +255,7 @@ async def test_declared_length_over_the_limit_fails_at_once_from_the_header(
     await raw.handshake()
     # Only the 10 header bytes: no masking key, no payload.
     header = struct.pack("!BBQ", 0x80 | OP_BINARY, 0x80 | 127, declared)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        await raw.send(header)
-        frame = await raw.recv_non_ping()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    frame, peak = await send_and_measure(raw, header)
     assert frame.opcode == OP_CLOSE
     assert frame.close_code == 1009
     assert f"frame of {declared} bytes" in frame.close_reason
