@@ -914,3 +914,46 @@ async def test_reading_pauses_during_the_handshake_only_once_bytes_wait(h: Harne
     assert (frame.opcode, frame.payload) == (OP_TEXT, b"early")
     assert not connection._reading_paused
     assert connection.transport.is_reading()
+
+
+async def test_a_large_payload_is_written_without_joining_it_to_its_header(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # writelines() would copy a 300 KiB payload into one buffer with its
+    # frame header; the connection hands the payload object itself to
+    # write(), and joins only the small chunks around it.
+    payload = bytes(range(256)) * 1200  # 300 KiB, past _WRITE_ALONE
+    sent = asyncio.Event()
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.receive()
+        await websocket.send_text("before")
+        await websocket.send_bytes(payload)
+        await websocket.send_text("after")
+        sent.set()
+        await websocket.receive()
+
+    server = await h.serve(FunctionApp(handler))
+    raw = await h.raw(server)
+    await raw.handshake()
+    connection = only_connection(server)
+    assert connection.transport is not None
+    written: list[bytes] = []
+    original = connection.transport.write
+
+    def recording_write(data: bytes) -> None:
+        written.append(data)
+        original(data)
+
+    monkeypatch.setattr(connection.transport, "write", recording_write)
+    await raw.send(mask_frame(OP_TEXT, b"go"))
+    await asyncio.wait_for(sent.wait(), TIMEOUT)
+    frames = [await raw.recv_non_ping() for _ in range(3)]
+    assert [(f.opcode, f.payload) for f in frames] == [
+        (OP_TEXT, b"before"),
+        (OP_BINARY, payload),
+        (OP_TEXT, b"after"),
+    ]
+    assert any(chunk is payload for chunk in written)
+    assert all(len(chunk) < 1024 for chunk in written if chunk is not payload)
