@@ -36,7 +36,7 @@ import h11
 from .events import Headers, HTTPRequest, RequestRejected, WebSocketRequest
 from .exceptions import HandshakeError, LocalProtocolError
 from .handshake import accept_token, header_values, is_upgrade_attempt, validate_handshake
-from .headers import parse_extension_offers
+from .headers import is_token, parse_extension_offers
 from .settings import ProtocolSettings
 
 __all__ = ["HTTPPhase"]
@@ -790,11 +790,10 @@ def _encode_headers(
     return fields
 
 
-# RFC 9110 section 5.1: field-name = token; section 5.5: field-value =
-# *field-content, field-content = field-vchar [ 1*( SP / HTAB / field-vchar )
-# field-vchar ], field-vchar = VCHAR / obs-text.  (The same rules h11
-# applies to the fields it writes.)
-_FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+# RFC 9110 section 5.5: field-value = *field-content, field-content =
+# field-vchar [ 1*( SP / HTAB / field-vchar ) field-vchar ], field-vchar =
+# VCHAR / obs-text.  (The rule h11 applies to the fields it writes; names,
+# section 5.1's tokens, are checked with ``headers.is_token``.)
 _FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
 
 #: RFC 6455 section 4.2.2, step 5: the fixed part of the 101 response, up to
@@ -809,7 +808,7 @@ _SWITCHING_PROTOCOLS_HEAD = (
 
 def _checked_field(name: bytes, value: bytes) -> bytes:
     """``name: value`` as written in a response head, or LocalProtocolError."""
-    if not _FIELD_NAME.fullmatch(name):
+    if not is_token(name.decode("latin-1")):
         raise LocalProtocolError(f"invalid response header: illegal header name {name!r}")
     if not _FIELD_VALUE.fullmatch(value):
         raise LocalProtocolError(f"invalid response header: illegal header value {value!r}")
