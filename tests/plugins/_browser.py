@@ -31,6 +31,12 @@ CHROMIUM_ARGS = [
 #: Seconds any single wait in a browser test may take.
 WAIT = 5.0
 
+# Every ``page.wait_for_function`` gets a function ("() => ..."), never a bare
+# expression: Playwright polls a bare expression through ``eval``, which a
+# page's ``Content-Security-Policy: script-src 'self'`` forbids, so the wait
+# fails whenever the condition is not already true at the first check (the
+# component view's pages send that CSP by default).
+
 # Records the runtime's events in the page, for the test to read.  (Test
 # pages only: it adds globals of its own.)
 RECORDER = """

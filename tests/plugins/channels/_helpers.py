@@ -369,7 +369,7 @@ async def chat_between_two_pages(browser: Browser, port_a: int, port_b: int) -> 
     bob = await open_chat(browser, port_b, "Bob")
     try:
         await ann.wait_for_function(
-            "[...document.querySelectorAll('#messages .system')]"
+            "() => [...document.querySelectorAll('#messages .system')]"
             ".some((n) => n.textContent === 'Bob joined lobby')",
             timeout=WAIT * 1000,
         )
@@ -381,21 +381,21 @@ async def chat_between_two_pages(browser: Browser, port_a: int, port_b: int) -> 
         await bob.fill("#text", "hi Ann")
         await bob.click("#send")
         await ann.wait_for_function(
-            "document.querySelectorAll('#messages .chat').length === 2", timeout=WAIT * 1000
+            "() => document.querySelectorAll('#messages .chat').length === 2", timeout=WAIT * 1000
         )
         assert await texts(ann, "#messages .chat") == ["Ann: hello <b>Bob</b>", "Bob: hi Ann"]
         # A refusal shows as an error.
         await bob.fill("#room", "Not A Room")
         await bob.click("#join")
         await bob.wait_for_function(
-            "[...document.querySelectorAll('#messages .system')]"
+            "() => [...document.querySelectorAll('#messages .system')]"
             ".some((n) => n.textContent.startsWith('Error: a room name'))",
             timeout=WAIT * 1000,
         )
         # Bob closes his tab: Ann sees him leave.
         await bob.context.close()
         await ann.wait_for_function(
-            "[...document.querySelectorAll('#messages .system')]"
+            "() => [...document.querySelectorAll('#messages .system')]"
             ".some((n) => n.textContent === 'Bob left lobby')",
             timeout=WAIT * 1000,
         )

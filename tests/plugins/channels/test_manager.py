@@ -810,7 +810,7 @@ class Pages:
         await page.goto(f"http://127.0.0.1:{self.server.port}/")
         await wait_status(page, "open")
         await page.wait_for_function(
-            "window.wsserverChannels.channel !== null", timeout=WAIT * 1000
+            "() => window.wsserverChannels.channel !== null", timeout=WAIT * 1000
         )
         return page
 
@@ -848,14 +848,14 @@ async def test_the_page_receives_messages_and_topics(browser: Browser) -> None:
         await manager.subscribe(channel, "news")
         await manager.broadcast({"hello": [1, "two"]})
         await manager.publish("news", "headline")
-        await page.wait_for_function("window.got.length === 2 && window.news.length === 1")
+        await page.wait_for_function("() => window.got.length === 2 && window.news.length === 1")
         assert await page.evaluate("window.got") == [
             [{"hello": [1, "two"]}, None],
             ["headline", "news"],
         ]
         await page.evaluate("window.offAll()")
         await manager.publish("news", "second")
-        await page.wait_for_function("window.news.length === 2")
+        await page.wait_for_function("() => window.news.length === 2")
         assert await page.evaluate("window.got.length") == 2
 
 
@@ -934,7 +934,7 @@ async def test_large_messages_travel_in_chunks_both_ways(browser: Browser) -> No
         await page.evaluate("() => { window.got = []; wsserverChannels.on((d) => got.push(d)); }")
         big = 'aé😀\n"\\' * 60_000
         await manager.send_message(channel, big)
-        await page.wait_for_function("window.got.length === 1", timeout=WAIT * 1000)
+        await page.wait_for_function("() => window.got.length === 1", timeout=WAIT * 1000)
         assert await page.evaluate("window.got[0] === " + json.dumps(big)) is True
         # Page to server: the request is chunked, and so is a large answer.
         answer = await page.evaluate("wsserverChannels.request('measure', 'x😀é'.repeat(100000))")
@@ -981,7 +981,7 @@ async def test_a_reconnected_page_is_a_new_channel(browser: Browser) -> None:
         assert channel is not None
         await channel.session.close(1012, "restart")
         assert await page.evaluate("window.pending") == "Disconnected"
-        await page.wait_for_function("window.channels.length === 1", timeout=WAIT * 1000)
+        await page.wait_for_function("() => window.channels.length === 1", timeout=WAIT * 1000)
         second = await page.evaluate("wsserverChannels.channel")
         assert second != first and manager.channels == [second]
 
@@ -1018,10 +1018,11 @@ async def test_the_ticker_updates_subscribed_symbols_only(browser: Browser) -> N
             page = await context.new_page()
             await page.goto(f"http://127.0.0.1:{server.port}/")
             await page.wait_for_function(
-                "document.querySelectorAll('#quotes tr').length === 2", timeout=WAIT * 1000
+                "() => document.querySelectorAll('#quotes tr').length === 2", timeout=WAIT * 1000
             )
             # The table updates: several quotes per symbol.
             await page.wait_for_function(
+                "() => "
                 "[...document.querySelectorAll('#quotes tr')].every((r) => r.dataset.updates > 3)",
                 timeout=WAIT * 1000,
             )
@@ -1031,7 +1032,7 @@ async def test_the_ticker_updates_subscribed_symbols_only(browser: Browser) -> N
             await page.uncheck("#box-MSFT")
             await page.check("#box-TSLA")
             await page.wait_for_function(
-                "document.getElementById('row-TSLA') && !document.getElementById('row-MSFT')",
+                "() => document.getElementById('row-TSLA') && !document.getElementById('row-MSFT')",
                 timeout=WAIT * 1000,
             )
             manager: ChannelManager = app.state.channels

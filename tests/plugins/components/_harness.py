@@ -138,7 +138,7 @@ class AppHarness:
 async def wait_attached(page: Page, timeout: float = WAIT) -> None:
     """Wait until the page is attached (``data-cv-state="ready"``)."""
     await page.wait_for_function(
-        "document.getElementById('cv-root').getAttribute('data-cv-state') === 'ready'",
+        "() => document.getElementById('cv-root').getAttribute('data-cv-state') === 'ready'",
         timeout=timeout * 1000,
     )
 

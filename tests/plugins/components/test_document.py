@@ -238,7 +238,9 @@ async def test_a_document_in_chromium(browser: Browser) -> None:
         assert await text(page, "#count") == "2"
         # After a drop, on_connect builds the document again in a cleared host.
         harness.abort(harness.connection())
-        await page.wait_for_function("window.__cv.filter((e) => e.kind === 'ready').length === 2")
-        await page.wait_for_function("document.querySelectorAll('#items li').length === 0")
+        await page.wait_for_function(
+            "() => window.__cv.filter((e) => e.kind === 'ready').length === 2"
+        )
+        await page.wait_for_function("() => document.querySelectorAll('#items li').length === 0")
         assert await page.evaluate("document.querySelectorAll('#board > ul').length") == 1
         assert harness.errors == []

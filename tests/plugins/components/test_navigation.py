@@ -304,19 +304,21 @@ async def test_links_forms_back_and_forward(browser: Browser) -> None:
 
         # Back and forward, without reloads.
         await page.go_back()
-        await page.wait_for_function("document.querySelector('h1').textContent === 'About'")
+        await page.wait_for_function("() => document.querySelector('h1').textContent === 'About'")
         await page.go_back()
-        await page.wait_for_function("document.querySelector('h1').textContent === 'Home'")
+        await page.wait_for_function("() => document.querySelector('h1').textContent === 'Home'")
         assert page.url == harness.url("/")
         assert await text(page, "#clicks") == "1"  # the page as it was left
         await after(page, lambda: page.click("#inc"))
         await page.go_forward()
-        await page.wait_for_function("document.querySelector('h1').textContent === 'About'")
+        await page.wait_for_function("() => document.querySelector('h1').textContent === 'About'")
         await page.go_forward()
-        await page.wait_for_function("document.querySelector('h1').textContent === 'Item 7 (x)'")
+        await page.wait_for_function(
+            "() => document.querySelector('h1').textContent === 'Item 7 (x)'"
+        )
         await page.go_back()
         await page.go_back()
-        await page.wait_for_function("document.querySelector('h1').textContent === 'Home'")
+        await page.wait_for_function("() => document.querySelector('h1').textContent === 'Home'")
         assert await text(page, "#clicks") == "2"
         assert await same_document(page)
 
@@ -325,7 +327,7 @@ async def test_links_forms_back_and_forward(browser: Browser) -> None:
         await navigate(page, "#search-go", "Results for hello world")
         assert page.url == harness.url("/search?q=hello+world")
         await page.go_back()
-        await page.wait_for_function("document.querySelector('h1').textContent === 'Home'")
+        await page.wait_for_function("() => document.querySelector('h1').textContent === 'Home'")
         await page.fill("#name", "Ann")
         await navigate(page, "#post-go", "Hello, Ann")
         assert page.url == harness.url("/posted")
@@ -340,7 +342,7 @@ async def test_links_forms_back_and_forward(browser: Browser) -> None:
         # The server can navigate too.
         connection = harness.connection()
         await connection.navigate("/about")
-        await page.wait_for_function("document.querySelector('h1').textContent === 'About'")
+        await page.wait_for_function("() => document.querySelector('h1').textContent === 'About'")
         assert page.url == harness.url("/about")
         assert await same_document(page)
         assert harness.errors == []
@@ -366,7 +368,7 @@ async def test_what_cannot_be_diffed_is_loaded(browser: Browser, selector: str, 
         await page.evaluate("window.__marker = 'kept'")
         async with page.expect_navigation():
             await page.click(selector)
-        await page.wait_for_function(check, timeout=WAIT * 1000)
+        await page.wait_for_function(f"() => {check}", timeout=WAIT * 1000)
         assert not await same_document(page)  # a real load
 
 
@@ -392,7 +394,9 @@ async def test_popstate_after_a_resume_uses_the_stash(browser: Browser) -> None:
         await navigate(page, "#about", "About")
         first = harness.connection()
         harness.abort(first)
-        await page.wait_for_function("window.__cv.filter((e) => e.kind === 'ready').length === 2")
+        await page.wait_for_function(
+            "() => window.__cv.filter((e) => e.kind === 'ready').length === 2"
+        )
         await page.go_back()
-        await page.wait_for_function("document.querySelector('h1').textContent === 'Home'")
+        await page.wait_for_function("() => document.querySelector('h1').textContent === 'Home'")
         assert await text(page, "#clicks") == "1"  # from the snapshot's history

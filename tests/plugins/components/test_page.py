@@ -689,7 +689,7 @@ async def test_a_form_with_every_input_type(browser: Browser) -> None:
         await after(page, lambda: page.check("#alone"))
         await page.type("#typed", "abc")  # debounced: one event
         await page.wait_for_function(
-            "JSON.parse(document.getElementById('changes').textContent).length === 6",
+            "() => JSON.parse(document.getElementById('changes').textContent).length === 6",
             timeout=WAIT * 1000,
         )
         await after(page, lambda: page.click("#keyed"))
@@ -745,7 +745,9 @@ async def test_resume_after_a_drop_keeps_state_and_form(browser: Browser) -> Non
         first = harness.connection()
         assert await ready_count(page) == 1
         harness.abort(first)  # TCP gone from the server's side, no Close
-        await page.wait_for_function("window.__cv.filter((e) => e.kind === 'ready').length === 2")
+        await page.wait_for_function(
+            "() => window.__cv.filter((e) => e.kind === 'ready').length === 2"
+        )
         second = harness.connection()
         assert second is not first and second.page_id == first.page_id
         # Same document, same DOM: the form state is intact...
@@ -773,7 +775,7 @@ async def test_resume_after_a_lost_batch_mounts_the_page_again(browser: Browser)
         connection.seq += 1
         await connection._save()
         harness.abort(connection)
-        await page.wait_for_function("window.__cv.some((e) => e.kind === 'mount')")
+        await page.wait_for_function("() => window.__cv.some((e) => e.kind === 'mount')")
         assert await text(page, "#count") == "7"
         assert await page.evaluate("window.__marker") == "same document"
         await after(page, lambda: page.click("#inc"))
@@ -961,7 +963,7 @@ async def test_xss_payloads_are_inert(browser: Browser) -> None:
             ],
         )
         # Refused: the page asks for a resync and is mounted again.
-        await page.wait_for_function("window.__cv.some((e) => e.kind === 'mount')")
+        await page.wait_for_function("() => window.__cv.some((e) => e.kind === 'mount')")
         assert await page.evaluate("window.__xss") is None
         assert harness.dialogs == []
 

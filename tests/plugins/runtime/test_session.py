@@ -452,7 +452,7 @@ async def test_unknown_kinds_from_the_server_are_reported_in_the_page(browser: B
         await session.send("nope", "thing", x=1)
         await session.send("nope", "thing", x=2)
         await session.send("nope", "other")
-        await page.wait_for_function("window.__unknown.length === 3", timeout=WAIT * 1000)
+        await page.wait_for_function("() => window.__unknown.length === 3", timeout=WAIT * 1000)
         assert await page.evaluate("window.__unknown") == [
             {"plugin": "nope", "kind": "thing"},
             {"plugin": "nope", "kind": "thing"},
