@@ -35,6 +35,8 @@ from .helpers import (
     TIMEOUT,
     FunctionApp,
     Harness,
+    RawClient,
+    WebSocketHandler,
     close_frame,
     close_payload,
     echo_text_close_on_request,
@@ -957,3 +959,77 @@ async def test_a_large_payload_is_written_without_joining_it_to_its_header(
     ]
     assert any(chunk is payload for chunk in written)
     assert all(len(chunk) < 1024 for chunk in written if chunk is not payload)
+
+
+# ---------------------------------------------------------------------------
+# When replies are written
+# ---------------------------------------------------------------------------
+
+
+async def _record_writes(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, handler: WebSocketHandler
+) -> tuple[RawClient, list[bytes]]:
+    server = await h.serve(FunctionApp(handler))
+    raw = await h.raw(server)
+    await raw.handshake()
+    connection = only_connection(server)
+    assert connection.transport is not None
+    written: list[bytes] = []
+    original = connection.transport.write
+
+    def recording_write(data: bytes) -> None:
+        written.append(bytes(data))
+        original(data)
+
+    monkeypatch.setattr(connection.transport, "write", recording_write)
+    return raw, written
+
+
+async def test_the_reply_to_the_last_queued_message_is_written_within_send(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A request/response peer waits for this reply: it reaches write()
+    # before send_text() returns, not at the end of the loop iteration.
+    written_at_return: list[int] = []
+    done = asyncio.Event()
+    writes: list[bytes] = []
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        message = await websocket.receive_text()
+        await websocket.send_text(message)
+        written_at_return.append(len(writes))
+        await websocket.send_text("second")  # no longer a reply: deferred
+        written_at_return.append(len(writes))
+        done.set()
+        await websocket.receive()
+
+    raw, writes = await _record_writes(h, monkeypatch, handler)
+    await raw.send(mask_frame(OP_TEXT, b"ping?"))
+    await asyncio.wait_for(done.wait(), TIMEOUT)
+    assert written_at_return == [1, 1]
+    frames = [await raw.recv_non_ping() for _ in range(2)]
+    assert [f.payload for f in frames] == [b"ping?", b"second"]
+    assert writes[0] == b"\x81\x05ping?"
+
+
+async def test_replies_to_messages_read_together_leave_in_one_write(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ten messages in one read: the handler answers each, the replies wait
+    # while messages remain queued, and the last reply carries them all.
+    answered = asyncio.Event()
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        for _ in range(10):
+            await websocket.send_text(await websocket.receive_text())
+        answered.set()
+        await websocket.receive()
+
+    raw, writes = await _record_writes(h, monkeypatch, handler)
+    await raw.send(b"".join(mask_frame(OP_TEXT, b"m%d" % n) for n in range(10)))
+    await asyncio.wait_for(answered.wait(), TIMEOUT)
+    frames = [await raw.recv_non_ping() for _ in range(10)]
+    assert [f.payload for f in frames] == [b"m%d" % n for n in range(10)]
+    assert writes == [b"".join(b"\x81\x02m%d" % n for n in range(10))]

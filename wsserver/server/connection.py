@@ -95,6 +95,10 @@ class Connection(asyncio.Protocol):
         # write (one system call) instead of one each.
         self._unflushed = 0
         self._flush_scheduled = False
+        # Set when the application took the last queued message: its next
+        # send is the reply a waiting peer needs, and nothing is left to
+        # join it, so it is written at once (one loop iteration sooner).
+        self._reply_now = False
         self._pong_timers: dict[bytes, asyncio.TimerHandle] = {}
         self._ping_timer: asyncio.TimerHandle | None = None
         self._receive_timer: asyncio.TimerHandle | None = None
@@ -309,8 +313,13 @@ class Connection(asyncio.Protocol):
         message at a time would run the whole pump (and a write) per message.
         If the queue had not stopped it, the pump already parsed everything
         received.
+
+        Taking the last queued message arms ``_reply_now``: see
+        ``flush_and_drain``.
         """
         websocket = self.websocket
+        if websocket is not None and not websocket._messages:
+            self._reply_now = True
         if (
             self._queue_blocked
             and websocket is not None
@@ -430,10 +439,22 @@ class Connection(asyncio.Protocol):
         reading: the connection is dropped (``_write_timed_out``) and this
         raises ``WebSocketDisconnect(1008)``.
 
+        The first send after the application took the last queued message
+        is written at once instead: it is most likely the reply a peer
+        waits for, and no other message remains whose reply could join it.
+        Deferring it would cost the round trip a loop iteration (and an
+        ``epoll_wait``).  Replies to a burst of messages still leave in one
+        write: while messages remain queued, their replies wait, and the
+        last one carries them all.
+
         Args:
             size: the bytes just queued in the core.
         """
-        self.flush_soon(size)
+        if self._reply_now:
+            self._reply_now = False
+            self.flush()
+        else:
+            self.flush_soon(size)
         if not self._writing_paused or self._closed:
             return
         waiter = self.loop.create_future()
