@@ -1033,3 +1033,44 @@ async def test_replies_to_messages_read_together_leave_in_one_write(
     frames = [await raw.recv_non_ping() for _ in range(10)]
     assert [f.payload for f in frames] == [b"m%d" % n for n in range(10)]
     assert writes == [b"".join(b"\x81\x02m%d" % n for n in range(10))]
+
+
+# ---------------------------------------------------------------------------
+# The shared receive buffer
+# ---------------------------------------------------------------------------
+
+
+async def test_connections_read_into_one_buffer_and_keep_what_they_received(
+    h: Harness,
+) -> None:
+    # Every transport reads into the server's one receive buffer; what a
+    # connection keeps (here the start of a frame header, which the core
+    # cannot parse yet) must be a copy, or the next read on any connection
+    # would overwrite it.
+    received: list[str] = []
+    both_received = asyncio.Event()
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        received.append(await websocket.receive_text())
+        if len(received) == 2:
+            both_received.set()
+        await websocket.receive()
+
+    server = await h.serve(FunctionApp(handler))
+    first = await h.raw(server)
+    await first.handshake()
+    second = await h.raw(server)
+    await second.handshake()
+    one, two = sorted(server.connections, key=lambda c: c.id)
+    assert one.get_buffer(-1) is two.get_buffer(-1) is server.receive_buffer
+
+    frame = mask_frame(OP_TEXT, b"A" * 100)
+    before = one._bytes_in
+    await first.send(frame[:3])  # half of the header and mask
+    await wait_until(lambda: one._bytes_in == before + 3)
+    await second.send(mask_frame(OP_TEXT, b"B" * 100))  # overwrites the buffer
+    await wait_until(lambda: received == ["B" * 100])
+    await first.send(frame[3:])
+    await asyncio.wait_for(both_received.wait(), TIMEOUT)
+    assert received == ["B" * 100, "A" * 100]

@@ -28,6 +28,12 @@ logger = logging.getLogger("wsserver")
 _AFTER_ABORT = 1.0
 
 
+#: Bytes read from a socket at once: asyncio's own figure for its
+#: transports (``max_size``), large enough that a 1 MiB message takes four
+#: reads.
+RECEIVE_BUFFER_SIZE = 256 * 1024
+
+
 class Server:
     """Serves one application on one listening socket.
 
@@ -48,6 +54,10 @@ class Server:
         # shutdown() can wait for them: a connection leaves ``connections``
         # when its transport is gone, which may be before its handler returns.
         self._tasks: set[asyncio.Task[None]] = set()
+        # Where every connection's transport reads into: see
+        # Connection.get_buffer.  One per server, not per connection: an
+        # idle connection holds no receive buffer.
+        self.receive_buffer = memoryview(bytearray(RECEIVE_BUFFER_SIZE))
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
