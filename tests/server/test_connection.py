@@ -918,6 +918,27 @@ async def test_reading_pauses_during_the_handshake_only_once_bytes_wait(h: Harne
     assert connection.transport.is_reading()
 
 
+async def _record_writes(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, handler: WebSocketHandler
+) -> tuple[RawClient, list[bytes]]:
+    """Serve ``handler``, open a raw client, and record (the very objects)
+    what the connection hands to ``transport.write`` from then on."""
+    server = await h.serve(FunctionApp(handler))
+    raw = await h.raw(server)
+    await raw.handshake()
+    connection = only_connection(server)
+    assert connection.transport is not None
+    written: list[bytes] = []
+    original = connection.transport.write
+
+    def recording_write(data: bytes) -> None:
+        written.append(data)
+        original(data)
+
+    monkeypatch.setattr(connection.transport, "write", recording_write)
+    return raw, written
+
+
 async def test_a_large_payload_is_written_without_joining_it_to_its_header(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -936,19 +957,7 @@ async def test_a_large_payload_is_written_without_joining_it_to_its_header(
         sent.set()
         await websocket.receive()
 
-    server = await h.serve(FunctionApp(handler))
-    raw = await h.raw(server)
-    await raw.handshake()
-    connection = only_connection(server)
-    assert connection.transport is not None
-    written: list[bytes] = []
-    original = connection.transport.write
-
-    def recording_write(data: bytes) -> None:
-        written.append(data)
-        original(data)
-
-    monkeypatch.setattr(connection.transport, "write", recording_write)
+    raw, written = await _record_writes(h, monkeypatch, handler)
     await raw.send(mask_frame(OP_TEXT, b"go"))
     await asyncio.wait_for(sent.wait(), TIMEOUT)
     frames = [await raw.recv_non_ping() for _ in range(3)]
@@ -964,25 +973,6 @@ async def test_a_large_payload_is_written_without_joining_it_to_its_header(
 # ---------------------------------------------------------------------------
 # When replies are written
 # ---------------------------------------------------------------------------
-
-
-async def _record_writes(
-    h: Harness, monkeypatch: pytest.MonkeyPatch, handler: WebSocketHandler
-) -> tuple[RawClient, list[bytes]]:
-    server = await h.serve(FunctionApp(handler))
-    raw = await h.raw(server)
-    await raw.handshake()
-    connection = only_connection(server)
-    assert connection.transport is not None
-    written: list[bytes] = []
-    original = connection.transport.write
-
-    def recording_write(data: bytes) -> None:
-        written.append(bytes(data))
-        original(data)
-
-    monkeypatch.setattr(connection.transport, "write", recording_write)
-    return raw, written
 
 
 async def test_the_reply_to_the_last_queued_message_is_written_within_send(
