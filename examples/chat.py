@@ -140,7 +140,7 @@ def create_app(manager: ChannelManager | None = None) -> App:
 
     @app.route("/favicon.ico")
     async def favicon(request: Request) -> Response:
-        return Response(b"", status=204)
+        return Response(b"", status_code=204)
 
     @channels.handler("join")
     async def join(channel: Channel, data: Any) -> dict[str, Any]:

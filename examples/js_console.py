@@ -169,7 +169,7 @@ async def home(request: Request) -> Response:
 
 
 def _bad_request(message: str) -> Response:
-    return JSONResponse({"error": message}, status=400)
+    return JSONResponse({"error": message}, status_code=400)
 
 
 @app.route("/eval", methods=("POST",))

@@ -265,7 +265,7 @@ def create_app(
 
     @app.route("/favicon.ico")
     async def favicon(request: Request) -> Response:
-        return Response(b"", status=204)
+        return Response(b"", status_code=204)
 
     @channels.handler("subscribe")
     async def subscribe(channel: Channel, data: Any) -> list[dict[str, Any]]:

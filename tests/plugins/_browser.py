@@ -114,7 +114,7 @@ class Harness:
         return HTMLResponse(self.page_html)
 
     async def _no_favicon(self, request: Request) -> Response:
-        return Response(b"", status=204)
+        return Response(b"", status_code=204)
 
     # -- server ------------------------------------------------------------
 

@@ -71,7 +71,7 @@ class FunctionApp:
             self.http_started.set()
             await self.http_gate.wait()
             return PlainTextResponse("slow\n")
-        return PlainTextResponse("Not Found\n", status=404)
+        return PlainTextResponse("Not Found\n", status_code=404)
 
     async def handle_websocket(self, websocket: WebSocket) -> None:
         await self.handler(websocket)

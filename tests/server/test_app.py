@@ -409,9 +409,9 @@ def guarded_app(seen: list[str]) -> App:
             or ""
         )
         if not given:
-            return PlainTextResponse("token required\n", status=401)
+            return PlainTextResponse("token required\n", status_code=401)
         if not secrets_equal(given, TOKEN):
-            return PlainTextResponse("bad token\n", status=403)
+            return PlainTextResponse("bad token\n", status_code=403)
         ws.state.user = "alice"
         return None
 

@@ -18,7 +18,7 @@ from wsserver.server.responses import (
 
 def test_plain_response_defaults() -> None:
     r = Response()
-    assert r.status == 200
+    assert r.status_code == 200
     assert r.status_code == 200
     assert r.body == b""
     assert isinstance(r.headers, MutableHeaders)
@@ -57,8 +57,8 @@ def test_subclass_media_types() -> None:
 
 
 def test_json_response_compact_utf8() -> None:
-    r = JSONResponse({"a": [1, 2], "name": "é€"}, status=201)
-    assert r.status == 201
+    r = JSONResponse({"a": [1, 2], "name": "é€"}, status_code=201)
+    assert r.status_code == 201
     assert r.body == '{"a":[1,2],"name":"é€"}'.encode()
     assert r.headers["content-type"] == "application/json"
     assert json.loads(r.body) == {"a": [1, 2], "name": "é€"}
@@ -74,11 +74,11 @@ def test_json_response_refuses_nan_and_unserialisable() -> None:
 
 def test_redirect_response() -> None:
     r = RedirectResponse("/next?a=1")
-    assert r.status == 307
+    assert r.status_code == 307
     assert r.body == b""
     assert r.headers["location"] == "/next?a=1"
     assert "content-type" not in r.headers
-    assert RedirectResponse("/x", status=301).status == 301
+    assert RedirectResponse("/x", status_code=301).status_code == 301
     url = URL.from_target("/a", "https", "h")
     assert RedirectResponse(url).headers["location"] == "https://h/a"
 
@@ -91,7 +91,7 @@ def test_redirect_encodes_unsafe_characters_and_blocks_injection() -> None:
     assert "\n" not in evil.headers["location"]
     assert evil.headers.getlist("set-cookie") == []
     with pytest.raises(ValueError):
-        RedirectResponse("/x", status=200)
+        RedirectResponse("/x", status_code=200)
 
 
 def test_headers_argument_forms() -> None:
@@ -121,19 +121,19 @@ def test_invalid_header_in_response_is_refused() -> None:
 @pytest.mark.parametrize("status", [99, 600, 0, -1, True])
 def test_invalid_status(status: int) -> None:
     with pytest.raises(ValueError):
-        Response(status=status)
+        Response(status_code=status)
 
 
 @pytest.mark.parametrize("status", [101, 204, 304])
 def test_bodiless_statuses(status: int) -> None:
     with pytest.raises(ValueError):
-        Response(b"x", status=status)
-    r = PlainTextResponse("", status=status)
+        Response(b"x", status_code=status)
+    r = PlainTextResponse("", status_code=status)
     assert "content-type" not in r.headers
     assert r.body == b""
 
 
 def test_repr() -> None:
-    assert repr(PlainTextResponse("abc", status=404)) == (
-        "PlainTextResponse(status=404, body=<3 bytes>)"
+    assert repr(PlainTextResponse("abc", status_code=404)) == (
+        "PlainTextResponse(status_code=404, body=<3 bytes>)"
     )

@@ -127,7 +127,7 @@ def test_method_not_allowed_lists_every_method_of_the_path() -> None:
     assert m.allowed_methods == ("GET", "DELETE", "HEAD", "PUT")
     r = m.error_response()
     assert r is not None
-    assert r.status == 405
+    assert r.status_code == 405
     assert r.headers["allow"] == "GET, DELETE, HEAD, PUT"
 
 
@@ -148,7 +148,7 @@ def test_websocket_only_path_is_426_for_plain_http() -> None:
     assert m.websocket_only
     r = m.error_response()
     assert r is not None
-    assert r.status == 426
+    assert r.status_code == 426
     assert r.headers["upgrade"] == "websocket"
 
 
@@ -170,7 +170,7 @@ def test_not_found() -> None:
     assert dict(m.path_params) == {}
     r = m.error_response()
     assert r is not None
-    assert r.status == 404
+    assert r.status_code == 404
     assert make_router().match_http("/rooms/", "GET").not_found
     assert make_router().match_http("/rooms/x/", "GET").not_found  # no slash redirect
 

@@ -59,7 +59,7 @@ def get(static: StaticFiles, path: str, method: str = "GET", **headers: str) -> 
 def test_serves_file_with_headers(site: Path) -> None:
     static = StaticFiles(site)
     r = get(static, "/app.js")
-    assert r.status == 200
+    assert r.status_code == 200
     assert r.body == b"console.log(1)"
     st = (site / "app.js").stat()
     assert r.headers["content-type"] == "text/javascript; charset=utf-8"
@@ -80,7 +80,7 @@ def test_head_gets_the_get_response(site: Path) -> None:
     static = StaticFiles(site)
     head = get(static, "/app.js", "HEAD")
     full = get(static, "/app.js")
-    assert head.status == 200
+    assert head.status_code == 200
     assert head.header_pairs() == full.header_pairs()
     # The connection drops the body of a HEAD answer but keeps its length.
     assert head.body == full.body
@@ -89,7 +89,7 @@ def test_head_gets_the_get_response(site: Path) -> None:
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "get"])
 def test_other_methods_are_405(site: Path, method: str) -> None:
     r = get(StaticFiles(site), "/app.js", method)
-    assert r.status == 405
+    assert r.status_code == 405
     assert r.headers["allow"] == "GET, HEAD"
 
 
@@ -99,15 +99,15 @@ def test_index_files(site: Path) -> None:
     assert get(static, "").body == b"<h1>home</h1>"
     assert get(static, "/docs/").body == b"docs home"
     assert get(static, "/docs").body == b"docs home"
-    assert get(static, "/empty/").status == 404
-    assert get(StaticFiles(site, index=None), "/").status == 404
+    assert get(static, "/empty/").status_code == 404
+    assert get(StaticFiles(site, index=None), "/").status_code == 404
 
 
 def test_missing_file_is_404(site: Path) -> None:
     r = get(StaticFiles(site), "/nope.js")
-    assert r.status == 404
+    assert r.status_code == 404
     assert r.body == b"Not Found"
-    assert get(StaticFiles(site), "/app.js/inner").status == 404  # not a directory
+    assert get(StaticFiles(site), "/app.js/inner").status_code == 404  # not a directory
 
 
 @pytest.mark.parametrize(
@@ -162,14 +162,14 @@ def test_immutable_prefix(site: Path) -> None:
 )
 def test_traversal_and_hidden_files_are_404(site: Path, path: str) -> None:
     r = get(StaticFiles(site), path)
-    assert r.status == 404
+    assert r.status_code == 404
     assert b"secret" not in r.body
 
 
 def test_absolute_paths_stay_inside(site: Path, tmp_path: Path) -> None:
     static = StaticFiles(site)
-    assert get(static, str(tmp_path / "secret.txt")).status == 404
-    assert get(static, "//etc/passwd").status == 404
+    assert get(static, str(tmp_path / "secret.txt")).status_code == 404
+    assert get(static, "//etc/passwd").status_code == 404
     # An absolute-looking path names a file under the directory.
     assert get(static, "//docs//page.txt").body == b"page"
 
@@ -193,7 +193,7 @@ def test_encoded_traversal_through_router_is_404(site: Path, raw_path: str) -> N
     assert match.found
     assert match.route is mount
     r = get(mount.static, match.subpath)
-    assert r.status == 404
+    assert r.status_code == 404
     assert b"secret" not in r.body
 
 
@@ -201,8 +201,8 @@ def test_symlink_escaping_the_directory_is_404(site: Path, tmp_path: Path) -> No
     (site / "leak.txt").symlink_to(tmp_path / "secret.txt")
     (site / "leakdir").symlink_to(tmp_path)
     static = StaticFiles(site)
-    assert get(static, "/leak.txt").status == 404
-    assert get(static, "/leakdir/secret.txt").status == 404
+    assert get(static, "/leak.txt").status_code == 404
+    assert get(static, "/leakdir/secret.txt").status_code == 404
 
 
 def test_symlink_inside_the_directory_is_served(site: Path) -> None:
@@ -215,12 +215,12 @@ def test_symlinked_root_directory(site: Path, tmp_path: Path) -> None:
     link.symlink_to(site)
     static = StaticFiles(link)
     assert static.directory == str(site.resolve())
-    assert get(static, "/app.js").status == 200
+    assert get(static, "/app.js").status_code == 200
 
 
 def test_fifo_is_not_served(site: Path) -> None:
     os.mkfifo(site / "pipe")
-    assert get(StaticFiles(site), "/pipe").status == 404
+    assert get(StaticFiles(site), "/pipe").status_code == 404
     with pytest.raises(OSError) as info:
         read_file(str(site / "pipe"))
     assert info.value.errno == errno.EINVAL
@@ -235,14 +235,14 @@ def test_if_none_match(site: Path) -> None:
     etag = first.headers["etag"]
     for value in (etag, f"W/{etag}", f'"other", {etag}', "*"):
         r = get(static, "/app.js", if_none_match=value)
-        assert r.status == 304, value
+        assert r.status_code == 304, value
         assert r.body == b""
         assert r.headers["etag"] == etag
         assert r.headers["cache-control"] == "public, max-age=3600"
         assert "last-modified" in r.headers
         assert "content-type" not in r.headers
-    assert get(static, "/app.js", if_none_match='"nope"').status == 200
-    assert get(static, "/app.js", "HEAD", if_none_match=etag).status == 304
+    assert get(static, "/app.js", if_none_match='"nope"').status_code == 200
+    assert get(static, "/app.js", "HEAD", if_none_match=etag).status_code == 304
 
 
 def test_etag_changes_with_the_file(site: Path) -> None:
@@ -253,7 +253,7 @@ def test_etag_changes_with_the_file(site: Path) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
     after = get(static, "/app.js").headers["etag"]
     assert before != after
-    assert get(static, "/app.js", if_none_match=before).status == 200
+    assert get(static, "/app.js", if_none_match=before).status_code == 200
 
 
 def test_if_modified_since(site: Path) -> None:
@@ -262,15 +262,15 @@ def test_if_modified_since(site: Path) -> None:
     os.utime(path, (1_700_000_000.5, 1_700_000_000.5))
     last_modified = get(static, "/app.js").headers["last-modified"]
     assert last_modified == formatdate(1_700_000_000, usegmt=True)
-    assert get(static, "/app.js", if_modified_since=last_modified).status == 304
+    assert get(static, "/app.js", if_modified_since=last_modified).status_code == 304
     later = formatdate(1_800_000_000, usegmt=True)
-    assert get(static, "/app.js", if_modified_since=later).status == 304
+    assert get(static, "/app.js", if_modified_since=later).status_code == 304
     earlier = formatdate(1_600_000_000, usegmt=True)
-    assert get(static, "/app.js", if_modified_since=earlier).status == 200
-    assert get(static, "/app.js", if_modified_since="garbage").status == 200
+    assert get(static, "/app.js", if_modified_since=earlier).status_code == 200
+    assert get(static, "/app.js", if_modified_since="garbage").status_code == 200
     # If-None-Match takes precedence (RFC 9110 section 13.1.3).
     r = get(static, "/app.js", if_modified_since=later, if_none_match='"nope"')
-    assert r.status == 200
+    assert r.status_code == 200
 
 
 # --- size limit ------------------------------------------------------------
@@ -280,10 +280,10 @@ def test_too_large_file_is_403(site: Path) -> None:
     (site / "big.bin").write_bytes(b"x" * 101)
     static = StaticFiles(site, max_file_size=100)
     r = get(static, "/big.bin")
-    assert r.status == 403
+    assert r.status_code == 403
     assert b"too large" in r.body
     (site / "ok.bin").write_bytes(b"x" * 100)
-    assert get(static, "/ok.bin").status == 200
+    assert get(static, "/ok.bin").status_code == 200
     assert StaticFiles(site).max_file_size == DEFAULT_MAX_FILE_SIZE == 16 * 1024 * 1024
 
 
@@ -309,7 +309,7 @@ def test_resolve_then_build(site: Path) -> None:
     assert found.size == 6
     data = read_file(found.path, static.max_file_size)
     r = static.build(found, data)
-    assert r.status == 200
+    assert r.status_code == 200
     assert r.body == b"body{}"
     assert r.header_pairs() == get(static, "/style.css").header_pairs()
     assert isinstance(static.resolve("/nope", "GET", NO_HEADERS), Response)
@@ -322,7 +322,7 @@ def test_file_vanishing_between_resolve_and_read_is_404(site: Path) -> None:
     (site / "style.css").unlink()
     with pytest.raises(FileNotFoundError):
         read_file(found.path)
-    assert get(static, "/style.css").status == 404
+    assert get(static, "/style.css").status_code == 404
 
 
 # --- precompressed variants ------------------------------------------------
@@ -358,7 +358,7 @@ def compressed(site: Path) -> Path:
 def test_precompressed_selection(compressed: Path, accept: str, encoding: str | None) -> None:
     static = StaticFiles(compressed)
     r = get(static, "/app.js", accept_encoding=accept)
-    assert r.status == 200
+    assert r.status_code == 200
     assert r.headers["vary"] == "Accept-Encoding"
     assert r.headers["content-type"] == "text/javascript; charset=utf-8"
     assert r.headers.get("content-encoding") == encoding
@@ -378,9 +378,9 @@ def test_precompressed_variants_have_their_own_etags(compressed: Path) -> None:
     assert len({plain, gz, zst}) == 3
     assert gz.endswith('-gzip"')
     not_modified = get(static, "/app.js", accept_encoding="gzip", if_none_match=gz)
-    assert not_modified.status == 304
+    assert not_modified.status_code == 304
     assert not_modified.headers["vary"] == "Accept-Encoding"
-    assert get(static, "/app.js", if_none_match=gz).status == 200
+    assert get(static, "/app.js", if_none_match=gz).status_code == 200
 
 
 def test_precompressed_only_where_present(compressed: Path) -> None:

@@ -181,7 +181,7 @@ async def test_accept_sends_extra_response_headers(
 async def test_send_denial_response_reaches_the_client(status: int, body_text: str) -> None:
     async def body(ws: WebSocket) -> WebSocketState:
         await ws.send_denial_response(
-            PlainTextResponse(body_text, status=status, headers=[("x-why", "test")])
+            PlainTextResponse(body_text, status_code=status, headers=[("x-why", "test")])
         )
         return ws.application_state
 
@@ -214,7 +214,7 @@ async def test_close_before_accept_refuses_with_403() -> None:
 async def test_send_denial_response_after_accept_is_an_error() -> None:
     async def body(ws: WebSocket) -> None:
         await ws.accept()
-        await ws.send_denial_response(PlainTextResponse("late", status=400))
+        await ws.send_denial_response(PlainTextResponse("late", status_code=400))
 
     probe = Probe(body)
     async with serving(probe.run) as server, connect(ws_url(server)):

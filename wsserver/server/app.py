@@ -128,7 +128,7 @@ class App:
                 data = await asyncio.to_thread(read_file, found.path, static.max_file_size)
             except OSError:
                 # Deleted or replaced between resolve() and the read.
-                return PlainTextResponse("Not Found\n", status=404)
+                return PlainTextResponse("Not Found\n", status_code=404)
             return static.build(found, data)
         response = match.error_response()
         assert response is not None
@@ -142,7 +142,7 @@ class App:
         match = self.router.match_websocket(websocket.url.raw_path)
         route = match.route
         if not match.found or not isinstance(route, WebSocketRoute):
-            await websocket.send_denial_response(PlainTextResponse("Not Found\n", status=404))
+            await websocket.send_denial_response(PlainTextResponse("Not Found\n", status_code=404))
             return
         websocket.path_params = dict(match.path_params)
         if self.authenticate is not None:

@@ -533,19 +533,19 @@ class Connection(asyncio.BufferedProtocol):
                 server_host=self.server_host,
             )
         except ValueError as error:
-            response: Response = PlainTextResponse(f"Bad request: {error}\n", status=400)
+            response: Response = PlainTextResponse(f"Bad request: {error}\n", status_code=400)
         else:
             try:
                 response = await self.server.app.handle_http(request)
             except Exception:
                 logger.exception("conn %d: error in HTTP handler for %s", self.id, event.target)
-                response = PlainTextResponse("Internal Server Error\n", status=500)
+                response = PlainTextResponse("Internal Server Error\n", status_code=500)
         if self._closed:
             return
         headers = list(response.header_pairs())
         if self.server.shutting_down:
             headers.append(("connection", "close"))
-        self.protocol.send_response(response.status, tuple(headers), response.body)
+        self.protocol.send_response(response.status_code, tuple(headers), response.body)
         self.flush()
         self._task = None
         if not self.protocol.must_close_transport:
@@ -625,7 +625,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def reject(self, response: Response) -> None:
         """Answer the handshake with ``response`` (``send_denial_response``)."""
-        self.protocol.reject(response.status, tuple(response.header_pairs()), response.body)
+        self.protocol.reject(response.status_code, tuple(response.header_pairs()), response.body)
         self.flush()
         self._close_transport()
 

@@ -41,7 +41,7 @@ class Response:
     """A complete HTTP response.
 
     Attributes:
-        status: the status code (100-599).
+        status_code: the status code (100-599).
         headers: the response headers, mutable until the response is sent.
         body: the whole body, encoded.
         media_type: the media type the ``Content-Type`` was computed from
@@ -66,7 +66,7 @@ class Response:
     def __init__(
         self,
         body: bytes | str = b"",
-        status: int = 200,
+        status_code: int = 200,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         media_type: str | None = None,
     ) -> None:
@@ -74,7 +74,7 @@ class Response:
 
         Args:
             body: the body; a ``str`` is encoded with ``charset``.
-            status: the status code.
+            status_code: the status code (Starlette's and Lilya's keyword).
             headers: extra headers, as a mapping or ``(name, value)`` pairs.
             media_type: overrides the class's ``media_type``.
 
@@ -82,19 +82,19 @@ class Response:
             ValueError: the status is outside 100-599, a bodiless status has
                 a body, or a header is invalid (see ``MutableHeaders``).
         """
-        if isinstance(status, bool) or not 100 <= status <= 599:
-            raise ValueError(f"invalid HTTP status {status!r}")
-        self.status = status
+        if isinstance(status_code, bool) or not 100 <= status_code <= 599:
+            raise ValueError(f"invalid HTTP status {status_code!r}")
+        self.status_code = status_code
         self.body = body.encode(self.charset) if isinstance(body, str) else bytes(body)
-        if self.body and _is_bodiless(status):
-            raise ValueError(f"a {status} response cannot have a body")
+        if self.body and _is_bodiless(status_code):
+            raise ValueError(f"a {status_code} response cannot have a body")
         if media_type is not None:
             self.media_type = media_type
         self.headers = MutableHeaders(headers)
         if (
             self.media_type is not None
             and "content-type" not in self.headers
-            and not _is_bodiless(status)
+            and not _is_bodiless(status_code)
         ):
             self.headers["content-type"] = self._content_type(self.media_type)
 
@@ -102,11 +102,6 @@ class Response:
         if media_type.startswith("text/") and "charset=" not in media_type.lower():
             return f"{media_type}; charset={self.charset}"
         return media_type
-
-    @property
-    def status_code(self) -> int:
-        """Alias of ``status``, the name Starlette and Lilya use."""
-        return self.status
 
     def header_pairs(self) -> list[tuple[str, str]]:
         """Return the headers to serialise, in order, names lowercased.
@@ -117,7 +112,8 @@ class Response:
         return [pair for pair in self.headers.multi_items() if pair[0] not in _FRAMING_HEADERS]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(status={self.status}, body=<{len(self.body)} bytes>)"
+        name = type(self).__name__
+        return f"{name}(status_code={self.status_code}, body=<{len(self.body)} bytes>)"
 
 
 class PlainTextResponse(Response):
@@ -146,7 +142,7 @@ class JSONResponse(Response):
     def __init__(
         self,
         content: object,
-        status: int = 200,
+        status_code: int = 200,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         media_type: str | None = None,
     ) -> None:
@@ -154,7 +150,7 @@ class JSONResponse(Response):
 
         Args:
             content: anything ``json.dumps`` accepts.
-            status: the status code.
+            status_code: the status code.
             headers: extra headers.
             media_type: overrides ``application/json``.
 
@@ -163,7 +159,7 @@ class JSONResponse(Response):
             ValueError: ``content`` holds ``NaN`` or an infinity.
         """
         body = json.dumps(content, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        super().__init__(body.encode("utf-8"), status, headers, media_type)
+        super().__init__(body.encode("utf-8"), status_code, headers, media_type)
 
 
 class RedirectResponse(Response):
@@ -177,20 +173,20 @@ class RedirectResponse(Response):
     def __init__(
         self,
         url: str | URL,
-        status: int = 307,
+        status_code: int = 307,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     ) -> None:
         """Build the redirect.
 
         Args:
             url: the target, absolute or relative.
-            status: a 3xx status.
+            status_code: a 3xx status.
             headers: extra headers.
 
         Raises:
-            ValueError: ``status`` is not a redirection status.
+            ValueError: ``status_code`` is not a redirection status.
         """
-        if isinstance(status, bool) or not 300 <= status <= 399:
-            raise ValueError(f"redirect status must be 3xx, got {status!r}")
-        super().__init__(b"", status, headers)
+        if isinstance(status_code, bool) or not 300 <= status_code <= 399:
+            raise ValueError(f"redirect status must be 3xx, got {status_code!r}")
+        super().__init__(b"", status_code, headers)
         self.headers["location"] = quote(str(url), safe=_LOCATION_SAFE)

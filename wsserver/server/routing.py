@@ -379,17 +379,17 @@ class Match:
         which owns the ``Connection`` header, must add that token.
         """
         if self.kind is MatchKind.NOT_FOUND:
-            return PlainTextResponse("Not Found", status=404)
+            return PlainTextResponse("Not Found", status_code=404)
         if self.kind is MatchKind.METHOD_NOT_ALLOWED:
             return PlainTextResponse(
                 "Method Not Allowed",
-                status=405,
+                status_code=405,
                 headers=[("allow", ", ".join(self.allowed_methods))],
             )
         if self.kind is MatchKind.WEBSOCKET_ONLY:
             return PlainTextResponse(
                 "Upgrade Required: this resource is a WebSocket endpoint.",
-                status=426,
+                status_code=426,
                 headers=[("upgrade", "websocket")],
             )
         return None

@@ -227,7 +227,7 @@ class StaticFiles:
         """
         if method not in ("GET", "HEAD"):
             return PlainTextResponse(
-                "Method Not Allowed", status=405, headers=[("allow", "GET, HEAD")]
+                "Method Not Allowed", status_code=405, headers=[("allow", "GET, HEAD")]
             )
         parts = _safe_parts(path)
         if parts is None:
@@ -280,7 +280,7 @@ class StaticFiles:
         if _not_modified(request_headers, etag, info.st_mtime):
             # RFC 9110 section 15.4.5: a 304 repeats the validators and the
             # caching headers a 200 would carry, and nothing else.
-            return Response(status=304, headers=validators)
+            return Response(status_code=304, headers=validators)
 
         if info.st_size > self.max_file_size:
             logger.warning(
@@ -290,7 +290,7 @@ class StaticFiles:
                 self.max_file_size,
             )
             return PlainTextResponse(
-                f"File too large to serve (over {self.max_file_size} bytes).", status=403
+                f"File too large to serve (over {self.max_file_size} bytes).", status_code=403
             )
 
         headers = [("content-type", _content_type(candidate)), *validators]
@@ -306,7 +306,7 @@ class StaticFiles:
             file_info: what ``resolve`` returned.
             data: what ``read_file(file_info.path, ...)`` returned.
         """
-        return Response(data, status=200, headers=file_info.headers)
+        return Response(data, status_code=200, headers=file_info.headers)
 
     def _regular_file(self, candidate: str) -> tuple[str, os.stat_result] | None:
         """``(real path, stat)`` if ``candidate`` is a regular file inside."""
@@ -323,7 +323,7 @@ class StaticFiles:
 
 
 def _not_found() -> Response:
-    return PlainTextResponse("Not Found", status=404)
+    return PlainTextResponse("Not Found", status_code=404)
 
 
 def _safe_parts(path: str) -> list[str] | None:

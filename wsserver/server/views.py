@@ -100,7 +100,9 @@ class WebSocketView:
                 reason = HTTPStatus(status).phrase
             except ValueError:  # a status Python has no name for, such as 499
                 reason = f"HTTP {status}"
-        await self.websocket.send_denial_response(PlainTextResponse(reason + "\n", status=status))
+        await self.websocket.send_denial_response(
+            PlainTextResponse(reason + "\n", status_code=status)
+        )
 
     async def on_connect(self, websocket: WebSocket) -> None:
         """Called first; accepts the connection unless overridden."""

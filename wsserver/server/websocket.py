@@ -397,7 +397,7 @@ class WebSocket:
         """
         if self.application_state is WebSocketState.CONNECTING:
             await self.send_denial_response(
-                Response(b"Forbidden\n", status=403, media_type="text/plain")
+                Response(b"Forbidden\n", status_code=403, media_type="text/plain")
             )
             return
         if self._connection.protocol.state is State.OPEN:

@@ -788,7 +788,7 @@ class Pages:
 
         @self.app.route("/favicon.ico")
         async def favicon(request: Request) -> Response:
-            return Response(b"", status=204)
+            return Response(b"", status_code=204)
 
     async def __aenter__(self) -> Pages:
         self._serving = serve_manager(self.manager, app=self.app, **self.config)

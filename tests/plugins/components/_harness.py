@@ -44,7 +44,7 @@ def fast_app(**options: Any) -> ComponentApp:
 
 
 async def _no_favicon(request: Request) -> Response:
-    return Response(b"", status=204)
+    return Response(b"", status_code=204)
 
 
 class AppHarness:

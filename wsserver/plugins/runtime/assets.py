@@ -187,7 +187,7 @@ def asset_route(asset: RuntimeAsset, prefix: str = DEFAULT_PREFIX) -> Route:
             "x-content-type-options": "nosniff",
         }
         if _etag_matches(request.headers.get("if-none-match"), etag):
-            return Response(b"", status=304, headers=headers)
+            return Response(b"", status_code=304, headers=headers)
         if coding is not None:
             headers["content-encoding"] = coding
         return Response(body, headers=headers, media_type=MEDIA_TYPE)
