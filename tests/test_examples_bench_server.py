@@ -290,13 +290,20 @@ def test_render_shows_figures_ratios_cpu_and_keeps_the_profile():
     assert "| server CPU µs per message | lower | 0.25x | - |" in text
 
 
+@pytest.mark.timeout(180)
 def test_quick_run_end_to_end(tmp_path):
+    # --retries 0: a run disturbed by other work on the machine is kept as it
+    # is instead of being repeated (the repeat logic has its own test below),
+    # so the file holds exactly one record however busy the machine is.  The
+    # subprocess timeout only guards against a hang; it is not a speed check.
     done = subprocess.run(
         [
             sys.executable,
             "-m",
             "bench.run",
             "--quick",
+            "--retries",
+            "0",
             "--results-dir",
             str(tmp_path),
             "--doc",
@@ -305,7 +312,7 @@ def test_quick_run_end_to_end(tmp_path):
         cwd=ROOT,
         env=_environment(),
         capture_output=True,
-        timeout=20,
+        timeout=150,
     )
     assert done.returncode == 0, done.stderr.decode()
     (results,) = tmp_path.glob("*.json")
