@@ -10,9 +10,10 @@ usage::
 
 Steps:
 
-1. find ``wstest`` (``--wstest``, else ``$HOME/.cache/autobahn-wstest/wstest``,
-   else ``wstest`` on PATH), installing it with
-   ``<repo>/../shared/autobahn/install-wstest.sh`` when none of them runs;
+1. find ``wstest``: ``--wstest PATH`` if given; else ``PREFIX/wstest``, where
+   PREFIX is ``--wstest-prefix`` (default ``$HOME/.cache/autobahn-wstest``),
+   installing it there with ``autobahn-config/install-wstest.sh`` (pinned by
+   ``autobahn-config/wstest-requirements.txt``) when it does not run;
 2. start the server, ``python -m wsserver run examples.echo:EchoView ...``, from
    the repository root, and wait until its port accepts TCP connections;
 3. write a copy of ``fuzzingclient.json`` with the chosen cases and port to a
@@ -57,9 +58,8 @@ REPORTS = HERE / "reports"
 AGENT = "wsserver"
 HOST = "127.0.0.1"
 
-DEFAULT_WSTEST = Path(os.environ.get("HOME") or "/root") / ".cache" / "autobahn-wstest" / "wstest"
-# The shared installer sits beside the repository, not inside it.
-INSTALLER = REPO.parent / "shared" / "autobahn" / "install-wstest.sh"
+DEFAULT_PREFIX = Path(os.environ.get("HOME") or "/root") / ".cache" / "autobahn-wstest"
+INSTALLER = HERE / "install-wstest.sh"
 
 # What a full run of wstest 0.8 ("cases": ["*"]) executes.
 EXPECTED_TOTAL = 517
@@ -348,27 +348,22 @@ def _runs(wstest: str) -> bool:
     return probe.returncode == 0
 
 
-def find_wstest(explicit: str | None) -> str:
-    """A ``wstest`` that runs, installing one into the default place if needed."""
+def find_wstest(explicit: str | None, prefix: Path) -> str:
+    """A ``wstest`` that runs: ``explicit``, else ``prefix/wstest``, installed if needed."""
     if explicit is not None:
         if not _runs(explicit):
             raise RunError(f"--wstest {explicit}: does not run (`{explicit} --help` failed)")
         return explicit
-    if _runs(str(DEFAULT_WSTEST)):
-        return str(DEFAULT_WSTEST)
-    on_path = shutil.which("wstest")
-    if on_path is not None and _runs(on_path):
-        return on_path
-    if not INSTALLER.is_file():
-        raise RunError(
-            f"wstest is not at {DEFAULT_WSTEST} nor on PATH, and the installer {INSTALLER} "
-            "does not exist; install wstest and pass --wstest PATH"
-        )
-    print(f"[autobahn] installing wstest: sh {INSTALLER}", flush=True)
-    installed = subprocess.run(["sh", str(INSTALLER)], stdin=subprocess.DEVNULL, check=False)
-    if installed.returncode != 0 or not _runs(str(DEFAULT_WSTEST)):
+    wstest = prefix / "wstest"
+    if _runs(str(wstest)):
+        return str(wstest)
+    print(f"[autobahn] installing wstest: sh {INSTALLER} {prefix}", flush=True)
+    installed = subprocess.run(
+        ["sh", str(INSTALLER), str(prefix)], stdin=subprocess.DEVNULL, check=False
+    )
+    if installed.returncode != 0 or not _runs(str(wstest)):
         raise RunError(f"{INSTALLER} failed (exit {installed.returncode})")
-    return str(DEFAULT_WSTEST)
+    return str(wstest)
 
 
 def port_accepts(port: int) -> bool:
@@ -557,6 +552,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=9001, help="server port (default: 9001)")
     parser.add_argument("--wstest", metavar="PATH", help="the wstest executable to use")
     parser.add_argument(
+        "--wstest-prefix",
+        metavar="DIR",
+        type=Path,
+        default=DEFAULT_PREFIX,
+        help="where wstest is installed when missing (default: %(default)s)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=WSTEST_TIMEOUT,
@@ -597,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
 
         wall = time.monotonic()
-        wstest = find_wstest(args.wstest)
+        wstest = find_wstest(args.wstest, args.wstest_prefix)
         outdir = REPORTS / "servers"
         shutil.rmtree(outdir, ignore_errors=True)
         outdir.mkdir(parents=True)
