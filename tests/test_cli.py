@@ -41,7 +41,7 @@ from wsserver.protocol import DeflateSettings, ProtocolSettings
 from wsserver.server import ServerConfig
 
 from ._live import TIMEOUT, handshake_headers
-from .server.helpers import make_self_signed_cert
+from .server.helpers import make_certificate
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Subprocesses start a fresh interpreter: give them more time than a reply.
@@ -501,8 +501,8 @@ def test_no_compression_turns_deflate_off() -> None:
 
 
 def test_ssl_flags_build_a_server_context(tmp_path: Path) -> None:
-    cert, key = make_self_signed_cert(tmp_path)
-    config = build_config(parse("--ssl-certfile", str(cert), "--ssl-keyfile", str(key)))
+    files = make_certificate(tmp_path)
+    config = build_config(parse("--ssl-certfile", str(files.cert), "--ssl-keyfile", str(files.key)))
     assert isinstance(config.ssl_context, ssl.SSLContext)
     # A server-side context: it does not ask clients for certificates.
     assert config.ssl_context.verify_mode == ssl.CERT_NONE
@@ -510,11 +510,15 @@ def test_ssl_flags_build_a_server_context(tmp_path: Path) -> None:
 
 
 async def test_run_over_tls(tmp_path: Path) -> None:
-    cert, key = make_self_signed_cert(tmp_path)
-    client_context = ssl.create_default_context(cafile=str(cert))
+    files = make_certificate(tmp_path)
+    client_context = ssl.create_default_context(cafile=str(files.ca))
     async with (
         running(
-            "examples.echo:EchoView", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)
+            "examples.echo:EchoView",
+            "--ssl-certfile",
+            str(files.cert),
+            "--ssl-keyfile",
+            str(files.key),
         ) as server,
         connect(f"wss://localhost:{server.port}/", ssl=client_context) as client,
     ):

@@ -14,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import shutil
 import socket
 import ssl
 import struct
-import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
+import trustme
 from websockets.asyncio.client import connect
 
 from wsserver.protocol import BinaryMessage, TextMessage
@@ -385,85 +383,36 @@ class RawClient:
 # ---------------------------------------------------------------------------
 
 
-def make_self_signed_cert(directory: Path) -> tuple[Path, Path]:
-    """A certificate for ``localhost`` and 127.0.0.1, and its key (PEM files).
+@dataclass(frozen=True)
+class Certificate:
+    """PEM files for a TLS test: a ``localhost`` certificate and the CA it trusts."""
 
-    Uses the ``cryptography`` package when it is installed, else the
-    ``openssl`` command; fails the test (never skips) if neither is there.
+    cert: Path  #: the server's certificate chain (leaf first)
+    key: Path  #: the server's private key
+    ca: Path  #: the throwaway CA's certificate, for clients' ``cafile``
+
+
+def make_certificate(directory: Path) -> Certificate:
+    """A throwaway CA and a certificate it signed for ``localhost`` and 127.0.0.1.
+
+    trustme (a test dependency, in the lock) makes both in memory; nothing
+    depends on the ``openssl`` command or on the machine's trust store.
     """
-    cert_path = directory / "cert.pem"
-    key_path = directory / "key.pem"
-    try:
-        import cryptography  # noqa: F401
-    except ImportError:
-        openssl = shutil.which("openssl")
-        if openssl is None:
-            pytest.fail(
-                "TLS test needs a certificate: install the `cryptography` package "
-                "or the openssl command (Debian: apt-get install openssl)"
-            )
-        subprocess.run(
-            [
-                openssl, "req", "-x509",
-                "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                "-keyout", str(key_path), "-out", str(cert_path),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )  # fmt: skip
-        return cert_path, key_path
-    _write_cert_with_cryptography(cert_path, key_path)
-    return cert_path, key_path
-
-
-def _write_cert_with_cryptography(cert_path: Path, key_path: Path) -> None:
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    authority = trustme.CA()
+    leaf = authority.issue_cert("localhost", "127.0.0.1")
+    files = Certificate(directory / "cert.pem", directory / "key.pem", directory / "ca.pem")
+    leaf.private_key_pem.write_to_path(str(files.key))
+    files.cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    authority.cert_pem.write_to_path(str(files.ca))
+    return files
 
 
 def tls_contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A server context with a fresh certificate and a client context trusting it."""
-    cert, key = make_self_signed_cert(directory)
+    files = make_certificate(directory)
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(cert, key)
-    client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+    server_context.load_cert_chain(files.cert, files.key)
+    client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(files.ca))
     return server_context, client_context
 
 
