@@ -42,6 +42,7 @@ from .patches import (
     SetText,
     apply_patches,
 )
+from .settings import PageSettings
 from .store import InMemoryStore, SessionStore, SnapshotCodec, Snapshots
 from .vdom import VNode, diff
 
@@ -58,6 +59,7 @@ __all__ = [
     "Move",
     "PageConnection",
     "PageRequest",
+    "PageSettings",
     "PageSpec",
     "Patch",
     "Remove",
