@@ -1,37 +1,27 @@
-"""Tests for wsserver.plugins.components.page: ComponentApp and PageConnection.
+"""Tests for wsserver.plugins.components.connection: PageConnection.
 
-Over HTTP: the server-side rendered page, its headers and snapshot, the
-assets (compressed).  Over a fake WebSocket: the protocol's edge cases.
-Then in headless Chromium against a real server: a counter (one message
-per batch, async handlers awaiting the browser), the to-do example (add,
-remove, edit, reorder -- DOM nodes moved, not recreated), a form with every
-input type, a drop on the server's side and the resume with form state
-intact, expired and tampered snapshots, and XSS payloads rendered inert.
+Over a fake WebSocket: the protocol's edge cases.  Then in headless
+Chromium against a real server: a counter (one message per batch, async
+handlers awaiting the browser), the to-do example (add, remove, edit,
+reorder -- DOM nodes moved, not recreated), a form with every input type, a
+drop on the server's side and the resume with form state intact, expired
+and tampered snapshots, and XSS payloads rendered inert.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
-import logging
-import re
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
-import zstandard
 
 from wsserver.plugins.components import Component, ComponentApp, Event, State, h
 from wsserver.plugins.components.component import dump_component
+from wsserver.plugins.components.connection import PageConnection, page_snapshot
 from wsserver.plugins.components.html import Element
-from wsserver.plugins.components.page import (
-    DEFAULT_CSP,
-    PageConnection,
-    components_asset,
-    components_script_tag,
-)
+from wsserver.plugins.components.navigation import History
 from wsserver.plugins.components.store import SnapshotExpired, SnapshotInvalid
-from wsserver.plugins.runtime.assets import asset_path
 from wsserver.plugins.runtime.session import Session
 
 from ..._live import http_get, serving
@@ -46,6 +36,7 @@ from ._harness import (
     wait_seq,
     wait_until,
 )
+from ._pages import Counter
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -53,134 +44,25 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(30)]
 
 
-class Counter(Component):
-    count = State(0)
-
-    def render(self) -> Element:
-        return h.div(
-            h.button("+1", id="inc").bind("click", self.increment),
-            h.button("+2 (async)", id="slow").bind("click", self.slow),
-            h.output(str(self.count), id="count"),
-        )
-
-    def increment(self) -> None:
-        self.count += 1
-
-    async def slow(self, event: Event) -> None:
-        # An async handler that waits for the browser: the receive loop must
-        # stay free for the answer.
-        assert event.connection is not None
-        two = await event.connection.execute_js("1 + 1", wait_for_result=True, timeout=WAIT)
-        self.count += two
-
-    def page_title(self) -> str:
-        return f"Count {self.count}"
-
-
-class Greeting(Component):
-    name = State("world")
-
-    def render(self) -> Element:
-        return h.p("Hello, ", h.b(self.name), "!", title=self.name)
-
-
-# ---------------------------------------------------------------------------
-# Over HTTP
-# ---------------------------------------------------------------------------
-
-
-async def test_pages_are_rendered_on_the_server() -> None:
-    app = ComponentApp({"/": Greeting}, title="T<&>")
-    async with serving(app) as server:
-        result = await http_get(server.port, "/")
-        assert result.status == 200
-        assert result.header("content-type") == "text/html; charset=utf-8"
-        assert result.header("cache-control") == "no-store"  # one page id per response
-        assert result.header("content-security-policy") == DEFAULT_CSP
-        body = result.body.decode()
-        assert "<title>T&lt;&amp;&gt;</title>" in body
-        assert '<p data-k="r" title="world">Hello, <b data-k="r/1">world</b>!</p>' in body
-        assert asset_path(app.prefix) in body and components_script_tag() in body
-        page_id = body.split('data-cv-page="', 1)[1].split('"', 1)[0]
-        assert len(page_id) >= 20
-        snapshot = await app.snapshots.load(page_id)
-        assert snapshot["seq"] == 0 and snapshot["url"] == "/" and snapshot["page"] == "/"
-        assert snapshot["root"] == dump_component(Greeting())
-        # Every response is a new page.
-        again = (await http_get(server.port, "/")).body.decode()
-        assert page_id not in again
-        # HEAD keeps nothing.
-        head = await http_get(server.port, "/", method="HEAD")
-        assert head.status == 200 and head.body == b""
-
-
-async def test_a_page_too_large_to_snapshot_is_served_static(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    class Big(Component):
-        blob = State("x" * 5000)
-
-        def render(self) -> Element:
-            return h.p("big")
-
-    app = ComponentApp({"/": Big}, max_snapshot_size=1000, csp=None)
-    async with serving(app) as server:
-        with caplog.at_level(logging.ERROR, logger="wsserver.plugins.components"):
-            body = (await http_get(server.port, "/")).body.decode()
-    assert 'data-cv-page=""' in body and "<script" not in body  # no reload loop
-    assert "served static" in caplog.text
-    assert "content-security-policy" not in (await _headers(app))
-
-
-async def _headers(app: ComponentApp) -> dict[str, list[str]]:
-    async with serving(app) as server:
-        return (await http_get(server.port, "/")).headers
-
-
-async def test_page_registration() -> None:
-    app = ComponentApp()
-
-    @app.page("/g", title="G")
-    class Page(Component):
-        def render(self) -> Element:
-            return h.p()
-
-    assert app.page_spec("/g") is not None and app.page_spec("/g").title == "G"  # type: ignore[union-attr]
-    assert app.page_spec("/nope") is None
-    with pytest.raises(TypeError, match="Component subclass"):
-        app.page("/x", object)  # type: ignore[arg-type]
-
-
-async def test_assets_are_served_compressed_when_accepted() -> None:
-    app = ComponentApp({"/": Greeting})
-    asset = components_asset()
-    path = asset_path(app.prefix, asset)
-    async with serving(app) as server:
-        plain = await http_get(server.port, path)
-        assert plain.body == asset.body and "content-encoding" not in plain.headers
-        assert plain.header("vary") == "Accept-Encoding"
-        assert plain.header("etag") == asset.etag
-        zstd = await http_get(server.port, path, [("accept-encoding", "gzip, deflate, br, zstd")])
-        assert zstd.header("content-encoding") == "zstd"
-        assert zstandard.ZstdDecompressor().decompress(zstd.body) == asset.body
-        assert zstd.header("etag") == f'"{asset.version}-zstd"'
-        assert len(zstd.body) < len(asset.body) / 2
-        gz = await http_get(server.port, path, [("accept-encoding", "gzip")])
-        assert gz.header("content-encoding") == "gzip"
-        assert gzip.decompress(gz.body) == asset.body
-        refused = await http_get(server.port, path, [("accept-encoding", "zstd;q=0, gzip;q=0")])
-        assert "content-encoding" not in refused.headers
-        cached = await http_get(
-            server.port,
-            path,
-            [("accept-encoding", "zstd"), ("if-none-match", f'"{asset.version}-zstd"')],
-        )
-        assert cached.status == 304 and cached.header("vary") == "Accept-Encoding"
-
-
 # ---------------------------------------------------------------------------
 # Over a fake WebSocket: the protocol's edges
 # ---------------------------------------------------------------------------
+
+
+async def test_a_snapshot_holds_the_page_as_json() -> None:
+    root = Counter(count=3)
+    history = History(4)
+    history.stash(history.push(), {"url": "/a", "page": "/a", "root": dump_component(root)})
+    data = page_snapshot(page="/", url="/?q=1", seq=2, root=root, history=history)
+    assert data == {
+        "v": 1,
+        "page": "/",
+        "url": "/?q=1",
+        "seq": 2,
+        "root": dump_component(root),
+        "hist": history.to_json(),
+    }
+    assert json.loads(json.dumps(data)) == data
 
 
 async def attached(app: ComponentApp, path: str = "/") -> tuple[PageConnection, FakeWebSocket, Any]:
@@ -385,27 +267,6 @@ async def test_counter(browser: Browser) -> None:
         assert await text(page, "#count") == "5"
         assert await page.title() == "Count 5"
         assert harness.errors == [] and harness.dialogs == []
-
-
-async def test_the_page_shows_before_any_script_runs(browser: Browser) -> None:
-    async with AppHarness(fast_app(pages={"/": Counter})) as harness:
-        context = await browser.new_context(java_script_enabled=False)
-        harness.contexts.append(context)
-        page = await context.new_page()
-        await page.goto(harness.url())
-        assert await text(page, "#count") == "0"
-        assert await page.is_visible("#inc")
-        assert await page.title() == "Count 0"
-
-
-async def test_wsserver_run_accepts_the_todo_example() -> None:
-    from examples.todo import TodoPage
-    from wsserver.server import as_app
-
-    assert as_app(TodoPage) is TodoPage  # an App instance: served as it is
-    async with serving(TodoPage) as server:
-        body = (await http_get(server.port, "/")).body.decode()
-    assert "Try the to-do list" in body and "<title>To-do (2)</title>" in body
 
 
 async def test_the_todo_example(browser: Browser) -> None:
@@ -1017,57 +878,3 @@ async def test_a_session_plugin_registry_entry(browser: Browser) -> None:
         assert session.plugins["cv"] is connection
         assert connection.attached and not connection.closed
         assert "PageConnection" in repr(connection)
-
-
-# ---------------------------------------------------------------------------
-# components.js, statically
-# ---------------------------------------------------------------------------
-
-JS = components_asset().body.decode("utf-8")
-
-
-def _code_only(source: str) -> str:
-    source = re.sub(r"/\*.*?\*/", "", source, flags=re.S)
-    return re.sub(r"(?m)^\s*//.*$|\s//\s.*$", "", source)
-
-
-async def test_components_js_is_one_strict_iife_adding_no_global() -> None:
-    code = _code_only(JS).strip()
-    assert code.startswith('(function () {\n  "use strict";')
-    assert code.endswith("})();")
-    assert re.findall(r"window\.[A-Za-z_$]+\s*=[^=]", code) == []
-    assert "defineProperty(window" not in code
-
-
-async def test_components_js_never_turns_data_into_markup_or_code() -> None:
-    code = _code_only(JS)
-    for sink in (
-        "innerHTML",
-        "outerHTML",
-        "insertAdjacentHTML",
-        "document.write",
-        "createContextualFragment",
-        "DOMParser",
-        ".srcdoc",
-        "new Function",
-        "Function(",
-        "setHTMLUnsafe",
-    ):
-        assert sink not in code, sink
-    assert not re.search(r"\beval\b", code)
-    assert not re.search(r"set(Timeout|Interval)\(\s*[\"'`]", code)
-    # Text goes in as text, attributes through the checked setter.
-    assert "textContent" in code and "createTextNode" in code
-    assert code.count(".setAttribute(") == code.count("setAttribute(")
-
-
-async def test_components_js_checks_what_html_py_checks() -> None:
-    from wsserver.plugins.components import html as builder
-
-    tags = re.search(r'var FORBIDDEN_TAGS = new Set\(\s*\(\s*((?:"[^"]*"\s*\+?\s*)+)\)', JS)
-    assert tags is not None
-    js_tags = set("".join(re.findall(r'"([^"]*)"', tags.group(1))).split())
-    assert js_tags == builder.FORBIDDEN_TAGS
-    urls = re.search(r'var URL_ATTRS = new Set\(\s*\(\s*((?:"[^"]*"\s*\+?\s*)+)\)', JS)
-    assert urls is not None
-    assert set("".join(re.findall(r'"([^"]*)"', urls.group(1))).split()) == builder.URL_ATTRIBUTES
