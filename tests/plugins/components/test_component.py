@@ -4,7 +4,7 @@ re-rendering, keys, handler tables, and snapshots of state."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -17,9 +17,13 @@ from wsserver.plugins.components.component import (
     lookup_component,
     registered_components,
     render_tree,
+    set_connection,
 )
 from wsserver.plugins.components.html import Element, h
 from wsserver.plugins.components.vdom import TEXT, diff, find
+
+if TYPE_CHECKING:
+    from wsserver.plugins.components.connection import PageConnection
 
 
 class Item(Component):
@@ -253,3 +257,14 @@ def test_a_subclass_that_skips_super_init_still_works() -> None:
     careless = Careless()
     careless.n = 2
     assert render_tree(careless).tree.text == "2"
+
+
+def test_the_connection_is_the_roots() -> None:
+    listing = make_listing()
+    render_tree(listing)  # places the items under the listing
+    connection = cast("PageConnection", object())  # only its identity matters here
+    set_connection(listing, connection)
+    assert listing.connection is connection
+    assert all(item.connection is connection for item in listing.items)
+    set_connection(listing, None)
+    assert listing.connection is None and listing.items[0].connection is None

@@ -9,19 +9,27 @@
 - ``document``: an imperative DOM in domsync's style;
 - ``navigation``: pages, routes, history;
 - ``store``: session stores and signed, compressed snapshots;
-- ``page``: ``ComponentApp``, the pages' HTTP and WebSocket side.
+- ``settings``: ``PageSettings``, every option of an app, with its default;
+- ``app``: ``ComponentApp``, the pages over HTTP (server-side rendering);
+- ``template``: the HTML document a page is served in;
+- ``assets``: ``components.js`` and its ``<script>`` tag;
+- ``view`` and ``connection``: the pages' WebSocket endpoint, and one page
+  attached over one connection (``PageConnection``);
+- ``jobs``: a connection's jobs, run one at a time, in order;
+- ``page``: the names it held before the split, for old imports.
 
 See ``docs/plugins/components.md``.
 """
 
 from __future__ import annotations
 
+from .app import ComponentApp
 from .component import Component, State, render_tree
+from .connection import PageConnection
 from .document import DocElement, Document
 from .events import Event, EventSpec
 from .html import Element, h, render_html, safe_url
 from .navigation import PageRequest, PageSpec
-from .page import ComponentApp, PageConnection
 from .patches import (
     Insert,
     Move,
@@ -34,6 +42,7 @@ from .patches import (
     SetText,
     apply_patches,
 )
+from .settings import PageSettings
 from .store import InMemoryStore, SessionStore, SnapshotCodec, Snapshots
 from .vdom import VNode, diff
 
@@ -50,6 +59,7 @@ __all__ = [
     "Move",
     "PageConnection",
     "PageRequest",
+    "PageSettings",
     "PageSpec",
     "Patch",
     "Remove",

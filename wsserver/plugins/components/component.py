@@ -50,8 +50,8 @@ from .html import Binding, Element
 from .vdom import ROOT_KEY, TEXT, VNode, child_key, explicit_key, index_key, text_key
 
 if TYPE_CHECKING:
+    from .connection import PageConnection
     from .navigation import PageRequest
-    from .page import PageConnection
 
 __all__ = [
     "BoundHandler",
@@ -64,6 +64,7 @@ __all__ = [
     "lookup_component",
     "registered_components",
     "render_tree",
+    "set_connection",
 ]
 
 logger = logging.getLogger("wsserver.plugins.components")
@@ -287,6 +288,12 @@ class Component:
     def for_request(cls, request: PageRequest) -> Component:
         """Make the page's root component for ``request`` (default: ``cls()``)."""
         return cls()
+
+
+def set_connection(root: Component, connection: PageConnection | None) -> None:
+    """Record ``connection`` as the one showing ``root``'s tree (``None``:
+    none); ``Component.connection`` reads it from the root."""
+    root._cv_connection = connection
 
 
 # -- rendering ----------------------------------------------------------------

@@ -51,7 +51,7 @@ from .patches import Insert, Move, Patch, Remove, SetEvents, SetProps, SetStyle,
 from .vdom import TEXT, PropValue, VNode, child_key
 
 if TYPE_CHECKING:
-    from .page import PageConnection
+    from .connection import PageConnection
 
 __all__ = ["DocElement", "Document"]
 

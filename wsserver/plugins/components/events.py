@@ -32,8 +32,8 @@ from ..runtime.messages import Envelope, MalformedMessage
 
 if TYPE_CHECKING:
     from .component import Component
+    from .connection import PageConnection
     from .document import DocElement
-    from .page import PageConnection
 
 __all__ = [
     "DOMSYNC_ALIASES",

@@ -1,6 +1,6 @@
 """Navigation without reloads: pages, their routes, requests and history.
 
-A ``ComponentApp`` (``page.py``) has pages: a path template (the router's
+A ``ComponentApp`` (``app.py``) has pages: a path template (the router's
 syntax, ``/items/{id:int}``) and the component class that is the page's
 root.  When a link or a form inside a page is followed, the browser runtime
 does not load the next page: it sends ``cv/nav`` with the URL, and the
