@@ -40,9 +40,8 @@ MaskFn = Callable[[bytes | bytearray | memoryview, bytes | bytearray | memoryvie
 
 NOT_BUILT = (
     "the C accelerator wsserver.protocol._speedups is not built (or does not import: {error}). "
-    "Build it in place with `pip install -e .` on a machine with a C compiler "
-    "(gcc or clang) and the Python headers, or run "
-    "`WSSERVER_TEST_REINSTALL=1 bash scripts/test`; pip prints a warning, not an error, "
+    "Build it in place with `pip install -e .` (scripts/test does) on a machine with "
+    "a C compiler (gcc or clang) and the Python headers; pip prints a warning, not an error, "
     "when the build fails.  Its tests fail rather than skip so that a missing "
     "build is never mistaken for a passing one."
 )
