@@ -767,9 +767,10 @@ async def test_listener_accepts_again_after_file_descriptors_ran_out(tmp_path: P
     (the usual soft limit is 1,024, under ``max_connections``).
 
     Protection: on EMFILE asyncio's listener logs "socket.accept() out of
-    system resource" and retries a second later instead of dying, and
-    connections release their descriptors as they end: once the flood
-    drops, new clients are served.  (examples/soak_server.py, run with a
+    system resource" and retries a second later instead of dying (wsserver
+    lets one short line per 10 s of that through, instead of a traceback per
+    failed accept), and connections release their descriptors as they end:
+    once the flood drops, new clients are served.  (examples/soak_server.py, run with a
     64-descriptor limit.)
     """
     root = Path(__file__).resolve().parent.parent
@@ -779,7 +780,14 @@ async def test_listener_accepts_again_after_file_descriptors_ran_out(tmp_path: P
         "sys.argv = ['examples/soak_server.py', '--port', '0']; "
         "runpy.run_path(sys.argv[0], run_name='__main__')"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
+    # Neither asyncio's debug mode nor coverage's tracing of subprocesses
+    # (scripts/test measures coverage): this test is about descriptors, and
+    # both make a flooded server slow for reasons of their own.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "PYTHONASYNCIODEBUG" and not k.startswith("COVERAGE_")
+    }
     env["PYTHONPATH"] = str(root)
     # The server logs a traceback per failed accept: into a file, since a
     # pipe nobody reads would fill up and block it.
@@ -806,14 +814,27 @@ async def test_listener_accepts_again_after_file_descriptors_ran_out(tmp_path: P
             raw = await RawClient.connect(port)
             flood.append(raw)
             await raw.send(handshake_request())
-            try:
-                status, _ = await raw.response_head(timeout=1.0)
-            except (TimeoutError, EOFError):
-                return False
+            status, _ = await raw.response_head(timeout=3 * TIMEOUT)
             return status == 101
 
-        served = await asyncio.gather(*(attempt() for _ in range(100)))
-        assert 0 < sum(served) < 64  # some served, the rest stuck: out of descriptors
+        # 100 clients against 64 descriptors: some are served, and the
+        # listener runs out (asyncio logs it).  Both are waited for as
+        # events, not inferred from a client that got no answer within a
+        # deadline, which on a busy machine could just be slow.
+        attempts = [asyncio.ensure_future(attempt()) for _ in range(100)]
+        # A hang guard, not a speed check.
+        deadline = time.monotonic() + 6 * TIMEOUT
+        try:
+            while not (
+                any(a.done() and not a.exception() and a.result() for a in attempts)
+                and b"socket.accept() out of system resource" in log.read_bytes()
+            ):
+                assert time.monotonic() < deadline, "no client served, or no EMFILE logged"
+                await asyncio.sleep(0.05)
+        finally:
+            for task in attempts:
+                task.cancel()
+            await asyncio.gather(*attempts, return_exceptions=True)
         for raw in flood:
             raw.abort()
         # Served again once the flood is gone (asyncio retries after 1 s).
@@ -837,7 +858,10 @@ async def test_listener_accepts_again_after_file_descriptors_ran_out(tmp_path: P
         if process.returncode is None:
             process.terminate()
         await asyncio.wait_for(process.communicate(), 3 * TIMEOUT)
-    assert b"socket.accept() out of system resource" in log.read_bytes()
+    # Logged, once per interval (wsserver.server.descriptors), not once per
+    # failed accept (thousands a second).
+    failures = log.read_bytes().count(b"socket.accept() out of system resource")
+    assert 1 <= failures <= 10, failures
 
 
 # ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import signal
 from .app import Application
 from .config import ServerConfig
 from .connection import Connection
+from .descriptors import limit_accept_failure_logs
 from .websocket import WebSocket
 
 __all__ = ["Server", "serve"]
@@ -73,6 +74,7 @@ class Server:
         self.shutting_down = False  # a server may be started again after shutdown()
         config = self.config
         _raise_open_file_limit(config.max_connections)
+        limit_accept_failure_logs()
         # The TLS handshake comes before connection_made(), out of
         # open_timeout's reach: bound it by the same time.
         handshake_timeout = config.open_timeout if config.ssl_context is not None else None
