@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, cast
 
 from ..protocol import (
@@ -27,6 +28,7 @@ from ..protocol import (
     ConnectionFailed,
     ConnectionLost,
     HTTPRequest,
+    LocalProtocolError,
     Pong,
     RequestRejected,
     ServerConnection,
@@ -35,9 +37,10 @@ from ..protocol import (
     WebSocketRequest,
 )
 from .datastructures import Address
+from .mistakes import ApplicationMistake
 from .requests import Request
 from .responses import PlainTextResponse, Response
-from .websocket import Disconnect, WebSocket, WebSocketDisconnect
+from .websocket import Disconnect, WebSocket, WebSocketDisconnect, WebSocketState
 
 if TYPE_CHECKING:
     from .server import Server
@@ -523,6 +526,26 @@ class Connection(asyncio.BufferedProtocol):
 
     async def _serve_http(self, event: HTTPRequest) -> None:
         try:
+            response = await self._respond(event)
+        except asyncio.CancelledError:
+            # Cancelled from inside the application (it awaited a cancelled
+            # future) or by shutdown once the grace period is over: a client
+            # still there must not wait for an answer that never comes.
+            if not self._closed:
+                logger.error(
+                    "conn %d: %s %s: the HTTP handler was cancelled; answered 500",
+                    self.id,
+                    event.method,
+                    event.target,
+                )
+                self._send_response(event, _internal_error())
+            raise
+        if not self._closed:
+            self._send_response(event, response)
+
+    async def _respond(self, event: HTTPRequest) -> Response:
+        """The application's response to ``event``, or the error response."""
+        try:
             request = Request(
                 event.method,
                 event.target,
@@ -533,24 +556,51 @@ class Connection(asyncio.BufferedProtocol):
                 server_host=self.server_host,
             )
         except ValueError as error:
-            response: Response = PlainTextResponse(f"Bad request: {error}\n", status_code=400)
-        else:
-            try:
-                response = await self.server.app.handle_http(request)
-            except Exception:
-                logger.exception("conn %d: error in HTTP handler for %s", self.id, event.target)
-                response = PlainTextResponse("Internal Server Error\n", status_code=500)
-        if self._closed:
-            return
-        headers = list(response.header_pairs())
-        if self.server.shutting_down:
-            headers.append(("connection", "close"))
-        self.protocol.send_response(response.status_code, tuple(headers), response.body)
+            return PlainTextResponse(f"Bad request: {error}\n", status_code=400)
+        app = self.server.app
+        try:
+            response = await app.handle_http(request)
+            if not isinstance(response, Response):
+                raise ApplicationMistake("HTTP handler", app.handle_http, response, "a Response")
+        except ApplicationMistake as mistake:
+            # The value came back from the application without an error:
+            # a traceback would show only the server's frames.
+            logger.error(
+                "conn %d: %s %s: %s; answered 500", self.id, event.method, event.target, mistake
+            )
+            return _internal_error()
+        except Exception:
+            logger.exception("conn %d: error in HTTP handler for %s", self.id, event.target)
+            return _internal_error()
+        return response
+
+    def _send_response(self, event: HTTPRequest, response: Response) -> None:
+        try:
+            self._write_response(response)
+        except LocalProtocolError as error:
+            # A Response the core cannot send (a 1xx status, a header h11
+            # refuses): nothing was written, answer 500 instead.
+            logger.error(
+                "conn %d: %s %s: the HTTP handler's response %r cannot be sent (%s); answered 500",
+                self.id,
+                event.method,
+                event.target,
+                response,
+                error,
+            )
+            response = _internal_error()
+            self._write_response(response)
         self.flush()
         self._task = None
         if not self.protocol.must_close_transport:
             self._start_open_timer()
         self.pump()
+
+    def _write_response(self, response: Response) -> None:
+        headers = list(response.header_pairs())
+        if self.server.shutting_down:
+            headers.append(("connection", "close"))
+        self.protocol.send_response(response.status_code, tuple(headers), response.body)
 
     def _reject_now(self, status: int, reason: str) -> None:
         self.protocol.reject(
@@ -564,23 +614,41 @@ class Connection(asyncio.BufferedProtocol):
     # -- WebSocket phase ---------------------------------------------------
 
     async def _serve_websocket(self, websocket: WebSocket) -> None:
-        from .websocket import WebSocketState
-
+        app = self.server.app
+        # Typed as returning a value: what it returns is checked.
+        handle: Callable[[WebSocket], Awaitable[object]] = app.handle_websocket
         try:
-            await self.server.app.handle_websocket(websocket)
+            returned = await handle(websocket)
+            if returned is not None:
+                raise ApplicationMistake("WebSocket handler", handle, returned, "None")
         except WebSocketDisconnect:
             pass
+        except ApplicationMistake as mistake:
+            # As in _respond: one line, without the server's frames.
+            logger.error(
+                "conn %d: %s: %s; %s",
+                self.id,
+                self._path,
+                mistake,
+                self._failure_outcome(websocket),
+            )
+            self._application_failed(websocket)
+            return
         except Exception:
             logger.exception("conn %d: error in WebSocket handler for %s", self.id, self._path)
-            if websocket.application_state is WebSocketState.CONNECTING:
-                websocket.application_state = WebSocketState.DISCONNECTED
-                if not self._closed:
-                    self._reject_now(500, "Internal Server Error")
-                return
-            # The details stay in the log: a close reason is visible to the
-            # peer.
-            self.fail(CloseCode.INTERNAL_ERROR, "internal error")
+            self._application_failed(websocket)
             return
+        except asyncio.CancelledError:
+            # See _serve_http: a client still there gets an answer.
+            if not self._closed:
+                logger.error(
+                    "conn %d: %s: the WebSocket handler was cancelled; %s",
+                    self.id,
+                    self._path,
+                    self._failure_outcome(websocket),
+                )
+                self._application_failed(websocket)
+            raise
         finally:
             websocket._busy = False
         if self._closed:
@@ -594,6 +662,26 @@ class Connection(asyncio.BufferedProtocol):
             self.close(CloseCode.NORMAL_CLOSURE, "")
         else:
             self.pump()
+
+    def _failure_outcome(self, websocket: WebSocket) -> str:
+        """What ``_application_failed`` will do, for its log line."""
+        if self._closed:
+            return "the client had gone"
+        if websocket.application_state is WebSocketState.CONNECTING:
+            return "answered 500"
+        if self.protocol.state is State.OPEN:
+            return "closed with 1011"
+        return "the connection was already ending"
+
+    def _application_failed(self, websocket: WebSocket) -> None:
+        """Answer 500 before the handshake is answered, close 1011 after."""
+        if websocket.application_state is WebSocketState.CONNECTING:
+            websocket.application_state = WebSocketState.DISCONNECTED
+            if not self._closed:
+                self._reject_now(500, "Internal Server Error")
+            return
+        # The details stay in the log: a close reason is visible to the peer.
+        self.fail(CloseCode.INTERNAL_ERROR, "internal error")
 
     def accept(
         self, websocket: WebSocket, subprotocol: str | None, headers: tuple[tuple[str, str], ...]
@@ -810,3 +898,8 @@ class Connection(asyncio.BufferedProtocol):
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.protocol.state.name} {self._path}>"
+
+
+def _internal_error() -> Response:
+    # The details stay in the log: the body is visible to the client.
+    return PlainTextResponse("Internal Server Error\n", status_code=500)
