@@ -36,6 +36,7 @@ from ..protocol import (
     TextMessage,
     WebSocketRequest,
 )
+from .access import log_access
 from .datastructures import Address
 from .mistakes import ApplicationMistake
 from .requests import Request
@@ -112,6 +113,9 @@ class Connection(asyncio.BufferedProtocol):
         # Set by accept(): only an accepted WebSocket gets the "open" log
         # line, and so only it gets the matching "closed" line.
         self._accepted = False
+        # The WebSocket handshake's target and arrival, for its access line.
+        self._target: str | None = None
+        self._request_started = 0.0
 
     # -- transport callbacks -------------------------------------------
 
@@ -489,10 +493,12 @@ class Connection(asyncio.BufferedProtocol):
     def _handle_http_event(self, event: object) -> None:
         if isinstance(event, HTTPRequest):
             self._cancel_open_timer()
-            self._task = self.loop.create_task(self._serve_http(event))
+            self._task = self.loop.create_task(self._serve_http(event, time.perf_counter()))
             self.server.task_started(self._task)
         elif isinstance(event, WebSocketRequest):
             self._cancel_open_timer()
+            self._request_started = time.perf_counter()
+            self._target = event.target
             self._path = event.target.split("?", 1)[0][:200]
             if self.server.refuses_new_websockets():
                 self._reject_now(503, "server at capacity or shutting down")
@@ -523,8 +529,20 @@ class Connection(asyncio.BufferedProtocol):
             self.server.task_started(self._task)
         elif isinstance(event, RequestRejected):
             logger.info("conn %d: rejected request: %d %s", self.id, event.status, event.reason)
+            if self.config.access_log:
+                # The core refused the head before it could be read: no
+                # request line to show.
+                log_access(
+                    client=self.client,
+                    method=None,
+                    path=None,
+                    http_version=None,
+                    status_code=event.status,
+                    started=time.perf_counter(),
+                    connection_id=self.id,
+                )
 
-    async def _serve_http(self, event: HTTPRequest) -> None:
+    async def _serve_http(self, event: HTTPRequest, started: float) -> None:
         try:
             response = await self._respond(event)
         except asyncio.CancelledError:
@@ -538,10 +556,10 @@ class Connection(asyncio.BufferedProtocol):
                     event.method,
                     event.target,
                 )
-                self._send_response(event, _internal_error())
+                self._send_response(event, _internal_error(), started)
             raise
         if not self._closed:
-            self._send_response(event, response)
+            self._send_response(event, response, started)
 
     async def _respond(self, event: HTTPRequest) -> Response:
         """The application's response to ``event``, or the error response."""
@@ -574,7 +592,7 @@ class Connection(asyncio.BufferedProtocol):
             return _internal_error()
         return response
 
-    def _send_response(self, event: HTTPRequest, response: Response) -> None:
+    def _send_response(self, event: HTTPRequest, response: Response, started: float) -> None:
         try:
             self._write_response(response)
         except LocalProtocolError as error:
@@ -592,6 +610,16 @@ class Connection(asyncio.BufferedProtocol):
             self._write_response(response)
         self.flush()
         self._task = None
+        if self.config.access_log:
+            log_access(
+                client=self.client,
+                method=event.method,
+                path=event.target,
+                http_version=event.http_version,
+                status_code=response.status_code,
+                started=started,
+                connection_id=self.id,
+            )
         if not self.protocol.must_close_transport:
             self._start_open_timer()
         self.pump()
@@ -609,7 +637,25 @@ class Connection(asyncio.BufferedProtocol):
             f"{reason}\n".encode(),
         )
         self.flush()
+        self._handshake_answered(status)
         self._close_transport()
+
+    def _handshake_answered(self, status: int) -> None:
+        """Write the handshake's access line (101, or the refusal's status)."""
+        if self.config.access_log:
+            log_access(
+                client=self.client,
+                # The core passes on only GET HTTP/1.1 handshakes (RFC 6455
+                # section 4.1: "The method of the request MUST be GET, and
+                # the HTTP version MUST be at least 1.1"); it answers other
+                # methods 405 and other versions 505 itself.
+                method="GET",
+                path=self._target,
+                http_version="1.1",
+                status_code=status,
+                started=self._request_started,
+                connection_id=self.id,
+            )
 
     # -- WebSocket phase ---------------------------------------------------
 
@@ -689,6 +735,7 @@ class Connection(asyncio.BufferedProtocol):
         """Send the 101 for ``websocket`` (called by ``WebSocket.accept``)."""
         self.protocol.accept(subprotocol, headers)
         self._accepted = True
+        self._handshake_answered(101)
         logger.info(
             "conn %d open path=%s client=%s",
             self.id,
@@ -715,6 +762,7 @@ class Connection(asyncio.BufferedProtocol):
         """Answer the handshake with ``response`` (``send_denial_response``)."""
         self.protocol.reject(response.status_code, tuple(response.header_pairs()), response.body)
         self.flush()
+        self._handshake_answered(response.status_code)
         self._close_transport()
 
     def close(self, code: int, reason: str) -> None:
