@@ -379,6 +379,7 @@ def test_defaults_match_server_config_defaults() -> None:
         "origins",
         "ssl_context",
         "reuse_port",
+        "access_log",
     ):
         assert getattr(config, name) == getattr(defaults, name), name
 
@@ -425,6 +426,7 @@ def test_build_config_maps_every_flag() -> None:
         "--deflate-level", "1",
         "--deflate-mem-level", "4",
         "--reuse-port",
+        "--no-access-log",
     )  # fmt: skip
     config = build_config(args)
     assert config.host == "0.0.0.0"
@@ -443,6 +445,7 @@ def test_build_config_maps_every_flag() -> None:
     assert config.write_timeout == 3.0
     assert config.shutdown_timeout == 4.0
     assert config.reuse_port is True
+    assert config.access_log is False
     assert config.origins is not None
     assert config.origins.allows("https://example.com")
     assert config.origins.allows("https://app.example.org")
@@ -483,6 +486,7 @@ def test_build_config_maps_every_flag() -> None:
         "deflate_level",
         "deflate_mem_level",
         "reuse_port",
+        "access_log",
     }
 
 
@@ -498,6 +502,12 @@ def run_subparser() -> argparse.ArgumentParser:
 def test_no_compression_turns_deflate_off() -> None:
     assert build_config(parse("--no-compression")).deflate is None
     assert build_config(parse("--compression")).deflate == DeflateSettings()
+
+
+def test_access_log_flags_as_in_uvicorn() -> None:
+    assert build_config(parse()).access_log is True
+    assert build_config(parse("--no-access-log")).access_log is False
+    assert build_config(parse("--access-log")).access_log is True
 
 
 def test_ssl_flags_build_a_server_context(tmp_path: Path) -> None:

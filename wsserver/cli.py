@@ -218,6 +218,12 @@ def _parser() -> argparse.ArgumentParser:
         "several workers need Redis to reach each other's connections",
     )
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    run.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one line per HTTP request and WebSocket handshake (on by default)",
+    )
     return parser
 
 
@@ -259,6 +265,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         origins=OriginPolicy(args.origin) if args.origin else None,
         ssl_context=ssl_context,
         reuse_port=args.reuse_port,
+        access_log=args.access_log,
     )
 
 

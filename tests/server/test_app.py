@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsserver.server import (
     App,
@@ -18,6 +20,7 @@ from wsserver.server import (
     Request,
     Response,
     Route,
+    Server,
     StaticFiles,
     WebSocket,
     WebSocketRoute,
@@ -170,6 +173,189 @@ async def test_http_handler_exception_is_500_and_the_server_keeps_serving(
         finally:
             await client.close()
         assert (await http_get(server.port, "/")).status == 200
+
+
+# ---------------------------------------------------------------------------
+# application mistakes: a clear status and one log line, never a hang
+# ---------------------------------------------------------------------------
+
+
+def error_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "wsserver" and r.levelno >= logging.ERROR]
+
+
+def name_of(function: Any) -> str:
+    return f"{function.__module__}.{function.__qualname__}"
+
+
+async def refusal_status(server: Server, path: str = "/") -> int:
+    """The status the server refuses a handshake with, within TIMEOUT."""
+
+    async def handshake() -> int:
+        with pytest.raises(InvalidStatus) as caught:
+            async with connect(ws_url(server, path), open_timeout=TIMEOUT):
+                pass
+        return caught.value.response.status_code
+
+    return await asyncio.wait_for(handshake(), TIMEOUT)
+
+
+async def close_code_after_sending(server: Server, path: str, message: str) -> int | None:
+    """Open, send ``message``, and return the server's close code, within TIMEOUT."""
+
+    async def exchange() -> int | None:
+        async with connect(ws_url(server, path), open_timeout=TIMEOUT) as client:
+            await client.send(message)
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await client.recv()
+        return client.close_code
+
+    return await asyncio.wait_for(exchange(), TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("returned", "described"),
+    [("text", "str 'text'"), (None, "NoneType None"), ({"ok": True}, "dict {'ok': True}")],
+)
+async def test_http_handler_returning_a_non_response_is_500_with_one_log_line(
+    returned: object, described: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App()
+
+    @app.route("/mistake")
+    async def mistake(request: Request) -> Any:
+        return returned
+
+    async with serving(app) as server:
+        with caplog.at_level(logging.INFO, logger="wsserver"):
+            result = await asyncio.wait_for(http_get(server.port, "/mistake?x=1"), TIMEOUT)
+        assert result.status == 500
+        assert result.body == b"Internal Server Error\n"
+        (record,) = error_records(caplog)
+        assert record.getMessage().endswith(
+            f": GET /mistake?x=1: HTTP handler {name_of(mistake)} returned {described}, "
+            "expected a Response; answered 500"
+        )
+        assert record.exc_info is None  # only the server's frames: no traceback
+        # The server keeps serving.
+        assert (await http_get(server.port, "/healthz")).status == 200
+
+
+async def test_http_handler_declared_without_async_is_500_with_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def plain(request: Request) -> Response:
+        return PlainTextResponse("never sent")
+
+    app = App()
+    app.add_route("/plain", plain)  # type: ignore[arg-type]
+    async with serving(app) as server:
+        with caplog.at_level(logging.ERROR, logger="wsserver"):
+            result = await asyncio.wait_for(http_get(server.port, "/plain"), TIMEOUT)
+        assert result.status == 500
+        (record,) = error_records(caplog)
+        message = record.getMessage()
+        assert f"HTTP handler {name_of(plain)} returned " in message
+        assert (
+            "PlainTextResponse(status_code=200, body=<10 bytes>), expected an awaitable" in message
+        )
+        assert "declare it with async def" in message
+
+
+@pytest.mark.parametrize(
+    ("returned", "described"),
+    [(True, "bool True"), ("no", "str 'no'"), (401, "int 401")],
+)
+async def test_authenticate_returning_neither_none_nor_a_response_is_500(
+    returned: object, described: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    reached: list[str] = []
+
+    async def authenticate(ws: WebSocket) -> Any:
+        return returned
+
+    app = App(authenticate=authenticate)
+
+    @app.websocket("/private")
+    async def private(ws: WebSocket) -> None:
+        reached.append("endpoint")
+        await ws.accept()
+
+    async with serving(app) as server:
+        with caplog.at_level(logging.ERROR, logger="wsserver"):
+            assert await refusal_status(server, "/private") == 500
+        (record,) = error_records(caplog)
+        assert record.getMessage().endswith(
+            f": /private: authenticate hook {name_of(authenticate)} returned {described}, "
+            "expected None or a Response; answered 500"
+        )
+        assert record.exc_info is None
+    assert reached == []  # a mistaken hook lets nobody through
+
+
+async def test_authenticate_raising_is_500_with_the_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def authenticate(ws: WebSocket) -> Response | None:
+        raise LookupError("user store down")
+
+    app = App(authenticate=authenticate)
+
+    @app.websocket("/private")
+    async def private(ws: WebSocket) -> None:
+        await ws.accept()
+
+    async with serving(app) as server:
+        with caplog.at_level(logging.ERROR, logger="wsserver"):
+            assert await refusal_status(server, "/private") == 500
+        (record,) = error_records(caplog)
+        assert re.fullmatch(
+            r"conn \d+: error in WebSocket handler for /private", record.getMessage()
+        )
+        assert record.exc_info is not None
+        assert "user store down" in (record.exc_text or "")
+
+
+async def test_function_endpoint_returning_a_value_before_accept_is_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = App()
+
+    @app.websocket("/refuse")
+    async def refuse(ws: WebSocket) -> Any:
+        return PlainTextResponse("go away", status_code=403)
+
+    async with serving(app) as server:
+        with caplog.at_level(logging.ERROR, logger="wsserver"):
+            assert await refusal_status(server, "/refuse") == 500
+        (record,) = error_records(caplog)
+        message = record.getMessage()
+        assert f": /refuse: WebSocket endpoint {name_of(refuse)} returned " in message
+        assert "expected None (refuse a handshake with websocket.send_denial_response())" in message
+        assert message.endswith("; answered 500")
+        assert record.exc_info is None
+
+
+async def test_function_endpoint_returning_a_value_after_accept_closes_with_1011(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = App()
+
+    @app.websocket("/answer")
+    async def answer(ws: WebSocket) -> Any:
+        await ws.accept()
+        return await ws.receive_text()  # meant to be sent back
+
+    async with serving(app) as server:
+        with caplog.at_level(logging.ERROR, logger="wsserver"):
+            assert await close_code_after_sending(server, "/answer", "hello") == 1011
+        (record,) = error_records(caplog)
+        assert record.getMessage().endswith(
+            f": /answer: WebSocket endpoint {name_of(answer)} returned str 'hello', "
+            "expected None; closed with 1011"
+        )
+        assert record.exc_info is None
 
 
 # ---------------------------------------------------------------------------

@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "backlog": 1024,
     "reuse_port": False,
     "origins": None,
+    "access_log": True,
 }
 
 
@@ -86,6 +87,7 @@ def test_every_setting_is_documented() -> None:
         ("shutdown_timeout", "10 s"),
         ("backlog", "1024"),
         ("origins", "``None``"),
+        ("access_log", "True"),
     ],
 )
 def test_documented_defaults_match(name: str, stated: str) -> None:

@@ -18,11 +18,13 @@ import socket
 import time
 import tracemalloc
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsserver.protocol import BinaryMessage, TextMessage
+from wsserver.server import PlainTextResponse, Request, Response, Server
 from wsserver.server.security import OriginPolicy
 from wsserver.server.websocket import Disconnect, WebSocket, WebSocketDisconnect
 
@@ -701,6 +703,136 @@ async def test_handler_returning_after_accept_closes_with_1000(h: Harness) -> No
         with pytest.raises(ConnectionClosed) as caught:
             await ws.recv()
     assert caught.value.rcvd is not None and caught.value.rcvd.code == 1000
+
+
+def error_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "wsserver" and r.levelno >= logging.ERROR]
+
+
+async def http_status(h: Harness, server: Server, target: str) -> int:
+    """The status of ``GET target``, read within TIMEOUT."""
+    raw = await h.raw(server)
+    await raw.send(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    status, _ = await raw.response_head(timeout=TIMEOUT)
+    return status
+
+
+class MistakenApp(FunctionApp):
+    """An ``Application`` (not ``App``) whose HTTP side returns what it is given."""
+
+    def __init__(self, returned: object) -> None:
+        super().__init__()
+        self.returned = returned
+
+    async def handle_http(self, request: Request) -> Any:
+        return self.returned
+
+
+async def test_application_returning_a_non_response_is_500_with_one_log_line(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await h.serve(MistakenApp("text"))
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        assert await http_status(h, server, "/page?q=1") == 500
+    (record,) = error_records(caplog)
+    assert record.getMessage().endswith(
+        f": GET /page?q=1: HTTP handler {__name__}.MistakenApp.handle_http returned "
+        "str 'text', expected a Response; answered 500"
+    )
+    assert record.exc_info is None
+
+
+@pytest.mark.parametrize("status", [101, 103])
+async def test_a_response_the_core_cannot_send_is_replaced_by_500(
+    h: Harness, caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    server = await h.serve(MistakenApp(Response(status_code=status)))
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        raw = await h.raw(server)
+        request = b"GET /early HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        await raw.send(request)
+        assert (await raw.response_head())[0] == 500
+        # The connection is still usable: the next request is answered.
+        await raw.read_until(b"Internal Server Error\n")
+        await raw.send(request)
+        assert (await raw.response_head())[0] == 500
+    first = error_records(caplog)[0].getMessage()
+    assert first.endswith(
+        f": GET /early: the HTTP handler's response Response(status_code={status}, "
+        f"body=<0 bytes>) cannot be sent (status {status} is not a final status code "
+        "(200-599)); answered 500"
+    )
+    assert len(error_records(caplog)) == 2  # one line per request
+
+
+class CancellingApp(FunctionApp):
+    """Its HTTP handler awaits a future that gets cancelled."""
+
+    async def handle_http(self, request: Request) -> Response:
+        waiting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(waiting.cancel)
+        await waiting  # raises CancelledError in this task
+        return PlainTextResponse("never")
+
+
+async def test_http_handler_cancelled_from_inside_is_answered_500(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await h.serve(CancellingApp())
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        assert await http_status(h, server, "/cancelled") == 500
+    (record,) = error_records(caplog)
+    assert record.getMessage().endswith(
+        ": GET /cancelled: the HTTP handler was cancelled; answered 500"
+    )
+
+
+@pytest.mark.parametrize("accepted", [False, True])
+async def test_websocket_handler_cancelled_from_inside_gets_500_or_1011(
+    h: Harness, caplog: pytest.LogCaptureFixture, accepted: bool
+) -> None:
+    async def handler(websocket: WebSocket) -> None:
+        if accepted:
+            await websocket.accept()
+        waiting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(waiting.cancel)
+        await waiting
+
+    server = await h.serve(FunctionApp(handler))
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        raw = await h.raw(server)
+        await raw.send(handshake_request("/gone"))
+        status, _ = await raw.response_head()
+        if accepted:
+            assert status == 101
+            frame = await raw.recv_non_ping()
+            assert (frame.close_code, frame.close_reason) == (1011, "internal error")
+        else:
+            assert status == 500
+    (record,) = error_records(caplog)
+    outcome = "closed with 1011" if accepted else "answered 500"
+    assert record.getMessage().endswith(f": /gone: the WebSocket handler was cancelled; {outcome}")
+
+
+class ReturningWebSocketApp(FunctionApp):
+    async def handle_websocket(self, websocket: WebSocket) -> Any:
+        await websocket.accept()
+        return "done"
+
+
+async def test_application_websocket_side_returning_a_value_closes_with_1011(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await h.serve(ReturningWebSocketApp())
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        raw = await h.raw(server)
+        await raw.handshake("/ws")
+        assert (await raw.recv_non_ping()).close_code == 1011
+    (record,) = error_records(caplog)
+    assert record.getMessage().endswith(
+        f": /ws: WebSocket handler {__name__}.ReturningWebSocketApp.handle_websocket "
+        "returned str 'done', expected None; closed with 1011"
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from wsserver.server import App, WebSocket, WebSocketView
+from wsserver.server import App, Server, WebSocket, WebSocketView
 
 from .._live import TIMEOUT, serving, ws_url
 
@@ -311,3 +312,156 @@ async def test_peer_leaving_during_a_handler_reports_its_code_not_1011() -> None
         await client.close(4000, "changed my mind")
         await asyncio.wait_for(done.wait(), TIMEOUT)
     assert codes == [4000]
+
+
+# ---------------------------------------------------------------------------
+# mistaken hooks: a clear answer and one log line, never a hang
+# ---------------------------------------------------------------------------
+
+
+def error_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "wsserver" and r.levelno >= logging.ERROR]
+
+
+def hook_name(view: type[WebSocketView], hook: str) -> str:
+    return f"{view.__module__}.{view.__qualname__}.{hook}"
+
+
+async def refusal_status(server: Server) -> int:
+    async def handshake() -> int:
+        with pytest.raises(InvalidStatus) as caught:
+            async with connect(ws_url(server), open_timeout=TIMEOUT):
+                pass
+        return caught.value.response.status_code
+
+    return await asyncio.wait_for(handshake(), TIMEOUT)
+
+
+async def test_on_connect_returning_false_is_500_not_a_silent_refusal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Picky(WebSocketView):
+        async def on_connect(self, websocket: WebSocket) -> Any:
+            return False  # meant as "refuse": that is self.reject()
+
+    async with serving(Picky) as server:
+        with caplog.at_level(logging.ERROR, logger="wsserver"):
+            assert await refusal_status(server) == 500
+        (record,) = error_records(caplog)
+        assert record.getMessage().endswith(
+            f": /: WebSocketView hook {hook_name(Picky, 'on_connect')} returned bool False, "
+            "expected None (accept with websocket.accept(), refuse with self.reject()); "
+            "answered 500"
+        )
+        assert record.exc_info is None
+
+
+async def test_on_connect_declared_without_async_is_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Plain(WebSocketView):
+        def on_connect(self, websocket: WebSocket) -> None:  # type: ignore[override]
+            pass
+
+    async with serving(Plain) as server:
+        with caplog.at_level(logging.ERROR, logger="wsserver"):
+            assert await refusal_status(server) == 500
+        (record,) = error_records(caplog)
+        message = record.getMessage()
+        assert f"WebSocketView hook {hook_name(Plain, 'on_connect')} returned NoneType None" in (
+            message
+        )
+        assert "expected an awaitable (declare it with async def); answered 500" in message
+
+
+async def test_on_receive_returning_a_value_closes_with_1011(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    codes: list[int] = []
+
+    class Replier(WebSocketView):
+        encoding: ClassVar[Literal["text"]] = "text"
+
+        async def on_receive(self, websocket: WebSocket, data: Any) -> Any:
+            return data.upper()  # meant to be sent: that is send_text()
+
+        async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
+            codes.append(close_code)
+
+    async with serving(Replier) as server, connect(ws_url(server)) as client:
+        with caplog.at_level(logging.ERROR, logger="wsserver"):
+            await client.send("hi")
+            assert await closed_with(client) == (1011, "internal error")
+        (record,) = error_records(caplog)
+        assert record.getMessage().endswith(
+            f": /: WebSocketView hook {hook_name(Replier, 'on_receive')} returned str 'HI', "
+            "expected None (send replies with websocket.send_*()); closed with 1011"
+        )
+        assert record.exc_info is None
+    assert codes == [1011]
+
+
+async def test_on_disconnect_returning_a_value_is_logged_once_the_peer_has_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    done = asyncio.Event()
+
+    class Farewell(WebSocketView):
+        async def on_disconnect(self, websocket: WebSocket, close_code: int) -> Any:
+            done.set()
+            return f"bye {close_code}"
+
+    async with serving(Farewell) as server:
+        with caplog.at_level(logging.ERROR, logger="wsserver"):
+            async with connect(ws_url(server)) as client:
+                await client.close(4000)
+            await asyncio.wait_for(done.wait(), TIMEOUT)
+            await asyncio.wait_for(_until(lambda: bool(error_records(caplog))), TIMEOUT)
+        # Too late to change the close code: the peer's own stands.
+        assert client.close_code == 4000
+        (record,) = error_records(caplog)
+        assert record.getMessage().endswith(
+            f": /: WebSocketView hook {hook_name(Farewell, 'on_disconnect')} returned "
+            "str 'bye 4000', expected None; the connection was already ending"
+        )
+
+
+async def test_a_hook_error_keeps_its_traceback_over_a_mistaken_on_disconnect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Both(WebSocketView):
+        async def on_receive(self, websocket: WebSocket, data: Any) -> None:
+            raise KeyError("the real bug")
+
+        async def on_disconnect(self, websocket: WebSocket, close_code: int) -> Any:
+            return close_code
+
+    async with serving(Both) as server, connect(ws_url(server)) as client:
+        with caplog.at_level(logging.ERROR, logger="wsserver"):
+            await client.send("x")
+            assert await closed_with(client) == (1011, "internal error")
+        (record,) = error_records(caplog)
+        assert record.getMessage().endswith("error in WebSocket handler for /")
+        assert "the real bug" in (record.exc_text or "")
+
+
+async def test_on_disconnect_raising_is_logged_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Leaky(WebSocketView):
+        async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
+            raise OSError("cleanup failed")
+
+    async with serving(Leaky) as server:
+        with caplog.at_level(logging.ERROR, logger="wsserver"):
+            async with connect(ws_url(server)) as client:
+                await client.close()
+            await asyncio.wait_for(_until(lambda: bool(error_records(caplog))), TIMEOUT)
+        assert client.close_code == 1000
+        (record,) = error_records(caplog)
+        assert "cleanup failed" in (record.exc_text or "")
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)

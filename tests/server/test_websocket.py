@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +24,7 @@ from wsserver.server import (
     Address,
     App,
     PlainTextResponse,
+    Response,
     WebSocket,
     WebSocketDisconnect,
     WebSocketState,
@@ -195,6 +197,50 @@ async def test_send_denial_response_reaches_the_client(status: int, body_text: s
         assert response.body == body_text.encode()
         assert response.headers["x-why"] == "test"
         assert await probe.outcome() is WebSocketState.DISCONNECTED
+
+
+@pytest.mark.parametrize(
+    ("denial", "error", "message"),
+    [
+        ("go away", TypeError, "send_denial_response() takes a Response, not str 'go away'"),
+        (
+            # A 1xx status is a valid Response but cannot refuse a handshake.
+            Response(status_code=101),
+            LocalProtocolError,
+            "status 101 is not a final status code (200-599)",
+        ),
+    ],
+)
+async def test_a_denial_the_server_cannot_send_is_500_and_a_traceback(
+    denial: Any, error: type[Exception], message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body(ws: WebSocket) -> WebSocketState:
+        try:
+            await ws.send_denial_response(denial)
+        except Exception:
+            # Nothing was answered: the handshake is still pending.
+            assert ws.application_state is WebSocketState.CONNECTING
+            raise
+        return ws.application_state
+
+    probe = Probe(body)
+
+    async def handshake() -> int:
+        with pytest.raises(InvalidStatus) as caught:
+            async with connect(ws_url(server), open_timeout=TIMEOUT):
+                pass
+        return caught.value.response.status_code
+
+    async with serving(probe.run) as server:
+        with caplog.at_level(logging.ERROR, logger="wsserver"):
+            assert await asyncio.wait_for(handshake(), TIMEOUT) == 500
+        with pytest.raises(error) as raised:
+            await probe.outcome()
+        assert str(raised.value) == message
+        (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert record.getMessage().endswith("error in WebSocket handler for /")
+        # Raised in the application's own call: the traceback shows where.
+        assert record.exc_info is not None and record.exc_info[1] is raised.value
 
 
 async def test_close_before_accept_refuses_with_403() -> None:

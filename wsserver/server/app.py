@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol, TypeVar, cast
 
 from .datastructures import State
+from .mistakes import ApplicationMistake, awaited
 from .requests import Request
 from .responses import PlainTextResponse, Response
 from .routing import AnyRoute, Mount, Route, Router, WebSocketRoute, _HTTPEndpointT
@@ -63,7 +64,9 @@ class App:
             route, before its endpoint runs (path parameters are set).  It
             returns ``None`` to let the handshake through, or the HTTP
             response to refuse it with (401, 403...), so that a refused
-            client never reaches application code.  It may store what it
+            client never reaches application code.  Anything else (``True``,
+            a string) is a mistake: the client gets 500 and the log one
+            line naming the hook and the value.  It may store what it
             learnt (the user) in ``websocket.state``.  Compare secrets with
             ``secrets_equal``, in constant time.
     """
@@ -110,7 +113,12 @@ class App:
     # -- serving -----------------------------------------------------------
 
     async def handle_http(self, request: Request) -> Response:
-        """Route a plain HTTP request: health, routes, static files, errors."""
+        """Route a plain HTTP request: health, routes, static files, errors.
+
+        Raises:
+            ApplicationMistake: a handler is not ``async``, or returned
+                something other than a ``Response``; the server answers 500.
+        """
         path = request.url.raw_path
         if self.health_path is not None and path == self.health_path:
             return PlainTextResponse("ok\n")
@@ -118,7 +126,11 @@ class App:
         route = match.route
         if match.found and isinstance(route, Route):
             request.path_params = dict(match.path_params)
-            return await route.endpoint(request)
+            endpoint = route.endpoint
+            response = await awaited("HTTP handler", endpoint, endpoint(request))
+            if not isinstance(response, Response):
+                raise ApplicationMistake("HTTP handler", endpoint, response, "a Response")
+            return response
         if match.found and isinstance(route, Mount):
             static = route.static
             found = static.resolve(match.subpath, request.method, request.headers)
@@ -138,30 +150,54 @@ class App:
         return response
 
     async def handle_websocket(self, websocket: WebSocket) -> None:
-        """Route a WebSocket handshake to its endpoint, or refuse it (404)."""
+        """Route a WebSocket handshake to its endpoint, or refuse it (404).
+
+        Raises:
+            ApplicationMistake: ``authenticate`` or a function endpoint
+                returned what the server cannot use; the server answers 500
+                before the handshake is answered, or closes with 1011 after.
+        """
         match = self.router.match_websocket(websocket.url.raw_path)
         route = match.route
         if not match.found or not isinstance(route, WebSocketRoute):
             await websocket.send_denial_response(PlainTextResponse("Not Found\n", status_code=404))
             return
         websocket.path_params = dict(match.path_params)
-        if self.authenticate is not None:
-            refusal = await self.authenticate(websocket)
+        authenticate = self.authenticate
+        if authenticate is not None:
+            refusal = await awaited("authenticate hook", authenticate, authenticate(websocket))
             if refusal is not None:
+                if not isinstance(refusal, Response):
+                    raise ApplicationMistake(
+                        "authenticate hook", authenticate, refusal, "None or a Response"
+                    )
                 await websocket.send_denial_response(refusal)
                 return
         await run_websocket_endpoint(route.endpoint, websocket)
 
 
 async def run_websocket_endpoint(endpoint: object, websocket: WebSocket) -> None:
-    """Run a view class or an ``async def endpoint(websocket)``."""
+    """Run a view class or an ``async def endpoint(websocket)``.
+
+    Raises:
+        ApplicationMistake: a function endpoint returned something other
+            than ``None`` (the server answers 500, or closes with 1011).
+        TypeError: ``endpoint`` is neither.
+    """
     if inspect.isclass(endpoint) and issubclass(endpoint, WebSocketView):
         await endpoint(websocket).dispatch()
         return
     if callable(endpoint):
         result: Any = endpoint(websocket)
         if inspect.isawaitable(result):
-            await result
+            result = await result
+        if result is not None:
+            hint = (
+                "refuse a handshake with websocket.send_denial_response()"
+                if isinstance(result, Response)
+                else ""
+            )
+            raise ApplicationMistake("WebSocket endpoint", endpoint, result, "None", hint)
         return
     raise TypeError(f"not a WebSocket endpoint: {endpoint!r}")
 

@@ -71,6 +71,12 @@ class ServerConfig:
             (``OriginPolicy``); others get 403 before the upgrade, against
             cross-site WebSocket hijacking.  ``None`` (the default) checks
             nothing: set it for any endpoint that trusts cookies.
+        access_log: one INFO line per HTTP request and per WebSocket
+            handshake outcome (101 or the refusal's status) on the
+            ``wsserver.access`` logger (see ``wsserver.server.access``).
+            ``True`` by default, as in uvicorn: refused handshakes and
+            errors are otherwise invisible.  Turn it off when a proxy in front
+            already logs requests, to save a formatted line per request.
     """
 
     host: str = "127.0.0.1"
@@ -93,6 +99,7 @@ class ServerConfig:
     backlog: int = 1024
     reuse_port: bool = False
     origins: OriginPolicy | None = None
+    access_log: bool = True
 
     def __post_init__(self) -> None:
         # Out of range, create_server() would fail only at start(), with an

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, cast
 
 from ..protocol import (
@@ -27,6 +28,7 @@ from ..protocol import (
     ConnectionFailed,
     ConnectionLost,
     HTTPRequest,
+    LocalProtocolError,
     Pong,
     RequestRejected,
     ServerConnection,
@@ -34,10 +36,12 @@ from ..protocol import (
     TextMessage,
     WebSocketRequest,
 )
+from .access import log_access
 from .datastructures import Address
+from .mistakes import ApplicationMistake
 from .requests import Request
 from .responses import PlainTextResponse, Response
-from .websocket import Disconnect, WebSocket, WebSocketDisconnect
+from .websocket import Disconnect, WebSocket, WebSocketDisconnect, WebSocketState
 
 if TYPE_CHECKING:
     from .server import Server
@@ -109,6 +113,9 @@ class Connection(asyncio.BufferedProtocol):
         # Set by accept(): only an accepted WebSocket gets the "open" log
         # line, and so only it gets the matching "closed" line.
         self._accepted = False
+        # The WebSocket handshake's target and arrival, for its access line.
+        self._target: str | None = None
+        self._request_started = 0.0
 
     # -- transport callbacks -------------------------------------------
 
@@ -486,10 +493,12 @@ class Connection(asyncio.BufferedProtocol):
     def _handle_http_event(self, event: object) -> None:
         if isinstance(event, HTTPRequest):
             self._cancel_open_timer()
-            self._task = self.loop.create_task(self._serve_http(event))
+            self._task = self.loop.create_task(self._serve_http(event, time.perf_counter()))
             self.server.task_started(self._task)
         elif isinstance(event, WebSocketRequest):
             self._cancel_open_timer()
+            self._request_started = time.perf_counter()
+            self._target = event.target
             self._path = event.target.split("?", 1)[0][:200]
             if self.server.refuses_new_websockets():
                 self._reject_now(503, "server at capacity or shutting down")
@@ -520,8 +529,40 @@ class Connection(asyncio.BufferedProtocol):
             self.server.task_started(self._task)
         elif isinstance(event, RequestRejected):
             logger.info("conn %d: rejected request: %d %s", self.id, event.status, event.reason)
+            if self.config.access_log:
+                # The core refused the head before it could be read: no
+                # request line to show.
+                log_access(
+                    client=self.client,
+                    method=None,
+                    path=None,
+                    http_version=None,
+                    status_code=event.status,
+                    started=time.perf_counter(),
+                    connection_id=self.id,
+                )
 
-    async def _serve_http(self, event: HTTPRequest) -> None:
+    async def _serve_http(self, event: HTTPRequest, started: float) -> None:
+        try:
+            response = await self._respond(event)
+        except asyncio.CancelledError:
+            # Cancelled from inside the application (it awaited a cancelled
+            # future) or by shutdown once the grace period is over: a client
+            # still there must not wait for an answer that never comes.
+            if not self._closed:
+                logger.error(
+                    "conn %d: %s %s: the HTTP handler was cancelled; answered 500",
+                    self.id,
+                    event.method,
+                    event.target,
+                )
+                self._send_response(event, _internal_error(), started)
+            raise
+        if not self._closed:
+            self._send_response(event, response, started)
+
+    async def _respond(self, event: HTTPRequest) -> Response:
+        """The application's response to ``event``, or the error response."""
         try:
             request = Request(
                 event.method,
@@ -533,24 +574,61 @@ class Connection(asyncio.BufferedProtocol):
                 server_host=self.server_host,
             )
         except ValueError as error:
-            response: Response = PlainTextResponse(f"Bad request: {error}\n", status_code=400)
-        else:
-            try:
-                response = await self.server.app.handle_http(request)
-            except Exception:
-                logger.exception("conn %d: error in HTTP handler for %s", self.id, event.target)
-                response = PlainTextResponse("Internal Server Error\n", status_code=500)
-        if self._closed:
-            return
+            return PlainTextResponse(f"Bad request: {error}\n", status_code=400)
+        app = self.server.app
+        try:
+            response = await app.handle_http(request)
+            if not isinstance(response, Response):
+                raise ApplicationMistake("HTTP handler", app.handle_http, response, "a Response")
+        except ApplicationMistake as mistake:
+            # The value came back from the application without an error:
+            # a traceback would show only the server's frames.
+            logger.error(
+                "conn %d: %s %s: %s; answered 500", self.id, event.method, event.target, mistake
+            )
+            return _internal_error()
+        except Exception:
+            logger.exception("conn %d: error in HTTP handler for %s", self.id, event.target)
+            return _internal_error()
+        return response
+
+    def _send_response(self, event: HTTPRequest, response: Response, started: float) -> None:
+        try:
+            self._write_response(response)
+        except LocalProtocolError as error:
+            # A Response the core cannot send (a 1xx status, a header h11
+            # refuses): nothing was written, answer 500 instead.
+            logger.error(
+                "conn %d: %s %s: the HTTP handler's response %r cannot be sent (%s); answered 500",
+                self.id,
+                event.method,
+                event.target,
+                response,
+                error,
+            )
+            response = _internal_error()
+            self._write_response(response)
+        self.flush()
+        self._task = None
+        if self.config.access_log:
+            log_access(
+                client=self.client,
+                method=event.method,
+                path=event.target,
+                http_version=event.http_version,
+                status_code=response.status_code,
+                started=started,
+                connection_id=self.id,
+            )
+        if not self.protocol.must_close_transport:
+            self._start_open_timer()
+        self.pump()
+
+    def _write_response(self, response: Response) -> None:
         headers = list(response.header_pairs())
         if self.server.shutting_down:
             headers.append(("connection", "close"))
         self.protocol.send_response(response.status_code, tuple(headers), response.body)
-        self.flush()
-        self._task = None
-        if not self.protocol.must_close_transport:
-            self._start_open_timer()
-        self.pump()
 
     def _reject_now(self, status: int, reason: str) -> None:
         self.protocol.reject(
@@ -559,28 +637,64 @@ class Connection(asyncio.BufferedProtocol):
             f"{reason}\n".encode(),
         )
         self.flush()
+        self._handshake_answered(status)
         self._close_transport()
+
+    def _handshake_answered(self, status: int) -> None:
+        """Write the handshake's access line (101, or the refusal's status)."""
+        if self.config.access_log:
+            log_access(
+                client=self.client,
+                # The core passes on only GET HTTP/1.1 handshakes (RFC 6455
+                # section 4.1: "The method of the request MUST be GET, and
+                # the HTTP version MUST be at least 1.1"); it answers other
+                # methods 405 and other versions 505 itself.
+                method="GET",
+                path=self._target,
+                http_version="1.1",
+                status_code=status,
+                started=self._request_started,
+                connection_id=self.id,
+            )
 
     # -- WebSocket phase ---------------------------------------------------
 
     async def _serve_websocket(self, websocket: WebSocket) -> None:
-        from .websocket import WebSocketState
-
+        app = self.server.app
+        # Typed as returning a value: what it returns is checked.
+        handle: Callable[[WebSocket], Awaitable[object]] = app.handle_websocket
         try:
-            await self.server.app.handle_websocket(websocket)
+            returned = await handle(websocket)
+            if returned is not None:
+                raise ApplicationMistake("WebSocket handler", handle, returned, "None")
         except WebSocketDisconnect:
             pass
+        except ApplicationMistake as mistake:
+            # As in _respond: one line, without the server's frames.
+            logger.error(
+                "conn %d: %s: %s; %s",
+                self.id,
+                self._path,
+                mistake,
+                self._failure_outcome(websocket),
+            )
+            self._application_failed(websocket)
+            return
         except Exception:
             logger.exception("conn %d: error in WebSocket handler for %s", self.id, self._path)
-            if websocket.application_state is WebSocketState.CONNECTING:
-                websocket.application_state = WebSocketState.DISCONNECTED
-                if not self._closed:
-                    self._reject_now(500, "Internal Server Error")
-                return
-            # The details stay in the log: a close reason is visible to the
-            # peer.
-            self.fail(CloseCode.INTERNAL_ERROR, "internal error")
+            self._application_failed(websocket)
             return
+        except asyncio.CancelledError:
+            # See _serve_http: a client still there gets an answer.
+            if not self._closed:
+                logger.error(
+                    "conn %d: %s: the WebSocket handler was cancelled; %s",
+                    self.id,
+                    self._path,
+                    self._failure_outcome(websocket),
+                )
+                self._application_failed(websocket)
+            raise
         finally:
             websocket._busy = False
         if self._closed:
@@ -595,12 +709,33 @@ class Connection(asyncio.BufferedProtocol):
         else:
             self.pump()
 
+    def _failure_outcome(self, websocket: WebSocket) -> str:
+        """What ``_application_failed`` will do, for its log line."""
+        if self._closed:
+            return "the client had gone"
+        if websocket.application_state is WebSocketState.CONNECTING:
+            return "answered 500"
+        if self.protocol.state is State.OPEN:
+            return "closed with 1011"
+        return "the connection was already ending"
+
+    def _application_failed(self, websocket: WebSocket) -> None:
+        """Answer 500 before the handshake is answered, close 1011 after."""
+        if websocket.application_state is WebSocketState.CONNECTING:
+            websocket.application_state = WebSocketState.DISCONNECTED
+            if not self._closed:
+                self._reject_now(500, "Internal Server Error")
+            return
+        # The details stay in the log: a close reason is visible to the peer.
+        self.fail(CloseCode.INTERNAL_ERROR, "internal error")
+
     def accept(
         self, websocket: WebSocket, subprotocol: str | None, headers: tuple[tuple[str, str], ...]
     ) -> None:
         """Send the 101 for ``websocket`` (called by ``WebSocket.accept``)."""
         self.protocol.accept(subprotocol, headers)
         self._accepted = True
+        self._handshake_answered(101)
         logger.info(
             "conn %d open path=%s client=%s",
             self.id,
@@ -627,6 +762,7 @@ class Connection(asyncio.BufferedProtocol):
         """Answer the handshake with ``response`` (``send_denial_response``)."""
         self.protocol.reject(response.status_code, tuple(response.header_pairs()), response.body)
         self.flush()
+        self._handshake_answered(response.status_code)
         self._close_transport()
 
     def close(self, code: int, reason: str) -> None:
@@ -810,3 +946,8 @@ class Connection(asyncio.BufferedProtocol):
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.protocol.state.name} {self._path}>"
+
+
+def _internal_error() -> Response:
+    # The details stay in the log: the body is visible to the client.
+    return PlainTextResponse("Internal Server Error\n", status_code=500)

@@ -16,15 +16,23 @@ A message of the wrong type closes the connection with 1003; invalid JSON
 with 1007.  An exception in a handler reaches the server, which closes the
 connection with 1011 and logs the traceback; ``WebSocketDisconnect`` from a
 handler (the peer left) passes its own code to ``on_disconnect``.
+
+Every hook returns ``None``.  A hook that returns a value is mistaken about
+what the value does (``False`` does not refuse, a string is not sent): the
+server answers 500 before the handshake is answered, or closes with 1011
+after, and logs one line naming the hook and the value.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, ClassVar, Literal
 
 from ..protocol import CloseCode, TextMessage
+from .mistakes import ApplicationMistake, awaited
 from .responses import PlainTextResponse
 from .websocket import Disconnect, WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -42,10 +50,16 @@ class WebSocketView:
     async def dispatch(self) -> None:
         """Run the connection: connect, receive until disconnect, clean up."""
         websocket = self.websocket
-        await self.on_connect(websocket)
+        returned = await awaited(_HOOK, self.on_connect, self.on_connect(websocket))
+        if returned is not None:
+            raise ApplicationMistake(_HOOK, self.on_connect, returned, "None", _REFUSE_HINT)
         if websocket.application_state is not WebSocketState.CONNECTED:
             return  # refused, or closed at once
         close_code: int = CloseCode.NORMAL_CLOSURE
+        failed = False
+        # Typed as returning a value: what it returns is checked, per message
+        # with a plain await and one comparison.
+        on_receive: Callable[[WebSocket, Any], Awaitable[object]] = self.on_receive
         try:
             while True:
                 message = await websocket.receive()
@@ -61,7 +75,11 @@ class WebSocketView:
                     )
                     await websocket.close(close_code, self._refusal_reason(close_code))
                     break
-                await self.on_receive(websocket, data)
+                returned = await on_receive(websocket, data)
+                if returned is not None:
+                    raise ApplicationMistake(
+                        _HOOK, on_receive, returned, "None", "send replies with websocket.send_*()"
+                    )
         except WebSocketDisconnect as disconnect:
             # The peer left while a handler was receiving or sending: that
             # is its close code, not an internal error.
@@ -69,9 +87,19 @@ class WebSocketView:
             raise
         except Exception:
             close_code = CloseCode.INTERNAL_ERROR
+            failed = True
             raise
         finally:
-            await self.on_disconnect(websocket, close_code)
+            ending = self.on_disconnect(websocket, close_code)
+            if failed:
+                # An exception is on its way: its traceback is the one to
+                # log, not replaced by a mistake found here.
+                if inspect.isawaitable(ending):
+                    await ending
+            else:
+                returned = await awaited(_HOOK, self.on_disconnect, ending)
+                if returned is not None:
+                    raise ApplicationMistake(_HOOK, self.on_disconnect, returned, "None")
 
     def _decode(self, data: str | bytes, is_text: bool) -> Any:
         encoding = self.encoding
@@ -116,3 +144,5 @@ class WebSocketView:
 
 
 _REFUSED: Any = object()
+_HOOK = "WebSocketView hook"
+_REFUSE_HINT = "accept with websocket.accept(), refuse with self.reject()"

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from ..protocol import BinaryMessage, CloseCode, State, TextMessage, WebSocketRequest
 from .datastructures import URL, Address, Headers, QueryParams, parse_cookies
 from .datastructures import State as StateBag
+from .mistakes import describe_value
 from .responses import Response
 
 if TYPE_CHECKING:
@@ -216,12 +217,26 @@ class WebSocket:
         self.client_state = WebSocketState.CONNECTED
 
     async def send_denial_response(self, response: Response) -> None:
-        """Refuse the handshake with any HTTP response instead of a 101."""
+        """Refuse the handshake with any HTTP response instead of a 101.
+
+        Raises:
+            RuntimeError: after ``accept()`` or ``close()``.
+            TypeError: ``response`` is not a ``Response``.
+            LocalProtocolError: the response cannot answer a handshake (a
+                1xx status).
+
+        After an error the handshake is still unanswered: if the exception
+        reaches the server, the client gets 500.
+        """
         if self.application_state is not WebSocketState.CONNECTING:
             raise RuntimeError("send_denial_response() after accept() or close()")
+        if not isinstance(response, Response):
+            raise TypeError(
+                f"send_denial_response() takes a Response, not {describe_value(response)}"
+            )
+        self._connection.reject(response)
         self.application_state = WebSocketState.DISCONNECTED
         self.client_state = WebSocketState.DISCONNECTED
-        self._connection.reject(response)
 
     # -- receiving -----------------------------------------------------
 
