@@ -4,9 +4,8 @@ Start-up errors and serving run ``python -m wsserver`` as a subprocess, as
 a user would; the server is found ready by its "listening on" log line
 (``--port 0`` picks a free port, which that line names).  The echo example
 is tested here too: it is the target ``wsserver run`` is documented with,
-and the test layout maps only ``wsserver/`` modules.  ``--workers`` runs a
-supervisor and workers sharing the port (SO_REUSEPORT); those tests find the
-workers' pids in their log lines and check signals, crashes and restarts.
+and the test layout maps only ``wsserver/`` modules.  ``--workers`` hands
+over to the supervisor, tested in tests/test_supervisor.py.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ import wsserver
 from wsserver.cli import (
     ImportFromStringError,
     _parser,
+    _worker_command,
     build_config,
     import_from_string,
     main,
@@ -533,208 +533,9 @@ def test_invalid_values_raise_value_error() -> None:
 
 
 # ---------------------------------------------------------------------------
-# --workers: a supervisor and worker processes on one port (SO_REUSEPORT)
+# --workers and --channels-backend: checked before anything starts
+# (the supervisor itself: tests/test_supervisor.py)
 # ---------------------------------------------------------------------------
-
-PID_APP = """
-import os
-from wsserver import WebSocketView
-
-class Pid(WebSocketView):
-    async def on_connect(self, websocket):
-        await websocket.accept()
-        await websocket.send_text(str(os.getpid()))
-
-    async def on_receive(self, websocket, data):
-        if data == "die":
-            os._exit(3)
-"""
-
-
-@dataclass
-class Supervised:
-    process: asyncio.subprocess.Process
-    port: int
-    workers: dict[int, int]  # index -> pid
-    log: list[str]
-
-    async def read_until(self, pattern: str) -> re.Match[str]:
-        assert self.process.stderr is not None
-        while True:
-            line = await asyncio.wait_for(self.process.stderr.readline(), START_TIMEOUT)
-            assert line, f"the supervisor exited: {''.join(self.log)}"
-            self.log.append(line.decode())
-            worker = re.search(r"\[worker (\d+) (\d+)\]", self.log[-1])
-            if worker:
-                self.workers[int(worker.group(1))] = int(worker.group(2))
-            found = re.search(pattern, self.log[-1])
-            if found:
-                return found
-
-    async def stop(self, sig: int = signal.SIGTERM) -> str:
-        if self.process.returncode is None:
-            self.process.send_signal(sig)
-        _, err = await asyncio.wait_for(self.process.communicate(), 4 * START_TIMEOUT)
-        return "".join(self.log) + err.decode()
-
-
-@asynccontextmanager
-async def supervised(*args: str, cwd: Path = ROOT) -> AsyncIterator[Supervised]:
-    """``wsserver run *args --port 0`` with workers, up once they all listen."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsserver",
-        "run",
-        *args,
-        "--port",
-        "0",
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    state = Supervised(process, 0, {}, [])
-    try:
-        found = await state.read_until(r"supervisor: \d+ workers listening on 127\.0\.0\.1:(\d+)")
-        state.port = int(found.group(1))
-        yield state
-    finally:
-        await state.stop(signal.SIGKILL if process.returncode is None else signal.SIGTERM)
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, dead but not reaped, does not count)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
-
-
-async def pids_seen(port: int, wanted: int, attempts: int = 64) -> set[str]:
-    seen: set[str] = set()
-    for _ in range(attempts):
-        async with connect(f"ws://127.0.0.1:{port}/") as client:
-            seen.add(str(await asyncio.wait_for(client.recv(), TIMEOUT)))
-        if len(seen) >= wanted:
-            break
-    return seen
-
-
-async def test_two_workers_share_the_port_and_stop_gracefully_on_sigterm(tmp_path: Path) -> None:
-    (tmp_path / "pidapp.py").write_text(PID_APP)
-    async with supervised("pidapp:Pid", "--workers", "2", cwd=tmp_path) as server:
-        assert len(server.workers) == 2 and server.process.pid not in server.workers.values()
-        # SO_REUSEPORT spreads connections: both workers accept some.
-        seen = await pids_seen(server.port, 2)
-        assert seen == {str(pid) for pid in server.workers.values()}
-        client = await connect(f"ws://127.0.0.1:{server.port}/")
-        await asyncio.wait_for(client.recv(), TIMEOUT)
-        log = await server.stop(signal.SIGTERM)
-        assert server.process.returncode == 0, log
-    # The supervisor forwarded SIGTERM: each worker shut down gracefully,
-    # closing its connections with 1001.
-    await asyncio.wait_for(client.wait_closed(), TIMEOUT)
-    assert client.close_code == 1001
-    assert log.count("shutting down") == 2
-    assert "Traceback" not in log
-    assert not any(alive(pid) for pid in server.workers.values())
-
-
-async def test_sigint_is_forwarded_too(tmp_path: Path) -> None:
-    (tmp_path / "pidapp.py").write_text(PID_APP)
-    async with supervised("pidapp:Pid", "--workers", "2", cwd=tmp_path) as server:
-        log = await server.stop(signal.SIGINT)
-        assert server.process.returncode == 0, log
-    assert log.count("shutting down") == 2
-
-
-async def test_a_worker_crashing_at_start_fails_the_supervisor(tmp_path: Path) -> None:
-    (tmp_path / "flaky.py").write_text(
-        "import os\n"
-        "if os.environ.get('WSSERVER_WORKER') == '2':\n"
-        "    raise RuntimeError('worker 2 cannot start')\n"
-        "from wsserver import WebSocketView\n"
-        "class View(WebSocketView):\n"
-        "    pass\n"
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wsserver", "run", "flaky:View", "--workers", "2", "--port", "0",
-        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await asyncio.wait_for(process.communicate(), 4 * START_TIMEOUT)
-    log = err.decode()
-    assert process.returncode == 1, log
-    assert re.search(
-        r"wsserver: error: worker 2 \(pid \d+\) exited with status 2 during start-up", log
-    ), log
-    # The worker's own one-line error is there too; the other worker was stopped.
-    assert "RuntimeError: worker 2 cannot start" in log
-    assert "Traceback" not in log
-    pids = [int(p) for p in re.findall(r"\[worker 1 (\d+)\]", log)]
-    assert not any(alive(pid) for pid in pids)
-
-
-async def test_a_worker_that_crashes_later_is_restarted(tmp_path: Path) -> None:
-    (tmp_path / "pidapp.py").write_text(PID_APP)
-    async with supervised("pidapp:Pid", "--workers", "2", cwd=tmp_path) as server:
-        before = dict(server.workers)
-        victim = await connect(f"ws://127.0.0.1:{server.port}/")
-        pid = int(await asyncio.wait_for(victim.recv(), TIMEOUT))
-        await victim.send("die")
-        await server.read_until(r"exited with status 3; restarting it")
-        await server.read_until(r"wsserver listening on")
-        assert set(server.workers.values()) != set(before.values())
-        assert not alive(pid)
-        seen = await pids_seen(server.port, 2)
-        assert str(pid) not in seen
-        log = await server.stop()
-        assert server.process.returncode == 0, log
-
-
-async def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
-    (tmp_path / "pidapp.py").write_text(PID_APP)
-    async with supervised("pidapp:Pid", "--workers", "2", cwd=tmp_path) as server:
-        server.process.kill()
-        await server.process.wait()
-        async with asyncio.timeout(4 * TIMEOUT):
-            while any(alive(pid) for pid in server.workers.values()):
-                await asyncio.sleep(0.05)
-
-
-CHANNELS_APP = """
-from wsserver import App
-from wsserver.plugins.channels import ChannelManager
-
-manager = ChannelManager()
-app = App()
-manager.install(app, "/ws")
-"""
-
-
-async def test_several_workers_with_the_in_process_channel_backend_are_warned(
-    tmp_path: Path,
-) -> None:
-    (tmp_path / "chapp.py").write_text(CHANNELS_APP)
-    async with supervised("chapp:app", "--workers", "2", cwd=tmp_path) as server:
-        log = await server.stop()
-    assert "cross-worker delivery needs Redis" in log
-    assert log.count("wsserver: warning:") == 1  # the supervisor says it, once
-    # With Redis named, nothing to warn about (nothing connects to it until
-    # a manager is used).
-    async with supervised(
-        "chapp:app", "--workers", "2", "--channels-backend", "redis://127.0.0.1:1/0", cwd=tmp_path
-    ) as server:
-        log = await server.stop()
-    assert "warning" not in log
-    assert server.process.returncode == 0
-
-
-def test_one_worker_or_no_channels_means_no_warning() -> None:
-    from wsserver.cli import channels_warning
-
-    assert channels_warning(1) is None
 
 
 def test_channels_backend_must_be_a_known_url() -> None:
@@ -759,12 +560,9 @@ def test_workers_must_be_a_positive_count(value: str, capsys: pytest.CaptureFixt
     assert "argument --workers: must be a whole number >= 1" in capsys.readouterr().err
 
 
-def test_workers_on_a_port_in_use_is_one_line_and_exit_1() -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = run_cli("run", "examples.echo:EchoView", "--workers", "2", "--port", str(port))
-    assert result.returncode == 1, result.stderr
-    assert f"wsserver: error: cannot listen on 127.0.0.1:{port}: " in result.stderr
-    assert "Traceback" not in result.stderr
+def test_worker_command_runs_this_command_as_one_worker_on_the_port() -> None:
+    command = _worker_command(["run", "app:App", "--workers", "4", "--port", "0"], 8123)
+    assert command[:3] == [sys.executable, "-m", "wsserver"]
+    # argparse keeps the last value: the worker serves on the reserved port, alone.
+    args = _parser().parse_args(command[3:])
+    assert (args.target, args.workers, args.port, args.reuse_port) == ("app:App", 1, 8123, True)
