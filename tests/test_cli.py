@@ -4,8 +4,10 @@ Start-up errors and serving run ``python -m wsserver`` as a subprocess, as
 a user would; the server is found ready by its "listening on" log line
 (``--port 0`` picks a free port, which that line names).  The echo example
 is tested here too: it is the target ``wsserver run`` is documented with,
-and the test layout maps only ``wsserver/`` modules.  ``--workers`` hands
-over to the supervisor, tested in tests/test_supervisor.py.
+and the test layout maps only ``wsserver/`` modules.  The options of the
+settings come from their dataclass fields' metadata; the tests of that
+mechanism use dataclasses of their own.  ``--workers`` hands over to the
+supervisor, tested in tests/test_supervisor.py.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -31,6 +33,8 @@ from websockets.exceptions import InvalidStatus
 import wsserver
 from wsserver.cli import (
     ImportFromStringError,
+    _add_options,
+    _from_arguments,
     _parser,
     _worker_command,
     build_config,
@@ -39,6 +43,7 @@ from wsserver.cli import (
 )
 from wsserver.protocol import DeflateSettings, ProtocolSettings
 from wsserver.server import ServerConfig
+from wsserver.server.config import CLI_OPTION, cli_option
 
 from ._live import TIMEOUT, handshake_headers
 from .server.helpers import make_certificate
@@ -530,6 +535,188 @@ async def test_run_over_tls(tmp_path: Path) -> None:
 def test_invalid_values_raise_value_error() -> None:
     with pytest.raises(ValueError, match="max_queue"):
         build_config(parse("--ws-max-queue", "0"))
+
+
+# ---------------------------------------------------------------------------
+# options from the settings' field metadata
+# ---------------------------------------------------------------------------
+
+
+def settings_fields(cls: type) -> list[tuple[type, str, dict[str, object]]]:
+    """``(class, field name, cli metadata)`` of every field of ``cls`` that has an option."""
+    found = []
+    for f in fields(cls):
+        if CLI_OPTION in f.metadata:
+            found.append((cls, f.name, f.metadata[CLI_OPTION]))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "option"),
+    [
+        entry
+        for cls in (ServerConfig, ProtocolSettings, DeflateSettings)
+        for entry in settings_fields(cls)
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_every_declared_option_is_an_option_of_run(
+    cls: type, name: str, option: dict[str, object]
+) -> None:
+    # Declared once, next to the setting: the flag, its help and its default.
+    actions = run_subparser()._option_string_actions
+    flags = option["flags"]
+    assert isinstance(flags, tuple)
+    for flag in flags:
+        assert flag in actions, flag
+        assert actions[flag].help == option.get("help")
+    (f,) = [f for f in fields(cls) if f.name == name]
+    default = f.default_factory() if callable(f.default_factory) else f.default
+    action = actions[flags[0]]
+    if option.get("repeat"):
+        assert action.default is None and default is None
+    elif cls is ServerConfig and name == "deflate":
+        assert action.default is (default is not None)
+    else:
+        assert action.default == default
+
+
+def test_protocol_core_declares_its_options_as_plain_data() -> None:
+    # The core may not import the server's cli_option(): only strings,
+    # tuples and booleans.
+    for cls in (ProtocolSettings, DeflateSettings):
+        for _, _, option in settings_fields(cls):
+            for value in option.values():
+                items = value if isinstance(value, tuple) else (value,)
+                assert all(isinstance(item, str | bool) for item in items), option
+
+
+@dataclass(frozen=True, kw_only=True)
+class Section:
+    level: int = field(default=3, metadata=cli_option("--demo-level", kind="int"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoConfig:
+    """Settings as later issues will add them: one declaration per option."""
+
+    backlog: int = field(default=1024, metadata=cli_option("--backlog", kind="int"))
+    root_path: str = field(default="", metadata=cli_option("--root-path", "--prefix"))
+    limit: int | None = field(default=None, metadata=cli_option("--limit-concurrency", kind="int"))
+    keep_alive: float = field(default=5.0, metadata=cli_option("--keep-alive", kind="seconds"))
+    lifespan: str = field(
+        default="auto", metadata=cli_option("--lifespan", choices=("auto", "on", "off"))
+    )
+    proxy_headers: bool = field(default=True, metadata=cli_option("--proxy-headers", kind="switch"))
+    tags: tuple[str, ...] = field(
+        default=("a",), metadata=cli_option("--tag", repeat=True, convert=tuple)
+    )
+    upper: str | None = field(default=None, metadata=cli_option("--upper", convert=str.upper))
+    section: Section | None = field(
+        default=None, metadata=cli_option("--demo", kind="switch", help="the demo section")
+    )
+    hidden: int = 7  # no metadata: no option
+
+
+def demo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="demo", exit_on_error=False)
+    _add_options(parser, DemoConfig)
+    return parser
+
+
+def demo(*flags: str) -> DemoConfig:
+    return _from_arguments(DemoConfig, demo_parser().parse_args(flags))
+
+
+def test_options_default_to_the_settings_defaults() -> None:
+    # convert is not applied to a missing value (None stays None).
+    assert demo() == DemoConfig()
+
+
+def test_one_declaration_makes_a_working_option() -> None:
+    config = demo(
+        "--backlog", "5", "--root-path", "/api", "--limit-concurrency", "9",
+        "--keep-alive", "2.5", "--lifespan", "off", "--no-proxy-headers",
+        "--tag", "x", "--tag", "y", "--upper", "loud", "--demo", "--demo-level", "8",
+    )  # fmt: skip
+    assert config == DemoConfig(
+        backlog=5,
+        root_path="/api",
+        limit=9,
+        keep_alive=2.5,
+        lifespan="off",
+        proxy_headers=False,
+        tags=("x", "y"),
+        upper="LOUD",
+        section=Section(level=8),
+        hidden=7,
+    )
+
+
+def test_aliases_set_the_same_setting() -> None:
+    assert demo("--prefix", "/p").root_path == "/p"
+    assert demo("--root-path", "/a", "--prefix", "/b").root_path == "/b"
+
+
+def test_a_setting_without_metadata_has_no_option() -> None:
+    assert "--hidden" not in demo_parser()._option_string_actions
+    with pytest.raises(SystemExit):
+        demo_parser().parse_args(["--hidden", "1"])
+
+
+def test_an_optional_section_is_off_unless_switched_on() -> None:
+    assert demo("--demo-level", "8").section is None
+    assert demo("--demo").section == Section()
+
+
+def test_option_values_are_checked_by_kind() -> None:
+    with pytest.raises(argparse.ArgumentError, match="invalid int value"):
+        demo_parser().parse_args(["--backlog", "many"])
+    with pytest.raises(argparse.ArgumentError, match="must be a positive number of seconds"):
+        demo_parser().parse_args(["--keep-alive", "0"])
+    with pytest.raises(argparse.ArgumentError, match="invalid choice"):
+        demo_parser().parse_args(["--lifespan", "maybe"])
+
+
+@pytest.mark.parametrize(
+    ("metadata", "default", "message"),
+    [
+        ({CLI_OPTION: {"flags": ("--x",), "type": "int"}}, 0, "unknown 'cli' metadata"),
+        ({CLI_OPTION: {"flags": ("--x",), "kind": "float"}}, 0, "unknown kind 'float'"),
+        ({CLI_OPTION: {"flags": (), "kind": "int"}}, 0, "'flags' must be a tuple"),
+        ({CLI_OPTION: {"flags": "--x", "kind": "int"}}, 0, "'flags' must be a tuple"),
+        ({CLI_OPTION: "--x"}, 0, "must be a mapping"),
+        (cli_option("--x", kind="flag"), True, "a 'flag' option is for a setting off by default"),
+    ],
+)
+def test_a_bad_declaration_names_the_setting(
+    metadata: dict[str, object], default: object, message: str
+) -> None:
+    @dataclass
+    class Bad:
+        x: object = field(default=default, metadata=metadata)
+
+    with pytest.raises(TypeError, match=message) as caught:
+        _add_options(argparse.ArgumentParser(), Bad)
+    assert str(caught.value).startswith("Bad.x: ")
+
+
+def test_a_section_takes_only_a_switch() -> None:
+    @dataclass
+    class Bad:
+        section: Section = field(default_factory=Section, metadata=cli_option("--s", kind="int"))
+
+    with pytest.raises(TypeError, match=r"Bad\.section: a section of settings takes only a"):
+        _add_options(argparse.ArgumentParser(), Bad)
+
+
+def test_an_option_needs_a_default() -> None:
+    @dataclass
+    class Bad:
+        x: int = field(metadata=cli_option("--x", kind="int"))
+
+    with pytest.raises(TypeError, match=r"Bad\.x: a setting with an option needs a default"):
+        _add_options(argparse.ArgumentParser(), Bad)
 
 
 # ---------------------------------------------------------------------------

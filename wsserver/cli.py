@@ -6,6 +6,16 @@ or with ``--factory`` a callable returning one of those.  The current
 directory is on ``sys.path``, as with uvicorn, so ``examples.echo:EchoView``
 works from the repository root.
 
+Every setting's option is declared once, next to the setting, in its
+dataclass field's metadata (``wsserver.server.config.cli_option``; the
+protocol core writes the same plain mapping out): ``ServerConfig`` and the
+settings dataclasses it holds (``ProtocolSettings``, ``DeflateSettings``)
+are walked to add the options to the parser and, from the parsed
+arguments, to build the settings.  Only what is not one setting is written
+here: what to serve (``target``, ``--factory``, ``--path``), TLS
+(``--ssl-certfile`` and ``--ssl-keyfile`` make one ``ssl_context``) and the
+process (``--loop``, ``--workers``, ``--channels-backend``, ``--log-level``).
+
 ``--workers N`` (N > 1) hands over to the supervisor
 (``wsserver.supervisor``), which runs N copies of this command on one port.
 
@@ -22,19 +32,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import logging
 import math
 import os
 import ssl
 import sys
-from collections.abc import Coroutine, Sequence
+import types
+import typing
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from . import __version__
-from .protocol import DeflateSettings, ProtocolSettings
-from .server import OriginPolicy, ServerConfig, as_app, serve
+from .server import ServerConfig, as_app, serve
+from .server.config import CLI_OPTION
 from .supervisor import WORKER_ENV, WORKER_FD_ENV, run_supervisor, serve_worker, worker_link
 
 __all__ = [
@@ -47,6 +61,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("wsserver")
+
+_T = TypeVar("_T")
 
 
 class ImportFromStringError(Exception):
@@ -89,6 +105,11 @@ def import_from_string(spec: str) -> object:
     return target
 
 
+# ---------------------------------------------------------------------------
+# Values
+# ---------------------------------------------------------------------------
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -119,68 +140,195 @@ def _workers(text: str) -> int:
     return value
 
 
+#: What argparse gets for each option kind (``OptionKind``): a ``type`` that
+#: parses one value, or an ``action`` for the on/off kinds.
+_KINDS: dict[str, dict[str, object]] = {
+    "text": {},
+    "int": {"type": int},
+    "seconds": {"type": _positive_float},
+    "seconds_or_none": {"type": _positive_float_or_none},
+    "flag": {"action": "store_true"},
+    "switch": {"action": argparse.BooleanOptionalAction},
+}
+_OPTION_KEYS = frozenset({"flags", "kind", "help", "metavar", "choices", "repeat", "convert"})
+
+
+# ---------------------------------------------------------------------------
+# Options from the settings dataclasses' field metadata
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Option:
+    """One setting's command-line option, read from its field's metadata."""
+
+    flags: tuple[str, ...]
+    kind: str
+    default: object
+    help: str | None = None
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    repeat: bool = False
+    convert: Callable[[Any], object] | None = None
+
+    @property
+    def dest(self) -> str:
+        """The parsed attribute: argparse's name for it (``--ws-max-size`` -> ``ws_max_size``)."""
+        long = next((flag for flag in self.flags if flag.startswith("--")), self.flags[0])
+        return long.lstrip("-").replace("-", "_")
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        settings: dict[str, Any] = dict(_KINDS[self.kind])
+        if self.repeat:
+            # No default: the values given, else the setting's own default.
+            settings.update(action="append", default=None)
+        else:
+            settings["default"] = self.default
+        for name in ("help", "metavar", "choices"):
+            if getattr(self, name) is not None:
+                settings[name] = getattr(self, name)
+        parser.add_argument(*self.flags, dest=self.dest, **settings)
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """A field of a settings dataclass that the command line sets.
+
+    ``option`` is its own option; ``section`` the settings dataclass it
+    holds, whose fields have options of their own (an optional section's
+    ``option`` is then the switch that turns it off).
+    """
+
+    name: str
+    option: _Option | None
+    section: type | None
+
+
+def _settings(cls: type) -> list[_Setting]:
+    """The fields of the settings dataclass ``cls`` that have options, in order."""
+    hints = typing.get_type_hints(cls)
+    found = []
+    for field in dataclasses.fields(cls):
+        section = _section_type(hints[field.name])
+        if section is not None and not _settings(section):
+            section = None
+        option = _read_option(cls, field, section)
+        if option is not None or section is not None:
+            found.append(_Setting(field.name, option, section))
+    return found
+
+
+def _section_type(hint: object) -> type | None:
+    """The settings dataclass a field holds (``X`` or ``X | None``), if any."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        held = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if len(held) != 1:
+            return None
+        hint = held[0]
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return hint
+    return None
+
+
+def _read_option(cls: type, field: dataclasses.Field[Any], section: type | None) -> _Option | None:
+    """The option in ``field``'s metadata; a ``TypeError`` names a bad declaration."""
+    declared = field.metadata.get(CLI_OPTION)
+    if declared is None:
+        return None
+    where = f"{cls.__name__}.{field.name}"
+    if not isinstance(declared, Mapping):
+        raise TypeError(f"{where}: {CLI_OPTION!r} metadata must be a mapping")
+    unknown = set(declared) - _OPTION_KEYS
+    flags = declared.get("flags")
+    kind = declared.get("kind", "text")
+    if unknown:
+        raise TypeError(f"{where}: unknown {CLI_OPTION!r} metadata {sorted(unknown)}")
+    if not (isinstance(flags, tuple) and flags and all(str(f).startswith("-") for f in flags)):
+        raise TypeError(f"{where}: 'flags' must be a tuple of option names such as '--name'")
+    if kind not in _KINDS:
+        raise TypeError(f"{where}: unknown kind {kind!r}, not one of {sorted(_KINDS)}")
+    if field.default is not dataclasses.MISSING:
+        default: object = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    else:
+        raise TypeError(f"{where}: a setting with an option needs a default")
+    if section is not None:
+        if kind != "switch":
+            raise TypeError(f"{where}: a section of settings takes only a 'switch' option")
+        default = default is not None
+    elif kind == "flag" and default is not False:
+        raise TypeError(f"{where}: a 'flag' option is for a setting off by default")
+    choices = declared.get("choices")
+    return _Option(
+        flags=flags,
+        kind=kind,
+        default=default,
+        help=declared.get("help"),
+        metavar=declared.get("metavar"),
+        choices=None if choices is None else tuple(choices),
+        repeat=bool(declared.get("repeat", False)),
+        convert=declared.get("convert"),
+    )
+
+
+def _add_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add the options of the settings dataclass ``cls`` (and of its sections)."""
+    for setting in _settings(cls):
+        if setting.option is not None:
+            setting.option.add_to(parser)
+        if setting.section is not None:
+            _add_options(parser, setting.section)
+
+
+def _from_arguments(cls: type[_T], args: argparse.Namespace, **given: object) -> _T:
+    """An instance of the settings dataclass ``cls`` from parsed arguments.
+
+    ``given`` are values the options do not provide; settings without an
+    option keep their defaults.
+    """
+    values = dict(given)
+    for setting in _settings(cls):
+        option = setting.option
+        value = getattr(args, option.dest) if option is not None else None
+        if setting.section is not None:
+            if option is None or value:
+                values[setting.name] = _from_arguments(setting.section, args)
+            else:
+                values[setting.name] = None  # switched off
+        elif option is not None and not (option.repeat and value is None):
+            if option.convert is not None and value is not None:
+                value = option.convert(value)
+            values[setting.name] = value
+    return cls(**values)
+
+
+# ---------------------------------------------------------------------------
+# The parser and the configuration
+# ---------------------------------------------------------------------------
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wsserver", description="A WebSocket server.")
     parser.add_argument("--version", action="version", version=f"wsserver {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="serve an application")
+    # What to serve.
     run.add_argument("target", help="module:attr, e.g. examples.echo:EchoView")
     run.add_argument("--factory", action="store_true", help="attr is a factory to call")
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=8000)
-    run.add_argument("--uds", default=None, help="listen on a Unix socket instead")
     run.add_argument("--path", default="/", help="where a lone view is mounted")
-    defaults = ProtocolSettings()
-    run.add_argument("--ws-max-size", type=int, default=defaults.max_message_size)
-    run.add_argument("--ws-max-frame-size", type=int, default=None)
-    run.add_argument("--ws-max-fragments", type=int, default=defaults.max_fragments)
-    run.add_argument("--ws-max-queue", type=int, default=16)
-    run.add_argument("--ws-ping-interval", type=_positive_float_or_none, default=20.0)
-    run.add_argument("--ws-ping-timeout", type=_positive_float_or_none, default=20.0)
-    run.add_argument("--receive-timeout", type=_positive_float_or_none, default=None)
-    run.add_argument("--open-timeout", type=_positive_float_or_none, default=10.0)
-    run.add_argument("--close-timeout", type=_positive_float, default=10.0)
-    run.add_argument("--max-connections", type=int, default=10_000)
-    run.add_argument("--write-timeout", type=_positive_float_or_none, default=60.0)
-    run.add_argument("--shutdown-timeout", type=_positive_float, default=10.0)
-    run.add_argument(
-        "--origin",
-        action="append",
-        default=None,
-        metavar="ORIGIN",
-        help="allow WebSocket handshakes from this Origin (repeatable; '*' stands "
-        "for host labels, as https://*.example.com); others get 403",
-    )
-    run.add_argument(
-        "--compression",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="permessage-deflate (on by default)",
-    )
-    deflate = DeflateSettings()
-    run.add_argument(
-        "--deflate-server-max-window-bits", type=int, default=deflate.server_max_window_bits
-    )
-    run.add_argument(
-        "--deflate-client-max-window-bits", type=int, default=deflate.client_max_window_bits
-    )
-    run.add_argument("--deflate-server-no-context-takeover", action="store_true")
-    run.add_argument("--deflate-client-no-context-takeover", action="store_true")
-    run.add_argument("--deflate-level", type=int, default=deflate.compression_level)
-    run.add_argument("--deflate-mem-level", type=int, default=deflate.mem_level)
+    # How: every setting with an option, from its field's metadata.
+    _add_options(run, ServerConfig)
+    # Two options, one setting (ssl_context): see build_config.
     run.add_argument("--ssl-certfile", default=None)
     run.add_argument("--ssl-keyfile", default=None)
+    # The process.
     run.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     run.add_argument(
         "--workers",
         type=_workers,
         default=1,
         help="worker processes sharing the port with SO_REUSEPORT (default 1: no supervisor)",
-    )
-    run.add_argument(
-        "--reuse-port",
-        action="store_true",
-        help="set SO_REUSEPORT, so that other processes can listen on the same port",
     )
     run.add_argument(
         "--channels-backend",
@@ -195,44 +343,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def build_config(args: argparse.Namespace) -> ServerConfig:
-    """Turn parsed arguments into a ``ServerConfig``."""
-    deflate = None
-    if args.compression:
-        deflate = DeflateSettings(
-            server_max_window_bits=args.deflate_server_max_window_bits,
-            client_max_window_bits=args.deflate_client_max_window_bits,
-            server_no_context_takeover=args.deflate_server_no_context_takeover,
-            client_no_context_takeover=args.deflate_client_no_context_takeover,
-            compression_level=args.deflate_level,
-            mem_level=args.deflate_mem_level,
-        )
+    """Turn parsed arguments into a ``ServerConfig``.
+
+    Raises:
+        ValueError, LocalProtocolError: a setting out of range.
+        OSError, ssl.SSLError: the TLS certificate or key cannot be loaded.
+    """
     ssl_context = None
     if args.ssl_certfile:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(args.ssl_certfile, args.ssl_keyfile)
-    return ServerConfig(
-        host=args.host,
-        port=args.port,
-        uds=args.uds,
-        protocol=ProtocolSettings(
-            max_message_size=args.ws_max_size,
-            max_frame_size=args.ws_max_frame_size,
-            max_fragments=args.ws_max_fragments,
-        ),
-        deflate=deflate,
-        max_queue=args.ws_max_queue,
-        ping_interval=args.ws_ping_interval,
-        ping_timeout=args.ws_ping_timeout,
-        receive_timeout=args.receive_timeout,
-        open_timeout=args.open_timeout,
-        close_timeout=args.close_timeout,
-        max_connections=args.max_connections,
-        write_timeout=args.write_timeout,
-        shutdown_timeout=args.shutdown_timeout,
-        origins=OriginPolicy(args.origin) if args.origin else None,
-        ssl_context=ssl_context,
-        reuse_port=args.reuse_port,
-    )
+    return _from_arguments(ServerConfig, args, ssl_context=ssl_context)
 
 
 def _worker_command(arguments: Sequence[str], port: int) -> list[str]:
