@@ -384,6 +384,7 @@ def test_defaults_match_server_config_defaults() -> None:
         "origins",
         "ssl_context",
         "reuse_port",
+        "access_log",
     ):
         assert getattr(config, name) == getattr(defaults, name), name
 
@@ -430,6 +431,7 @@ def test_build_config_maps_every_flag() -> None:
         "--deflate-level", "1",
         "--deflate-mem-level", "4",
         "--reuse-port",
+        "--no-access-log",
     )  # fmt: skip
     config = build_config(args)
     assert config.host == "0.0.0.0"
@@ -448,6 +450,7 @@ def test_build_config_maps_every_flag() -> None:
     assert config.write_timeout == 3.0
     assert config.shutdown_timeout == 4.0
     assert config.reuse_port is True
+    assert config.access_log is False
     assert config.origins is not None
     assert config.origins.allows("https://example.com")
     assert config.origins.allows("https://app.example.org")
@@ -488,6 +491,7 @@ def test_build_config_maps_every_flag() -> None:
         "deflate_level",
         "deflate_mem_level",
         "reuse_port",
+        "access_log",
     }
 
 
@@ -535,6 +539,12 @@ async def test_run_over_tls(tmp_path: Path) -> None:
 def test_invalid_values_raise_value_error() -> None:
     with pytest.raises(ValueError, match="max_queue"):
         build_config(parse("--ws-max-queue", "0"))
+
+
+def test_access_log_is_on_unless_turned_off() -> None:
+    assert build_config(parse()).access_log is True
+    assert build_config(parse("--no-access-log")).access_log is False
+    assert build_config(parse("--no-access-log", "--access-log")).access_log is True
 
 
 # ---------------------------------------------------------------------------

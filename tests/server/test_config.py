@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "backlog": 1024,
     "reuse_port": False,
     "origins": None,
+    "access_log": True,
 }
 
 

@@ -147,6 +147,8 @@ class ServerConfig:
             (``OriginPolicy``); others get 403 before the upgrade, against
             cross-site WebSocket hijacking.  ``None`` (the default) checks
             nothing: set it for any endpoint that trusts cookies.
+        access_log: log one line per HTTP request and WebSocket handshake.
+            On by default, as uvicorn's ``--access-log``.
     """
 
     host: str = field(default="127.0.0.1", metadata=cli_option("--host"))
@@ -209,6 +211,14 @@ class ServerConfig:
             convert=OriginPolicy,
             help="allow WebSocket handshakes from this Origin (repeatable; '*' stands "
             "for host labels, as https://*.example.com); others get 403",
+        ),
+    )
+    access_log: bool = field(
+        default=True,
+        metadata=cli_option(
+            "--access-log",
+            kind="switch",
+            help="log one line per HTTP request and WebSocket handshake",
         ),
     )
 
