@@ -541,6 +541,19 @@ def test_invalid_values_raise_value_error() -> None:
         build_config(parse("--ws-max-queue", "0"))
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--ws-max-size", "0", "max_message_size must be at least 1"),
+        ("--deflate-level", "42", "compression_level must be between -1 and 9, not 42"),
+    ],
+)
+def test_invalid_protocol_values_are_one_line_errors(flag: str, value: str, expected: str) -> None:
+    # The protocol core raises LocalProtocolError, not ValueError.
+    message = assert_one_error_line(run_cli("run", "examples.echo:EchoView", flag, value))
+    assert message == expected
+
+
 def test_access_log_is_on_unless_turned_off() -> None:
     assert build_config(parse()).access_log is True
     assert build_config(parse("--no-access-log")).access_log is False

@@ -47,6 +47,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from . import __version__
+from .protocol import LocalProtocolError
 from .server import ServerConfig, as_app, serve
 from .server.config import CLI_OPTION
 from .supervisor import WORKER_ENV, WORKER_FD_ENV, run_supervisor, serve_worker, worker_link
@@ -419,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         config = build_config(args)
-    except (ValueError, OSError, ssl.SSLError) as error:
+    except (ValueError, LocalProtocolError, OSError, ssl.SSLError) as error:
         print(f"wsserver: error: {error}", file=sys.stderr)
         return 2
     if args.workers > 1 and config.uds is not None:
