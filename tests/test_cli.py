@@ -4,9 +4,10 @@ Start-up errors and serving run ``python -m wsserver`` as a subprocess, as
 a user would; the server is found ready by its "listening on" log line
 (``--port 0`` picks a free port, which that line names).  The echo example
 is tested here too: it is the target ``wsserver run`` is documented with,
-and the test layout maps only ``wsserver/`` modules.  ``--workers`` runs a
-supervisor and workers sharing the port (SO_REUSEPORT); those tests find the
-workers' pids in their log lines and check signals, crashes and restarts.
+and the test layout maps only ``wsserver/`` modules.  The options of the
+settings come from their dataclass fields' metadata; the tests of that
+mechanism use dataclasses of their own.  ``--workers`` hands over to the
+supervisor, tested in tests/test_supervisor.py.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -32,13 +33,17 @@ from websockets.exceptions import InvalidStatus
 import wsserver
 from wsserver.cli import (
     ImportFromStringError,
+    _add_options,
+    _from_arguments,
     _parser,
+    _worker_command,
     build_config,
     import_from_string,
     main,
 )
 from wsserver.protocol import DeflateSettings, ProtocolSettings
 from wsserver.server import ServerConfig
+from wsserver.server.config import CLI_OPTION, cli_option
 
 from ._live import TIMEOUT, handshake_headers
 from .server.helpers import make_certificate
@@ -504,12 +509,6 @@ def test_no_compression_turns_deflate_off() -> None:
     assert build_config(parse("--compression")).deflate == DeflateSettings()
 
 
-def test_access_log_flags_as_in_uvicorn() -> None:
-    assert build_config(parse()).access_log is True
-    assert build_config(parse("--no-access-log")).access_log is False
-    assert build_config(parse("--access-log")).access_log is True
-
-
 def test_ssl_flags_build_a_server_context(tmp_path: Path) -> None:
     files = make_certificate(tmp_path)
     config = build_config(parse("--ssl-certfile", str(files.cert), "--ssl-keyfile", str(files.key)))
@@ -542,209 +541,211 @@ def test_invalid_values_raise_value_error() -> None:
         build_config(parse("--ws-max-queue", "0"))
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--ws-max-size", "0", "max_message_size must be at least 1"),
+        ("--deflate-level", "42", "compression_level must be between -1 and 9, not 42"),
+    ],
+)
+def test_invalid_protocol_values_are_one_line_errors(flag: str, value: str, expected: str) -> None:
+    # The protocol core raises LocalProtocolError, not ValueError.
+    message = assert_one_error_line(run_cli("run", "examples.echo:EchoView", flag, value))
+    assert message == expected
+
+
+def test_access_log_is_on_unless_turned_off() -> None:
+    assert build_config(parse()).access_log is True
+    assert build_config(parse("--no-access-log")).access_log is False
+    assert build_config(parse("--no-access-log", "--access-log")).access_log is True
+
+
 # ---------------------------------------------------------------------------
-# --workers: a supervisor and worker processes on one port (SO_REUSEPORT)
+# options from the settings' field metadata
 # ---------------------------------------------------------------------------
 
-PID_APP = """
-import os
-from wsserver import WebSocketView
 
-class Pid(WebSocketView):
-    async def on_connect(self, websocket):
-        await websocket.accept()
-        await websocket.send_text(str(os.getpid()))
-
-    async def on_receive(self, websocket, data):
-        if data == "die":
-            os._exit(3)
-"""
+def settings_fields(cls: type) -> list[tuple[type, str, dict[str, object]]]:
+    """``(class, field name, cli metadata)`` of every field of ``cls`` that has an option."""
+    found = []
+    for f in fields(cls):
+        if CLI_OPTION in f.metadata:
+            found.append((cls, f.name, f.metadata[CLI_OPTION]))
+    return found
 
 
-@dataclass
-class Supervised:
-    process: asyncio.subprocess.Process
-    port: int
-    workers: dict[int, int]  # index -> pid
-    log: list[str]
-
-    async def read_until(self, pattern: str) -> re.Match[str]:
-        assert self.process.stderr is not None
-        while True:
-            line = await asyncio.wait_for(self.process.stderr.readline(), START_TIMEOUT)
-            assert line, f"the supervisor exited: {''.join(self.log)}"
-            self.log.append(line.decode())
-            worker = re.search(r"\[worker (\d+) (\d+)\]", self.log[-1])
-            if worker:
-                self.workers[int(worker.group(1))] = int(worker.group(2))
-            found = re.search(pattern, self.log[-1])
-            if found:
-                return found
-
-    async def stop(self, sig: int = signal.SIGTERM) -> str:
-        if self.process.returncode is None:
-            self.process.send_signal(sig)
-        _, err = await asyncio.wait_for(self.process.communicate(), 4 * START_TIMEOUT)
-        return "".join(self.log) + err.decode()
-
-
-@asynccontextmanager
-async def supervised(*args: str, cwd: Path = ROOT) -> AsyncIterator[Supervised]:
-    """``wsserver run *args --port 0`` with workers, up once they all listen."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsserver",
-        "run",
-        *args,
-        "--port",
-        "0",
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    state = Supervised(process, 0, {}, [])
-    try:
-        found = await state.read_until(r"supervisor: \d+ workers listening on 127\.0\.0\.1:(\d+)")
-        state.port = int(found.group(1))
-        yield state
-    finally:
-        await state.stop(signal.SIGKILL if process.returncode is None else signal.SIGTERM)
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, dead but not reaped, does not count)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
-
-
-async def pids_seen(port: int, wanted: int, attempts: int = 64) -> set[str]:
-    seen: set[str] = set()
-    for _ in range(attempts):
-        async with connect(f"ws://127.0.0.1:{port}/") as client:
-            seen.add(str(await asyncio.wait_for(client.recv(), TIMEOUT)))
-        if len(seen) >= wanted:
-            break
-    return seen
-
-
-async def test_two_workers_share_the_port_and_stop_gracefully_on_sigterm(tmp_path: Path) -> None:
-    (tmp_path / "pidapp.py").write_text(PID_APP)
-    async with supervised("pidapp:Pid", "--workers", "2", cwd=tmp_path) as server:
-        assert len(server.workers) == 2 and server.process.pid not in server.workers.values()
-        # SO_REUSEPORT spreads connections: both workers accept some.
-        seen = await pids_seen(server.port, 2)
-        assert seen == {str(pid) for pid in server.workers.values()}
-        client = await connect(f"ws://127.0.0.1:{server.port}/")
-        await asyncio.wait_for(client.recv(), TIMEOUT)
-        log = await server.stop(signal.SIGTERM)
-        assert server.process.returncode == 0, log
-    # The supervisor forwarded SIGTERM: each worker shut down gracefully,
-    # closing its connections with 1001.
-    await asyncio.wait_for(client.wait_closed(), TIMEOUT)
-    assert client.close_code == 1001
-    assert log.count("shutting down") == 2
-    assert "Traceback" not in log
-    assert not any(alive(pid) for pid in server.workers.values())
-
-
-async def test_sigint_is_forwarded_too(tmp_path: Path) -> None:
-    (tmp_path / "pidapp.py").write_text(PID_APP)
-    async with supervised("pidapp:Pid", "--workers", "2", cwd=tmp_path) as server:
-        log = await server.stop(signal.SIGINT)
-        assert server.process.returncode == 0, log
-    assert log.count("shutting down") == 2
-
-
-async def test_a_worker_crashing_at_start_fails_the_supervisor(tmp_path: Path) -> None:
-    (tmp_path / "flaky.py").write_text(
-        "import os\n"
-        "if os.environ.get('WSSERVER_WORKER') == '2':\n"
-        "    raise RuntimeError('worker 2 cannot start')\n"
-        "from wsserver import WebSocketView\n"
-        "class View(WebSocketView):\n"
-        "    pass\n"
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wsserver", "run", "flaky:View", "--workers", "2", "--port", "0",
-        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await asyncio.wait_for(process.communicate(), 4 * START_TIMEOUT)
-    log = err.decode()
-    assert process.returncode == 1, log
-    assert re.search(
-        r"wsserver: error: worker 2 \(pid \d+\) exited with status 2 during start-up", log
-    ), log
-    # The worker's own one-line error is there too; the other worker was stopped.
-    assert "RuntimeError: worker 2 cannot start" in log
-    assert "Traceback" not in log
-    pids = [int(p) for p in re.findall(r"\[worker 1 (\d+)\]", log)]
-    assert not any(alive(pid) for pid in pids)
-
-
-async def test_a_worker_that_crashes_later_is_restarted(tmp_path: Path) -> None:
-    (tmp_path / "pidapp.py").write_text(PID_APP)
-    async with supervised("pidapp:Pid", "--workers", "2", cwd=tmp_path) as server:
-        before = dict(server.workers)
-        victim = await connect(f"ws://127.0.0.1:{server.port}/")
-        pid = int(await asyncio.wait_for(victim.recv(), TIMEOUT))
-        await victim.send("die")
-        await server.read_until(r"exited with status 3; restarting it")
-        await server.read_until(r"wsserver listening on")
-        assert set(server.workers.values()) != set(before.values())
-        assert not alive(pid)
-        seen = await pids_seen(server.port, 2)
-        assert str(pid) not in seen
-        log = await server.stop()
-        assert server.process.returncode == 0, log
-
-
-async def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
-    (tmp_path / "pidapp.py").write_text(PID_APP)
-    async with supervised("pidapp:Pid", "--workers", "2", cwd=tmp_path) as server:
-        server.process.kill()
-        await server.process.wait()
-        async with asyncio.timeout(4 * TIMEOUT):
-            while any(alive(pid) for pid in server.workers.values()):
-                await asyncio.sleep(0.05)
-
-
-CHANNELS_APP = """
-from wsserver import App
-from wsserver.plugins.channels import ChannelManager
-
-manager = ChannelManager()
-app = App()
-manager.install(app, "/ws")
-"""
-
-
-async def test_several_workers_with_the_in_process_channel_backend_are_warned(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("cls", "name", "option"),
+    [
+        entry
+        for cls in (ServerConfig, ProtocolSettings, DeflateSettings)
+        for entry in settings_fields(cls)
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_every_declared_option_is_an_option_of_run(
+    cls: type, name: str, option: dict[str, object]
 ) -> None:
-    (tmp_path / "chapp.py").write_text(CHANNELS_APP)
-    async with supervised("chapp:app", "--workers", "2", cwd=tmp_path) as server:
-        log = await server.stop()
-    assert "cross-worker delivery needs Redis" in log
-    assert log.count("wsserver: warning:") == 1  # the supervisor says it, once
-    # With Redis named, nothing to warn about (nothing connects to it until
-    # a manager is used).
-    async with supervised(
-        "chapp:app", "--workers", "2", "--channels-backend", "redis://127.0.0.1:1/0", cwd=tmp_path
-    ) as server:
-        log = await server.stop()
-    assert "warning" not in log
-    assert server.process.returncode == 0
+    # Declared once, next to the setting: the flag, its help and its default.
+    actions = run_subparser()._option_string_actions
+    flags = option["flags"]
+    assert isinstance(flags, tuple)
+    for flag in flags:
+        assert flag in actions, flag
+        assert actions[flag].help == option.get("help")
+    (f,) = [f for f in fields(cls) if f.name == name]
+    default = f.default_factory() if callable(f.default_factory) else f.default
+    action = actions[flags[0]]
+    if option.get("repeat"):
+        assert action.default is None and default is None
+    elif cls is ServerConfig and name == "deflate":
+        assert action.default is (default is not None)
+    else:
+        assert action.default == default
 
 
-def test_one_worker_or_no_channels_means_no_warning() -> None:
-    from wsserver.cli import channels_warning
+def test_protocol_core_declares_its_options_as_plain_data() -> None:
+    # The core may not import the server's cli_option(): only strings,
+    # tuples and booleans.
+    for cls in (ProtocolSettings, DeflateSettings):
+        for _, _, option in settings_fields(cls):
+            for value in option.values():
+                items = value if isinstance(value, tuple) else (value,)
+                assert all(isinstance(item, str | bool) for item in items), option
 
-    assert channels_warning(1) is None
+
+@dataclass(frozen=True, kw_only=True)
+class Section:
+    level: int = field(default=3, metadata=cli_option("--demo-level", kind="int"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoConfig:
+    """Settings as later issues will add them: one declaration per option."""
+
+    backlog: int = field(default=1024, metadata=cli_option("--backlog", kind="int"))
+    root_path: str = field(default="", metadata=cli_option("--root-path", "--prefix"))
+    limit: int | None = field(default=None, metadata=cli_option("--limit-concurrency", kind="int"))
+    keep_alive: float = field(default=5.0, metadata=cli_option("--keep-alive", kind="seconds"))
+    lifespan: str = field(
+        default="auto", metadata=cli_option("--lifespan", choices=("auto", "on", "off"))
+    )
+    proxy_headers: bool = field(default=True, metadata=cli_option("--proxy-headers", kind="switch"))
+    tags: tuple[str, ...] = field(
+        default=("a",), metadata=cli_option("--tag", repeat=True, convert=tuple)
+    )
+    upper: str | None = field(default=None, metadata=cli_option("--upper", convert=str.upper))
+    section: Section | None = field(
+        default=None, metadata=cli_option("--demo", kind="switch", help="the demo section")
+    )
+    hidden: int = 7  # no metadata: no option
+
+
+def demo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="demo", exit_on_error=False)
+    _add_options(parser, DemoConfig)
+    return parser
+
+
+def demo(*flags: str) -> DemoConfig:
+    return _from_arguments(DemoConfig, demo_parser().parse_args(flags))
+
+
+def test_options_default_to_the_settings_defaults() -> None:
+    # convert is not applied to a missing value (None stays None).
+    assert demo() == DemoConfig()
+
+
+def test_one_declaration_makes_a_working_option() -> None:
+    config = demo(
+        "--backlog", "5", "--root-path", "/api", "--limit-concurrency", "9",
+        "--keep-alive", "2.5", "--lifespan", "off", "--no-proxy-headers",
+        "--tag", "x", "--tag", "y", "--upper", "loud", "--demo", "--demo-level", "8",
+    )  # fmt: skip
+    assert config == DemoConfig(
+        backlog=5,
+        root_path="/api",
+        limit=9,
+        keep_alive=2.5,
+        lifespan="off",
+        proxy_headers=False,
+        tags=("x", "y"),
+        upper="LOUD",
+        section=Section(level=8),
+        hidden=7,
+    )
+
+
+def test_aliases_set_the_same_setting() -> None:
+    assert demo("--prefix", "/p").root_path == "/p"
+    assert demo("--root-path", "/a", "--prefix", "/b").root_path == "/b"
+
+
+def test_a_setting_without_metadata_has_no_option() -> None:
+    assert "--hidden" not in demo_parser()._option_string_actions
+    with pytest.raises(SystemExit):
+        demo_parser().parse_args(["--hidden", "1"])
+
+
+def test_an_optional_section_is_off_unless_switched_on() -> None:
+    assert demo("--demo-level", "8").section is None
+    assert demo("--demo").section == Section()
+
+
+def test_option_values_are_checked_by_kind() -> None:
+    with pytest.raises(argparse.ArgumentError, match="invalid int value"):
+        demo_parser().parse_args(["--backlog", "many"])
+    with pytest.raises(argparse.ArgumentError, match="must be a positive number of seconds"):
+        demo_parser().parse_args(["--keep-alive", "0"])
+    with pytest.raises(argparse.ArgumentError, match="invalid choice"):
+        demo_parser().parse_args(["--lifespan", "maybe"])
+
+
+@pytest.mark.parametrize(
+    ("metadata", "default", "message"),
+    [
+        ({CLI_OPTION: {"flags": ("--x",), "type": "int"}}, 0, "unknown 'cli' metadata"),
+        ({CLI_OPTION: {"flags": ("--x",), "kind": "float"}}, 0, "unknown kind 'float'"),
+        ({CLI_OPTION: {"flags": (), "kind": "int"}}, 0, "'flags' must be a tuple"),
+        ({CLI_OPTION: {"flags": "--x", "kind": "int"}}, 0, "'flags' must be a tuple"),
+        ({CLI_OPTION: "--x"}, 0, "must be a mapping"),
+        (cli_option("--x", kind="flag"), True, "a 'flag' option is for a setting off by default"),
+    ],
+)
+def test_a_bad_declaration_names_the_setting(
+    metadata: dict[str, object], default: object, message: str
+) -> None:
+    @dataclass
+    class Bad:
+        x: object = field(default=default, metadata=metadata)
+
+    with pytest.raises(TypeError, match=message) as caught:
+        _add_options(argparse.ArgumentParser(), Bad)
+    assert str(caught.value).startswith("Bad.x: ")
+
+
+def test_a_section_takes_only_a_switch() -> None:
+    @dataclass
+    class Bad:
+        section: Section = field(default_factory=Section, metadata=cli_option("--s", kind="int"))
+
+    with pytest.raises(TypeError, match=r"Bad\.section: a section of settings takes only a"):
+        _add_options(argparse.ArgumentParser(), Bad)
+
+
+def test_an_option_needs_a_default() -> None:
+    @dataclass
+    class Bad:
+        x: int = field(metadata=cli_option("--x", kind="int"))
+
+    with pytest.raises(TypeError, match=r"Bad\.x: a setting with an option needs a default"):
+        _add_options(argparse.ArgumentParser(), Bad)
+
+
+# ---------------------------------------------------------------------------
+# --workers and --channels-backend: checked before anything starts
+# (the supervisor itself: tests/test_supervisor.py)
+# ---------------------------------------------------------------------------
 
 
 def test_channels_backend_must_be_a_known_url() -> None:
@@ -769,12 +770,9 @@ def test_workers_must_be_a_positive_count(value: str, capsys: pytest.CaptureFixt
     assert "argument --workers: must be a whole number >= 1" in capsys.readouterr().err
 
 
-def test_workers_on_a_port_in_use_is_one_line_and_exit_1() -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = run_cli("run", "examples.echo:EchoView", "--workers", "2", "--port", str(port))
-    assert result.returncode == 1, result.stderr
-    assert f"wsserver: error: cannot listen on 127.0.0.1:{port}: " in result.stderr
-    assert "Traceback" not in result.stderr
+def test_worker_command_runs_this_command_as_one_worker_on_the_port() -> None:
+    command = _worker_command(["run", "app:App", "--workers", "4", "--port", "0"], 8123)
+    assert command[:3] == [sys.executable, "-m", "wsserver"]
+    # argparse keeps the last value: the worker serves on the reserved port, alone.
+    args = _parser().parse_args(command[3:])
+    assert (args.target, args.workers, args.port, args.reuse_port) == ("app:App", 1, 8123, True)

@@ -2,14 +2,17 @@
 
 ::
 
-    wsserver.cli  ->  wsserver.plugins  ->  wsserver.server  ->  wsserver.protocol  ->  stdlib
+    wsserver.cli  ->  wsserver.plugins     ->  wsserver.server  ->  wsserver.protocol  ->  stdlib
+                  ->  wsserver.supervisor  ->
 
 * ``wsserver.protocol`` (the sans-I/O core) imports only the standard library,
   ``h11`` and ``wsserver.protocol.*``; and of the standard library never a
   module that does I/O or keeps time or threads (``asyncio``, ``socket``,
   ``selectors``, ``threading``, ``time``, ``ssl`` and their kin below).
-* ``wsserver.server`` never imports ``wsserver.plugins`` or ``wsserver.cli``.
-* ``wsserver.plugins`` never imports ``wsserver.cli``.
+* ``wsserver.server`` never imports ``wsserver.plugins``, ``wsserver.supervisor``
+  or ``wsserver.cli``.
+* ``wsserver.plugins`` and ``wsserver.supervisor`` (the ``--workers`` processes)
+  sit side by side: neither imports the other, nor ``wsserver.cli``.
 
 The check reads the source with :mod:`ast`, so it sees every import statement
 wherever it is: at module level, inside functions, under ``if TYPE_CHECKING:``
@@ -34,6 +37,7 @@ PACKAGE_DIR = ROOT / PACKAGE
 PROTOCOL = f"{PACKAGE}.protocol"
 SERVER = f"{PACKAGE}.server"
 PLUGINS = f"{PACKAGE}.plugins"
+SUPERVISOR = f"{PACKAGE}.supervisor"
 CLI = f"{PACKAGE}.cli"
 MAIN = f"{PACKAGE}.__main__"  # runs the CLI: as high as the CLI itself
 
@@ -63,8 +67,9 @@ PROTOCOL_FORBIDDEN_STDLIB = frozenset(
 )
 #: Layers above each layer: importing any of them (or below them) is an error.
 FORBIDDEN_UPWARDS: dict[str, tuple[str, ...]] = {
-    SERVER: (PLUGINS, CLI, MAIN),
-    PLUGINS: (CLI, MAIN),
+    SERVER: (PLUGINS, SUPERVISOR, CLI, MAIN),
+    PLUGINS: (SUPERVISOR, CLI, MAIN),
+    SUPERVISOR: (PLUGINS, CLI, MAIN),
 }
 
 
@@ -259,6 +264,18 @@ def _targets(module: str, source: str, *, is_package: bool = False) -> list[str]
         ("wsserver.server.listener", "from wsserver import __main__", "wsserver.__main__"),
         ("wsserver.plugins.view.session", "from ...cli import main", "wsserver.cli.main"),
         ("wsserver.plugins.view.session", "from wsserver import cli", "wsserver.cli"),
+        ("wsserver.server.server", "from .. import supervisor", "wsserver.supervisor"),
+        (
+            "wsserver.plugins.channels.manager",
+            "from ...supervisor import WORKER_ENV",
+            "wsserver.supervisor.WORKER_ENV",
+        ),
+        ("wsserver.supervisor", "from .cli import main", "wsserver.cli.main"),
+        (
+            "wsserver.supervisor",
+            "from .plugins.channels import managers",
+            "wsserver.plugins.channels.managers",
+        ),
         ("wsserver.protocol.frames", "from .... import x", "<beyond top-level package>"),
     ],
 )
@@ -283,6 +300,9 @@ def test_checker_reports_forbidden_import(module: str, source: str, target: str)
         ("wsserver.plugins.js", "from wsserver.server import WebSocket\nimport asyncio"),
         ("wsserver.plugins.view.session", "from ...server import websocket"),
         ("wsserver.cli", "from wsserver.plugins import view\nfrom .server import serve"),
+        ("wsserver.cli", "from .supervisor import run_supervisor"),
+        ("wsserver.supervisor", "import asyncio, socket\nfrom .server import Server"),
+        ("wsserver.supervisor", "from .server.startup import startup_warnings"),
     ],
 )
 def test_checker_allows_downward_import(module: str, source: str) -> None:

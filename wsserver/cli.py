@@ -6,74 +6,64 @@ or with ``--factory`` a callable returning one of those.  The current
 directory is on ``sys.path``, as with uvicorn, so ``examples.echo:EchoView``
 works from the repository root.
 
-``--workers N`` (N > 1) runs a supervisor and N worker processes that share
-one TCP port with SO_REUSEPORT, so that the kernel spreads connections
-between them.  The supervisor imports the application first (to report
-errors once), reserves the port (so that ``--port 0`` gives every worker the
-same one), starts the workers with ``--workers 1 --port <port>
---reuse-port``, and waits until each says it is listening; a worker that
-exits before that makes the supervisor stop the others and exit with status
-1.  SIGINT and SIGTERM are forwarded to every worker (once, as SIGTERM) for
-a graceful shutdown; the supervisor exits 0 when they all did.  A worker
-that crashes later is restarted.  Workers run in their own process group
-(a terminal's Ctrl-C reaches the supervisor alone, which forwards it) and
-stop by themselves if the supervisor disappears.
+Every setting's option is declared once, next to the setting, in its
+dataclass field's metadata (``wsserver.server.config.cli_option``; the
+protocol core writes the same plain mapping out): ``ServerConfig`` and the
+settings dataclasses it holds (``ProtocolSettings``, ``DeflateSettings``)
+are walked to add the options to the parser and, from the parsed
+arguments, to build the settings.  Only what is not one setting is written
+here: what to serve (``target``, ``--factory``, ``--path``), TLS
+(``--ssl-certfile`` and ``--ssl-keyfile`` make one ``ssl_context``) and the
+process (``--loop``, ``--workers``, ``--channels-backend``, ``--log-level``).
+
+``--workers N`` (N > 1) hands over to the supervisor
+(``wsserver.supervisor``), which runs N copies of this command on one port.
 
 Several workers share nothing in memory: what one worker's channel manager
 broadcasts reaches another's connections only through Redis.  When an
 application uses the in-process channel backend with ``--workers`` > 1, the
-command says so.  ``--channels-backend URL`` (``redis://host:port/db``)
-sets ``WSSERVER_CHANNELS_BACKEND`` before the application is imported, so
-that every ``ChannelManager()`` built without an explicit backend uses it.
+channel manager's start-up check says so.  ``--channels-backend URL``
+(``redis://host:port/db``) sets ``WSSERVER_CHANNELS_BACKEND`` before the
+application is imported, so that every ``ChannelManager()`` built without an
+explicit backend uses it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import dataclasses
 import importlib
 import logging
 import math
 import os
-import signal
-import socket
 import ssl
-import subprocess
 import sys
-from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+import types
+import typing
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
 
 from . import __version__
-from .protocol import DeflateSettings, ProtocolSettings
-from .server import Application, OriginPolicy, Server, ServerConfig, as_app, serve
+from .protocol import LocalProtocolError
+from .server import ServerConfig, as_app, serve
+from .server.config import CLI_OPTION
+from .supervisor import WORKER_ENV, WORKER_FD_ENV, run_supervisor, serve_worker, worker_link
 
 __all__ = [
     "WORKER_ENV",
     "WORKER_FD_ENV",
     "ImportFromStringError",
     "build_config",
-    "channels_warning",
     "import_from_string",
     "main",
 ]
 
 logger = logging.getLogger("wsserver")
 
-#: Set in a worker's environment: its index (1 to N).
-WORKER_ENV = "WSSERVER_WORKER"
-#: Set in a worker's environment: the file descriptor of its end of the
-#: socket pair to the supervisor (it writes one byte once listening; end of
-#: file means that the supervisor is gone).
-WORKER_FD_ENV = "WSSERVER_WORKER_FD"
-#: Seconds a worker may take from its start until it listens.
-WORKER_START_TIMEOUT = 60.0
-# Seconds added to shutdown_timeout before the supervisor kills a worker
-# that has not finished its graceful shutdown.
-_KILL_MARGIN = 5.0
-# The byte a worker sends when it is listening.
-_READY = b"R"
+_T = TypeVar("_T")
 
 
 class ImportFromStringError(Exception):
@@ -116,6 +106,11 @@ def import_from_string(spec: str) -> object:
     return target
 
 
+# ---------------------------------------------------------------------------
+# Values
+# ---------------------------------------------------------------------------
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -146,68 +141,195 @@ def _workers(text: str) -> int:
     return value
 
 
+#: What argparse gets for each option kind (``OptionKind``): a ``type`` that
+#: parses one value, or an ``action`` for the on/off kinds.
+_KINDS: dict[str, dict[str, object]] = {
+    "text": {},
+    "int": {"type": int},
+    "seconds": {"type": _positive_float},
+    "seconds_or_none": {"type": _positive_float_or_none},
+    "flag": {"action": "store_true"},
+    "switch": {"action": argparse.BooleanOptionalAction},
+}
+_OPTION_KEYS = frozenset({"flags", "kind", "help", "metavar", "choices", "repeat", "convert"})
+
+
+# ---------------------------------------------------------------------------
+# Options from the settings dataclasses' field metadata
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Option:
+    """One setting's command-line option, read from its field's metadata."""
+
+    flags: tuple[str, ...]
+    kind: str
+    default: object
+    help: str | None = None
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    repeat: bool = False
+    convert: Callable[[Any], object] | None = None
+
+    @property
+    def dest(self) -> str:
+        """The parsed attribute: argparse's name for it (``--ws-max-size`` -> ``ws_max_size``)."""
+        long = next((flag for flag in self.flags if flag.startswith("--")), self.flags[0])
+        return long.lstrip("-").replace("-", "_")
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        settings: dict[str, Any] = dict(_KINDS[self.kind])
+        if self.repeat:
+            # No default: the values given, else the setting's own default.
+            settings.update(action="append", default=None)
+        else:
+            settings["default"] = self.default
+        for name in ("help", "metavar", "choices"):
+            if getattr(self, name) is not None:
+                settings[name] = getattr(self, name)
+        parser.add_argument(*self.flags, dest=self.dest, **settings)
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """A field of a settings dataclass that the command line sets.
+
+    ``option`` is its own option; ``section`` the settings dataclass it
+    holds, whose fields have options of their own (an optional section's
+    ``option`` is then the switch that turns it off).
+    """
+
+    name: str
+    option: _Option | None
+    section: type | None
+
+
+def _settings(cls: type) -> list[_Setting]:
+    """The fields of the settings dataclass ``cls`` that have options, in order."""
+    hints = typing.get_type_hints(cls)
+    found = []
+    for field in dataclasses.fields(cls):
+        section = _section_type(hints[field.name])
+        if section is not None and not _settings(section):
+            section = None
+        option = _read_option(cls, field, section)
+        if option is not None or section is not None:
+            found.append(_Setting(field.name, option, section))
+    return found
+
+
+def _section_type(hint: object) -> type | None:
+    """The settings dataclass a field holds (``X`` or ``X | None``), if any."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        held = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if len(held) != 1:
+            return None
+        hint = held[0]
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return hint
+    return None
+
+
+def _read_option(cls: type, field: dataclasses.Field[Any], section: type | None) -> _Option | None:
+    """The option in ``field``'s metadata; a ``TypeError`` names a bad declaration."""
+    declared = field.metadata.get(CLI_OPTION)
+    if declared is None:
+        return None
+    where = f"{cls.__name__}.{field.name}"
+    if not isinstance(declared, Mapping):
+        raise TypeError(f"{where}: {CLI_OPTION!r} metadata must be a mapping")
+    unknown = set(declared) - _OPTION_KEYS
+    flags = declared.get("flags")
+    kind = declared.get("kind", "text")
+    if unknown:
+        raise TypeError(f"{where}: unknown {CLI_OPTION!r} metadata {sorted(unknown)}")
+    if not (isinstance(flags, tuple) and flags and all(str(f).startswith("-") for f in flags)):
+        raise TypeError(f"{where}: 'flags' must be a tuple of option names such as '--name'")
+    if kind not in _KINDS:
+        raise TypeError(f"{where}: unknown kind {kind!r}, not one of {sorted(_KINDS)}")
+    if field.default is not dataclasses.MISSING:
+        default: object = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    else:
+        raise TypeError(f"{where}: a setting with an option needs a default")
+    if section is not None:
+        if kind != "switch":
+            raise TypeError(f"{where}: a section of settings takes only a 'switch' option")
+        default = default is not None
+    elif kind == "flag" and default is not False:
+        raise TypeError(f"{where}: a 'flag' option is for a setting off by default")
+    choices = declared.get("choices")
+    return _Option(
+        flags=flags,
+        kind=kind,
+        default=default,
+        help=declared.get("help"),
+        metavar=declared.get("metavar"),
+        choices=None if choices is None else tuple(choices),
+        repeat=bool(declared.get("repeat", False)),
+        convert=declared.get("convert"),
+    )
+
+
+def _add_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add the options of the settings dataclass ``cls`` (and of its sections)."""
+    for setting in _settings(cls):
+        if setting.option is not None:
+            setting.option.add_to(parser)
+        if setting.section is not None:
+            _add_options(parser, setting.section)
+
+
+def _from_arguments(cls: type[_T], args: argparse.Namespace, **given: object) -> _T:
+    """An instance of the settings dataclass ``cls`` from parsed arguments.
+
+    ``given`` are values the options do not provide; settings without an
+    option keep their defaults.
+    """
+    values = dict(given)
+    for setting in _settings(cls):
+        option = setting.option
+        value = getattr(args, option.dest) if option is not None else None
+        if setting.section is not None:
+            if option is None or value:
+                values[setting.name] = _from_arguments(setting.section, args)
+            else:
+                values[setting.name] = None  # switched off
+        elif option is not None and not (option.repeat and value is None):
+            if option.convert is not None and value is not None:
+                value = option.convert(value)
+            values[setting.name] = value
+    return cls(**values)
+
+
+# ---------------------------------------------------------------------------
+# The parser and the configuration
+# ---------------------------------------------------------------------------
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wsserver", description="A WebSocket server.")
     parser.add_argument("--version", action="version", version=f"wsserver {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="serve an application")
+    # What to serve.
     run.add_argument("target", help="module:attr, e.g. examples.echo:EchoView")
     run.add_argument("--factory", action="store_true", help="attr is a factory to call")
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=8000)
-    run.add_argument("--uds", default=None, help="listen on a Unix socket instead")
     run.add_argument("--path", default="/", help="where a lone view is mounted")
-    defaults = ProtocolSettings()
-    run.add_argument("--ws-max-size", type=int, default=defaults.max_message_size)
-    run.add_argument("--ws-max-frame-size", type=int, default=None)
-    run.add_argument("--ws-max-fragments", type=int, default=defaults.max_fragments)
-    run.add_argument("--ws-max-queue", type=int, default=16)
-    run.add_argument("--ws-ping-interval", type=_positive_float_or_none, default=20.0)
-    run.add_argument("--ws-ping-timeout", type=_positive_float_or_none, default=20.0)
-    run.add_argument("--receive-timeout", type=_positive_float_or_none, default=None)
-    run.add_argument("--open-timeout", type=_positive_float_or_none, default=10.0)
-    run.add_argument("--close-timeout", type=_positive_float, default=10.0)
-    run.add_argument("--max-connections", type=int, default=10_000)
-    run.add_argument("--write-timeout", type=_positive_float_or_none, default=60.0)
-    run.add_argument("--shutdown-timeout", type=_positive_float, default=10.0)
-    run.add_argument(
-        "--origin",
-        action="append",
-        default=None,
-        metavar="ORIGIN",
-        help="allow WebSocket handshakes from this Origin (repeatable; '*' stands "
-        "for host labels, as https://*.example.com); others get 403",
-    )
-    run.add_argument(
-        "--compression",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="permessage-deflate (on by default)",
-    )
-    deflate = DeflateSettings()
-    run.add_argument(
-        "--deflate-server-max-window-bits", type=int, default=deflate.server_max_window_bits
-    )
-    run.add_argument(
-        "--deflate-client-max-window-bits", type=int, default=deflate.client_max_window_bits
-    )
-    run.add_argument("--deflate-server-no-context-takeover", action="store_true")
-    run.add_argument("--deflate-client-no-context-takeover", action="store_true")
-    run.add_argument("--deflate-level", type=int, default=deflate.compression_level)
-    run.add_argument("--deflate-mem-level", type=int, default=deflate.mem_level)
+    # How: every setting with an option, from its field's metadata.
+    _add_options(run, ServerConfig)
+    # Two options, one setting (ssl_context): see build_config.
     run.add_argument("--ssl-certfile", default=None)
     run.add_argument("--ssl-keyfile", default=None)
+    # The process.
     run.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     run.add_argument(
         "--workers",
         type=_workers,
         default=1,
         help="worker processes sharing the port with SO_REUSEPORT (default 1: no supervisor)",
-    )
-    run.add_argument(
-        "--reuse-port",
-        action="store_true",
-        help="set SO_REUSEPORT, so that other processes can listen on the same port",
     )
     run.add_argument(
         "--channels-backend",
@@ -218,78 +340,37 @@ def _parser() -> argparse.ArgumentParser:
         "several workers need Redis to reach each other's connections",
     )
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
-    run.add_argument(
-        "--access-log",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="one line per HTTP request and WebSocket handshake (on by default)",
-    )
     return parser
 
 
 def build_config(args: argparse.Namespace) -> ServerConfig:
-    """Turn parsed arguments into a ``ServerConfig``."""
-    deflate = None
-    if args.compression:
-        deflate = DeflateSettings(
-            server_max_window_bits=args.deflate_server_max_window_bits,
-            client_max_window_bits=args.deflate_client_max_window_bits,
-            server_no_context_takeover=args.deflate_server_no_context_takeover,
-            client_no_context_takeover=args.deflate_client_no_context_takeover,
-            compression_level=args.deflate_level,
-            mem_level=args.deflate_mem_level,
-        )
+    """Turn parsed arguments into a ``ServerConfig``.
+
+    Raises:
+        ValueError, LocalProtocolError: a setting out of range.
+        OSError, ssl.SSLError: the TLS certificate or key cannot be loaded.
+    """
     ssl_context = None
     if args.ssl_certfile:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(args.ssl_certfile, args.ssl_keyfile)
-    return ServerConfig(
-        host=args.host,
-        port=args.port,
-        uds=args.uds,
-        protocol=ProtocolSettings(
-            max_message_size=args.ws_max_size,
-            max_frame_size=args.ws_max_frame_size,
-            max_fragments=args.ws_max_fragments,
-        ),
-        deflate=deflate,
-        max_queue=args.ws_max_queue,
-        ping_interval=args.ws_ping_interval,
-        ping_timeout=args.ws_ping_timeout,
-        receive_timeout=args.receive_timeout,
-        open_timeout=args.open_timeout,
-        close_timeout=args.close_timeout,
-        max_connections=args.max_connections,
-        write_timeout=args.write_timeout,
-        shutdown_timeout=args.shutdown_timeout,
-        origins=OriginPolicy(args.origin) if args.origin else None,
-        ssl_context=ssl_context,
-        reuse_port=args.reuse_port,
-        access_log=args.access_log,
-    )
+    return _from_arguments(ServerConfig, args, ssl_context=ssl_context)
 
 
-def channels_warning(workers: int) -> str | None:
-    """The warning to print when several workers use the in-process channel backend.
-
-    Looks at the channel managers the application created while it was
-    imported (``wsserver.plugins.channels.managers()``); ``None`` when there
-    is nothing to say (one worker, no manager, or every manager's backend
-    reaches other processes).
-    """
-    if workers < 2 or "wsserver.plugins.channels.manager" not in sys.modules:
-        return None
-    from .plugins.channels.manager import managers
-
-    local = [manager for manager in managers() if not manager.cross_process]
-    if not local:
-        return None
-    return (
-        f"wsserver: warning: {workers} workers, and the application's channel manager uses the "
-        "in-process backend: broadcast, send-to-user, topics and send-and-wait reach only the "
-        "connections of the worker that sends them; cross-worker delivery needs Redis "
-        "(--channels-backend redis://host:port/0, or ChannelManager(RedisBackend(url)))"
-    )
+def _worker_command(arguments: Sequence[str], port: int) -> list[str]:
+    """This command again, as one worker on ``port`` (see ``wsserver.supervisor``)."""
+    return [
+        sys.executable,
+        "-m",
+        "wsserver",
+        *arguments,
+        # argparse keeps the last value: these override the user's.
+        "--workers",
+        "1",
+        "--port",
+        str(port),
+        "--reuse-port",
+    ]
 
 
 def _configure_logging(level: str, worker: str | None, workers: int) -> None:
@@ -308,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
     worker = os.environ.get(WORKER_ENV)
-    worker_fd = os.environ.pop(WORKER_FD_ENV, None)
+    link = worker_link()
     _configure_logging(args.log_level, worker, args.workers)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -339,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         config = build_config(args)
-    except (ValueError, OSError, ssl.SSLError) as error:
+    except (ValueError, LocalProtocolError, OSError, ssl.SSLError) as error:
         print(f"wsserver: error: {error}", file=sys.stderr)
         return 2
     if args.workers > 1 and config.uds is not None:
@@ -351,13 +432,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError:
             print("wsserver: error: --loop uvloop needs the uvloop package", file=sys.stderr)
             return 2
-    warning = channels_warning(args.workers)
-    if warning is not None:
-        print(warning, file=sys.stderr)
     if args.workers > 1:
-        return _run_supervisor(arguments, args.workers, config)
-    if worker_fd is not None:
-        run: Coroutine[Any, Any, None] = _serve_worker(app, config, int(worker_fd))
+        return run_supervisor(app, config, args.workers, partial(_worker_command, arguments))
+    if link is not None:
+        run: Coroutine[Any, Any, None] = serve_worker(app, config, link)
     else:
         run = serve(app, config)
     try:
@@ -372,275 +450,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wsserver: error: cannot listen on {where}: {error}", file=sys.stderr)
         return 1
     return 0
-
-
-# ---------------------------------------------------------------------------
-# Workers and their supervisor
-# ---------------------------------------------------------------------------
-
-
-async def _serve_worker(app: Application, config: ServerConfig, fd: int) -> None:
-    """A worker: serve, tell the supervisor when listening, stop with it."""
-    loop = asyncio.get_running_loop()
-    link = socket.socket(fileno=fd)
-    link.setblocking(False)
-    stop = asyncio.Event()
-    server = Server(app, config)
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-
-    def supervisor_gone() -> None:
-        try:
-            data = link.recv(16)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            logger.warning("the supervisor is gone: shutting down")
-            loop.remove_reader(link)
-            stop.set()
-
-    try:
-        await server.start()
-        await loop.sock_sendall(link, _READY)
-        loop.add_reader(link, supervisor_gone)
-        await stop.wait()
-    finally:
-        with contextlib.suppress(ValueError, OSError):
-            loop.remove_reader(link)
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        logger.info("shutting down")
-        await server.shutdown()
-        link.close()
-
-
-def _reserve_port(config: ServerConfig) -> tuple[socket.socket, int]:
-    """Bind (without listening) a SO_REUSEPORT socket: the workers' port.
-
-    With ``port=0`` this picks the free port every worker then binds; the
-    socket is held open so that no other program takes the port meanwhile.
-    It never listens, so the kernel never hands it a connection.
-    """
-    family, kind, proto, _, address = socket.getaddrinfo(
-        config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    port: int = sock.getsockname()[1]
-    return sock, port
-
-
-@dataclass
-class _Worker:
-    index: int
-    process: asyncio.subprocess.Process
-    link: socket.socket
-    ready: asyncio.Task[bytes]
-    exited: asyncio.Task[int]
-    started: float = 0.0
-    restarts: int = field(default=0)
-
-
-def _run_supervisor(arguments: list[str], workers: int, config: ServerConfig) -> int:
-    if not hasattr(socket, "SO_REUSEPORT"):
-        print("wsserver: error: --workers needs SO_REUSEPORT (Linux, BSD)", file=sys.stderr)
-        return 2
-    try:
-        reserved, port = _reserve_port(config)
-    except OSError as error:
-        where = f"{config.host}:{config.port}"
-        print(f"wsserver: error: cannot listen on {where}: {error}", file=sys.stderr)
-        return 1
-    try:
-        return asyncio.run(_supervise(arguments, workers, port, config))
-    finally:
-        reserved.close()
-
-
-async def _start_worker(arguments: list[str], index: int, port: int) -> _Worker:
-    loop = asyncio.get_running_loop()
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    env = dict(os.environ)
-    env[WORKER_ENV] = str(index)
-    env[WORKER_FD_ENV] = str(theirs.fileno())
-    try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsserver",
-            *arguments,
-            # argparse keeps the last value: these override the user's.
-            "--workers",
-            "1",
-            "--port",
-            str(port),
-            "--reuse-port",
-            stdin=subprocess.DEVNULL,
-            env=env,
-            pass_fds=(theirs.fileno(),),
-            # Its own process group: a terminal's Ctrl-C reaches only the
-            # supervisor, which forwards it once.
-            process_group=0,
-        )
-    finally:
-        theirs.close()
-    return _Worker(
-        index,
-        process,
-        ours,
-        asyncio.create_task(loop.sock_recv(ours, 1)),
-        asyncio.create_task(process.wait()),
-        started=loop.time(),
-    )
-
-
-async def _wait_ready(worker: _Worker, stop: asyncio.Event) -> bool:
-    """Wait until ``worker`` listens; ``False`` if it exits (or hangs) first."""
-    stopping = asyncio.create_task(stop.wait())
-    try:
-        done, _ = await asyncio.wait(
-            {worker.ready, worker.exited, stopping},
-            timeout=WORKER_START_TIMEOUT,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-    finally:
-        stopping.cancel()
-    if worker.ready in done and worker.ready.result() == _READY:
-        return True
-    if stopping in done:
-        return True  # not a start-up failure: we are stopping anyway
-    if worker.exited not in done:
-        # The worker closed its end before listening: its exit follows.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(worker.exited), 5.0)
-    return False
-
-
-def _describe_exit(worker: _Worker) -> str:
-    if not worker.exited.done():
-        return f"did not listen within {WORKER_START_TIMEOUT:g} s"
-    code = worker.exited.result()
-    if code < 0:
-        return f"was killed by signal {-code}"
-    return f"exited with status {code}"
-
-
-async def _supervise(arguments: list[str], count: int, port: int, config: ServerConfig) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals = 0
-
-    def on_signal() -> None:
-        nonlocal signals
-        signals += 1
-        stop.set()
-        if signals > 1:
-            # A second Ctrl-C: do not wait for the grace period.
-            for worker in workers.values():
-                if worker.process.returncode is None:
-                    worker.process.kill()
-
-    workers: dict[int, _Worker] = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    status = 0
-    try:
-        for index in range(1, count + 1):
-            workers[index] = await _start_worker(arguments, index, port)
-        for worker in list(workers.values()):
-            if not await _wait_ready(worker, stop):
-                print(
-                    f"wsserver: error: worker {worker.index} (pid {worker.process.pid}) "
-                    f"{_describe_exit(worker)} during start-up",
-                    file=sys.stderr,
-                )
-                status = 1
-                stop.set()
-                break
-        if not stop.is_set():
-            logger.info(
-                "supervisor: %d workers listening on %s:%d (SO_REUSEPORT)",
-                count,
-                config.host,
-                port,
-            )
-        while not stop.is_set():
-            stopping = asyncio.create_task(stop.wait())
-            exits = {worker.exited: worker for worker in workers.values()}
-            done, _ = await asyncio.wait({stopping, *exits}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            for task in done:
-                crashed = exits.get(task)
-                if crashed is None or stop.is_set():
-                    continue
-                logger.error(
-                    "worker %d (pid %d) %s; restarting it (restart %d)",
-                    crashed.index,
-                    crashed.process.pid,
-                    _describe_exit(crashed),
-                    crashed.restarts + 1,
-                )
-                crashed.link.close()
-                # At most one restart a second: a worker that keeps crashing
-                # must not make the supervisor spin.
-                await asyncio.sleep(max(0.0, crashed.started + 1.0 - loop.time()))
-                replacement = await _start_worker(arguments, crashed.index, port)
-                replacement.restarts = crashed.restarts + 1
-                workers[crashed.index] = replacement
-                if not await _wait_ready(replacement, stop):
-                    print(
-                        f"wsserver: error: worker {replacement.index} (pid "
-                        f"{replacement.process.pid}) {_describe_exit(replacement)} "
-                        "during start-up",
-                        file=sys.stderr,
-                    )
-                    status = 1
-                    stop.set()
-    finally:
-        status = max(status, await _stop_workers(list(workers.values()), config))
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    return status
-
-
-async def _stop_workers(workers: list[_Worker], config: ServerConfig) -> int:
-    """SIGTERM every worker, wait for the graceful shutdowns, kill stragglers."""
-    for worker in workers:
-        if worker.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                worker.process.send_signal(signal.SIGTERM)
-    grace = config.shutdown_timeout + config.close_timeout + _KILL_MARGIN
-    exits = [worker.exited for worker in workers]
-    _, late = await asyncio.wait(exits, timeout=grace)
-    for worker in workers:
-        if worker.exited in late:
-            logger.error(
-                "worker %d (pid %d) did not stop: killing it", worker.index, worker.process.pid
-            )
-            with contextlib.suppress(ProcessLookupError):
-                worker.process.kill()
-    if late:
-        await asyncio.wait(late)
-    status = 0
-    for worker in workers:
-        worker.ready.cancel()
-        worker.link.close()
-        if worker.exited.result() != 0:
-            status = 1
-    await asyncio.gather(*(worker.ready for worker in workers), return_exceptions=True)
-    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from wsserver.protocol import DeflateSettings, ProtocolSettings
-from wsserver.server.config import ServerConfig
+from wsserver.server.config import CLI_OPTION, ServerConfig, cli_option
 
 #: Every setting's default, as the class docstring states it.
 DEFAULTS: dict[str, Any] = {
@@ -178,3 +178,28 @@ def test_good_values_are_accepted() -> None:
 def test_bad_values_are_refused(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         ServerConfig(**settings)
+
+
+def test_cli_option_is_plain_metadata() -> None:
+    # The same mapping the protocol core writes out: wsserver.cli reads both.
+    assert cli_option("--ws-max-queue", kind="int") == {
+        CLI_OPTION: {"flags": ("--ws-max-queue",), "kind": "int"}
+    }
+    assert cli_option(
+        "--origin", "--allow-origin", help="h", metavar="O", choices=["a"], repeat=True, convert=str
+    ) == {
+        CLI_OPTION: {
+            "flags": ("--origin", "--allow-origin"),
+            "kind": "text",
+            "help": "h",
+            "metavar": "O",
+            "choices": ("a",),
+            "repeat": True,
+            "convert": str,
+        }
+    }
+
+
+def test_cli_option_needs_a_flag() -> None:
+    with pytest.raises(TypeError, match="at least one flag"):
+        cli_option()

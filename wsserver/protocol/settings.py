@@ -8,7 +8,7 @@ docs/security.md lists every limit with the attack it stops and its test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .exceptions import LocalProtocolError
 
@@ -46,11 +46,21 @@ class ProtocolSettings:
         max_body_size: largest plain-HTTP request body held in memory, 1 MiB;
             the HTTP side serves pages, static files and health checks, not
             uploads.  413 beyond.
+
+    A field's ``"cli"`` metadata names its ``wsserver run`` option, as plain
+    data (see ``wsserver.server.config.cli_option``: the core imports
+    nothing from the layers above).
     """
 
-    max_message_size: int = 1 << 20
-    max_frame_size: int | None = None
-    max_fragments: int = 4096
+    max_message_size: int = field(
+        default=1 << 20, metadata={"cli": {"flags": ("--ws-max-size",), "kind": "int"}}
+    )
+    max_frame_size: int | None = field(
+        default=None, metadata={"cli": {"flags": ("--ws-max-frame-size",), "kind": "int"}}
+    )
+    max_fragments: int = field(
+        default=4096, metadata={"cli": {"flags": ("--ws-max-fragments",), "kind": "int"}}
+    )
     max_request_line: int = 8 * 1024
     max_header_line: int = 8 * 1024
     max_headers: int = 128

@@ -9,17 +9,93 @@ know about.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from ..protocol import DeflateSettings, ProtocolSettings
 from .security import OriginPolicy
 
-__all__ = ["ServerConfig"]
+__all__ = ["CLI_OPTION", "OptionKind", "ServerConfig", "cli_option"]
+
+#: The key, in a settings dataclass field's metadata, of the field's
+#: command-line option (see ``cli_option``).
+CLI_OPTION = "cli"
+
+#: How the command line spells a setting's value:
+#:
+#: - ``"text"``: the value as given;
+#: - ``"int"``: a whole number;
+#: - ``"seconds"``: a positive, finite number of seconds;
+#: - ``"seconds_or_none"``: the same, or ``none``, ``off`` or ``0`` for
+#:   ``None`` (turned off);
+#: - ``"flag"``: ``--name`` alone sets ``True``; for settings off by default;
+#: - ``"switch"``: ``--name`` / ``--no-name``.  On a section of settings
+#:   (a field typed ``SomeSettings | None``), off means ``None``.
+OptionKind = Literal["text", "int", "seconds", "seconds_or_none", "flag", "switch"]
+
+
+def cli_option(
+    *flags: str,
+    kind: OptionKind = "text",
+    help: str | None = None,
+    metavar: str | None = None,
+    choices: Sequence[str] | None = None,
+    repeat: bool = False,
+    convert: Callable[[Any], object] | None = None,
+) -> dict[str, dict[str, object]]:
+    """The field metadata of a setting that ``wsserver run`` sets with ``flags``.
+
+    ::
+
+        backlog: int = field(default=1024, metadata=cli_option("--backlog", kind="int"))
+
+    ``wsserver run`` gets one option per such field, whose default is the
+    field's; a field without it has no option.  The fields of a nested
+    settings dataclass (``protocol``, ``deflate``) are options too when
+    they carry this metadata.
+
+    Args:
+        flags: the option's names, the first long one naming the parsed
+            attribute (``--ws-max-size`` -> ``ws_max_size``); the others
+            are aliases.
+        kind: how the value is spelled (``OptionKind``).
+        help: the line ``--help`` shows, if any.
+        metavar: the value's name in ``--help`` (default: the attribute
+            name in capitals).
+        choices: the only values accepted, if the setting has a fixed set.
+        repeat: the option may be given several times; the setting gets the
+            list of values (through ``convert``).
+        convert: turns the parsed value, when there is one, into the
+            setting's (``OriginPolicy`` from the ``--origin`` values).
+
+    The result is plain data, ``{"cli": {"flags": (...), "kind": ...}}``,
+    so that the protocol core, which must not import this module, declares
+    its options by writing the same mapping out.
+    """
+    if not flags:
+        raise TypeError("cli_option() needs at least one flag")
+    option: dict[str, object] = {"flags": flags, "kind": kind}
+    if help is not None:
+        option["help"] = help
+    if metavar is not None:
+        option["metavar"] = metavar
+    if choices is not None:
+        option["choices"] = tuple(choices)
+    if repeat:
+        option["repeat"] = True
+    if convert is not None:
+        option["convert"] = convert
+    return {CLI_OPTION: option}
 
 
 @dataclass(frozen=True, kw_only=True)
 class ServerConfig:
     """How a ``Server`` listens and treats its connections.
+
+    A setting that ``wsserver run`` sets declares its option in its field's
+    metadata (``cli_option``): the flag, its help and its default live here
+    only.
 
     Attributes:
         host: address to bind; ``127.0.0.1`` so that nothing is exposed
@@ -79,27 +155,76 @@ class ServerConfig:
             already logs requests, to save a formatted line per request.
     """
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    uds: str | None = None
+    host: str = field(default="127.0.0.1", metadata=cli_option("--host"))
+    port: int = field(default=8000, metadata=cli_option("--port", kind="int"))
+    uds: str | None = field(
+        default=None, metadata=cli_option("--uds", help="listen on a Unix socket instead")
+    )
     protocol: ProtocolSettings = field(default_factory=ProtocolSettings)
-    deflate: DeflateSettings | None = field(default_factory=DeflateSettings)
-    max_queue: int = 16
+    deflate: DeflateSettings | None = field(
+        default_factory=DeflateSettings,
+        metadata=cli_option(
+            "--compression", kind="switch", help="permessage-deflate (on by default)"
+        ),
+    )
+    max_queue: int = field(default=16, metadata=cli_option("--ws-max-queue", kind="int"))
     read_limit: int = 64 * 1024
     write_limit: int = 64 * 1024
-    write_timeout: float | None = 60.0
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
-    open_timeout: float | None = 10.0
-    receive_timeout: float | None = None
-    close_timeout: float = 10.0
-    max_connections: int | None = 10_000
-    shutdown_timeout: float = 10.0
+    write_timeout: float | None = field(
+        default=60.0, metadata=cli_option("--write-timeout", kind="seconds_or_none")
+    )
+    ping_interval: float | None = field(
+        default=20.0, metadata=cli_option("--ws-ping-interval", kind="seconds_or_none")
+    )
+    ping_timeout: float | None = field(
+        default=20.0, metadata=cli_option("--ws-ping-timeout", kind="seconds_or_none")
+    )
+    open_timeout: float | None = field(
+        default=10.0, metadata=cli_option("--open-timeout", kind="seconds_or_none")
+    )
+    receive_timeout: float | None = field(
+        default=None, metadata=cli_option("--receive-timeout", kind="seconds_or_none")
+    )
+    close_timeout: float = field(
+        default=10.0, metadata=cli_option("--close-timeout", kind="seconds")
+    )
+    max_connections: int | None = field(
+        default=10_000, metadata=cli_option("--max-connections", kind="int")
+    )
+    shutdown_timeout: float = field(
+        default=10.0, metadata=cli_option("--shutdown-timeout", kind="seconds")
+    )
+    # No option of its own: the command line builds it from --ssl-certfile
+    # and --ssl-keyfile (wsserver/cli.py).
     ssl_context: ssl.SSLContext | None = None
     backlog: int = 1024
-    reuse_port: bool = False
-    origins: OriginPolicy | None = None
-    access_log: bool = True
+    reuse_port: bool = field(
+        default=False,
+        metadata=cli_option(
+            "--reuse-port",
+            kind="flag",
+            help="set SO_REUSEPORT, so that other processes can listen on the same port",
+        ),
+    )
+    origins: OriginPolicy | None = field(
+        default=None,
+        metadata=cli_option(
+            "--origin",
+            repeat=True,
+            metavar="ORIGIN",
+            convert=OriginPolicy,
+            help="allow WebSocket handshakes from this Origin (repeatable; '*' stands "
+            "for host labels, as https://*.example.com); others get 403",
+        ),
+    )
+    access_log: bool = field(
+        default=True,
+        metadata=cli_option(
+            "--access-log",
+            kind="switch",
+            help="log one line per HTTP request and WebSocket handshake",
+        ),
+    )
 
     def __post_init__(self) -> None:
         # Out of range, create_server() would fail only at start(), with an

@@ -18,6 +18,7 @@ from .app import Application
 from .config import ServerConfig
 from .connection import Connection
 from .descriptors import limit_accept_failure_logs
+from .startup import StartupContext, startup_warnings
 from .websocket import WebSocket
 
 __all__ = ["Server", "serve"]
@@ -306,5 +307,13 @@ def _remove_signal_handlers(installed: list[signal.Signals]) -> None:
 
 
 async def serve(app: Application, config: ServerConfig | None = None) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then shut down gracefully."""
-    await Server(app, config).serve_forever()
+    """Serve ``app`` until SIGINT or SIGTERM, then shut down gracefully.
+
+    Before listening, the start-up checks plugins registered
+    (``wsserver.server.startup``) run for this one process; their warnings
+    are logged.
+    """
+    server = Server(app, config)
+    for warning in startup_warnings(StartupContext(app=app, config=server.config, workers=1)):
+        logger.warning("%s", warning)
+    await server.serve_forever()

@@ -49,6 +49,7 @@ from importlib import resources
 from typing import Any, ClassVar, TypeVar, overload
 
 from ...server import App, WebSocket
+from ...server.startup import StartupContext, add_startup_check
 from ..runtime.assets import DEFAULT_PREFIX, RuntimeAsset, asset_path, install, install_asset
 from ..runtime.messages import (
     Envelope,
@@ -122,6 +123,19 @@ _MANAGERS: weakref.WeakSet[ChannelManager] = weakref.WeakSet()
 def managers() -> list[ChannelManager]:
     """The channel managers created in this process (still alive)."""
     return list(_MANAGERS)
+
+
+@add_startup_check
+def _workers_share_no_channels(context: StartupContext) -> list[str]:
+    """Several workers with the in-process backend do not reach each other."""
+    if context.workers < 2 or all(manager.cross_process for manager in managers()):
+        return []
+    return [
+        f"{context.workers} workers, and the application's channel manager uses the "
+        "in-process backend: broadcast, send-to-user, topics and send-and-wait reach only the "
+        "connections of the worker that sends them; cross-worker delivery needs Redis "
+        "(--channels-backend redis://host:port/0, or ChannelManager(RedisBackend(url)))"
+    ]
 
 
 # ---------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..codes import CloseCode
 from ..exceptions import FrameError, LocalProtocolError
@@ -127,14 +127,33 @@ class DeflateSettings:
         min_size: messages shorter than this many bytes are sent uncompressed
             (RSV1 clear).  64 by default: below that, the deflate block
             overhead and the CPU outweigh the few bytes saved.
+
+    A field's ``"cli"`` metadata names its ``wsserver run`` option, as plain
+    data (see ``wsserver.server.config.cli_option``).
     """
 
-    server_max_window_bits: int = 12
-    client_max_window_bits: int = 12
-    server_no_context_takeover: bool = False
-    client_no_context_takeover: bool = False
-    compression_level: int = 6
-    mem_level: int = 5
+    server_max_window_bits: int = field(
+        default=12,
+        metadata={"cli": {"flags": ("--deflate-server-max-window-bits",), "kind": "int"}},
+    )
+    client_max_window_bits: int = field(
+        default=12,
+        metadata={"cli": {"flags": ("--deflate-client-max-window-bits",), "kind": "int"}},
+    )
+    server_no_context_takeover: bool = field(
+        default=False,
+        metadata={"cli": {"flags": ("--deflate-server-no-context-takeover",), "kind": "flag"}},
+    )
+    client_no_context_takeover: bool = field(
+        default=False,
+        metadata={"cli": {"flags": ("--deflate-client-no-context-takeover",), "kind": "flag"}},
+    )
+    compression_level: int = field(
+        default=6, metadata={"cli": {"flags": ("--deflate-level",), "kind": "int"}}
+    )
+    mem_level: int = field(
+        default=5, metadata={"cli": {"flags": ("--deflate-mem-level",), "kind": "int"}}
+    )
     min_size: int = 64
 
     def __post_init__(self) -> None:
