@@ -4,7 +4,7 @@ Also its compression (precompressed once; zstd or gzip chosen from
 ``Accept-Encoding``, an entity tag per encoding), and static checks of
 ``static/runtime.js`` itself (strict mode, one global,
 no eval but the one for execute_js); its behaviour is tested in Chromium by
-test_session.py and tests/plugins/test_js.py.
+test_session.py and test_js.py.
 """
 
 from __future__ import annotations

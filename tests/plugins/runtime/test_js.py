@@ -1,4 +1,4 @@
-"""Tests for wsserver.plugins.js: JS execution futures.
+"""Tests for wsserver.plugins.runtime.js: JS execution futures.
 
 First the Python side alone, over a fake session: the messages sent, the
 bookkeeping of pending futures (counted: nothing may stay pending), timeouts
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from wsserver.plugins.js import (
+from wsserver.plugins.runtime.js import (
     JavascriptExecutionError,
     JavascriptExecutionTimedOut,
     JSBridge,
@@ -30,8 +30,8 @@ from wsserver.plugins.runtime.messages import MessageTooLarge
 from wsserver.plugins.runtime.session import Session
 from wsserver.server import WebSocketDisconnect
 
-from ._browser import WAIT, Harness, wait_status, wait_until
-from ._fakes import FakeWebSocket, fake_session, start
+from .._browser import WAIT, Harness, wait_status, wait_until
+from .._fakes import FakeWebSocket, fake_session, start
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser

@@ -32,14 +32,14 @@ named ``timeout_ms``.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import math
 from typing import Any
 
-from .runtime.messages import Envelope, MalformedMessage
-from .runtime.session import Session, SessionClosed
+from .messages import Envelope, MalformedMessage
+from .replies import PendingReplies
+from .session import Session, SessionClosed
 
 __all__ = [
     "PLUGIN",
@@ -50,6 +50,8 @@ __all__ = [
     "get_js_result",
 ]
 
+# The module lived at wsserver.plugins.js (which still re-exports it); its log
+# lines keep that name, which logging configurations use.
 logger = logging.getLogger("wsserver.plugins.js")
 
 #: The plugin name on the wire.
@@ -111,9 +113,9 @@ class JSBridge:
             raise ValueError("this session already has a JSBridge: use JSBridge.of(session)")
         self.session = session
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[Any]] = {}
-        #: Answers received for ids not (or no longer) pending.
-        self.unknown_answers = 0
+        self._replies: PendingReplies[int] = PendingReplies(
+            logger=logger, label=f"conn {session.connection_id}: JS answer", level=logging.INFO
+        )
         session.plugins[PLUGIN] = self
         session.on(PLUGIN, "result", self._on_result)
         session.add_close_callback(self._on_close)
@@ -129,7 +131,12 @@ class JSBridge:
     @property
     def pending_count(self) -> int:
         """Calls waiting for an answer."""
-        return len(self._pending)
+        return self._replies.pending_count
+
+    @property
+    def unknown_answers(self) -> int:
+        """Answers received for ids not (or no longer) pending."""
+        return self._replies.unknown_answers
 
     async def execute_js(
         self, code: str, timeout: float | None = None, wait_for_result: bool = False
@@ -199,68 +206,47 @@ class JSBridge:
         if self.session.closed:
             raise JavascriptExecutionError("the connection is closed")
         call_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[call_id] = future
         timeout_ms = None if timeout is None else max(1, math.ceil(timeout * 1000))
-        try:
-            # One deadline for sending (which may wait for a slow reader)
-            # and for the answer.
-            async with asyncio.timeout(timeout):
-                await self._send(id=call_id, reply=True, timeout_ms=timeout_ms, **fields)
-                return await future
-        except TimeoutError:
-            raise JavascriptExecutionTimedOut(
-                f"no answer from the browser within {timeout:g} s"
-            ) from None
-        finally:
-            self._pending.pop(call_id, None)
-            if future.done() and not future.cancelled():
-                # Mark a failure set while we were not awaiting (sending
-                # failed, or we were cancelled) as retrieved, so that asyncio
-                # does not log "exception was never retrieved".
-                future.exception()
-            else:
-                future.cancel()
+
+        async def send() -> None:
+            await self._send(id=call_id, reply=True, timeout_ms=timeout_ms, **fields)
+
+        def timed_out() -> JavascriptExecutionTimedOut:
+            return JavascriptExecutionTimedOut(f"no answer from the browser within {timeout:g} s")
+
+        return await self._replies.request(call_id, send, timeout=timeout, on_timeout=timed_out)
 
     def _on_result(self, message: Envelope) -> None:
         call_id = message.require("id", int)
         ok = message.require("ok", bool)
-        future = self._pending.get(call_id)
-        if future is None or future.done():
+        if not self._replies.expects(call_id):
             # A late answer (the call timed out or was cancelled), or a bug.
-            self.unknown_answers += 1
-            logger.info(
-                "conn %d: JS answer for unknown id %d ignored",
-                self.session.connection_id,
-                call_id,
-            )
+            self._replies.ignore(call_id)
             return
         if ok:
-            future.set_result(message.get("value"))
+            self._replies.resolve(call_id, message.get("value"))
             return
         error = message.require("error", dict)
         name = error.get("name")
         stack = error.get("stack")
         if not isinstance(name, str) or not name:
             raise MalformedMessage("js/result: error.name must be a non-empty string")
-        future.set_exception(
+        self._replies.reject(
+            call_id,
             JavascriptExecutionError(
                 _text(error.get("message", "")),
                 name=name[:200],
                 stack=_text(stack) if isinstance(stack, str) else None,
-            )
+            ),
         )
 
     def _on_close(self, session: Session) -> None:
-        pending, self._pending = self._pending, {}
         code = session.close_code
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(
-                    JavascriptExecutionError(
-                        f"the connection closed (code {code}) before the browser answered"
-                    )
-                )
+        self._replies.fail_all(
+            lambda: JavascriptExecutionError(
+                f"the connection closed (code {code}) before the browser answered"
+            )
+        )
 
 
 async def execute_js(
