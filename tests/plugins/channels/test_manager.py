@@ -591,11 +591,11 @@ async def test_missing_chunks_time_out(caplog: pytest.LogCaptureFixture) -> None
         channel = manager.channel(client.channel)
         assert channel is not None
         await client.send("chunk", id="c1", i=0, n=3, data='{"p":"ch",')
-        await wait_until(lambda: channel._reassembler.pending == 1)
+        await wait_until(lambda: channel.chunks.pending == 1)
         with caplog.at_level(logging.WARNING, "wsserver.plugins.channels"):
-            await wait_until(lambda: channel._reassembler.pending == 0)
+            await wait_until(lambda: channel.chunks.pending == 0)
         assert "chunked message 'c1' incomplete after 0.2 s: dropped" in caplog.text
-        assert channel._reassembler.expired == 1
+        assert channel.chunks.expired == 1
         # The connection goes on.
         await client.send("chunk", id="c2", i=0, n=1, data=encode("ch", "custom", {"kind": "x"}))
 
@@ -695,7 +695,7 @@ async def test_send_and_wait_across_nodes_fails_like_a_local_one() -> None:
             await a.send_and_wait(there.channel, "q", timeout=0.2)
         channel = b.channel(there.channel)
         assert channel is not None
-        await wait_until(lambda: channel.pending_requests == 0 and not b._serving)
+        await wait_until(lambda: channel.pending_requests == 0 and b._requests.serving_count == 0)
         # A channel gone on a live node, and a node that does not exist.
         with pytest.raises(ChannelNotFound):
             await a.send_and_wait(b.node_id + ".gone", "q", timeout=TIMEOUT)
