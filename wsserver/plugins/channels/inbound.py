@@ -21,6 +21,7 @@ message is whole, or dropped when it takes longer than ``chunk_timeout``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -253,14 +254,9 @@ class Inbound:
             channel.replies.resolve(rchan, message.get("data"))
             return
         error = message.require("error", dict)
-        name = error.get("name")
-        text = error.get("message", "")
-        channel.replies.reject(
-            rchan,
-            ReplyError(
-                str(name)[:_MAX_ERROR_NAME] if name else "Error", str(text)[:_MAX_ERROR_MESSAGE]
-            ),
-        )
+        name = str(error["name"])[:_MAX_ERROR_NAME] if error.get("name") else "Error"
+        text = str(error.get("message", ""))[:_MAX_ERROR_MESSAGE]
+        channel.replies.reject(rchan, ReplyError(name, text))
 
     # -- custom messages ---------------------------------------------------------------------
 
@@ -279,11 +275,8 @@ class Inbound:
             )
         if channel.closed:
             return
-
-        async def run(custom: CustomMessage) -> None:
-            await self._run_handler(channel, custom)
-
-        await channel.inbox.put(CustomMessage(kind, message.get("data"), rchan), run)
+        custom = CustomMessage(kind, message.get("data"), rchan)
+        await channel.inbox.put(custom, functools.partial(self._run_handler, channel))
 
     async def _run_handler(self, channel: Channel, message: CustomMessage) -> None:
         kind, data, rchan = message
