@@ -1,7 +1,7 @@
 """A fake ``WebSocket`` for unit tests of sessions and plugins, without I/O.
 
 Not a test module: shared by tests/plugins/runtime/test_session.py and
-tests/plugins/test_js.py.
+tests/plugins/runtime/test_js.py.
 """
 
 from __future__ import annotations

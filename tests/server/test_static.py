@@ -18,6 +18,7 @@ from wsserver.server.static import (
     FileInfo,
     StaticFiles,
     choose_encoding,
+    etag_matches,
     read_file,
 )
 
@@ -243,6 +244,36 @@ def test_if_none_match(site: Path) -> None:
         assert "content-type" not in r.headers
     assert get(static, "/app.js", if_none_match='"nope"').status_code == 200
     assert get(static, "/app.js", "HEAD", if_none_match=etag).status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("header", "etag", "matches"),
+    [
+        (None, '"a"', False),  # no field: nothing to match
+        ("", '"a"', False),
+        ('"a"', '"a"', True),
+        ('"b"', '"a"', False),
+        ("*", '"a"', True),  # any current representation
+        ("  * ", '"a"', True),
+        ('W/"a"', '"a"', True),  # weak comparison: W/ on either side
+        ('"a"', 'W/"a"', True),
+        ('W/"a"', 'W/"a"', True),
+        ('"b", W/"a" , "c"', '"a"', True),  # a list
+        ('"b","c"', '"a"', False),
+        ('"a,b"', '"a,b"', True),  # a comma inside an opaque tag
+        ('"a,b"', '"a"', False),
+        ("a", '"a"', False),  # not an entity-tag: unquoted
+        ('"a"', '"A"', False),  # opaque tags are compared exactly
+    ],
+)
+def test_etag_matches_follows_rfc_9110(header: str | None, etag: str, matches: bool) -> None:
+    assert etag_matches(header, etag) is matches
+
+
+def test_etag_matches_is_exported_by_the_server_package() -> None:
+    import wsserver.server
+
+    assert wsserver.server.etag_matches is etag_matches
 
 
 def test_etag_changes_with_the_file(site: Path) -> None:

@@ -18,7 +18,7 @@ from .responses import (
 from .routing import Mount, Route, Router, WebSocketRoute
 from .security import OriginPolicy, secrets_equal
 from .server import Server, serve
-from .static import StaticFiles, choose_encoding
+from .static import StaticFiles, choose_encoding, etag_matches
 from .views import WebSocketView
 from .websocket import (
     Disconnect,
@@ -63,6 +63,7 @@ __all__ = [
     "as_app",
     "broadcast",
     "choose_encoding",
+    "etag_matches",
     "secrets_equal",
     "serve",
 ]

@@ -35,7 +35,14 @@ from email.utils import formatdate, parsedate_to_datetime
 
 from .responses import PlainTextResponse, Response
 
-__all__ = ["DEFAULT_MAX_FILE_SIZE", "FileInfo", "StaticFiles", "choose_encoding", "read_file"]
+__all__ = [
+    "DEFAULT_MAX_FILE_SIZE",
+    "FileInfo",
+    "StaticFiles",
+    "choose_encoding",
+    "etag_matches",
+    "read_file",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +74,8 @@ _MIME_OVERRIDES = {
     ".webmanifest": "application/manifest+json",
 }
 
+# An entity-tag (RFC 9110 section 8.8.3): an optional weakness indicator and
+# an opaque tag in double quotes, which may itself contain commas.
 _ETAG_RE = re.compile(r'(?:W/)?("[^"]*")')
 _QVALUE_RE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 
@@ -390,13 +399,31 @@ def choose_encoding(accept_encoding: str | None, available: tuple[str, ...]) -> 
     return best
 
 
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` field value matches ``etag``.
+
+    RFC 9110 section 13.1.2: the field is ``"*"`` (any current
+    representation) or a list of entity-tags, compared with the *weak*
+    comparison function (section 8.8.3.2): two tags match when their opaque
+    tags are equal, whether or not either is marked weak (``W/``).  A
+    missing field (``None``) matches nothing.
+
+    Args:
+        if_none_match: the field value, as received.
+        etag: the current representation's entity-tag, quoted
+            (``'"abc"'``), strong or weak.
+    """
+    if if_none_match is None:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return etag.removeprefix("W/") in _ETAG_RE.findall(if_none_match)
+
+
 def _not_modified(headers: Mapping[str, str], etag: str, mtime: float) -> bool:
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
-        if if_none_match.strip() == "*":
-            return True
-        # Weak comparison: a W/ prefix on either side does not matter.
-        return etag in _ETAG_RE.findall(if_none_match)
+        return etag_matches(if_none_match, etag)
     if_modified_since = headers.get("if-modified-since")
     if if_modified_since is None:
         return False

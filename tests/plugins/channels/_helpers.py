@@ -4,7 +4,8 @@
   port, in a temporary directory, without persistence; it can be stopped and
   started again on the same port (the outage tests);
 - ``serve_manager``: an ``App`` with a ``ChannelManager`` installed, served
-  on a free port;
+  on a free port (``connected``: with one client; ``two_nodes``: two
+  managers joined by a ``Hub``, each served);
 - ``ChannelClient``: a WebSocket client that speaks the runtime's and the
   channel manager's messages, without a browser;
 - ``NodeProcess``: ``python -m wsserver run`` of ``_node_app`` (or of an
@@ -24,16 +25,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
-from wsserver.plugins.channels import ChannelManager, ChannelView
-from wsserver.server import App, Server, ServerConfig
+from wsserver.plugins.channels import ChannelManager, ChannelView, Hub, InProcessBackend
+from wsserver.protocol import ProtocolSettings
+from wsserver.server import App, Response, Server, ServerConfig, WebSocket
 
 from .._browser import WAIT
 
@@ -158,6 +162,31 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) ->
             await asyncio.sleep(0.01)
 
 
+class RecordingBackend(InProcessBackend):
+    """An ``InProcessBackend`` that counts its starts and keeps what it publishes."""
+
+    def __init__(self, hub: Hub | None = None, *, node_id: str | None = None) -> None:
+        super().__init__(hub, node_id=node_id)
+        self.starts = 0
+        self.closes = 0
+        self.published: list[tuple[str, dict[str, Any]]] = []
+
+    async def start(self, *args: Any, **kwargs: Any) -> None:
+        self.starts += 1
+        await asyncio.sleep(0)  # concurrent callers meet here
+        await super().start(*args, **kwargs)
+
+    async def close(self) -> None:
+        self.closes += 1
+        await super().close()
+
+    async def publish(
+        self, subject: str, payload: Mapping[str, Any], *, wait: bool = False
+    ) -> int | None:
+        self.published.append((subject, dict(payload)))
+        return await super().publish(subject, payload, wait=wait)
+
+
 @asynccontextmanager
 async def serve_manager(
     manager: ChannelManager,
@@ -263,6 +292,49 @@ class ChannelClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+@asynccontextmanager
+async def connected(
+    manager: ChannelManager, **options: Any
+) -> AsyncIterator[tuple[Server, ChannelClient]]:
+    """``serve_manager(manager, **options)`` and one client connected to it."""
+    async with serve_manager(manager, **options) as server:
+        client = await ChannelClient.connect(server.port)
+        try:
+            yield server, client
+        finally:
+            await client.close()
+
+
+def small_frames(limit: int = 65536) -> dict[str, Any]:
+    """Server settings with a small message limit, so that chunking starts early."""
+    return {"protocol": ProtocolSettings(max_message_size=limit)}
+
+
+async def closed_with(client: ChannelClient) -> int | None:
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await asyncio.wait_for(client.connection.recv(), TIMEOUT)
+    return client.connection.close_code
+
+
+@asynccontextmanager
+async def two_nodes(
+    **options: Any,
+) -> AsyncIterator[tuple[ChannelManager, ChannelManager, Server, Server]]:
+    async def authenticate(websocket: WebSocket) -> Response | None:
+        websocket.state.user_id = websocket.query_params.get("user")
+        return None
+
+    hub = Hub()
+    a = ChannelManager(InProcessBackend(hub), **options)
+    b = ChannelManager(InProcessBackend(hub), **options)
+    async with (
+        serve_manager(a, app=App(authenticate=authenticate)) as server_a,
+        serve_manager(b, app=App(authenticate=authenticate)) as server_b,
+    ):
+        yield a, b, server_a, server_b
 
 
 class NodeProcess:

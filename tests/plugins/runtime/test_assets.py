@@ -4,7 +4,7 @@ Also its compression (precompressed once; zstd or gzip chosen from
 ``Accept-Encoding``, an entity tag per encoding), and static checks of
 ``static/runtime.js`` itself (strict mode, one global,
 no eval but the one for execute_js); its behaviour is tested in Chromium by
-test_session.py and tests/plugins/test_js.py.
+test_session.py and test_js.py.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from wsserver.plugins.runtime.assets import (
     RuntimeAsset,
     asset_path,
     asset_route,
+    asset_script_tag,
     install,
     install_asset,
     runtime_asset,
@@ -179,6 +180,34 @@ def test_script_tag_escapes_the_url() -> None:
     text = script_tag(url)
     assert "<script>alert" not in text
     assert _parse(text)["data-url"] == url
+
+
+def test_asset_script_tag_renders_any_asset() -> None:
+    asset = RuntimeAsset.from_bytes(b"window.x = 1;", name="extra", compress=False)
+    text = asset_script_tag(asset, prefix="/p", extra_attributes={"data-a": "1", "data-b": '"><b>'})
+    assert text == (
+        f'<script src="/p/extra.{asset.version}.js" data-a="1" data-b="&quot;&gt;&lt;b&gt;"'
+        f' integrity="{asset.integrity}"></script>'
+    )
+    assert _parse(text)["data-b"] == '"><b>'
+    # The defaults: the default prefix, integrity, no other attribute.
+    assert _parse(asset_script_tag(asset)) == {
+        "src": asset_path(DEFAULT_PREFIX, asset),
+        "integrity": asset.integrity,
+    }
+    assert _parse(asset_script_tag(asset, integrity=False)) == {"src": asset_path(asset=asset)}
+
+
+def test_script_tag_is_the_runtimes_asset_script_tag() -> None:
+    settings = {
+        "data-url": "/ws",
+        "data-reconnect-attempts": "8",
+        "data-reconnect-base-ms": "500",
+        "data-reconnect-max-ms": "15000",
+        "data-connect-timeout-ms": "10000",
+    }
+    expected = asset_script_tag(runtime_asset(), prefix="/p", extra_attributes=settings)
+    assert script_tag("/ws", prefix="/p") == expected
 
 
 @pytest.mark.parametrize(

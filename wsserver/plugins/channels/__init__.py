@@ -1,8 +1,21 @@
 """The channel manager: channels, users, topics and requests, across processes.
 
-- ``manager``: ``ChannelManager`` (broadcast, send to a channel or a user,
-  topics, ``send_and_wait``, custom message handlers), ``Channel``,
-  ``ChannelView`` (the WebSocket endpoint) and the browser module's asset;
+- ``manager``: ``ChannelManager``, the facade (broadcast, send to a channel
+  or a user, topics, ``send_and_wait``, custom message handlers) over the
+  parts below;
+- ``channel``: ``Channel``, one connection's handle, and ``Identity``;
+- ``view``: ``ChannelView``, the WebSocket endpoint;
+- ``lifecycle``: a channel attached, opened, subscribed to topics, ended;
+- ``inbound``: what the pages send (answers, custom messages and their
+  handlers, chunks);
+- ``send_and_wait``: asking a page and waiting for its answer, on any node;
+- ``remote``: what the other nodes publish;
+- ``delivery``: messages encoded once and queued on this node's channels;
+- ``nodes``: the link to the other nodes (the backend, background tasks);
+- ``errors``: the error family and how errors travel between nodes;
+- ``addresses``: the plugin name, channel ids, topics, backend subjects;
+- ``settings``: ``ChannelSettings``, every limit and its default;
+- ``assets``: ``channels.js`` as a versioned asset, and its script tag;
 - ``registry``: who is connected to this process (users, sessions,
   channels, topics);
 - ``backends``: the ``Backend`` interface and ``InProcessBackend`` (the
@@ -20,6 +33,8 @@ See ``docs/plugins/channels.md``.
 
 from __future__ import annotations
 
+from .addresses import PLUGIN
+from .assets import channels_asset, channels_script_tag
 from .backends import (
     ENV_VAR,
     Backend,
@@ -30,27 +45,16 @@ from .backends import (
     backend_from_env,
     backend_from_url,
 )
+from .channel import Channel, Identity
 from .chunks import ChunkError, Reassembler, make_chunks
-from .manager import (
-    DEFAULT_REQUEST_TIMEOUT,
-    PLUGIN,
-    Channel,
-    ChannelDisconnected,
-    ChannelManager,
-    ChannelNotFound,
-    ChannelView,
-    CustomHandler,
-    HandlerError,
-    Identity,
-    ReplyError,
-    ReplyTimeout,
-    channels_asset,
-    channels_script_tag,
-    managers,
-)
+from .errors import ChannelDisconnected, ChannelNotFound, HandlerError, ReplyError, ReplyTimeout
+from .inbound import CustomHandler
+from .manager import ChannelManager, managers
 from .queues import OverflowPolicy, SendQueue
 from .redis_backend import RedisBackend
 from .registry import Registry
+from .settings import DEFAULT_REQUEST_TIMEOUT
+from .view import ChannelView
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",

@@ -7,7 +7,11 @@
 - ``view``: ``RuntimeView``, the WebSocket endpoint running a session with
   ``on_session_start`` / ``on_session_end`` hooks;
 - ``assets``: the JavaScript file at a versioned, immutable URL, and
-  ``script_tag``.
+  ``script_tag`` (``asset_script_tag`` for any plugin's script);
+- ``replies``: ``PendingReplies``, requests waiting for their answers by id
+  (timeouts, cancellation, the end of the connection);
+- ``js``: the JS execution futures (``execute_js``, ``get_js_result``;
+  also importable from ``wsserver.plugins.js``).
 
 See ``docs/plugins/js.md``.
 """

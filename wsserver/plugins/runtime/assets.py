@@ -4,10 +4,10 @@
 the version is the start of the file's SHA-256.  The URL changes whenever the
 content does, so the response may be cached for a year and marked
 ``immutable``: a browser never asks twice, and never runs a stale runtime
-against a newer server.  ``script_tag`` renders the ``<script>`` element with
-that URL, a Subresource Integrity hash, and the WebSocket URL and reconnect
-settings as ``data-`` attributes (no inline script, so a strict
-Content-Security-Policy can allow it by origin)::
+against a newer server.  ``script_tag`` renders the runtime's ``<script>``
+element with that URL, a Subresource Integrity hash, and the WebSocket URL
+and reconnect settings as ``data-`` attributes (no inline script, so a
+strict Content-Security-Policy can allow it by origin)::
 
     app = App()
     install(app)
@@ -22,8 +22,8 @@ request whose ``Accept-Encoding`` takes one of them gets it, with
 ``Content-Encoding``; every response says ``Vary: Accept-Encoding``, and
 each encoding has its own entity tag (``"<version>-zstd"``), as RFC 9110
 asks of different representations.  Other plugins serve their own scripts
-the same way: ``RuntimeAsset.from_bytes(body, name="components")`` and
-``install_asset``.
+the same way: ``RuntimeAsset.from_bytes(body, name="components")``,
+``install_asset``, and ``asset_script_tag`` for the element.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from functools import cache
 from importlib import resources
 from types import MappingProxyType
 
-from ...server import App, Request, Response, Route, choose_encoding
+from ...server import App, Request, Response, Route, choose_encoding, etag_matches
 
 __all__ = [
     "CACHE_CONTROL",
@@ -50,6 +50,7 @@ __all__ = [
     "RuntimeAsset",
     "asset_path",
     "asset_route",
+    "asset_script_tag",
     "install",
     "install_asset",
     "runtime_asset",
@@ -186,7 +187,7 @@ def asset_route(asset: RuntimeAsset, prefix: str = DEFAULT_PREFIX) -> Route:
             "vary": "Accept-Encoding",
             "x-content-type-options": "nosniff",
         }
-        if _etag_matches(request.headers.get("if-none-match"), etag):
+        if etag_matches(request.headers.get("if-none-match"), etag):
             return Response(b"", status_code=304, headers=headers)
         if coding is not None:
             headers["content-encoding"] = coding
@@ -198,18 +199,6 @@ def asset_route(asset: RuntimeAsset, prefix: str = DEFAULT_PREFIX) -> Route:
 def runtime_route(prefix: str = DEFAULT_PREFIX) -> Route:
     """An HTTP route serving the runtime at ``asset_path(prefix)``; see ``asset_route``."""
     return asset_route(runtime_asset(), prefix)
-
-
-def _etag_matches(header: str | None, etag: str) -> bool:
-    # RFC 9110 section 13.1.2: a list of entity tags, or "*"; weak
-    # comparison, so a W/ prefix still matches.
-    if header is None:
-        return False
-    for candidate in header.split(","):
-        candidate = candidate.strip()
-        if candidate == "*" or candidate.removeprefix("W/") == etag:
-            return True
-    return False
 
 
 def install_asset(app: App, asset: RuntimeAsset, *, prefix: str = DEFAULT_PREFIX) -> str:
@@ -243,6 +232,40 @@ def _ms(seconds: float, name: str) -> int:
     return round(seconds * 1000)
 
 
+def asset_script_tag(
+    asset: RuntimeAsset,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    integrity: bool = True,
+    extra_attributes: Mapping[str, str] | None = None,
+) -> str:
+    """The ``<script>`` element that loads ``asset`` from its versioned URL.
+
+    Args:
+        asset: the asset (the runtime, ``channels.js``, ``components.js``...).
+        prefix: the prefix it is served under (see ``install_asset``).
+        integrity: add the ``integrity`` attribute (Subresource Integrity).
+        extra_attributes: more attributes, in order, between ``src`` and
+            ``integrity`` (the settings a script reads from its own element,
+            as ``data-`` attributes).
+
+    Returns:
+        HTML text, every attribute value escaped.  A plain classic script,
+        neither ``defer`` nor ``async``: the globals it defines exist for the
+        scripts that follow it, and it can read its settings from
+        ``document.currentScript``, which is set for classic scripts only.
+    """
+    attributes = {"src": asset_path(prefix, asset)}
+    if extra_attributes is not None:
+        attributes.update(extra_attributes)
+    if integrity:
+        attributes["integrity"] = asset.integrity
+    rendered = " ".join(
+        f'{name}="{html.escape(value, quote=True)}"' for name, value in attributes.items()
+    )
+    return f"<script {rendered}></script>"
+
+
 def script_tag(
     ws_url: str,
     *,
@@ -274,21 +297,16 @@ def script_tag(
     """
     if isinstance(reconnect_attempts, bool) or reconnect_attempts < 0:
         raise ValueError("reconnect_attempts must be an integer >= 0")
-    attributes = {
-        "src": asset_path(prefix),
+    settings = {
         "data-url": ws_url,
         "data-reconnect-attempts": str(int(reconnect_attempts)),
         "data-reconnect-base-ms": str(_ms(reconnect_base, "reconnect_base")),
         "data-reconnect-max-ms": str(_ms(reconnect_max, "reconnect_max")),
         "data-connect-timeout-ms": str(_ms(connect_timeout, "connect_timeout")),
     }
-    if integrity:
-        attributes["integrity"] = runtime_asset().integrity
-    rendered = " ".join(
-        f'{name}="{html.escape(value, quote=True)}"' for name, value in attributes.items()
+    # Classic, not deferred (asset_script_tag): window.wsserver then exists
+    # for the scripts that follow, so they can register handlers before the
+    # first message arrives.
+    return asset_script_tag(
+        runtime_asset(), prefix=prefix, integrity=integrity, extra_attributes=settings
     )
-    # A plain classic script, neither "defer" nor "async": window.wsserver then
-    # exists for the scripts that follow it, so they can register handlers
-    # before the first message arrives.  (The runtime reads its settings from
-    # document.currentScript, which is set for classic scripts only.)
-    return f"<script {rendered}></script>"

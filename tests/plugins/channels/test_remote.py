@@ -1,0 +1,92 @@
+"""Tests for wsserver.plugins.channels.remote: what the other nodes publish.
+
+Two managers in one process joined by a ``Hub``: every operation reaches
+the other node.  Then a bare backend on the same hub publishing by hand:
+this node's own publications coming back are ignored, and malformed ones
+are logged and dropped without harm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from wsserver.plugins.channels import ChannelManager, Hub, InProcessBackend
+
+from ._helpers import TIMEOUT, ChannelClient, connected, two_nodes, wait_until
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def test_every_operation_reaches_the_other_node() -> None:
+    async with two_nodes() as (a, b, server_a, server_b):
+        here = await ChannelClient.connect(server_a.port, "/ws?user=ann")
+        there = await ChannelClient.connect(server_b.port, "/ws?user=ann")
+        assert there.channel.startswith(b.node_id + ".")
+        # Broadcast: both nodes' channels, once each.
+        assert await a.broadcast("all") == 1
+        assert (await here.next())["data"] == "all"
+        assert (await there.next())["data"] == "all"
+        await here.nothing()
+        # Send to a channel of the other node.
+        assert await a.send_message(there.channel, "direct") is True
+        assert (await there.next())["data"] == "direct"
+        # Send to a user: every tab on every node, but the ignored one.
+        await a.send_message_to_user("ann", "to ann", ignore_channel=here.channel)
+        assert (await there.next())["data"] == "to ann"
+        await here.nothing()
+        assert await a.get_user_channels("ann") == {here.channel, there.channel}
+        # Topics: subscribers on the other node.
+        await b.subscribe(there.channel, "news")
+        assert await a.publish("news", "headline") == 0
+        assert await there.next() == {"p": "ch", "k": "msg", "data": "headline", "topic": "news"}
+        assert await a.publish("news", "local", local_only=True) == 0
+        await there.nothing()
+        # Send and wait across nodes.
+        call = asyncio.create_task(a.send_and_wait(there.channel, "q", timeout=TIMEOUT))
+        assert (await there.answer("a"))["data"] == "q"
+        assert await call == "a"
+        for client in (here, there):
+            await client.close()
+
+
+async def test_own_publications_are_ignored_and_malformed_ones_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = Hub()
+    manager = ChannelManager(InProcessBackend(hub))
+    bare = InProcessBackend(hub)
+    await bare.start(lambda subject, payload: None)
+    node = f"node:{manager.node_id}"
+    async with connected(manager) as (_, client):
+        # What Redis would echo back: this node's own publication.
+        await bare.publish("all", {"op": "bcast", "msg": "echo", "o": manager.node_id})
+        await bare.publish("all", {"op": "bcast", "msg": "from bare", "o": bare.node_id})
+        assert (await client.next())["data"] == "from bare"
+        await client.nothing()
+        malformed: list[dict[str, Any]] = [
+            {"op": "topic", "topic": ""},
+            {"op": "user"},
+            {"op": "rep"},
+            {"op": "cancel"},
+        ]
+        with caplog.at_level(logging.DEBUG, "wsserver.plugins.channels"):
+            for payload in malformed:
+                await bare.publish(node, {**payload, "o": bare.node_id})
+            await bare.publish(node, {"op": "dance", "o": bare.node_id})
+            await bare.publish(node, {"op": "send", "channel": "nope", "msg": 1, "o": bare.node_id})
+            await wait_until(lambda: "message for unknown channel 'nope'" in caplog.text)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert [line.split(":")[1].strip() for line in warnings] == [
+            f"malformed {payload['op']!r} payload from node {bare.node_id!r}"
+            for payload in malformed
+        ]
+        assert f"unknown operation 'dance' from node {bare.node_id!r}" in caplog.text
+        # Nothing reached the page, and the node goes on.
+        await client.nothing()
+        await bare.publish("all", {"op": "bcast", "msg": "still here", "o": bare.node_id})
+        assert (await client.next())["data"] == "still here"
+    await bare.close()

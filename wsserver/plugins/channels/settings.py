@@ -1,0 +1,78 @@
+"""The channel manager's settings: every limit, with its default and its reason.
+
+``ChannelManager(**options)`` builds one ``ChannelSettings`` and checks it
+once; every part of the manager reads the same frozen object.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .chunks import (
+    DEFAULT_CHUNK_TIMEOUT,
+    DEFAULT_MAX_CHUNKED_SIZE,
+    DEFAULT_MAX_CHUNKS,
+    DEFAULT_MAX_PENDING,
+)
+from .queues import DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES, OverflowPolicy
+
+__all__ = [
+    "DEFAULT_MAX_INBOX",
+    "DEFAULT_MAX_REQUEST_TIMEOUT",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "ChannelSettings",
+    "check_timeout",
+]
+
+#: Seconds ``send_and_wait`` waits unless told otherwise.
+DEFAULT_REQUEST_TIMEOUT = 30.0
+#: The longest a remote node may make this node wait for one of its pages:
+#: ten minutes, beyond any sensible question to a user.
+DEFAULT_MAX_REQUEST_TIMEOUT = 600.0
+#: Custom messages of one connection waiting for their handler: enough for a
+#: burst of clicks, small enough that a flooding page is stopped by TCP.
+DEFAULT_MAX_INBOX = 64
+
+
+def check_timeout(timeout: float, name: str = "timeout") -> float:
+    """``timeout`` as a float, if it is a positive finite number of seconds.
+
+    Raises:
+        ValueError: it is not (``True``, 0, NaN and infinity included).
+    """
+    if isinstance(timeout, bool) or not (timeout > 0 and math.isfinite(timeout)):
+        raise ValueError(f"{name} must be a positive number of seconds, not {timeout!r}")
+    return float(timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    """The limits of a ``ChannelManager``; see its arguments.
+
+    Raises:
+        ValueError: a setting out of range (checked on creation).
+    """
+
+    max_queue: int = DEFAULT_MAX_MESSAGES
+    max_queue_bytes: int = DEFAULT_MAX_BYTES
+    queue_policy: OverflowPolicy = "close"
+    compress: bool = False
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    max_request_timeout: float = DEFAULT_MAX_REQUEST_TIMEOUT
+    max_chunked_size: int = DEFAULT_MAX_CHUNKED_SIZE
+    max_chunks: int = DEFAULT_MAX_CHUNKS
+    max_pending_chunked: int = DEFAULT_MAX_PENDING
+    chunk_timeout: float = DEFAULT_CHUNK_TIMEOUT
+    max_inbox: int = DEFAULT_MAX_INBOX
+
+    def __post_init__(self) -> None:
+        if self.queue_policy not in ("close", "drop_oldest"):
+            raise ValueError('queue_policy must be "close" or "drop_oldest"')
+        if min(self.max_queue, self.max_queue_bytes, self.max_chunked_size, self.max_chunks) < 1:
+            raise ValueError("queue and chunk limits must be at least 1")
+        if self.max_pending_chunked < 1 or self.max_inbox < 1:
+            raise ValueError("max_pending_chunked and max_inbox must be at least 1")
+        for name in ("request_timeout", "max_request_timeout", "chunk_timeout"):
+            # A frozen dataclass: the checked value replaces the given one.
+            object.__setattr__(self, name, check_timeout(getattr(self, name), name))
