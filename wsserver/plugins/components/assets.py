@@ -7,11 +7,10 @@ Subresource Integrity.
 
 from __future__ import annotations
 
-import html
 from functools import cache
 from importlib import resources
 
-from ..runtime.assets import DEFAULT_PREFIX, RuntimeAsset, asset_path
+from ..runtime.assets import DEFAULT_PREFIX, RuntimeAsset, asset_script_tag
 
 __all__ = ["components_asset", "components_script_tag"]
 
@@ -34,12 +33,9 @@ def components_script_tag(
             reload.
         integrity: add the Subresource Integrity attribute.
     """
-    asset = components_asset()
-    attributes = {
-        "src": asset_path(prefix, asset),
-        "data-reload-ms": str(max(0, round(reload_delay * 1000))),
-    }
-    if integrity:
-        attributes["integrity"] = asset.integrity
-    rendered = " ".join(f'{n}="{html.escape(v, quote=True)}"' for n, v in attributes.items())
-    return f"<script {rendered}></script>"
+    return asset_script_tag(
+        components_asset(),
+        prefix=prefix,
+        integrity=integrity,
+        extra_attributes={"data-reload-ms": str(max(0, round(reload_delay * 1000)))},
+    )

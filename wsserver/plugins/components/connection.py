@@ -30,8 +30,8 @@ from urllib.parse import unquote
 
 from ... import CloseCode
 from ...server import QueryParams
-from ..js import JSBridge
 from ..runtime import Session, SessionClosed
+from ..runtime.js import JSBridge
 from ..runtime.messages import Envelope, MalformedMessage, MessageTooLarge
 from .component import (
     BoundHandler,
@@ -192,7 +192,7 @@ class PageConnection:
     async def execute_js(
         self, code: str, timeout: float | None = None, wait_for_result: bool = False
     ) -> Any:
-        """``wsserver.plugins.js.execute_js`` in this page."""
+        """``wsserver.plugins.runtime.js.execute_js`` in this page."""
         return await JSBridge.of(self.session).execute_js(code, timeout, wait_for_result)
 
     # -- jobs, one at a time (``jobs.py``) ------------------------------------
