@@ -38,6 +38,9 @@ class ChatApp:
     def __init__(self):
         self.username = None
         self.room = None
+        # The runtime reports every reconnection attempt; the reader wants
+        # one notice per outage, and one when it is over.
+        self.disconnected = False
         self.setup_ui()
         self.connect()
 
@@ -92,10 +95,15 @@ class ChatApp:
 
     def on_status(self, event):
         status = event.detail.status
-        if status == "reconnecting" or status == "offline":
-            self.add_system_message("Disconnected from server")
+        if status == "reconnecting" and not self.disconnected:
+            self.disconnected = True
+            self.add_system_message("Disconnected from server, reconnecting...")
+        elif status == "offline":
+            self.disconnected = True
+            self.add_system_message("Server unreachable: reload the page to try again")
 
     def on_channel(self, event):
+        self.disconnected = False
         self.add_system_message("Connected to chat server")
         if self.room is not None:
             self.join()  # a new connection is a new channel: join again

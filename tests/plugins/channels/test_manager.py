@@ -41,8 +41,10 @@ from ._helpers import (
     TIMEOUT,
     ChannelClient,
     chat_between_two_pages,
+    open_chat,
     serve_manager,
     small_frames,
+    texts,
     wait_until,
 )
 
@@ -439,6 +441,43 @@ async def test_the_chat_between_two_pages(browser: Browser) -> None:
     app = chat.create_app()
     async with serving_app(app) as server:
         await chat_between_two_pages(browser, server.port, server.port)
+
+
+async def test_the_chat_shows_one_notice_per_outage(browser: Browser) -> None:
+    app = chat.create_app()
+    server = Server(app, ServerConfig(port=0, ping_interval=None))
+    await server.start()
+    port = server.port
+    page = await open_chat(browser, port, "Ann")
+    try:
+        await page.evaluate(
+            """() => {
+                window.__attempts = 0;
+                window.addEventListener("wsserver:status", (event) => {
+                    if (event.detail.status === "reconnecting") window.__attempts += 1;
+                });
+            }"""
+        )
+        await server.shutdown()  # the page's connection ends with 1001
+        # Several reconnection attempts fail while the server is away...
+        await page.wait_for_function("() => window.__attempts >= 3", timeout=WAIT * 4000)
+        notices = await texts(page, "#messages .system")
+        # ... and the reader is told once, not once per attempt.
+        assert notices.count("Disconnected from server, reconnecting...") == 1
+        assert notices[-1] == "Disconnected from server, reconnecting..."
+        server = Server(app, ServerConfig(port=port, ping_interval=None))
+        await server.start()
+        await page.wait_for_function(
+            "() => [...document.querySelectorAll('#messages .system')].at(-1)"
+            ".textContent === 'Connected to chat server'",
+            timeout=WAIT * 4000,
+        )
+        after = await texts(page, "#messages .system")
+        assert after.count("Disconnected from server, reconnecting...") == 1
+    finally:
+        await page.context.close()
+        await server.shutdown()
+        await app.state.channels.close()
 
 
 async def test_the_chat_refuses_bad_input() -> None:
