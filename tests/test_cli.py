@@ -776,3 +776,16 @@ def test_worker_command_runs_this_command_as_one_worker_on_the_port() -> None:
     # argparse keeps the last value: the worker serves on the reserved port, alone.
     args = _parser().parse_args(command[3:])
     assert (args.target, args.workers, args.port, args.reuse_port) == ("app:App", 1, 8123, True)
+
+
+def test_the_readme_synopsis_lists_exactly_the_run_flags() -> None:
+    help_text = run_cli("run", "--help").stdout
+    usage = help_text.split("positional arguments:")[0]
+    offered = set(re.findall(r"--[a-z][a-z0-9-]*", usage)) - {"--help"}
+    readme = (ROOT / "README.md").read_text()
+    synopsis = readme.split("```\nwsserver run module:attr", 1)[1].split("```", 1)[0]
+    documented = set(re.findall(r"--[a-z][a-z0-9-]*", synopsis)) - {"--version"}
+    assert documented == offered, (
+        f"missing from README.md: {sorted(offered - documented)}; "
+        f"not in `wsserver run --help`: {sorted(documented - offered)}"
+    )
