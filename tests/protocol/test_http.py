@@ -301,8 +301,13 @@ class TestHandshake:
     def test_empty_content_length_is_not_a_body(self) -> None:
         assert accepted(handshake(extra=[("Content-Length", "0")])).target == "/chat"
 
-    def test_bare_lf_line_ends(self) -> None:
-        assert accepted(handshake(eol="\n")).target == "/chat"
+    def test_bare_lf_line_ends_are_refused(self) -> None:
+        # RFC 9112 section 2.2 allows a recipient to take a bare LF as a line
+        # end; wsserver does not: a proxy that does not would frame the
+        # request otherwise.
+        status, response = rejection(handshake(eol="\n"))
+        assert status == 400
+        assert b"bare LF" in response
 
 
 class TestHandshakeRejections:
@@ -574,7 +579,10 @@ class TestPlainHTTP:
 
     def test_leading_empty_lines_are_ignored(self) -> None:
         # RFC 9112 section 2.2: "SHOULD ignore at least one empty line".
-        assert served(b"\r\n\n" + request(target="/x")).target == "/x"
+        assert served(b"\r\n\r\n" + request(target="/x")).target == "/x"
+
+    def test_leading_bare_lf_is_refused(self) -> None:
+        assert status_of(b"\r\n\n" + request(target="/x")) == 400
 
     def test_eof_between_requests_closes_quietly(self) -> None:
         phase = receive(request())
@@ -757,7 +765,8 @@ def head_of(size: int, settings: ProtocolSettings, eol: bytes = b"\r\n") -> byte
 
 
 LIMIT_SETTINGS = [pytest.param(ProtocolSettings(), id="default"), pytest.param(SMALL, id="small")]
-EOLS = [pytest.param(b"\r\n", id="crlf"), pytest.param(b"\n", id="lf")]
+# Lines end with CRLF only: a bare LF is refused.
+EOLS = [pytest.param(b"\r\n", id="crlf")]
 
 
 @pytest.mark.parametrize("limits", LIMIT_SETTINGS)
@@ -1190,7 +1199,8 @@ def split(data: bytes, points: Iterable[int]) -> list[bytes]:
 
 @st.composite
 def plain_requests(draw: st.DrawFn) -> bytes:
-    eol = draw(st.sampled_from([b"\r\n", b"\n"]))
+    # Mostly CRLF: a bare LF is refused at the first line end.
+    eol = draw(st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n"]))
     method = draw(st.sampled_from([b"GET", b"POST", b"HEAD", b"PUT"]))
     target = b"/" + draw(st.text("abc/?=&%", max_size=12)).encode()
     fields = [b"Host: example.com"]

@@ -436,11 +436,14 @@ class HTTPPhase:
         buffer = self._buffer
         settings = self._settings
         while True:
-            # Lines end with LF, optionally preceded by CR: RFC 9112 section
-            # 2.2, "a recipient MAY recognize a single LF as a line
-            # terminator", and h11 does, so the scanner must split the same
-            # way.  The search starts where the last one stopped: each byte
-            # is looked at once however the input is split.
+            # Lines end with CRLF.  RFC 9112 section 2.2: "a recipient MAY
+            # recognize a single LF as a line terminator", and h11 does; but
+            # a proxy that does not would read "X: a<LF>Transfer-Encoding:
+            # chunked" as one field, and wsserver as two.  A bare LF is
+            # refused (400) wherever a line ends, so lines are found by their
+            # LF and the CR before it is required.  The search starts where
+            # the last one stopped: each byte is looked at once however the
+            # input is split.
             newline = buffer.find(b"\n", self._scan_pos)
             stop = len(buffer) if newline < 0 else newline + 1
             self._bytes_examined += stop - self._scan_pos
@@ -458,10 +461,13 @@ class HTTPPhase:
                 self._check_sizes(length, len(buffer))
                 return None
             end = newline
-            if end > self._line_start and buffer[end - 1] == _CR:
+            crlf = end > self._line_start and buffer[end - 1] == _CR
+            if crlf:
                 end -= 1
             length = end - self._line_start
             self._check_sizes(length, newline + 1)
+            if not crlf:
+                raise HandshakeError(400, "bare LF as a line end: request lines end with CRLF")
             if self._lines == 0:
                 if length == 0:
                     # RFC 9112 section 2.2: "a server that is expecting to
