@@ -6,12 +6,16 @@ plain HTTP request, or a request the core answered with an error by itself.
 The caller answers the first two; plain requests may be followed by more on
 the same connection (keep-alive, pipelining).
 
-h11 parses and serialises the HTTP.  Two things sit in front of it:
+h11 parses and serialises the HTTP.  Three things sit in front of it:
 
 * a head scanner, which walks each request head once, line by line, and
   enforces ``ProtocolSettings``' limits with the status each one calls for
   (414, 431) before h11 sees a single byte of it.  h11 only has one limit,
   on the whole incomplete event, and answers 400 or 431 for everything;
+* the strict reading of ``framing.py``: where h11 is lenient (obs-fold,
+  control characters, repeated Content-Length), a request a proxy could
+  frame differently is refused with 400 before h11 parses it (request
+  smuggling, RFC 9112 section 11.2);
 * a fresh ``h11.Connection`` per request.  h11 only ever receives a head the
   scanner has passed, then that request's body; bytes it read past the end of
   a chunked body are handed back, so that the next head goes through the
@@ -35,7 +39,8 @@ import h11
 
 from .events import Headers, HTTPRequest, RequestRejected, WebSocketRequest
 from .exceptions import HandshakeError, LocalProtocolError
-from .handshake import accept_token, header_values, is_upgrade_attempt, validate_handshake
+from .framing import check_head, check_target, is_host
+from .handshake import accept_token, is_upgrade_attempt, validate_handshake
 from .headers import is_token, parse_extension_offers
 from .settings import ProtocolSettings
 
@@ -417,9 +422,9 @@ class HTTPPhase:
         except HandshakeError as exc:
             self._fail(exc.status, exc.reason, exc.headers)
         except h11.RemoteProtocolError as exc:
-            # h11 says 400, 431 (an over-long chunk line or trailer section)
-            # or 501 (a transfer coding other than chunked, RFC 9112 section
-            # 6.1: "SHOULD respond with 501 (Not Implemented)").
+            # h11 says 400, or 431 for an over-long chunk line or trailer
+            # section.  (Its 501 for a transfer coding other than chunked
+            # cannot happen: check_head answers those first.)
             self._fail(exc.error_status_hint, _describe_h11_error(exc))
 
     def _scan_head(self) -> int | None:
@@ -540,12 +545,25 @@ class HTTPPhase:
     def _start_request(self, head_end: int) -> None:
         head = bytes(self._buffer[self._request_start : head_end])
         del self._buffer[:head_end]
+        # Before h11: see framing.py.  None for a chunked body.
+        body_length = check_head(head, self._settings.max_body_size)
         self._conn.receive_data(head)
         request = self._conn.next_event()
         if not isinstance(request, h11.Request):  # pragma: no cover - scanner and h11 agree
             raise HandshakeError(400, "malformed request head")
         self._method = request.method
         headers = _decode_headers(request)
+        # h11 has refused a second Host field, and a missing one in HTTP/1.1.
+        host = next((value for name, value in headers if name == "host"), None)
+        # RFC 9112 section 3.2: "A server MUST respond with a 400 (Bad
+        # Request) status code to any HTTP/1.1 request message that lacks a
+        # Host header field and to any request message that contains more
+        # than one Host header field line or a Host header field with an
+        # invalid field value."
+        if host is not None and not is_host(host):
+            raise HandshakeError(400, "invalid Host header")
+        if request.target[:1] != b"/" and request.method != b"CONNECT":
+            check_target(request.method, request.target, host)
         if is_upgrade_attempt(headers):
             event, self._key = validate_handshake(
                 request.method, request.http_version, request.target, headers
@@ -561,24 +579,9 @@ class HTTPPhase:
             # proxy provides; and h11 would switch protocols on any 2xx
             # answer, leaving the connection in a state no response fits.
             raise HandshakeError(501, "CONNECT is not supported")
-        transfer_encoding = header_values(headers, "transfer-encoding")
-        content_length = header_values(headers, "content-length")
-        if transfer_encoding and content_length:
-            # RFC 9112 section 6.1: "A server MAY reject a request that
-            # contains both Content-Length and Transfer-Encoding or process
-            # such a request in accordance with the Transfer-Encoding alone.
-            # Regardless, the server MUST close the connection after
-            # responding".  Such requests are how requests are smuggled past
-            # proxies; refuse them.
-            raise HandshakeError(400, "both Content-Length and Transfer-Encoding")
-        if content_length:
-            # h11 checked it: digits, one value, at most 20 of them.
-            length = int(content_length[0])
-            if length > self._settings.max_body_size:
-                raise HandshakeError(413, "request body too large")
-            self._body_remaining = length
-        else:
-            self._body_remaining = None if transfer_encoding else 0
+        # check_head refused both Content-Length and Transfer-Encoding, and a
+        # Content-Length over the limit (413).
+        self._body_remaining = body_length
         self._request = request
         self._headers = headers
         self._body = bytearray()
