@@ -6,8 +6,8 @@ request the other takes for a new request, which is request smuggling (RFC
 9112 section 11.2).  They must also agree on which host a request is for.
 h11 parses requests, but it is lenient where a stricter reading is the safe
 one for a server behind proxies: it accepts obsolete line folding, control
-characters in field values and the same Content-Length twice.  The rules
-here are
+characters in field values, the same Content-Length twice, any chunk
+extension and trailer sections ended by bare LFs.  The rules here are
 applied to the bytes before h11 sees them, so that h11 only ever parses
 requests every conforming parser frames the same way:
 
@@ -17,10 +17,12 @@ requests every conforming parser frames the same way:
   Content-Length;
 * ``check_target``: a request-target other than origin-form, and whether
   its host is the ``Host`` field's;
-* ``is_host``: the ``Host`` field's grammar.
+* ``is_host``: the ``Host`` field's grammar;
+* ``ChunkedBodyChecker``: a chunked body, followed ahead of h11.
 
 Every refusal raises ``HandshakeError`` with status 400 (413 for a body over
-the limit, 501 for a transfer coding other than chunked), after which the
+the limit, 431 for an over-long chunk line, 501 for a transfer coding other
+than chunked), after which the
 HTTP phase answers and closes the connection: nothing after such a request
 is read.  docs/security.md, section "HTTP request smuggling (RFC 9112)",
 lists every shape with the answer and the RFC's words.
@@ -28,11 +30,12 @@ lists every shape with the answer and the RFC's words.
 
 from __future__ import annotations
 
+import enum
 import re
 
 from .exceptions import HandshakeError
 
-__all__ = ["check_head", "check_target", "is_host"]
+__all__ = ["ChunkedBodyChecker", "check_head", "check_target", "is_host"]
 
 # RFC 9110 section 5.5: field-vchar = VCHAR / obs-text, with SP and HTAB
 # between; "Field values containing CR, LF, or NUL characters are invalid
@@ -71,7 +74,37 @@ _HOST = re.compile(
 # hierarchical URIs HTTP uses.  h11 has checked every byte is a VCHAR.
 _ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)(?:[/?#].*)?")
 
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+# RFC 9110 section 5.6.4: quoted-string = DQUOTE *( qdtext / quoted-pair )
+# DQUOTE.  The two alternatives differ in their first byte (a backslash
+# starts only quoted-pair), so matching never backtracks.
+_QUOTED_STRING = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+
+# RFC 9112 section 7.1: chunk = chunk-size [ chunk-ext ] CRLF ..., chunk-size
+# = 1*HEXDIG; section 7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name
+# [ BWS "=" BWS chunk-ext-val ] ), chunk-ext-val = token / quoted-string.
+# Stricter than the RFC in two ways, both so that h11 (``HEXDIG{1,20}``,
+# then ";" at once) accepts every line accepted here: at most 20 digits, and
+# no whitespace between the size and the first ";".  No whitespace after the
+# last extension either: nothing in the grammar puts it there.
+_CHUNK_EXTENSION = (
+    rb"[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED_STRING + rb"))?"
+)
+_CHUNK_LINE = re.compile(
+    rb"([0-9A-Fa-f]{1,20})(?:;" + _CHUNK_EXTENSION + rb"(?:[ \t]*;" + _CHUNK_EXTENSION + rb")*)?"
+)
+
+# RFC 9112 section 5: field-line = field-name ":" OWS field-value OWS, and
+# RFC 9110 section 5.5: field-value = *field-content, field-content =
+# field-vchar [ 1*( SP / HTAB / field-vchar ) field-vchar ].  Once the OWS
+# is stripped, that is any run of VCHAR, obs-text, SP and HTAB.  (Written as
+# one expression, the two OWS and the inner whitespace make it backtrack:
+# quadratic time over a line of spaces.)
+_FIELD_NAME = re.compile(_TOKEN)
+_FIELD_VALUE = re.compile(rb"[\t \x21-\x7e\x80-\xff]*")
+
 _CR = 0x0D
+_LF = 0x0A
 
 
 def check_head(head: bytes, max_body_size: int) -> int | None:
@@ -279,3 +312,137 @@ def check_target(method: bytes, target: bytes, host: str | None) -> None:
     # pass on a request two parties read differently.
     if host is not None and host.lower() != authority.lower():
         raise HandshakeError(400, "the Host field differs from the request-target's host")
+
+
+class _Part(enum.Enum):
+    """Where a ``ChunkedBodyChecker`` is in the body."""
+
+    #: A chunk-size line, up to its LF.
+    SIZE_LINE = enum.auto()
+    #: Chunk data, skipped.
+    DATA = enum.auto()
+    #: The CR after chunk data.
+    DATA_CR = enum.auto()
+    #: The LF after chunk data.
+    DATA_LF = enum.auto()
+    #: A trailer field line, or the final empty line.
+    TRAILER_LINE = enum.auto()
+    #: The body has ended: later bytes belong to the next request.
+    DONE = enum.auto()
+
+
+class ChunkedBodyChecker:
+    """Follow a chunked request body (RFC 9112 section 7.1) ahead of h11.
+
+    ``feed`` each piece of the body before h11 gets it: the piece is checked
+    against the grammar, and a refusal comes before h11 parses anything in
+    it.  Everything accepted here, h11 accepts too (its grammar is wider),
+    so how the body is split into pieces never changes which of the two
+    refuses it.  The chunk data is skipped, never copied; an unfinished line
+    is kept until its LF arrives.
+
+    Trailer fields are accepted and dropped, as h11 drops them, but only in
+    the strict form of the request head: CRLF line ends, no obs-fold, no
+    control character, and neither Content-Length nor Transfer-Encoding.
+
+    Args:
+        max_body_size: the largest body accepted: a chunk size that takes the
+            body past it is refused (413) from the size line alone.
+        max_line: the longest unfinished line kept (431 beyond).  The HTTP
+            phase passes one byte more than h11's own limit, which h11
+            enforces first.
+    """
+
+    def __init__(self, max_body_size: int, max_line: int) -> None:
+        self._max_body_size = max_body_size
+        self._max_line = max_line
+        self._state = _Part.SIZE_LINE
+        self._line = bytearray()
+        self._body_size = 0
+        self._data_left = 0
+
+    @property
+    def done(self) -> bool:
+        """Whether the body's final empty line has been fed."""
+        return self._state is _Part.DONE
+
+    def feed(self, data: bytes) -> None:
+        """Check the next piece of the body; bytes after its end are ignored.
+
+        Raises:
+            HandshakeError: the body breaks the grammar (400), the declared
+                sizes exceed ``max_body_size`` (413), or a line exceeds
+                ``max_line`` (431).
+        """
+        index = 0
+        end = len(data)
+        while index < end:
+            state = self._state
+            if state is _Part.DATA:
+                taken = min(self._data_left, end - index)
+                index += taken
+                self._data_left -= taken
+                if not self._data_left:
+                    self._state = _Part.DATA_CR
+            elif state is _Part.DATA_CR or state is _Part.DATA_LF:
+                expected = _CR if state is _Part.DATA_CR else _LF
+                if data[index] != expected:
+                    # RFC 9112 section 7.1: chunk = chunk-size [ chunk-ext ]
+                    # CRLF chunk-data CRLF.
+                    raise HandshakeError(400, "chunk data not followed by CRLF")
+                index += 1
+                self._state = _Part.DATA_LF if state is _Part.DATA_CR else _Part.SIZE_LINE
+            elif state is _Part.DONE:
+                return
+            else:
+                newline = data.find(b"\n", index)
+                stop = end if newline < 0 else newline + 1
+                self._line += data[index:stop]
+                index = stop
+                if len(self._line) > self._max_line:
+                    raise HandshakeError(431, "chunk-size line or trailer field too long")
+                if newline >= 0:
+                    line = bytes(self._line)
+                    self._line.clear()
+                    if len(line) < 2 or line[-2] != _CR:
+                        # As in the head (see http.py): a bare LF ends a
+                        # line for some parsers and not for others.
+                        raise HandshakeError(
+                            400, "bare LF in the chunked body: lines end with CRLF"
+                        )
+                    if state is _Part.SIZE_LINE:
+                        self._size_line(line[:-2])
+                    else:
+                        self._trailer_line(line[:-2])
+
+    def _size_line(self, line: bytes) -> None:
+        match = _CHUNK_LINE.fullmatch(line)
+        if match is None:
+            raise HandshakeError(400, "malformed chunk-size line")
+        size = int(match[1], 16)
+        self._body_size += size
+        if self._body_size > self._max_body_size:
+            raise HandshakeError(413, "request body too large")
+        if size:
+            self._data_left = size
+            self._state = _Part.DATA
+        else:
+            self._state = _Part.TRAILER_LINE
+
+    def _trailer_line(self, line: bytes) -> None:
+        if not line:
+            self._state = _Part.DONE
+            return
+        if line[:1] in (b" ", b"\t"):
+            raise HandshakeError(400, "obsolete line folding in the trailer section")
+        name, colon, value = line.partition(b":")
+        if not (
+            colon and _FIELD_NAME.fullmatch(name) and _FIELD_VALUE.fullmatch(value.strip(b" \t"))
+        ):
+            raise HandshakeError(400, "malformed trailer field")
+        # RFC 9110 section 6.5.1: "Many fields cannot be processed outside
+        # the header section because their evaluation is necessary prior to
+        # receiving the content, such as those that describe message
+        # framing".  (h11 would judge these two as header fields.)
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            raise HandshakeError(400, "Content-Length or Transfer-Encoding in the trailer section")

@@ -12,10 +12,11 @@ h11 parses and serialises the HTTP.  Three things sit in front of it:
   enforces ``ProtocolSettings``' limits with the status each one calls for
   (414, 431) before h11 sees a single byte of it.  h11 only has one limit,
   on the whole incomplete event, and answers 400 or 431 for everything;
-* the strict reading of ``framing.py``: where h11 is lenient (obs-fold,
-  control characters, repeated Content-Length), a request a proxy could
-  frame differently is refused with 400 before h11 parses it (request
-  smuggling, RFC 9112 section 11.2);
+* the strict reading of ``framing.py``: where h11 is lenient (bare LF line
+  ends, obs-fold, control characters, repeated Content-Length, chunk
+  extensions and trailers), a request a proxy could frame differently is
+  refused with 400 before h11 parses it (request smuggling, RFC 9112
+  section 11.2);
 * a fresh ``h11.Connection`` per request.  h11 only ever receives a head the
   scanner has passed, then that request's body; bytes it read past the end of
   a chunked body are handed back, so that the next head goes through the
@@ -39,7 +40,7 @@ import h11
 
 from .events import Headers, HTTPRequest, RequestRejected, WebSocketRequest
 from .exceptions import HandshakeError, LocalProtocolError
-from .framing import check_head, check_target, is_host
+from .framing import ChunkedBodyChecker, check_head, check_target, is_host
 from .handshake import accept_token, is_upgrade_attempt, validate_handshake
 from .headers import is_token, parse_extension_offers
 from .settings import ProtocolSettings
@@ -150,6 +151,8 @@ class HTTPPhase:
         self._body = bytearray()
         self._body_fed = 0
         self._body_remaining: int | None = None
+        # Set for a chunked body: checks each piece before h11 gets it.
+        self._chunked: ChunkedBodyChecker | None = None
         # At least as many bytes as h11 holds unparsed (an unfinished
         # chunk-size line or trailer section): see ``_read_body``.
         self._h11_held = 0
@@ -582,6 +585,10 @@ class HTTPPhase:
         # check_head refused both Content-Length and Transfer-Encoding, and a
         # Content-Length over the limit (413).
         self._body_remaining = body_length
+        if body_length is None:
+            self._chunked = ChunkedBodyChecker(
+                self._settings.max_body_size, self._settings.max_head_size + 1
+            )
         self._request = request
         self._headers = headers
         self._body = bytearray()
@@ -597,7 +604,10 @@ class HTTPPhase:
                 # ends inside that piece: what is left is at most its size.
                 self._h11_held = min(self._h11_held, self._body_fed)
                 self._body += event.data
-                if len(self._body) > self._settings.max_body_size:
+                # A safety net: check_head refused a Content-Length over the
+                # limit, and the chunked checker a chunk size taking the body
+                # over it, before any of the data came.
+                if len(self._body) > self._settings.max_body_size:  # pragma: no cover
                     raise HandshakeError(413, "request body too large")
                 if self._body_remaining is not None:
                     self._body_remaining -= len(event.data)
@@ -608,6 +618,8 @@ class HTTPPhase:
                 # byte is in), so they are still at the front of the buffer.
                 consumed = self._body_fed - len(conn.trailing_data[0])
                 assert consumed >= 0
+                # h11 accepts all the checker does: they end the body together.
+                assert self._chunked is None or self._chunked.done
                 del self._buffer[:consumed]
                 self._body_fed = 0
                 self._queue(self._http_request())
@@ -630,7 +642,11 @@ class HTTPPhase:
                 size = min(len(self._buffer), _BODY_WINDOW, self._h11_room())
                 if self._body_remaining is not None:
                     size = min(size, self._body_remaining)
-                conn.receive_data(bytes(self._buffer[:size]))
+                piece = bytes(self._buffer[:size])
+                if self._chunked is not None:
+                    # Checked before h11 parses any of it: see framing.py.
+                    self._chunked.feed(piece)
+                conn.receive_data(piece)
                 self._body_fed = size
                 self._h11_held += size
             else:  # pragma: no cover - PAUSED or ConnectionClosed mid-body
