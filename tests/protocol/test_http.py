@@ -301,8 +301,12 @@ class TestHandshake:
     def test_empty_content_length_is_not_a_body(self) -> None:
         assert accepted(handshake(extra=[("Content-Length", "0")])).target == "/chat"
 
-    def test_bare_lf_line_ends(self) -> None:
-        assert accepted(handshake(eol="\n")).target == "/chat"
+    def test_bare_lf_line_ends_are_refused(self) -> None:
+        # RFC 9112 section 2.2 allows a recipient to take a bare LF as a line
+        # end; wsserver does not (see TestSmuggling).
+        status, response = rejection(handshake(eol="\n"))
+        assert status == 400
+        assert b"bare LF" in response
 
 
 class TestHandshakeRejections:
@@ -574,7 +578,10 @@ class TestPlainHTTP:
 
     def test_leading_empty_lines_are_ignored(self) -> None:
         # RFC 9112 section 2.2: "SHOULD ignore at least one empty line".
-        assert served(b"\r\n\n" + request(target="/x")).target == "/x"
+        assert served(b"\r\n\r\n" + request(target="/x")).target == "/x"
+
+    def test_leading_bare_lf_is_refused(self) -> None:
+        assert status_of(b"\r\n\n" + request(target="/x")) == 400
 
     def test_eof_between_requests_closes_quietly(self) -> None:
         phase = receive(request())
@@ -671,10 +678,13 @@ class TestPlainHTTPRejections:
         )
         assert status_of(data) == 400
 
-    def test_unknown_transfer_coding_is_501(self) -> None:
-        # h11's hint, after RFC 9112 section 6.1: "SHOULD respond with 501".
-        data = request(method="POST", fields=[("Host", "x"), ("Transfer-Encoding", "gzip")])
-        assert status_of(data) == 501
+    def test_unknown_transfer_coding_before_chunked_is_501(self) -> None:
+        # RFC 9112 section 6.1: "SHOULD respond with 501".  Without a final
+        # chunked, the answer is 400 (TestSmuggling).
+        data = request(
+            method="POST", fields=[("Host", "x"), ("Transfer-Encoding", "gzip, chunked")]
+        )
+        assert status_of(data + b"0\r\n\r\n") == 501
 
     def test_connect_is_501(self) -> None:
         assert status_of(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n") == 501
@@ -729,6 +739,325 @@ class TestPlainHTTPRejections:
 
 
 # --------------------------------------------------------------------------
+# Request smuggling (RFC 9112 sections 2.2, 3.2, 5, 6, 7.1 and 11.2): every
+# request a proxy could frame, or route, differently from wsserver is
+# refused, the connection closes, and nothing after it is read.
+# docs/security.md has the table.
+
+#: Sent after each refused request: it would be served if it were parsed.
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+
+CHUNKED_HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def post(fields: bytes, body: bytes = b"", version: bytes = b"HTTP/1.1") -> bytes:
+    """A POST with exactly the given field lines (each ending in CRLF) and body."""
+    return b"POST / " + version + b"\r\nHost: x\r\n" + fields + b"\r\n" + body
+
+
+def upgrade(fields: bytes, body: bytes = b"") -> bytes:
+    """The RFC's handshake with more field lines, and bytes after its head."""
+    return RFC_REQUEST[:-2] + fields + b"\r\n" + body
+
+
+# (id, the exact bytes, the status)
+SMUGGLING_SHAPES: list[tuple[str, bytes, int]] = [
+    # RFC 9112 section 6.1 / 6.3: Transfer-Encoding and Content-Length.
+    ("te-and-cl", post(b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"0\r\n\r\n"), 400),
+    ("cl-and-te", post(b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"), 400),
+    (
+        "te-and-cl-zero",
+        post(b"Transfer-Encoding: chunked\r\nContent-Length: 0\r\n", b"0\r\n\r\n"),
+        400,
+    ),
+    ("te-gzip", post(b"Transfer-Encoding: gzip\r\n", b"hello"), 400),
+    ("te-chunked-gzip", post(b"Transfer-Encoding: chunked, gzip\r\n", b"0\r\n\r\n"), 400),
+    ("te-identity", post(b"Transfer-Encoding: identity\r\n", b"hello"), 400),
+    ("te-xchunked", post(b"Transfer-Encoding: xchunked\r\n", b"0\r\n\r\n"), 400),
+    ("te-chunked-twice", post(b"Transfer-Encoding: chunked, chunked\r\n", b"0\r\n\r\n"), 400),
+    (
+        "te-two-fields",
+        post(b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"),
+        400,
+    ),
+    ("te-empty", post(b"Transfer-Encoding: \r\n"), 400),
+    ("te-empty-element", post(b"Transfer-Encoding: chunked,\r\n", b"0\r\n\r\n"), 400),
+    ("te-parameter", post(b"Transfer-Encoding: chunked;x=1\r\n", b"0\r\n\r\n"), 400),
+    ("te-vertical-tab", post(b"Transfer-Encoding: \x0bchunked\r\n", b"0\r\n\r\n"), 400),
+    ("te-http-1.0", post(b"Transfer-Encoding: chunked\r\n", b"0\r\n\r\n", b"HTTP/1.0"), 400),
+    (
+        "te-http-1.0-with-cl",
+        post(b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"hello", b"HTTP/1.0"),
+        400,
+    ),
+    ("te-space-before-colon", post(b"Transfer-Encoding : chunked\r\n", b"0\r\n\r\n"), 400),
+    ("te-folded", post(b"Transfer-Encoding:\r\n chunked\r\n", b"0\r\n\r\n"), 400),
+    # RFC 9110 section 8.6, RFC 9112 section 6.3: Content-Length.
+    ("cl-list-differing", post(b"Content-Length: 5, 6\r\n", b"hello!"), 400),
+    ("cl-fields-differing", post(b"Content-Length: 5\r\nContent-Length: 6\r\n", b"hello!"), 400),
+    ("cl-list-same", post(b"Content-Length: 5, 5\r\n", b"hello"), 400),
+    ("cl-fields-same", post(b"Content-Length: 5\r\nContent-Length: 5\r\n", b"hello"), 400),
+    ("cl-plus", post(b"Content-Length: +5\r\n", b"hello"), 400),
+    ("cl-minus", post(b"Content-Length: -5\r\n", b"hello"), 400),
+    ("cl-minus-zero", post(b"Content-Length: -0\r\n"), 400),
+    ("cl-hex", post(b"Content-Length: 0x5\r\n", b"hello"), 400),
+    ("cl-trailing-junk", post(b"Content-Length: 5x\r\n", b"hello"), 400),
+    ("cl-leading-junk", post(b"Content-Length: x5\r\n", b"hello"), 400),
+    ("cl-decimal-point", post(b"Content-Length: 5.0\r\n", b"hello"), 400),
+    ("cl-inner-space", post(b"Content-Length: 1 2\r\n", b"hello world!"), 400),
+    ("cl-empty", post(b"Content-Length: \r\n"), 400),
+    ("cl-trailing-comma", post(b"Content-Length: 5,\r\n", b"hello"), 400),
+    ("cl-leading-zeros", post(b"Content-Length: 000000000000000000005\r\n", b"hello"), 400),
+    ("cl-over-the-limit", post(b"Content-Length: 1048577\r\n"), 413),
+    ("cl-over-64-bits", post(b"Content-Length: 18446744073709551621\r\n", b"hello"), 413),
+    # RFC 9112 sections 2.2 and 5: field lines.
+    ("obs-fold", b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400),
+    ("obs-fold-tab", b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n\tb\r\n\r\n", 400),
+    ("space-before-first-field", b"GET / HTTP/1.1\r\n Host: x\r\n\r\n", 400),
+    ("tab-before-first-field", b"GET / HTTP/1.1\r\n\tHost: x\r\n\r\n", 400),
+    ("space-before-colon", b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400),
+    ("tab-before-colon", b"GET / HTTP/1.1\r\nHost\t: x\r\n\r\n", 400),
+    ("bare-lf-request-line", b"GET / HTTP/1.1\nHost: x\r\n\r\n", 400),
+    ("bare-lf-field", b"GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n", 400),
+    ("bare-lf-end-of-head", b"GET / HTTP/1.1\r\nHost: x\r\n\n", 400),
+    ("bare-lf-everywhere", b"GET / HTTP/1.1\nHost: x\n\n", 400),
+    ("bare-lf-hides-te", post(b"X: a\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"), 400),
+    ("bare-lf-leading-empty-line", b"\n" + SMUGGLED, 400),
+    ("bare-cr-in-value", b"GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n", 400),
+    ("bare-cr-at-line-end", b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\r\n\r\n", 400),
+    ("bare-cr-as-line-end", b"GET / HTTP/1.1\rHost: x\r\n\r\n", 400),
+    ("nul-in-value", b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", 400),
+    ("soh-in-value", b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", 400),
+    ("us-in-value", b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x1fb\r\n\r\n", 400),
+    ("del-in-value", b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x7fb\r\n\r\n", 400),
+    ("form-feed-in-value", b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x0cb\r\n\r\n", 400),
+    ("control-in-name", b"GET / HTTP/1.1\r\nHost: x\r\nX\x01Y: a\r\n\r\n", 400),
+    # RFC 9112 section 3: the request line.
+    ("space-in-target", b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("tab-in-target", b"GET /a\tb HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("control-in-target", b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("no-target", b"GET HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("method-not-a-token", b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("method-with-nul", b"GET\x00 / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("method-missing", b" / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("tab-separators", b"GET\t/\tHTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    # RFC 9112 section 3.2: Host and the request-target.
+    ("host-missing", b"GET / HTTP/1.1\r\n\r\n", 400),
+    ("host-twice-same", b"GET / HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n", 400),
+    ("host-twice-differing", b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400),
+    ("host-list", b"GET / HTTP/1.1\r\nHost: x, y\r\n\r\n", 400),
+    ("host-userinfo", b"GET / HTTP/1.1\r\nHost: user@x\r\n\r\n", 400),
+    ("host-path", b"GET / HTTP/1.1\r\nHost: x/admin\r\n\r\n", 400),
+    ("host-space", b"GET / HTTP/1.1\r\nHost: x y\r\n\r\n", 400),
+    ("host-bad-port", b"GET / HTTP/1.1\r\nHost: x:8o\r\n\r\n", 400),
+    ("absolute-form-other-host", b"GET http://a/ HTTP/1.1\r\nHost: b\r\n\r\n", 400),
+    ("absolute-form-userinfo", b"GET http://b@a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("absolute-form-no-host", b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("asterisk-form-not-options", b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("authority-form-not-connect", b"GET a:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("relative-target", b"GET a/b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    # RFC 9112 section 7.1: chunked framing.
+    ("chunk-size-21-digits", CHUNKED_HEAD + b"000000000000000000001\r\nx\r\n0\r\n\r\n", 400),
+    ("chunk-size-over-64-bits", CHUNKED_HEAD + b"10000000000000005\r\nhello\r\n0\r\n\r\n", 413),
+    ("chunk-size-over-the-limit", CHUNKED_HEAD + b"100001\r\n", 413),
+    ("chunk-size-hex-prefix", CHUNKED_HEAD + b"0x5\r\nhello\r\n0\r\n\r\n", 400),
+    ("chunk-size-negative", CHUNKED_HEAD + b"-5\r\nhello\r\n0\r\n\r\n", 400),
+    ("chunk-size-leading-space", CHUNKED_HEAD + b" 5\r\nhello\r\n0\r\n\r\n", 400),
+    ("chunk-size-trailing-space", CHUNKED_HEAD + b"5 \r\nhello\r\n0\r\n\r\n", 400),
+    ("chunk-size-missing", CHUNKED_HEAD + b"\r\nhello\r\n0\r\n\r\n", 400),
+    ("chunk-ext-bare-semicolon", CHUNKED_HEAD + b"5;\r\nhello\r\n0\r\n\r\n", 400),
+    ("chunk-ext-bare-cr", CHUNKED_HEAD + b"5;a\rb\r\nhello\r\n0\r\n\r\n", 400),
+    ("chunk-ext-bare-lf", CHUNKED_HEAD + b"5;a\nb\r\nhello\r\n0\r\n\r\n", 400),
+    ("chunk-ext-nul", CHUNKED_HEAD + b"5;a\x00\r\nhello\r\n0\r\n\r\n", 400),
+    ("chunk-ext-unclosed-quote", CHUNKED_HEAD + b'5;a="b\r\nhello\r\n0\r\n\r\n', 400),
+    ("chunk-ext-space-in-value", CHUNKED_HEAD + b"5;a=b c\r\nhello\r\n0\r\n\r\n", 400),
+    ("chunk-line-bare-lf", CHUNKED_HEAD + b"5\nhello\r\n0\r\n\r\n", 400),
+    ("chunk-data-bare-lf", CHUNKED_HEAD + b"5\r\nhello\n0\r\n\r\n", 400),
+    ("chunk-data-no-crlf", CHUNKED_HEAD + b"5\r\nhello0\r\n\r\n", 400),
+    ("chunk-data-longer-than-size", CHUNKED_HEAD + b"5\r\nhello!!\r\n0\r\n\r\n", 400),
+    ("last-chunk-bare-lf", CHUNKED_HEAD + b"0\n\r\n", 400),
+    ("end-of-body-bare-lf", CHUNKED_HEAD + b"0\r\n\n", 400),
+    ("trailer-bare-lf", CHUNKED_HEAD + b"0\r\nT: y\n\r\n", 400),
+    ("trailer-obs-fold", CHUNKED_HEAD + b"0\r\nT: y\r\n z\r\n\r\n", 400),
+    ("trailer-space-before-colon", CHUNKED_HEAD + b"0\r\nT : y\r\n\r\n", 400),
+    ("trailer-control", CHUNKED_HEAD + b"0\r\nT: y\x01\r\n\r\n", 400),
+    ("trailer-no-colon", CHUNKED_HEAD + b"0\r\nGET /smuggled HTTP/1.1\r\n\r\n", 400),
+    ("trailer-content-length", CHUNKED_HEAD + b"0\r\nContent-Length: 5\r\n\r\n", 400),
+    ("trailer-transfer-encoding", CHUNKED_HEAD + b"0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    # A body on the WebSocket handshake would be read as its first frames.
+    ("upgrade-content-length", upgrade(b"Content-Length: 5\r\n", b"hello"), 400),
+    ("upgrade-chunked", upgrade(b"Transfer-Encoding: chunked\r\n", b"0\r\n\r\n"), 400),
+    ("upgrade-te-gzip", upgrade(b"Transfer-Encoding: gzip\r\n", b"hello"), 400),
+    ("upgrade-te-and-cl", upgrade(b"Transfer-Encoding: chunked\r\nContent-Length: 0\r\n"), 400),
+    ("upgrade-cl-list", upgrade(b"Content-Length: 0, 0\r\n"), 400),
+    ("upgrade-obs-fold", upgrade(b"X: a\r\n b\r\n"), 400),
+]
+
+
+def refused(data: bytes, settings: ProtocolSettings | None = None) -> tuple[int, bytes]:
+    """Refuse ``data`` (followed by ``SMUGGLED``): one answer, then the end.
+
+    Returns the status and the response.  Checks, besides what ``rejection``
+    does, that the request after it is never answered, even when more bytes
+    come, and that feeding the bytes one at a time gives the same answer.
+    """
+    # rejection() checks that the response ends with its body: one answer.
+    status, response = rejection(data + SMUGGLED, settings)
+    assert b"/smuggled" not in response
+    events, out, websocket = drive(bytewise(data + SMUGGLED), settings or ProtocolSettings())
+    assert events == drive([data + SMUGGLED], settings or ProtocolSettings())[0]
+    assert [type(event) for event in events] == [RequestRejected, RequestRejected]
+    assert out == response
+    assert websocket == b""
+    return status, response
+
+
+class TestSmuggling:
+    @pytest.mark.parametrize(
+        ("data", "status"),
+        [pytest.param(data, status, id=name) for name, data, status in SMUGGLING_SHAPES],
+    )
+    def test_refused_and_closed(self, data: bytes, status: int) -> None:
+        assert refused(data)[0] == status
+
+    def test_nothing_after_the_refused_request_is_read(self) -> None:
+        phase = receive(post(b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"0\r\n\r\n"))
+        event = phase.next_event()
+        assert isinstance(event, RequestRejected)
+        response = output(phase)
+        assert b"Connection: close" in response_headers(response)
+        for data in (SMUGGLED, RFC_REQUEST, b"\x81\x85\x37\xfa\x21\x3d\x7f"):
+            phase.receive_data(data)
+            assert phase.next_event() is None
+            assert output(phase) == b""
+            assert closes(phase)
+
+    def test_refused_after_a_served_request(self) -> None:
+        # Keep-alive: the first request is served; the second is refused,
+        # and the third is never read.
+        data = request(target="/first") + post(b"Content-Length: 5, 5\r\n", b"hello") + SMUGGLED
+        phase = receive(data)
+        first = phase.next_event()
+        assert isinstance(first, HTTPRequest)
+        assert first.target == "/first"
+        phase.send_response(200)
+        second = phase.next_event()
+        assert second == RequestRejected(status=400, reason="Content-Length is a list")
+        assert phase.next_event() is None
+        assert closes(phase)
+        response = output(phase)
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert response.count(b"HTTP/1.1 400 Bad Request\r\n") == 1
+        assert response.endswith(b"\r\n\r\nContent-Length is a list\n")
+
+    def test_refused_in_the_middle_of_a_chunked_body(self) -> None:
+        # The body's first chunk is fine, the second line is not: the first
+        # chunk is not served as a request, and the rest is never read.
+        phase = receive(CHUNKED_HEAD + b"5\r\nhello\r\n")
+        assert phase.next_event() is None
+        phase.receive_data(b"5;\x00\r\nworld\r\n0\r\n\r\n" + SMUGGLED)
+        assert phase.next_event() == RequestRejected(status=400, reason="malformed chunk-size line")
+        assert phase.next_event() is None
+        assert closes(phase)
+
+    def test_chunk_size_over_the_limit_is_refused_before_its_data(self) -> None:
+        # From the size line alone: no byte of data is waited for.
+        phase = receive(CHUNKED_HEAD + b"ffffffffffffffff\r\n", SMALL)
+        assert phase.next_event() == RequestRejected(status=413, reason="request body too large")
+        assert closes(phase)
+
+    def test_failed_upgrade_closes_the_connection(self) -> None:
+        # WebSocket smuggling: a proxy that takes any answer to an upgrade
+        # for a switch tunnels what follows; after a refused handshake
+        # wsserver reads nothing more.
+        bad_version = RFC_REQUEST.replace(b"Version: 13", b"Version: 12")
+        status, _ = refused(bad_version)
+        assert status == 426
+        phase = receive(RFC_REQUEST + SMUGGLED)
+        assert isinstance(phase.next_event(), WebSocketRequest)
+        phase.reject(403)
+        assert b"Connection: close" in response_headers(output(phase))
+        assert closes(phase)
+        assert phase.next_event() is None
+
+    def test_transfer_coding_before_chunked_is_501_and_closes(self) -> None:
+        assert refused(post(b"Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n"))[0] == 501
+
+    def test_huge_content_length_is_413_before_int(self) -> None:
+        # int() refuses more than 4,300 digits: compared as text first.
+        data = post(b"Content-Length: " + b"9" * 5000 + b"\r\n")
+        assert refused(data, ProtocolSettings(max_header_line=6000))[0] == 413
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            pytest.param(
+                post(b"Transfer-Encoding: Chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n"), id="te-case"
+            ),
+            pytest.param(
+                post(b"Transfer-Encoding:  chunked \r\n", b"5\r\nhello\r\n0\r\n\r\n"), id="te-ows"
+            ),
+            pytest.param(post(b"Content-Length:  5 \r\n", b"hello"), id="cl-ows"),
+            pytest.param(post(b"Content-Length: 0005\r\n", b"hello"), id="cl-leading-zeros"),
+            pytest.param(post(b"content-length: 5\r\n", b"hello"), id="cl-case"),
+            pytest.param(
+                CHUNKED_HEAD + b'5;a=b; c = "d\\"e"\t;f\r\nhello\r\n0000\r\n\r\n', id="chunk-ext"
+            ),
+            pytest.param(CHUNKED_HEAD + b"5\r\nhello\r\n0\r\nT: a b\r\nU:\r\n\r\n", id="trailers"),
+            pytest.param(CHUNKED_HEAD + b"A\r\nhelloworld\r\n0\r\n\r\n", id="chunk-size-upper"),
+            pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\nX: a\tb \x80\xff\r\n\r\n", id="obs-text"),
+            pytest.param(b"GET http://x/p?q HTTP/1.1\r\nHost: X\r\n\r\n", id="absolute-form"),
+            pytest.param(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", id="asterisk-form"),
+            pytest.param(b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", id="host-ipv6"),
+            pytest.param(b"GET / HTTP/1.1\r\nHost:\r\n\r\n", id="host-empty"),
+            pytest.param(b"GET / HTTP/1.0\r\n\r\n", id="http-1.0-no-host"),
+        ],
+    )
+    def test_strict_but_valid_requests_are_served(self, data: bytes) -> None:
+        phase = receive(data + SMUGGLED)
+        event = phase.next_event()
+        assert isinstance(event, HTTPRequest), event
+        assert event.body in (b"", b"hello", b"helloworld")
+        phase.send_response(200)
+        if event.http_version == "1.1":
+            second = phase.next_event()
+            assert isinstance(second, HTTPRequest)
+            assert second.target == "/smuggled"
+
+    def test_absolute_form_handshake_with_its_host(self) -> None:
+        data = RFC_REQUEST.replace(b"GET /chat", b"GET http://server.example.com/chat")
+        assert accepted(data).target == "http://server.example.com/chat"
+
+    def test_connect_is_501_before_its_target_is_judged(self) -> None:
+        assert refused(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n")[0] == 501
+
+
+@st.composite
+def smuggling_streams(draw: st.DrawFn) -> tuple[bytes, int]:
+    """Valid requests, then one smuggling shape, then a request never read."""
+    prefix = b"".join(draw(st.lists(plain_requests(crlf_only=True), max_size=2)))
+    _, shape, status = draw(st.sampled_from(SMUGGLING_SHAPES))
+    return prefix + shape + SMUGGLED, status
+
+
+@settings(max_examples=300, deadline=None)
+@given(smuggling_streams(), st.lists(st.integers(min_value=0), max_size=20))
+def test_any_split_of_a_smuggling_stream_refuses_it(
+    stream: tuple[bytes, int], points: list[int]
+) -> None:
+    data, status = stream
+    whole = drive([data], ProtocolSettings())
+    events = whole[0]
+    assert all(isinstance(event, HTTPRequest) for event in events[:-2])
+    refusal = events[-2]
+    assert isinstance(refusal, RequestRejected)
+    assert refusal.status == status
+    assert events[-1] == RequestRejected(status=0, reason="must_close=True")
+    assert b"X-Target: /smuggled" not in whole[1]
+    assert drive(split(data, points), ProtocolSettings()) == whole
+
+
+# --------------------------------------------------------------------------
 # Limits: exactly at each limit is fine, one byte over is refused
 
 
@@ -757,7 +1086,8 @@ def head_of(size: int, settings: ProtocolSettings, eol: bytes = b"\r\n") -> byte
 
 
 LIMIT_SETTINGS = [pytest.param(ProtocolSettings(), id="default"), pytest.param(SMALL, id="small")]
-EOLS = [pytest.param(b"\r\n", id="crlf"), pytest.param(b"\n", id="lf")]
+# Lines end with CRLF only: a bare LF is refused (TestSmuggling).
+EOLS = [pytest.param(b"\r\n", id="crlf")]
 
 
 @pytest.mark.parametrize("limits", LIMIT_SETTINGS)
@@ -1189,8 +1519,10 @@ def split(data: bytes, points: Iterable[int]) -> list[bytes]:
 
 
 @st.composite
-def plain_requests(draw: st.DrawFn) -> bytes:
-    eol = draw(st.sampled_from([b"\r\n", b"\n"]))
+def plain_requests(draw: st.DrawFn, *, crlf_only: bool = False) -> bytes:
+    # Mostly CRLF: a bare LF is refused at the first line end.
+    eols = [b"\r\n"] if crlf_only else [b"\r\n", b"\r\n", b"\r\n", b"\n"]
+    eol = draw(st.sampled_from(eols))
     method = draw(st.sampled_from([b"GET", b"POST", b"HEAD", b"PUT"]))
     target = b"/" + draw(st.text("abc/?=&%", max_size=12)).encode()
     fields = [b"Host: example.com"]

@@ -6,12 +6,17 @@ plain HTTP request, or a request the core answered with an error by itself.
 The caller answers the first two; plain requests may be followed by more on
 the same connection (keep-alive, pipelining).
 
-h11 parses and serialises the HTTP.  Two things sit in front of it:
+h11 parses and serialises the HTTP.  Three things sit in front of it:
 
 * a head scanner, which walks each request head once, line by line, and
   enforces ``ProtocolSettings``' limits with the status each one calls for
   (414, 431) before h11 sees a single byte of it.  h11 only has one limit,
   on the whole incomplete event, and answers 400 or 431 for everything;
+* the strict reading of ``framing.py``: where h11 is lenient (bare LF line
+  ends, obs-fold, control characters, repeated Content-Length, chunk
+  extensions and trailers), a request a proxy could frame differently is
+  refused with 400 before h11 parses it (request smuggling, RFC 9112
+  section 11.2);
 * a fresh ``h11.Connection`` per request.  h11 only ever receives a head the
   scanner has passed, then that request's body; bytes it read past the end of
   a chunked body are handed back, so that the next head goes through the
@@ -35,7 +40,8 @@ import h11
 
 from .events import Headers, HTTPRequest, RequestRejected, WebSocketRequest
 from .exceptions import HandshakeError, LocalProtocolError
-from .handshake import accept_token, header_values, is_upgrade_attempt, validate_handshake
+from .framing import ChunkedBodyChecker, check_head, check_target, is_host
+from .handshake import accept_token, is_upgrade_attempt, validate_handshake
 from .headers import is_token, parse_extension_offers
 from .settings import ProtocolSettings
 
@@ -145,6 +151,8 @@ class HTTPPhase:
         self._body = bytearray()
         self._body_fed = 0
         self._body_remaining: int | None = None
+        # Set for a chunked body: checks each piece before h11 gets it.
+        self._chunked: ChunkedBodyChecker | None = None
         # At least as many bytes as h11 holds unparsed (an unfinished
         # chunk-size line or trailer section): see ``_read_body``.
         self._h11_held = 0
@@ -417,9 +425,9 @@ class HTTPPhase:
         except HandshakeError as exc:
             self._fail(exc.status, exc.reason, exc.headers)
         except h11.RemoteProtocolError as exc:
-            # h11 says 400, 431 (an over-long chunk line or trailer section)
-            # or 501 (a transfer coding other than chunked, RFC 9112 section
-            # 6.1: "SHOULD respond with 501 (Not Implemented)").
+            # h11 says 400, or 431 for an over-long chunk line or trailer
+            # section.  (Its 501 for a transfer coding other than chunked
+            # cannot happen: check_head answers those first.)
             self._fail(exc.error_status_hint, _describe_h11_error(exc))
 
     def _scan_head(self) -> int | None:
@@ -436,11 +444,14 @@ class HTTPPhase:
         buffer = self._buffer
         settings = self._settings
         while True:
-            # Lines end with LF, optionally preceded by CR: RFC 9112 section
-            # 2.2, "a recipient MAY recognize a single LF as a line
-            # terminator", and h11 does, so the scanner must split the same
-            # way.  The search starts where the last one stopped: each byte
-            # is looked at once however the input is split.
+            # Lines end with CRLF.  RFC 9112 section 2.2: "a recipient MAY
+            # recognize a single LF as a line terminator", and h11 does; but
+            # a proxy that does not would read "X: a<LF>Transfer-Encoding:
+            # chunked" as one field, and wsserver as two.  A bare LF is
+            # refused (400) wherever a line ends, so lines are found by their
+            # LF and the CR before it is required.  The search starts where
+            # the last one stopped: each byte is looked at once however the
+            # input is split.
             newline = buffer.find(b"\n", self._scan_pos)
             stop = len(buffer) if newline < 0 else newline + 1
             self._bytes_examined += stop - self._scan_pos
@@ -458,10 +469,13 @@ class HTTPPhase:
                 self._check_sizes(length, len(buffer))
                 return None
             end = newline
-            if end > self._line_start and buffer[end - 1] == _CR:
+            crlf = end > self._line_start and buffer[end - 1] == _CR
+            if crlf:
                 end -= 1
             length = end - self._line_start
             self._check_sizes(length, newline + 1)
+            if not crlf:
+                raise HandshakeError(400, "bare LF as a line end: request lines end with CRLF")
             if self._lines == 0:
                 if length == 0:
                     # RFC 9112 section 2.2: "a server that is expecting to
@@ -534,12 +548,25 @@ class HTTPPhase:
     def _start_request(self, head_end: int) -> None:
         head = bytes(self._buffer[self._request_start : head_end])
         del self._buffer[:head_end]
+        # Before h11: see framing.py.  None for a chunked body.
+        body_length = check_head(head, self._settings.max_body_size)
         self._conn.receive_data(head)
         request = self._conn.next_event()
         if not isinstance(request, h11.Request):  # pragma: no cover - scanner and h11 agree
             raise HandshakeError(400, "malformed request head")
         self._method = request.method
         headers = _decode_headers(request)
+        # h11 has refused a second Host field, and a missing one in HTTP/1.1.
+        host = next((value for name, value in headers if name == "host"), None)
+        # RFC 9112 section 3.2: "A server MUST respond with a 400 (Bad
+        # Request) status code to any HTTP/1.1 request message that lacks a
+        # Host header field and to any request message that contains more
+        # than one Host header field line or a Host header field with an
+        # invalid field value."
+        if host is not None and not is_host(host):
+            raise HandshakeError(400, "invalid Host header")
+        if request.target[:1] != b"/" and request.method != b"CONNECT":
+            check_target(request.method, request.target, host)
         if is_upgrade_attempt(headers):
             event, self._key = validate_handshake(
                 request.method, request.http_version, request.target, headers
@@ -555,24 +582,13 @@ class HTTPPhase:
             # proxy provides; and h11 would switch protocols on any 2xx
             # answer, leaving the connection in a state no response fits.
             raise HandshakeError(501, "CONNECT is not supported")
-        transfer_encoding = header_values(headers, "transfer-encoding")
-        content_length = header_values(headers, "content-length")
-        if transfer_encoding and content_length:
-            # RFC 9112 section 6.1: "A server MAY reject a request that
-            # contains both Content-Length and Transfer-Encoding or process
-            # such a request in accordance with the Transfer-Encoding alone.
-            # Regardless, the server MUST close the connection after
-            # responding".  Such requests are how requests are smuggled past
-            # proxies; refuse them.
-            raise HandshakeError(400, "both Content-Length and Transfer-Encoding")
-        if content_length:
-            # h11 checked it: digits, one value, at most 20 of them.
-            length = int(content_length[0])
-            if length > self._settings.max_body_size:
-                raise HandshakeError(413, "request body too large")
-            self._body_remaining = length
-        else:
-            self._body_remaining = None if transfer_encoding else 0
+        # check_head refused both Content-Length and Transfer-Encoding, and a
+        # Content-Length over the limit (413).
+        self._body_remaining = body_length
+        if body_length is None:
+            self._chunked = ChunkedBodyChecker(
+                self._settings.max_body_size, self._settings.max_head_size + 1
+            )
         self._request = request
         self._headers = headers
         self._body = bytearray()
@@ -588,7 +604,10 @@ class HTTPPhase:
                 # ends inside that piece: what is left is at most its size.
                 self._h11_held = min(self._h11_held, self._body_fed)
                 self._body += event.data
-                if len(self._body) > self._settings.max_body_size:
+                # A safety net: check_head refused a Content-Length over the
+                # limit, and the chunked checker a chunk size taking the body
+                # over it, before any of the data came.
+                if len(self._body) > self._settings.max_body_size:  # pragma: no cover
                     raise HandshakeError(413, "request body too large")
                 if self._body_remaining is not None:
                     self._body_remaining -= len(event.data)
@@ -599,6 +618,8 @@ class HTTPPhase:
                 # byte is in), so they are still at the front of the buffer.
                 consumed = self._body_fed - len(conn.trailing_data[0])
                 assert consumed >= 0
+                # h11 accepts all the checker does: they end the body together.
+                assert self._chunked is None or self._chunked.done
                 del self._buffer[:consumed]
                 self._body_fed = 0
                 self._queue(self._http_request())
@@ -621,7 +642,11 @@ class HTTPPhase:
                 size = min(len(self._buffer), _BODY_WINDOW, self._h11_room())
                 if self._body_remaining is not None:
                     size = min(size, self._body_remaining)
-                conn.receive_data(bytes(self._buffer[:size]))
+                piece = bytes(self._buffer[:size])
+                if self._chunked is not None:
+                    # Checked before h11 parses any of it: see framing.py.
+                    self._chunked.feed(piece)
+                conn.receive_data(piece)
                 self._body_fed = size
                 self._h11_held += size
             else:  # pragma: no cover - PAUSED or ConnectionClosed mid-body
