@@ -28,8 +28,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-#: Seconds any single wait in a browser test may take.
-WAIT = 5.0
+#: Seconds any single wait in a browser test may take: a hang guard, never a
+#: speed check (every use waits for an event and returns as soon as it
+#: happens).  Generous, because a page on a busy two-core machine (CI, or
+#: the suite beside other work) can take several seconds to load, run
+#: Brython or reconnect; 5 s failed there.
+WAIT = 15.0
 
 # Every ``page.wait_for_function`` gets a function ("() => ..."), never a bare
 # expression: Playwright polls a bare expression through ``eval``, which a
