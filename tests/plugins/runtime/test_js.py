@@ -205,7 +205,9 @@ async def test_timeout_raises_timed_out_and_a_late_answer_is_ignored_and_logged(
     started = time.monotonic()
     with pytest.raises(JavascriptExecutionTimedOut) as caught:
         await execute_js(session, "new Promise(() => {})", timeout=0.1, wait_for_result=True)
-    assert 0.09 < time.monotonic() - started < 1.0
+    # Not before the timeout; the upper bound only catches a unit mistake
+    # (0.1 read as milliseconds or minutes), with room for a busy machine.
+    assert 0.09 < time.monotonic() - started < 10.0
     assert isinstance(caught.value, JavascriptExecutionError)
     assert caught.value.name is None
     assert "0.1 s" in str(caught.value)
@@ -237,7 +239,9 @@ async def test_disconnect_fails_every_pending_call_at_once() -> None:
     started = time.monotonic()
     websocket.disconnect(1001)
     outcomes = await asyncio.gather(*calls, return_exceptions=True)
-    assert time.monotonic() - started < 0.5
+    # At once: long before the 60 s timeouts (the bound leaves room for a
+    # busy machine and still tells the two apart).
+    assert time.monotonic() - started < 30.0
     for outcome in outcomes:
         assert type(outcome) is JavascriptExecutionError
         assert "closed (code 1001)" in str(outcome)
@@ -541,7 +545,8 @@ async def test_timeouts_are_seconds_here_and_milliseconds_there(browser: Browser
                 timeout=0.4,
                 wait_for_result=True,
             )
-        assert 0.35 < time.monotonic() - started < 1.0
+        # (Raising at all shows the server gave up before the 1 s answer.)
+        assert 0.35 < time.monotonic() - started < 10.0
         assert bridge.pending_count == 0
         # ... and so does the page (400 ms, not 400 s): no late answer comes.
         await asyncio.sleep(1.0)
