@@ -235,7 +235,7 @@ class ServerConnection:
             held, self._held = self._held, None
             if isinstance(held, FrameError):
                 return self._fail_by_peer(held)
-            return self._receive_close(held[1])
+            return self._receive_close(held.payload)
         reader = self._reader
         if reader is None:  # pragma: no cover - OPEN and CLOSING have one
             return None
@@ -251,8 +251,9 @@ class ServerConnection:
                 self._transition(_EOF)
                 return ConnectionLost(code=CloseCode.ABNORMAL_CLOSURE, reason="")
             return None
-        if isinstance(item, tuple):
-            opcode, payload = item
+        if isinstance(item, ControlFrame):
+            opcode = item.opcode
+            payload = item.payload
             if opcode is _PING:
                 # Section 5.5.2: "Upon receipt of a Ping frame, an endpoint
                 # MUST send a Pong frame in response ... [with] identical

@@ -22,6 +22,7 @@ pieces costs linear time, not quadratic.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .codes import CloseCode, Opcode
@@ -36,7 +37,32 @@ if TYPE_CHECKING:
 
 __all__ = ["ControlFrame", "MessageReader", "ReadResult"]
 
-ControlFrame = tuple[Opcode, bytes]
+
+@dataclass(frozen=True, slots=True, init=False)
+class ControlFrame:
+    """A Close, Ping or Pong frame as received, its payload unmasked.
+
+    RFC 6455 section 5.5: control frames "communicate state about the
+    WebSocket" and may arrive between the fragments of a message.  The
+    reader returns them as they are; the connection acts on them (answers a
+    ping, parses and echoes a Close).
+    """
+
+    opcode: Opcode
+    payload: bytes
+
+    def __init__(self, opcode: Opcode, payload: bytes) -> None:
+        # What the generated __init__ of a frozen dataclass does (it goes
+        # through object.__setattr__ for each field), in less than two
+        # thirds of the time: one is built per control frame received.
+        _set_opcode(self, opcode)
+        _set_payload(self, payload)
+
+
+_set_opcode = ControlFrame.__dict__["opcode"].__set__
+_set_payload = ControlFrame.__dict__["payload"].__set__
+
+
 ReadResult = TextMessage | BinaryMessage | ControlFrame | None
 
 _TEXT = Opcode.TEXT
@@ -169,9 +195,8 @@ class MessageReader:
         """Parse as far as the buffered bytes allow.
 
         Returns:
-            The next complete ``TextMessage`` or ``BinaryMessage``, a control
-            frame as ``(opcode, payload)``, or ``None`` when more bytes are
-            needed.
+            The next complete ``TextMessage`` or ``BinaryMessage``, a
+            ``ControlFrame``, or ``None`` when more bytes are needed.
 
         Raises:
             FrameError: the peer broke the protocol.
@@ -267,7 +292,7 @@ class MessageReader:
                     mask = bytes(buffer[position + header_size - 4 : position + header_size])
                     start = position + header_size
                     position = start + length
-                    return opcode, apply_mask(view[start:position], mask)
+                    return ControlFrame(opcode, apply_mask(view[start:position], mask))
 
                 # Data frames, and section 5.4's fragmentation rules.
                 if opcode == _CONTINUATION:
