@@ -46,7 +46,7 @@ with atheris.instrument_imports(include=["wsserver"]):
         negotiate,
     )
     from wsserver.protocol.headers import ExtensionOffer
-    from wsserver.protocol.reader import MessageReader
+    from wsserver.protocol.reader import ControlFrame, MessageReader
     from wsserver.protocol.settings import ProtocolSettings
 
 #: The most bytes the reader may still hold once ``read()`` returned
@@ -128,9 +128,8 @@ def _describe(item: object) -> Item:
         return ("text", item.data)
     if isinstance(item, BinaryMessage):
         return ("binary", item.data)
-    assert isinstance(item, tuple), f"read() returned {item!r}"
-    opcode, payload = item
-    return (Opcode(opcode).name, bytes(payload))
+    assert isinstance(item, ControlFrame), f"read() returned {item!r}"
+    return (Opcode(item.opcode).name, bytes(item.payload))
 
 
 def run(settings: ProtocolSettings, config: int, pieces: list[bytes]) -> tuple[list[Item], int]:

@@ -8,6 +8,7 @@ small unmasked-frame parser that also checks the server never masks.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import zlib
 from collections.abc import Callable, Iterable
@@ -32,6 +33,8 @@ from wsproto.events import Request as WsprotoRequest
 from wsproto.events import TextMessage as WsprotoTextMessage
 from wsproto.extensions import PerMessageDeflate as WsprotoDeflate
 
+from wsserver.protocol import connection as connection_module
+from wsserver.protocol import state as state_module
 from wsserver.protocol.codes import CloseCode, Opcode
 from wsserver.protocol.connection import ServerConnection
 from wsserver.protocol.events import (
@@ -51,7 +54,7 @@ from wsserver.protocol.exceptions import LocalProtocolError
 from wsserver.protocol.extensions.permessage_deflate import DeflateSettings
 from wsserver.protocol.frames import Frame
 from wsserver.protocol.settings import ProtocolSettings
-from wsserver.protocol.state import TRANSITIONS, State
+from wsserver.protocol.state import TRANSITION_TABLE, TRANSITIONS, State, Trigger
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 #: RFC 6455 section 1.3's worked example.
@@ -1427,6 +1430,126 @@ def test_every_transition_is_reachable_through_the_api() -> None:
     }
     legal = {(state, after) for state, targets in TRANSITIONS.items() for after in targets}
     assert reached == legal
+
+
+Move = tuple[State, Trigger, State]
+
+
+@pytest.fixture
+def moves(monkeypatch: pytest.MonkeyPatch) -> list[Move]:
+    """Every move the connection asks the table for, as it happens."""
+    made: list[Move] = []
+    real = state_module.transition
+
+    def recording(before: State, trigger: Trigger) -> State:
+        after = real(before, trigger)
+        made.append((before, trigger, after))
+        return after
+
+    monkeypatch.setattr(connection_module, "transition", recording)
+    return made
+
+
+def assert_moved_by_the_table(made: list[Move], conn: ServerConnection) -> None:
+    """The connection went from CONNECTING to its state by these moves alone."""
+    state = State.CONNECTING
+    for before, trigger, after in made:
+        assert before is state, f"{state.name} became {before.name} outside the table"
+        assert TRANSITION_TABLE[before][trigger] is after
+        state = after
+    assert conn.state is state, f"{state.name} became {conn.state.name} outside the table"
+
+
+@pytest.mark.parametrize(
+    ("state", "action"),
+    list(itertools.product(State, ACTIONS)),
+    ids=lambda x: getattr(x, "name", x),
+)
+def test_every_state_change_goes_through_the_table(
+    state: State, action: str, moves: list[Move]
+) -> None:
+    conn = in_state(state)
+    with contextlib.suppress(LocalProtocolError):
+        ACTIONS[action](conn)
+    assert_moved_by_the_table(moves, conn)
+
+
+def rejected_by_the_core() -> ServerConnection:
+    conn = ServerConnection()
+    feed(conn, handshake().replace(b"Version: 13", b"Version: 8"))
+    return conn
+
+
+def plain_http_with_connection_close() -> ServerConnection:
+    conn = ServerConnection()
+    feed(conn, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    conn.send_response(204)
+    conn.events()
+    return conn
+
+
+def eof_before_any_request() -> ServerConnection:
+    conn = ServerConnection()
+    conn.receive_eof()
+    conn.events()
+    return conn
+
+
+def too_much_before_the_101() -> ServerConnection:
+    conn = ServerConnection(ProtocolSettings(max_head_size=1024, max_body_size=0))
+    feed(conn, handshake())
+    conn.receive_data(client_frame(Opcode.BINARY, bytes(1200)))
+    conn.accept()
+    conn.events()
+    return conn
+
+
+def held_close_after_our_close() -> ServerConnection:
+    conn = opened()
+    conn.receive_data(client_frame(Opcode.PING, b"p") + close(1001))
+    conn.next_event(hold_replies=True)
+    conn.next_event(hold_replies=True)
+    conn.send_close(1000)
+    conn.events()
+    return conn
+
+
+def held_error() -> ServerConnection:
+    conn = opened()
+    conn.receive_data(text("question") + client_frame(0x3))
+    conn.next_event(hold_replies=True)
+    conn.next_event(hold_replies=True)
+    conn.events()
+    return conn
+
+
+def ping_then_eof_while_closing() -> ServerConnection:
+    conn = opened()
+    conn.send_close()
+    feed(conn, client_frame(Opcode.PING, b"p"))
+    eof(conn)
+    return conn
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        rejected_by_the_core,
+        plain_http_with_connection_close,
+        eof_before_any_request,
+        too_much_before_the_101,
+        held_close_after_our_close,
+        held_error,
+        ping_then_eof_while_closing,
+    ],
+    ids=lambda f: f.__name__,
+)
+def test_state_changes_of_the_other_paths_go_through_the_table(
+    scenario: Callable[[], ServerConnection], moves: list[Move]
+) -> None:
+    conn = scenario()
+    assert conn.state is State.CLOSED
+    assert_moved_by_the_table(moves, conn)
 
 
 def test_closed_after_reject_refuses_everything() -> None:

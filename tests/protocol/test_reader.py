@@ -8,6 +8,7 @@ wsproto's client serves as a second, independent encoder.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import itertools
 import operator
@@ -32,7 +33,7 @@ from wsserver.protocol.extensions.permessage_deflate import (
     negotiate,
 )
 from wsserver.protocol.headers import ExtensionOffer
-from wsserver.protocol.reader import MessageReader, ReadResult
+from wsserver.protocol.reader import ControlFrame, MessageReader, ReadResult
 from wsserver.protocol.settings import ProtocolSettings
 
 from ._counting import CountingMask
@@ -40,7 +41,7 @@ from ._counting import CountingMask
 #: RFC 6455 section 5.7's masking key.
 MASK = b"\x37\xfa\x21\x3d"
 
-Result = TextMessage | BinaryMessage | tuple[Opcode, bytes]
+Result = TextMessage | BinaryMessage | ControlFrame
 
 #: Test ids for opcodes: their names.
 NAME = operator.attrgetter("name")
@@ -247,10 +248,10 @@ def test_section_5_7_masked_examples_both_ways() -> None:
     assert client_frame(Opcode.TEXT, b"Hello") == RFC_MASKED_TEXT
     assert client_frame(Opcode.PONG, b"Hello") == RFC_MASKED_PONG
     assert read_whole(RFC_MASKED_TEXT) == [TextMessage(data="Hello")]
-    assert read_whole(RFC_MASKED_PONG) == [(Opcode.PONG, b"Hello")]
+    assert read_whole(RFC_MASKED_PONG) == [ControlFrame(Opcode.PONG, b"Hello")]
     assert read_whole(RFC_MASKED_TEXT + RFC_MASKED_PONG + RFC_MASKED_TEXT) == [
         TextMessage(data="Hello"),
-        (Opcode.PONG, b"Hello"),
+        ControlFrame(Opcode.PONG, b"Hello"),
         TextMessage(data="Hello"),
     ]
 
@@ -292,9 +293,23 @@ def test_section_5_2_binary_frame() -> None:
 def test_section_5_2_control_frames_are_returned_raw(opcode: Opcode, payload: bytes) -> None:
     # The Close body is the connection's to parse (frames.parse_close_payload).
     (result,) = read_whole(client_frame(opcode, payload))
-    assert result == (opcode, payload)
-    assert isinstance(result, tuple)
-    assert type(result[1]) is bytes
+    assert result == ControlFrame(opcode, payload)
+    assert isinstance(result, ControlFrame)
+    assert type(result.payload) is bytes
+
+
+def test_control_frame_is_a_frozen_slotted_dataclass() -> None:
+    frame = ControlFrame(Opcode.PING, b"p")
+    assert frame == ControlFrame(opcode=Opcode.PING, payload=b"p")
+    assert frame != ControlFrame(Opcode.PONG, b"p")
+    assert hash(frame) == hash(ControlFrame(Opcode.PING, b"p"))
+    assert repr(frame) == "ControlFrame(opcode=<Opcode.PING: 9>, payload=b'p')"
+    assert [field.name for field in dataclasses.fields(frame)] == ["opcode", "payload"]
+    assert not hasattr(frame, "__dict__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        frame.payload = b"q"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        ControlFrame(Opcode.PING)  # type: ignore[call-arg]
 
 
 def test_section_5_4_continuation_without_a_message() -> None:
@@ -399,7 +414,10 @@ def test_section_5_3_any_masking_key(mask: bytes) -> None:
     frames = client_frame(Opcode.BINARY, payload, mask=mask) + client_frame(
         Opcode.PING, payload[:125], mask=mask
     )
-    assert read_whole(frames) == [BinaryMessage(data=payload), (Opcode.PING, payload[:125])]
+    assert read_whole(frames) == [
+        BinaryMessage(data=payload),
+        ControlFrame(Opcode.PING, payload[:125]),
+    ]
 
 
 # --------------------------------------------------------------------------
@@ -466,7 +484,7 @@ def test_section_5_5_control_frame_waits_for_its_whole_payload() -> None:
         reader.feed(bytes([byte]))
         assert reader.read() is None
     reader.feed(frame[-1:])
-    assert reader.read() == (Opcode.PING, bytes(range(125)))
+    assert reader.read() == ControlFrame(Opcode.PING, bytes(range(125)))
     assert reader.buffered == 0
 
 
@@ -509,11 +527,11 @@ def test_section_5_4_control_frames_interleaved() -> None:
         + client_frame(Opcode.CLOSE, b"\x03\xe8")
     )
     expected: list[Result] = [
-        (Opcode.PING, b"p1"),
-        (Opcode.PONG, b"p2"),
-        (Opcode.PING, b""),
+        ControlFrame(Opcode.PING, b"p1"),
+        ControlFrame(Opcode.PONG, b"p2"),
+        ControlFrame(Opcode.PING, b""),
         TextMessage(data="one two three"),
-        (Opcode.CLOSE, b"\x03\xe8"),
+        ControlFrame(Opcode.CLOSE, b"\x03\xe8"),
     ]
     assert read_whole(stream) == expected
     assert read_pieces(chunks(stream, 1)) == expected
@@ -823,7 +841,7 @@ def test_every_split_of_every_header_shape() -> None:
         TextMessage(data="Hello"),
         BinaryMessage(data=bytes(300)),
         BinaryMessage(data=b"\x01" * 65536),
-        (Opcode.PING, b"ping"),
+        ControlFrame(Opcode.PING, b"ping"),
         TextMessage(data="ab"),
     ]
     assert read_whole(stream) == expected
@@ -845,7 +863,7 @@ def test_byte_by_byte_small_frames() -> None:
     assert results == [
         (10, TextMessage(data="Hello")),
         (10 + 208, BinaryMessage(data=bytes(200))),
-        (10 + 208 + 11, (Opcode.PONG, b"Hello")),
+        (10 + 208 + 11, ControlFrame(Opcode.PONG, b"Hello")),
     ]
 
 
@@ -951,7 +969,7 @@ def encode_items(
         if not isinstance(item, Message):
             opcode, payload, mask = item
             out += client_frame(opcode, payload, mask=mask)
-            results.append((opcode, payload))
+            results.append(ControlFrame(opcode, payload))
             continue
         if item.compressed:
             assert client is not None
@@ -971,7 +989,7 @@ def encode_items(
             if not last and i < len(item.interleaved):
                 opcode, control, mask = item.interleaved[i]
                 out += client_frame(opcode, control, mask=mask)
-                results.append((opcode, control))
+                results.append(ControlFrame(opcode, control))
         results.append(item.result)
     return out, results
 
@@ -1080,7 +1098,7 @@ def test_property_serialise_then_parse_every_frame_shape(
     reader = MessageReader(ProtocolSettings())
     reader.feed(frame)
     if opcode.is_control:
-        assert reader.read() == (opcode, payload)
+        assert reader.read() == ControlFrame(opcode, payload)
     else:
         if not fin:
             # Unfinished: nothing yet; an empty final fragment completes it.
@@ -1165,13 +1183,15 @@ def wsproto_stream(
             )
         elif item.kind == "ping":
             out += client.ping(item.payload)
-            expected.append((Opcode.PING, item.payload))
+            expected.append(ControlFrame(Opcode.PING, item.payload))
         elif item.kind == "pong":
             out += client.pong(item.payload)
-            expected.append((Opcode.PONG, item.payload))
+            expected.append(ControlFrame(Opcode.PONG, item.payload))
         else:
             out += client.close(item.code, item.reason)
-            expected.append((Opcode.CLOSE, item.code.to_bytes(2, "big") + item.reason.encode()))
+            expected.append(
+                ControlFrame(Opcode.CLOSE, item.code.to_bytes(2, "big") + item.reason.encode())
+            )
     return out, expected
 
 
@@ -1290,7 +1310,7 @@ def test_large_binary_frame_split_anywhere(size: int, seed: int) -> None:
             # Mid-message (past the longest header): the reader says so (the
             # connection's close handling relies on it).
             assert reader.in_message
-    assert results == [BinaryMessage(data=payload), (Opcode.PING, b"after")]
+    assert results == [BinaryMessage(data=payload), ControlFrame(Opcode.PING, b"after")]
     assert not reader.in_message
 
 
@@ -1338,7 +1358,7 @@ def test_a_parsed_chunk_is_not_kept() -> None:
     reader.feed(chunk)
     assert reader.read() == BinaryMessage(data=b"x" * 1000)
     assert any(referent is chunk for referent in gc.get_referents(reader))  # half parsed
-    assert reader.read() == (Opcode.PING, b"p")
+    assert reader.read() == ControlFrame(Opcode.PING, b"p")
     assert reader.read() is None
     assert not any(referent is chunk for referent in gc.get_referents(reader))
     assert reader.buffered == 0

@@ -52,7 +52,7 @@ from .frames import (
 from .http import HTTPPhase
 from .reader import ControlFrame, MessageReader
 from .settings import ProtocolSettings
-from .state import TRANSITIONS, State
+from .state import TRANSITION_TABLE, State, Trigger, refusal, transition
 
 __all__ = ["ServerConnection"]
 
@@ -62,11 +62,26 @@ _JOIN_BELOW = 1024
 
 _DEFAULT_DEFLATE = DeflateSettings()
 
-# States as module constants: the per-message paths compare against them,
-# and an attribute of an Enum class costs a descriptor call on Python 3.11.
+# States, triggers and opcodes as module constants: the per-message paths
+# use them, and an attribute of an Enum class costs a descriptor call on
+# Python 3.11.
 _CONNECTING = State.CONNECTING
-_OPEN = State.OPEN
 _CLOSED = State.CLOSED
+_ACCEPT = Trigger.ACCEPT
+_REJECT = Trigger.REJECT
+_SEND_MESSAGE = Trigger.SEND_MESSAGE
+_SEND_FRAGMENT = Trigger.SEND_FRAGMENT
+_SEND_PING = Trigger.SEND_PING
+_SEND_PONG = Trigger.SEND_PONG
+_SEND_CLOSE = Trigger.SEND_CLOSE
+_FAIL = Trigger.FAIL
+_HTTP_CLOSED = Trigger.HTTP_CLOSED
+_CLOSE_RECEIVED = Trigger.CLOSE_RECEIVED
+_PROTOCOL_ERROR = Trigger.PROTOCOL_ERROR
+_EOF = Trigger.EOF
+_PING = Opcode.PING
+_PONG = Opcode.PONG
+_CLOSE = Opcode.CLOSE
 
 
 class ServerConnection:
@@ -86,7 +101,10 @@ class ServerConnection:
     ) -> None:
         self.settings = settings if settings is not None else ProtocolSettings()
         self._deflate_settings = deflate
-        self._state = State.CONNECTING
+        self._state = _CONNECTING
+        # The current state's row of the transition table: the triggers
+        # allowed now, and the state each leads to.
+        self._moves = TRANSITION_TABLE[_CONNECTING]
         self._http: HTTPPhase | None = HTTPPhase(self.settings)
         self._request: WebSocketRequest | None = None
         self._reader: MessageReader | None = None
@@ -119,13 +137,28 @@ class ServerConnection:
 
     @property
     def state(self) -> State:
-        """The connection's state; see ``state.TRANSITIONS``."""
+        """The connection's state; see ``state.TRANSITION_TABLE``."""
         return self._state
 
-    def _set_state(self, new: State) -> None:
-        if new not in TRANSITIONS[self._state]:  # pragma: no cover - a bug here
-            raise AssertionError(f"illegal transition {self._state.name} -> {new.name}")
+    def _transition(self, trigger: Trigger) -> None:
+        """Move to the state the table gives for ``trigger``.
+
+        The only place the state changes.  Raises ``LocalProtocolError``
+        (the application's call) or ``RemoteProtocolError`` (the peer's
+        doing) when the table has no such move from the current state.
+        """
+        new = transition(self._state, trigger)
         self._state = new
+        self._moves = TRANSITION_TABLE[new]
+
+    def _require(self, trigger: Trigger) -> None:
+        """Raise unless the table allows ``trigger`` now, changing nothing.
+
+        For a call to check before its side effects, and for the calls the
+        table keeps in the same state (sending while OPEN).
+        """
+        if trigger not in self._moves:
+            raise refusal(self._state, trigger)
 
     @property
     def must_close_transport(self) -> bool:
@@ -134,7 +167,7 @@ class ServerConnection:
         RFC 6455 section 7.1.1: "the server ... SHOULD close the underlying
         TCP connection" first once the closing handshake is done.
         """
-        if self._state is State.CLOSED:
+        if self._state is _CLOSED:
             return True
         return self._http is not None and self._http.must_close
 
@@ -202,7 +235,7 @@ class ServerConnection:
             held, self._held = self._held, None
             if isinstance(held, FrameError):
                 return self._fail_by_peer(held)
-            return self._receive_close(held[1])
+            return self._receive_close(held.payload)
         reader = self._reader
         if reader is None:  # pragma: no cover - OPEN and CLOSING have one
             return None
@@ -215,19 +248,21 @@ class ServerConnection:
             return self._fail_by_peer(error)
         if item is None:
             if self._eof:
-                self._set_state(_CLOSED)
+                self._transition(_EOF)
                 return ConnectionLost(code=CloseCode.ABNORMAL_CLOSURE, reason="")
             return None
-        if isinstance(item, tuple):
-            opcode, payload = item
-            if opcode is Opcode.PING:
+        if isinstance(item, ControlFrame):
+            opcode = item.opcode
+            payload = item.payload
+            if opcode is _PING:
                 # Section 5.5.2: "Upon receipt of a Ping frame, an endpoint
                 # MUST send a Pong frame in response ... [with] identical
-                # Application data".  Not once our Close is out (5.5.1).
-                if self._state is _OPEN:
-                    self._write_frame(Opcode.PONG, payload)
+                # Application data".  Not once our Close is out (5.5.1):
+                # the table allows a pong in OPEN only.
+                if _SEND_PONG in self._moves:
+                    self._write_frame(_PONG, payload)
                 return Ping(payload=payload)
-            if opcode is Opcode.PONG:
+            if opcode is _PONG:
                 return Pong(payload=payload, acknowledged=self._acknowledge(payload))
             if hold_replies:
                 self._held = item
@@ -244,7 +279,7 @@ class ServerConnection:
         elif isinstance(event, RequestRejected) or (
             event is None and http.must_close and not http.awaiting_answer
         ):
-            self._set_state(State.CLOSED)
+            self._transition(_HTTP_CLOSED)
         return event
 
     def _acknowledge(self, payload: bytes) -> tuple[bytes, ...]:
@@ -268,22 +303,23 @@ class ServerConnection:
         except FrameError as error:
             return self._fail_by_peer(error)
         self.close_code, self.close_reason = code, reason
-        if self._state is State.OPEN:
+        if _SEND_CLOSE in self._moves:
             # Section 5.5.1: "If an endpoint receives a Close frame and did
             # not previously send a Close frame, the endpoint MUST send a
             # Close frame in response ... typically echoing the status code
-            # it received."
+            # it received."  (The table allows a Close until one is sent.)
             echoed = None if code == CloseCode.NO_STATUS_RECEIVED else code
             self._write_close(echoed, "")
-        self._set_state(State.CLOSED)
+        self._transition(_CLOSE_RECEIVED)
         return CloseReceived(code=code, reason=reason)
 
     def _fail_by_peer(self, error: FrameError) -> ConnectionFailed:
         # Section 7.1.7, _Fail the WebSocket Connection_: send a Close frame
-        # with the status code, then close the TCP connection.
-        if self._state is State.OPEN:
+        # with the status code (if none was sent yet), then close the TCP
+        # connection.
+        if _SEND_CLOSE in self._moves:
             self._write_close(error.code, _truncate_reason(error.reason))
-        self._set_state(State.CLOSED)
+        self._transition(_PROTOCOL_ERROR)
         return ConnectionFailed(code=error.code, reason=error.reason)
 
     # -- the HTTP phase ------------------------------------------------
@@ -304,7 +340,7 @@ class ServerConnection:
             LocalProtocolError: no handshake is pending, or ``subprotocol`` is
                 not one the client offered.
         """
-        request = self._pending_request("accept")
+        request = self._pending_request("accept", _ACCEPT)
         http = self._http
         assert http is not None
         codec = None
@@ -321,7 +357,7 @@ class ServerConnection:
         self.subprotocol = subprotocol
         self.extensions = header
         self._reader = MessageReader(self.settings, codec)
-        self._set_state(State.OPEN)
+        self._transition(_ACCEPT)
         if http.dropped_data:
             # RFC 6455 section 4.1: "Once the client's opening handshake has
             # been sent, the client MUST wait for a response from the server
@@ -341,11 +377,11 @@ class ServerConnection:
 
         The transport is closed after it (``must_close_transport``).
         """
-        self._pending_request("reject")
+        self._pending_request("reject", _REJECT)
         assert self._http is not None
         self._http.reject(status, headers, body)
         self._request = None
-        self._set_state(State.CLOSED)
+        self._transition(_REJECT)
 
     def send_response(self, status: int, headers: Headers = (), body: bytes = b"") -> None:
         """Answer the pending plain ``HTTPRequest``.
@@ -357,9 +393,12 @@ class ServerConnection:
             raise LocalProtocolError("send_response() after the WebSocket handshake")
         self._http.send_response(status, headers, body)
 
-    def _pending_request(self, action: str) -> WebSocketRequest:
-        if self._state is not State.CONNECTING or self._request is None:
+    def _pending_request(self, action: str, trigger: Trigger) -> WebSocketRequest:
+        # A WebSocketRequest is pending only while CONNECTING; the table is
+        # asked as well, before the call writes anything.
+        if self._request is None:
             raise LocalProtocolError(f"{action}() needs a pending WebSocketRequest")
+        self._require(trigger)
         return self._request
 
     # -- sending -------------------------------------------------------
@@ -382,7 +421,7 @@ class ServerConnection:
         self._send_message(Opcode.BINARY, bytes(data), compress)
 
     def _send_message(self, opcode: Opcode, payload: bytes, compress: bool | None) -> None:
-        self._require_open("send a message")
+        self._require(_SEND_MESSAGE)
         if self._streaming is not None:
             raise LocalProtocolError("a streamed message is being sent: finish it first")
         codec = self._deflate
@@ -400,7 +439,7 @@ class ServerConnection:
         permessage-deflate agreed, the payload is compressed for this
         connection instead (each connection has its own compression context).
         """
-        self._require_open("send a message")
+        self._require(_SEND_MESSAGE)
         if self._streaming is not None:
             raise LocalProtocolError("a streamed message is being sent: finish it first")
         codec = self._deflate
@@ -420,7 +459,7 @@ class ServerConnection:
         continuation frames, until one with ``fin=True`` ends the message.
         Control frames may be sent in between.
         """
-        self._require_open("send a fragment")
+        self._require(_SEND_FRAGMENT)
         is_text = isinstance(data, str)
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         codec = self._deflate
@@ -458,7 +497,7 @@ class ServerConnection:
                 with the same payload is still unanswered (the pong could not
                 tell them apart).
         """
-        self._require_open("send a ping")
+        self._require(_SEND_PING)
         payload = bytes(payload)  # a bytearray cannot be looked up
         if len(payload) > MAX_CONTROL_PAYLOAD:
             raise LocalProtocolError("a ping payload is at most 125 bytes")
@@ -469,7 +508,7 @@ class ServerConnection:
 
     def send_pong(self, payload: bytes | bytearray | memoryview = b"") -> None:
         """Send an unsolicited pong (section 5.5.3: a unidirectional heartbeat)."""
-        self._require_open("send a pong")
+        self._require(_SEND_PONG)
         payload = bytes(payload)
         if len(payload) > MAX_CONTROL_PAYLOAD:
             raise LocalProtocolError("a pong payload is at most 125 bytes")
@@ -481,9 +520,9 @@ class ServerConnection:
         Messages can still arrive until the peer's Close; then the state is
         CLOSED and the transport must be closed.
         """
-        self._require_open("close")
+        self._require(_SEND_CLOSE)
         self._write_close(code, reason)
-        self._set_state(State.CLOSING)
+        self._transition(_SEND_CLOSE)
 
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection from our side (section 7.1.7).
@@ -492,24 +531,19 @@ class ServerConnection:
         peer's: the transport must be closed now.  For local errors such as
         a handler crash (1011) or a missing pong.
         """
-        if self._state is State.CONNECTING:
-            raise LocalProtocolError("fail() before the handshake: use reject()")
-        if self._state is State.OPEN:
+        # Refused before the handshake (use reject()), a no-op once CLOSED.
+        self._require(_FAIL)
+        if _SEND_CLOSE in self._moves:
             self._write_close(code, _truncate_reason(reason))
-        if self._state is not State.CLOSED:
-            self._set_state(State.CLOSED)
+        self._transition(_FAIL)
         # A held Close or error will not be answered now.
         self._held = None
-
-    def _require_open(self, action: str) -> None:
-        if self._state is not _OPEN:
-            raise LocalProtocolError(f"cannot {action} in state {self._state.name}")
 
     def _write_close(self, code: int | None, reason: str) -> None:
         payload = encode_close_payload(code, reason)
         self.sent_close_code = CloseCode.NO_STATUS_RECEIVED if code is None else code
         self.sent_close_reason = reason
-        self._write_frame(Opcode.CLOSE, payload)
+        self._write_frame(_CLOSE, payload)
 
     def _write_frame(
         self, opcode: Opcode, payload: bytes, *, fin: bool = True, rsv1: bool = False

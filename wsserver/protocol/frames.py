@@ -38,10 +38,17 @@ _pack_16 = struct.Struct("!BBH").pack
 _pack_64 = struct.Struct("!BBQ").pack
 
 # Headers of unfragmented, uncompressed frames with a 7-bit length are the
-# common case on the send path; build them once.
+# common case on the send path (and the only case for control frames: the
+# pong answering each ping, a Close); build them once.
 _SHORT_HEADERS: dict[int, tuple[bytes, ...]] = {
     first: tuple(bytes((first, length)) for length in range(126))
-    for first in (_FIN | Opcode.TEXT, _FIN | Opcode.BINARY)
+    for first in (
+        _FIN | Opcode.TEXT,
+        _FIN | Opcode.BINARY,
+        _FIN | Opcode.CLOSE,
+        _FIN | Opcode.PING,
+        _FIN | Opcode.PONG,
+    )
 }
 
 

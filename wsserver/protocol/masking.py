@@ -86,11 +86,14 @@ def _checked_mask(mask: BytesLike) -> bytes:
     return mask
 
 
-def rotate_mask(mask: bytes, offset: int) -> bytes:
+def rotate_mask(mask: bytes | bytearray, offset: int) -> bytes | bytearray:
     """The mask to apply to a chunk that starts ``offset`` bytes into a payload.
 
     Payloads are unmasked as their bytes arrive, so a chunk may start at any
     position; key octet ``i MOD 4`` then belongs to the chunk's first byte.
+    A ``bytearray`` key gives a ``bytearray`` (the reader slices keys from
+    its input, which is one when a header arrived in pieces); both mask
+    functions take either.
     """
     shift = offset & 3
     return mask[shift:] + mask[:shift] if shift else mask
@@ -121,7 +124,9 @@ class PayloadBufferPython:
     def __init__(self, length: int, mask: BytesLike, /) -> None:
         if length < 0:
             raise ValueError("length must not be negative")
-        self._key = mask if type(mask) is bytes and len(mask) == 4 else _checked_mask(mask)
+        self._key: bytes | bytearray = (
+            mask if type(mask) is bytes and len(mask) == 4 else _checked_mask(mask)
+        )
         self._parts: list[bytes] | None = []
         self.remaining = length
 
