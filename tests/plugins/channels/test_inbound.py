@@ -26,7 +26,7 @@ from ._helpers import (
     wait_until,
 )
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = pytest.mark.timeout(90)
 
 
 # ---------------------------------------------------------------------------

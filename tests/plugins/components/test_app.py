@@ -28,7 +28,7 @@ from ._pages import Counter, Greeting
 if TYPE_CHECKING:
     from playwright.async_api import Browser
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 
 
 async def test_pages_are_rendered_on_the_server() -> None:

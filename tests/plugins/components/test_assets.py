@@ -18,7 +18,7 @@ from wsserver.plugins.runtime.assets import asset_path
 from ..._live import http_get, serving
 from ._pages import Greeting
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 
 
 async def test_assets_are_served_compressed_when_accepted() -> None:

@@ -13,7 +13,7 @@ from wsserver.plugins.runtime import SessionClosed
 
 from ..._live import TIMEOUT
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 
 
 class Recorder:

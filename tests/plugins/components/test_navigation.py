@@ -27,7 +27,7 @@ from ._harness import WAIT, AppHarness, after, fast_app, text, wait_attached, wa
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 
 
 # ---------------------------------------------------------------------------

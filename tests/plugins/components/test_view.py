@@ -20,7 +20,7 @@ from ..._live import TIMEOUT, http_get, serving, ws_url
 from ._harness import wait_until
 from ._pages import Greeting
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 
 
 async def receive(client: ClientConnection) -> dict[str, Any]:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from playwright.async_api import Browser
 
 # One browser for the module (conftest.py), so one event loop for it too.
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(20)]
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(60)]
 
 
 # ---------------------------------------------------------------------------
