@@ -467,9 +467,14 @@ async def test_the_chat_shows_one_notice_per_outage(browser: Browser) -> None:
         assert notices[-1] == "Disconnected from server, reconnecting..."
         server = Server(app, ServerConfig(port=port, ping_interval=None))
         await server.start()
+        # Back: the page says so (and rejoins its room, which adds a notice).
         await page.wait_for_function(
-            "() => [...document.querySelectorAll('#messages .system')].at(-1)"
-            ".textContent === 'Connected to chat server'",
+            """() => {
+                const notices = [...document.querySelectorAll('#messages .system')]
+                    .map((n) => n.textContent);
+                return notices.lastIndexOf('Connected to chat server')
+                    > notices.indexOf('Disconnected from server, reconnecting...');
+            }""",
             timeout=WAIT * 2000,
         )
         after = await texts(page, "#messages .system")
