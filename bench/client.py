@@ -35,12 +35,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import importlib.util
 import json
 import os
-import struct
 import sys
 import time
 import zlib
@@ -59,6 +56,7 @@ from bench.common import (
     raise_open_file_limit,
     scenario_by_name,
 )
+from wsserver.testing import wire
 
 __all__ = ["DeflateCodec", "Meter", "main", "run_scenario"]
 
@@ -336,33 +334,10 @@ class EchoStats:
     samples: list[int] = field(default_factory=list)
 
 
-def mask(payload: bytes, key: bytes) -> bytes:
-    """``payload`` XOR-ed with the 4-byte masking ``key`` (RFC 6455 section 5.3)."""
-    size = len(payload)
-    if not size:
-        return b""
-    repeated = (key * (size // 4 + 1))[:size]
-    masked = int.from_bytes(payload, "little") ^ int.from_bytes(repeated, "little")
-    return masked.to_bytes(size, "little")
-
-
-def client_frame(opcode: int, payload: bytes, key: bytes, *, rsv1: bool = False) -> bytes:
-    """One complete, masked client frame."""
-    first = 0x80 | (0x40 if rsv1 else 0) | opcode
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", first, 0x80 | size)
-    elif size < 1 << 16:
-        header = struct.pack("!BBH", first, 0x80 | 126, size)
-    else:
-        header = struct.pack("!BBQ", first, 0x80 | 127, size)
-    return header + key + mask(payload, key)
-
-
 def masking_key() -> bytes:
     """A random key, never all zeros (a server could skip unmasking for it)."""
     while True:
-        key = os.urandom(4)
+        key = wire.random_mask()
         if any(key):
             return key
 
@@ -409,9 +384,11 @@ class EchoClient(Client):
         if not self.frames:
             codec = self.codec
             self.frames = [
-                client_frame(self.opcode, p, self.key)
+                wire.client_frame(self.opcode, p, mask=self.key)
                 if codec is None
-                else client_frame(self.opcode, codec.compress_alone(p), self.key, rsv1=True)
+                else wire.client_frame(
+                    self.opcode, codec.compress_alone(p), rsv1=True, mask=self.key
+                )
                 for p in payloads
             ]
         if len(self.frames) == 1:
@@ -529,9 +506,6 @@ async def run_echo(
 # ---------------------------------------------------------------------------
 
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
 class HandshakeProtocol(asyncio.Protocol):
     """One open + close cycle, on a bare asyncio protocol.
 
@@ -542,14 +516,10 @@ class HandshakeProtocol(asyncio.Protocol):
     connection.
     """
 
-    def __init__(self, host: bytes, done: asyncio.Future[None]) -> None:
-        key = base64.b64encode(os.urandom(16))
-        self.accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-        self.request = (
-            b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\n"
-            b"Sec-WebSocket-Version: 13\r\n\r\n"
-        )
+    def __init__(self, host: str, done: asyncio.Future[None]) -> None:
+        key = wire.random_key()
+        self.accept = wire.accept_for(key).encode()
+        self.request = wire.client_handshake("/", host=host, key=key)
         self.done = done
         self.buffer = b""
         self.upgraded = False
@@ -601,13 +571,13 @@ class HandshakeProtocol(asyncio.Protocol):
             self.transport.abort()
 
 
-_CLOSE_FRAME = client_frame(0x8, struct.pack("!H", 1000), masking_key())
+_CLOSE_FRAME = wire.close_frame(1000, mask=masking_key())
 
 
 async def handshake_once(host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-    name = f"{host}:{port}".encode()
+    name = f"{host}:{port}"
     transport, _ = await loop.create_connection(lambda: HandshakeProtocol(name, done), host, port)
     try:
         await asyncio.wait_for(done, CLOSE_TIMEOUT)

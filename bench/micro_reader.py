@@ -30,14 +30,14 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+from wsserver.testing import wire
+
 __all__ = ["CASES", "main"]
 
 _MASK = b"\x37\xfa\x21\x3d"
-_KEY = base64.b64encode(b"0123456789abcdef").decode()
-_HANDSHAKE = (
-    "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    f"Sec-WebSocket-Key: {_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-).encode()
+_HANDSHAKE = wire.client_handshake(
+    "/", host="x", key=base64.b64encode(b"0123456789abcdef").decode()
+)
 
 #: The cases, in print order.
 CASES = (
@@ -52,18 +52,9 @@ CASES = (
 Run = Callable[[], None]
 
 
-def _client_frame(protocol: ModuleType, opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
-    """A masked client frame (RFC 6455 section 5.2), minimal length encoding."""
-    first = (0x80 if fin else 0) | opcode
-    n = len(payload)
-    if n < 126:
-        header = bytes((first, 0x80 | n))
-    elif n < 0x10000:
-        header = bytes((first, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        header = bytes((first, 0x80 | 127)) + n.to_bytes(8, "big")
-    masked: bytes = protocol.masking.apply_mask(payload, _MASK)
-    return header + _MASK + masked
+def _client_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """A client frame masked with a fixed key: the same bytes on every run."""
+    return wire.client_frame(opcode, payload, fin=fin, mask=_MASK)
 
 
 def _feeding(protocol: ModuleType, chunks: list[bytes]) -> Run:
@@ -89,12 +80,11 @@ def _feeding(protocol: ModuleType, chunks: list[bytes]) -> Run:
 
 def _cases(protocol: ModuleType) -> dict[str, tuple[int, Run]]:
     """Case name -> (frames per run, run)."""
-    text = _client_frame(protocol, 0x1, b"hello, world: a small message!!")  # 31 bytes
-    ping = _client_frame(protocol, 0x9, b"12345678")
-    big = _client_frame(protocol, 0x2, random.Random(0).randbytes(65536))
+    text = _client_frame(0x1, b"hello, world: a small message!!")  # 31 bytes
+    ping = _client_frame(0x9, b"12345678")
+    big = _client_frame(0x2, random.Random(0).randbytes(65536))
     fragments = b"".join(
-        _client_frame(protocol, 0x1 if i == 0 else 0x0, b"fragment%d" % i, fin=i == 3)
-        for i in range(4)
+        _client_frame(0x1 if i == 0 else 0x0, b"fragment%d" % i, fin=i == 3) for i in range(4)
     )
     pieces = [big[i : i + 16384] for i in range(0, len(big), 16384)]
     return {

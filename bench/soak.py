@@ -51,10 +51,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wsserver.testing import wire
+from wsserver.testing.wire import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_SCRIPT = ROOT / "examples" / "soak_server.py"
-
-OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
 
 #: Every wait is bounded by this (connect, handshake, a stats request).
 TIMEOUT = 30.0
@@ -80,20 +81,6 @@ class Counters:
     def error(self, message: str) -> None:
         if len(self.errors) < 20:
             self.errors.append(message)
-
-
-def client_frame(opcode: int, payload: bytes) -> bytes:
-    """A masked client frame (RFC 6455 section 5.2)."""
-    length = len(payload)
-    if length < 126:
-        header = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
-    elif length < 65536:
-        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
-    key = os.urandom(4)
-    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-    return header + key + masked
 
 
 class SoakClient(asyncio.Protocol):
@@ -149,31 +136,19 @@ class SoakClient(asyncio.Protocol):
 
     def _parse_frames(self) -> None:
         buffer = self.buffer
-        while len(buffer) >= 2:
-            first, second = buffer[0], buffer[1]
-            length = second & 0x7F
-            start = 2
-            if length == 126:
-                if len(buffer) < 4:
-                    return
-                length = int.from_bytes(buffer[2:4], "big")
-                start = 4
-            elif length == 127:
-                if len(buffer) < 10:
-                    return
-                length = int.from_bytes(buffer[2:10], "big")
-                start = 10
-            if len(buffer) < start + length:
+        while (header := wire.read_frame_header(buffer)) is not None:
+            end = header.size + header.length
+            if len(buffer) < end:
                 return
-            payload = bytes(buffer[start : start + length])
-            del buffer[: start + length]
-            self._frame(first & 0x0F, payload)
+            payload = bytes(buffer[header.size : end])
+            del buffer[:end]
+            self._frame(header.opcode, payload)
 
     def _frame(self, opcode: int, payload: bytes) -> None:
         transport = self.transport
         if opcode == OP_PING:
             if transport is not None and not self.leaving:
-                transport.write(client_frame(OP_PONG, payload))
+                transport.write(wire.client_frame(OP_PONG, payload))
                 self.counters.pings_answered += 1
         elif opcode == OP_TEXT:
             if not self.expected:
@@ -189,7 +164,7 @@ class SoakClient(asyncio.Protocol):
         elif opcode == OP_CLOSE and transport is not None:
             if not self.leaving:
                 self.counters.error(f"server sent Close {payload[:2].hex()}")
-                transport.write(client_frame(OP_CLOSE, payload[:2]))
+                transport.write(wire.client_frame(OP_CLOSE, payload[:2]))
             self.leaving = True
         # Pongs and anything else: ignored.
 
@@ -205,7 +180,7 @@ class SoakClient(asyncio.Protocol):
     def send_echo(self, payload: bytes) -> None:
         assert self.transport is not None
         self.expected.append((time.monotonic(), payload))
-        self.transport.write(client_frame(OP_TEXT, payload))
+        self.transport.write(wire.client_frame(OP_TEXT, payload))
         self.counters.echoes_sent += 1
 
     def overdue(self, now: float) -> int:
@@ -227,7 +202,7 @@ class SoakClient(asyncio.Protocol):
         """Start a clean closing handshake (Close 1000)."""
         self.leaving = True
         if self.transport is not None and self.open:
-            self.transport.write(client_frame(OP_CLOSE, struct.pack("!H", 1000)))
+            self.transport.write(wire.close_frame(1000))
 
 
 async def close_all(clients: list[SoakClient]) -> set[asyncio.Future[None]]:
@@ -241,12 +216,7 @@ async def close_all(clients: list[SoakClient]) -> set[asyncio.Future[None]]:
 
 
 def handshake_request(port: int) -> bytes:
-    key = "dGhlIHNhbXBsZSBub25jZQ=="
-    return (
-        f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
+    return wire.client_handshake("/", host=f"127.0.0.1:{port}", key="dGhlIHNhbXBsZSBub25jZQ==")
 
 
 async def connect(port: int, counters: Counters) -> SoakClient:

@@ -55,6 +55,9 @@ with atheris.instrument_imports(include=["wsserver", "h11"]):
     from wsserver.protocol.settings import ProtocolSettings
     from wsserver.protocol.state import State
 
+# The client's bytes: outside the instrumented block, like the fuzzer's own code.
+from wsserver.testing import wire
+
 SETTINGS = ProtocolSettings(max_message_size=2048, max_frame_size=1024, max_fragments=16)
 #: See fuzz_frames.MAX_PENDING.
 MAX_PENDING = 6 + 124
@@ -83,19 +86,13 @@ _FAILURE_CODES = frozenset(
 
 
 def handshake(config: int) -> bytes:
-    lines = [
-        b"GET /chat HTTP/1.1",
-        b"Host: example.com",
-        b"Upgrade: websocket",
-        b"Connection: Upgrade",
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-        b"Sec-WebSocket-Version: 13",
-        b"Sec-WebSocket-Protocol: chat",
-    ]
-    offer = OFFERS[config & 0x03]
-    if offer is not None:
-        lines.append(b"Sec-WebSocket-Extensions: " + offer.encode("ascii"))
-    return b"\r\n".join(lines) + b"\r\n\r\n"
+    return wire.client_handshake(
+        "/chat",
+        host="example.com",
+        key="dGhlIHNhbXBsZSBub25jZQ==",
+        subprotocols=["chat"],
+        extensions=OFFERS[config & 0x03],
+    )
 
 
 @dataclass(frozen=True)
@@ -312,21 +309,13 @@ def read_frames(data: bytes, inflater_bits: int) -> list[Expected]:
     parts: list[bytes] = []
     position = 0
     while position < len(data):
-        assert len(data) - position >= 2, "truncated frame header"
-        first, second = data[position], data[position + 1]
-        fin, rsv1, opcode = bool(first & 0x80), bool(first & 0x40), first & 0x0F
-        assert not first & 0x30, "RSV2/RSV3 set"
-        assert not second & 0x80, "a server frame is masked"
-        length = second & 0x7F
-        position += 2
-        if length == 126:
-            length = int.from_bytes(data[position : position + 2], "big")
-            assert length >= 126, "length not minimal"
-            position += 2
-        elif length == 127:
-            length = int.from_bytes(data[position : position + 8], "big")
-            assert length >= 0x10000, "length not minimal"
-            position += 8
+        header = wire.read_frame_header(data, position)
+        assert header is not None, "truncated frame header"
+        fin, rsv1, opcode, length = header.fin, header.rsv1, header.opcode, header.length
+        assert not (header.rsv2 or header.rsv3), "RSV2/RSV3 set"
+        assert header.mask is None, "a server frame is masked"
+        assert header.length_bits == wire.minimal_length_bits(length), "length not minimal"
+        position += header.size
         payload = data[position : position + length]
         assert len(payload) == length, "truncated frame payload"
         position += length
@@ -391,21 +380,9 @@ def TestOneInput(data: bytes) -> None:
 # -- seeds ------------------------------------------------------------------
 
 
-def frame(
-    opcode: int,
-    payload: bytes,
-    *,
-    fin: bool = True,
-    rsv1: bool = False,
-    mask: bytes = b"\x37\xfa\x21\x3d",
-) -> bytes:
-    first = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
-    length = len(payload)
-    if length < 126:
-        header = bytes([first, 0x80 | length])
-    else:
-        header = bytes([first, 0x80 | 126]) + length.to_bytes(2, "big")
-    return header + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+def frame(opcode: int, payload: bytes, *, fin: bool = True, rsv1: bool = False) -> bytes:
+    """A client frame, masked with RFC 6455 section 5.7's key."""
+    return wire.client_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=b"\x37\xfa\x21\x3d")
 
 
 def seeds() -> dict[str, bytes]:

@@ -49,6 +49,9 @@ with atheris.instrument_imports(include=["wsserver"]):
     from wsserver.protocol.reader import ControlFrame, MessageReader
     from wsserver.protocol.settings import ProtocolSettings
 
+# The client's bytes: outside the instrumented block, like the fuzzer's own code.
+from wsserver.testing import wire
+
 #: The most bytes the reader may still hold once ``read()`` returned
 #: ``None``: an unfinished control frame, i.e. its 6-byte header (7-bit
 #: length and mask) and 124 of its at most 125 payload bytes.  A data frame's
@@ -237,17 +240,8 @@ def frame(
     rsv1: bool = False,
     mask: bytes = b"\x37\xfa\x21\x3d",
 ) -> bytes:
-    """A client frame, masked with ``mask``."""
-    first = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
-    length = len(payload)
-    if length < 126:
-        header = bytes([first, 0x80 | length])
-    elif length < 0x10000:
-        header = bytes([first, 0x80 | 126]) + length.to_bytes(2, "big")
-    else:
-        header = bytes([first, 0x80 | 127]) + length.to_bytes(8, "big")
-    masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
-    return header + mask + masked
+    """A client frame, masked with ``mask`` (RFC 6455 section 5.7's key by default)."""
+    return wire.client_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=mask)
 
 
 def compress_messages(messages: list[bytes], *, wbits: int = 15) -> list[bytes]:

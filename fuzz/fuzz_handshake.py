@@ -40,6 +40,9 @@ with atheris.instrument_imports(include=["wsserver", "h11"]):
     from wsserver.protocol.http import HTTPPhase
     from wsserver.protocol.settings import ProtocolSettings
 
+# The client's bytes: outside the instrumented block, like the fuzzer's own code.
+from wsserver.testing import wire
+
 #: Byte 0, bit 0: tight limits, so that every one is reached by short
 #: inputs; or the defaults.
 LIMITS = (
@@ -213,17 +216,14 @@ def TestOneInput(data: bytes) -> None:
 
 # -- seeds ------------------------------------------------------------------
 
-_HANDSHAKE = (
-    b"GET /chat?room=1 HTTP/1.1\r\n"
-    b"Host: example.com\r\n"
-    b"Upgrade: websocket\r\n"
-    b"Connection: keep-alive, Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    b"Sec-WebSocket-Version: 13\r\n"
-    b"Sec-WebSocket-Protocol: chat, superchat\r\n"
-    b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-foo\r\n"
-    b"Origin: http://example.com\r\n"
-    b"\r\n"
+_HANDSHAKE = wire.client_handshake(
+    "/chat?room=1",
+    host="example.com",
+    key="dGhlIHNhbXBsZSBub25jZQ==",
+    subprotocols=["chat", "superchat"],
+    extensions="permessage-deflate; client_max_window_bits, x-foo",
+    connection="keep-alive, Upgrade",
+    headers=[("Origin", "http://example.com")],
 )
 
 

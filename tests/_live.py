@@ -7,8 +7,6 @@ Not a test module (no ``test_`` prefix): shared by the tests of
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -21,6 +19,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.datastructures import Headers as ClientHeaders
 
 from wsserver.server import Server, ServerConfig, as_app
+from wsserver.testing import wire
 
 #: Every wait in these tests is bounded by this, so that a bug fails a test
 #: quickly instead of hanging until pytest-timeout.
@@ -148,17 +147,7 @@ class RawWebSocket:
         cls, port: int, path: str = "/", extra: list[tuple[str, str]] | None = None
     ) -> RawWebSocket:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        lines = [
-            f"GET {path} HTTP/1.1",
-            f"Host: 127.0.0.1:{port}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {key}",
-            "Sec-WebSocket-Version: 13",
-            *(f"{name}: {value}" for name, value in extra or []),
-        ]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        writer.write(wire.client_handshake(path, host=f"127.0.0.1:{port}", headers=extra or ()))
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
         if not head.startswith(b"HTTP/1.1 101 "):
             writer.close()
@@ -167,30 +156,18 @@ class RawWebSocket:
         return cls(reader, writer)
 
     def send_frame(self, opcode: int, payload: bytes, *, fin: bool = True) -> None:
-        mask = os.urandom(4)
-        first = (0x80 if fin else 0) | opcode
-        length = len(payload)
-        if length < 126:
-            header = struct.pack("!BB", first, 0x80 | length)
-        elif length < 65536:
-            header = struct.pack("!BBH", first, 0x80 | 126, length)
-        else:
-            header = struct.pack("!BBQ", first, 0x80 | 127, length)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.writer.write(header + mask + masked)
+        self.writer.write(wire.client_frame(opcode, payload, fin=fin))
 
     async def recv_frame(self) -> Frame:
         async def read(n: int) -> bytes:
             return await asyncio.wait_for(self.reader.readexactly(n), TIMEOUT)
 
-        first, second = await read(2)
-        assert not second & 0x80, "server frames must not be masked"
-        length = second & 0x7F
-        if length == 126:
-            (length,) = struct.unpack("!H", await read(2))
-        elif length == 127:
-            (length,) = struct.unpack("!Q", await read(8))
-        return Frame(bool(first & 0x80), bool(first & 0x40), first & 0x0F, await read(length))
+        data = await read(2)
+        data += await read(wire.frame_header_size(data) - 2)
+        header = wire.read_frame_header(data)
+        assert header is not None
+        assert header.mask is None, "server frames must not be masked"
+        return Frame(header.fin, header.rsv1, header.opcode, await read(header.length))
 
     async def at_eof(self) -> bool:
         """Whether the server closed TCP (waits for it)."""

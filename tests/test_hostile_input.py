@@ -44,6 +44,7 @@ from wsserver.protocol import (
 from wsserver.server.requests import Request
 from wsserver.server.responses import Response
 from wsserver.server.websocket import Disconnect, WebSocket
+from wsserver.testing.wire import client_frame
 
 from .protocol._counting import CountingMask
 from .server.helpers import (
@@ -254,7 +255,7 @@ async def test_declared_length_over_the_limit_fails_at_once_from_the_header(
     raw = await h.raw(server)
     await raw.handshake()
     # Only the 10 header bytes: no masking key, no payload.
-    header = struct.pack("!BBQ", 0x80 | OP_BINARY, 0x80 | 127, declared)
+    header = client_frame(OP_BINARY, length=declared, length_bits=64)[:10]
     frame, peak = await send_and_measure(raw, header)
     assert frame.opcode == OP_CLOSE
     assert frame.close_code == 1009
@@ -285,7 +286,7 @@ async def test_declared_length_within_the_limit_allocates_nothing_and_times_out(
     raw = await h.raw(server)
     opened = time.monotonic()  # the server's timer starts later, at its accept
     await raw.handshake()
-    header = struct.pack("!BBQ", 0x80 | OP_BINARY, 0x80 | 127, limit - 1) + os.urandom(4)
+    header = client_frame(OP_BINARY, length=limit - 1)  # the header and a random key
 
     async def trickle() -> None:
         for _ in range(200):  # at most 10 s; cancelled once the Close arrives

@@ -13,6 +13,10 @@
   or ``wsserver.cli``.
 * ``wsserver.plugins`` and ``wsserver.supervisor`` (the ``--workers`` processes)
   sit side by side: neither imports the other, nor ``wsserver.cli``.
+* ``wsserver.testing`` (the client's bytes, for tests) is a layer of its own:
+  it imports only the standard library and ``wsserver.testing.*``, so that it
+  stays an independent reference for the protocol core, and nothing else in
+  ``wsserver`` imports it (test tools are no part of the server).
 
 The check reads the source with :mod:`ast`, so it sees every import statement
 wherever it is: at module level, inside functions, under ``if TYPE_CHECKING:``
@@ -39,6 +43,7 @@ SERVER = f"{PACKAGE}.server"
 PLUGINS = f"{PACKAGE}.plugins"
 SUPERVISOR = f"{PACKAGE}.supervisor"
 CLI = f"{PACKAGE}.cli"
+TESTING = f"{PACKAGE}.testing"
 MAIN = f"{PACKAGE}.__main__"  # runs the CLI: as high as the CLI itself
 
 STDLIB = frozenset(sys.stdlib_module_names)
@@ -159,6 +164,19 @@ def check_imports(
 def _judge(module: str, target: str) -> str | None:
     if target.startswith("<"):
         return "relative import beyond the top-level package"
+    if _within(module, TESTING):
+        top = _top(target)
+        if top == PACKAGE:
+            if _within(target, TESTING):
+                return None
+            return (
+                "wsserver.testing is an independent reference: it imports nothing else of wsserver"
+            )
+        if top in STDLIB:
+            return None
+        return "wsserver.testing imports only the standard library"
+    if _within(target, TESTING):
+        return "nothing in wsserver imports wsserver.testing (a tool for tests)"
     if _within(module, PROTOCOL):
         top = _top(target)
         if top == PACKAGE:
@@ -277,6 +295,27 @@ def _targets(module: str, source: str, *, is_package: bool = False) -> list[str]
             "wsserver.plugins.channels.managers",
         ),
         ("wsserver.protocol.frames", "from .... import x", "<beyond top-level package>"),
+        (
+            "wsserver.testing.wire",
+            "from wsserver.protocol import masking",
+            "wsserver.protocol.masking",
+        ),
+        (
+            "wsserver.testing.wire",
+            "from ..protocol.codes import Opcode",
+            "wsserver.protocol.codes.Opcode",
+        ),
+        ("wsserver.testing.wire", "from wsserver import server", "wsserver.server"),
+        ("wsserver.testing.wire", "import h11", "h11"),
+        ("wsserver.testing.wire", "from ..server import x", "wsserver.server.x"),
+        ("wsserver.protocol.frames", "from wsserver.testing import wire", "wsserver.testing.wire"),
+        (
+            "wsserver.server.connection",
+            "from ..testing.wire import client_frame",
+            "wsserver.testing.wire.client_frame",
+        ),
+        ("wsserver.cli", "import wsserver.testing", "wsserver.testing"),
+        ("wsserver.supervisor", "from . import testing", "wsserver.testing"),
     ],
 )
 def test_checker_reports_forbidden_import(module: str, source: str, target: str) -> None:
@@ -303,6 +342,9 @@ def test_checker_reports_forbidden_import(module: str, source: str, target: str)
         ("wsserver.cli", "from .supervisor import run_supervisor"),
         ("wsserver.supervisor", "import asyncio, socket\nfrom .server import Server"),
         ("wsserver.supervisor", "from .server.startup import startup_warnings"),
+        ("wsserver.testing.wire", "import base64, hashlib, os\nfrom dataclasses import dataclass"),
+        ("wsserver.testing.client", "from .wire import client_frame"),
+        ("wsserver.testing.client", "from wsserver.testing.wire import client_frame"),
     ],
 )
 def test_checker_allows_downward_import(module: str, source: str) -> None:

@@ -1,14 +1,16 @@
 """Tests for ``ServerConnection``: the whole server side, driven with raw bytes.
 
-The client's side is written by hand here (a masked-frame encoder and a
-handshake request) or by real clients (wsproto's and websockets' sans-I/O
-clients, connected in memory); what the server writes is read back with a
-small unmasked-frame parser that also checks the server never masks.
+The client's side is written with ``wsserver.testing.wire`` (a frame encoder
+and a handshake request written from the RFC, independent of the code under
+test) or by real clients (wsproto's and websockets' sans-I/O clients,
+connected in memory); what the server writes is read back with a small
+unmasked-frame parser that also checks the server never masks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import zlib
 from collections.abc import Callable, Iterable
@@ -55,6 +57,7 @@ from wsserver.protocol.extensions.permessage_deflate import DeflateSettings
 from wsserver.protocol.frames import Frame
 from wsserver.protocol.settings import ProtocolSettings
 from wsserver.protocol.state import TRANSITION_TABLE, TRANSITIONS, State, Trigger
+from wsserver.testing import wire
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 #: RFC 6455 section 1.3's worked example.
@@ -66,43 +69,12 @@ TAIL = b"\x00\x00\xff\xff"
 
 def handshake(*fields: tuple[str, str], target: str = "/chat") -> bytes:
     """A valid opening handshake (RFC 6455 section 4.1) with extra header fields."""
-    lines = [
-        f"GET {target} HTTP/1.1",
-        "Host: example.com",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {KEY}",
-        "Sec-WebSocket-Version: 13",
-        *(f"{name}: {value}" for name, value in fields),
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return wire.client_handshake(target, host="example.com", key=KEY, headers=fields)
 
 
-def client_frame(
-    opcode: int,
-    payload: bytes = b"",
-    *,
-    fin: bool = True,
-    rsv1: bool = False,
-    rsv2: bool = False,
-    rsv3: bool = False,
-    mask: bytes | None = MASK,
-) -> bytes:
-    """A frame as a client writes it: masked (section 5.3), shortest length form."""
-    first = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
-    first |= (0x20 if rsv2 else 0) | (0x10 if rsv3 else 0)
-    masked = 0x80 if mask is not None else 0
-    length = len(payload)
-    if length < 126:
-        header = bytes((first, masked | length))
-    elif length < 1 << 16:
-        header = bytes((first, masked | 126)) + length.to_bytes(2, "big")
-    else:
-        header = bytes((first, masked | 127)) + length.to_bytes(8, "big")
-    if mask is None:
-        return header + payload
-    body = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return header + mask + body
+#: A frame as a client writes it (``wsserver.testing.wire``, independent of
+#: the code under test): masked with section 5.7's key unless told otherwise.
+client_frame = functools.partial(wire.client_frame, mask=MASK)
 
 
 def text(data: str, **kwargs) -> bytes:
@@ -110,8 +82,7 @@ def text(data: str, **kwargs) -> bytes:
 
 
 def close(code: int | None = None, reason: str = "") -> bytes:
-    payload = b"" if code is None else code.to_bytes(2, "big") + reason.encode()
-    return client_frame(Opcode.CLOSE, payload)
+    return wire.close_frame(code, reason, mask=MASK)
 
 
 def server_frames(data: bytes) -> list[Frame]:
@@ -119,28 +90,21 @@ def server_frames(data: bytes) -> list[Frame]:
     frames = []
     position = 0
     while position < len(data):
-        first, second = data[position], data[position + 1]
-        assert not second & 0x80, "section 5.1: a server MUST NOT mask"
-        assert not first & 0x30, "RSV2 and RSV3 are never set"
-        length = second & 0x7F
-        position += 2
-        if length == 126:
-            length = int.from_bytes(data[position : position + 2], "big")
-            assert length >= 126, "shortest length form"
-            position += 2
-        elif length == 127:
-            length = int.from_bytes(data[position : position + 8], "big")
-            assert length >= 1 << 16, "shortest length form"
-            position += 8
-        payload = data[position : position + length]
-        assert len(payload) == length, "truncated frame"
-        position += length
-        frames.append(Frame(Opcode(first & 0x0F), payload, bool(first & 0x80), bool(first & 0x40)))
+        header = wire.read_frame_header(data, position)
+        assert header is not None, "truncated frame header"
+        assert header.mask is None, "section 5.1: a server MUST NOT mask"
+        assert not (header.rsv2 or header.rsv3), "RSV2 and RSV3 are never set"
+        assert header.length_bits == wire.minimal_length_bits(header.length), "shortest length form"
+        position += header.size
+        payload = data[position : position + header.length]
+        assert len(payload) == header.length, "truncated frame"
+        position += header.length
+        frames.append(Frame(Opcode(header.opcode), payload, header.fin, header.rsv1))
     return frames
 
 
 def close_frame(code: int | None, reason: str = "") -> Frame:
-    payload = b"" if code is None else code.to_bytes(2, "big") + reason.encode()
+    payload = b"" if code is None else wire.close_payload(code, reason)
     return Frame(Opcode.CLOSE, payload)
 
 
@@ -817,9 +781,9 @@ PEER_ERRORS = {
     "ping over 125": (client_frame(Opcode.PING, b"x" * 126), 1002),
     "lone continuation": (client_frame(Opcode.CONTINUATION, b"x"), 1002),
     "text inside a fragmented message": (text("a", fin=False) + text("b"), 1002),
-    "non-minimal 16-bit length": (b"\x82\xfe\x00\x05" + MASK + b"\x00" * 5, 1002),
-    "non-minimal 64-bit length": (b"\x82\xff" + (200).to_bytes(8, "big") + MASK, 1002),
-    "64-bit length with the top bit": (b"\x82\xff" + b"\x80" + b"\x00" * 7 + MASK, 1002),
+    "non-minimal 16-bit length": (client_frame(Opcode.BINARY, bytes(5), length_bits=16), 1002),
+    "non-minimal 64-bit length": (client_frame(Opcode.BINARY, length=200, length_bits=64), 1002),
+    "64-bit length with the top bit": (client_frame(Opcode.BINARY, length=1 << 63), 1002),
     "invalid UTF-8": (client_frame(Opcode.TEXT, b"\xc3\x28"), 1007),
     "invalid UTF-8 across fragments": (
         text("\u00e9", fin=False)[:-1] + client_frame(Opcode.CONTINUATION, b"\xff"),

@@ -22,6 +22,7 @@ from wsserver.protocol.frames import (
     parse_close_payload,
     prepare_message,
 )
+from wsserver.testing import wire
 
 
 def parse_server_frames(data: bytes) -> list[tuple[int, bool, bytes | str | tuple[int, str]]]:
@@ -39,15 +40,12 @@ def parse_server_frames(data: bytes) -> list[tuple[int, bool, bytes | str | tupl
     return frames
 
 
-def read_header(data: bytes) -> tuple[int, int, int]:
-    """Section 5.2, read back: (first byte, payload length, header size) of an unmasked frame."""
-    assert not data[1] & 0x80, "server frames are not masked"
-    length = data[1] & 0x7F
-    if length == 126:
-        return data[0], struct.unpack("!H", data[2:4])[0], 4
-    if length == 127:
-        return data[0], struct.unpack("!Q", data[2:10])[0], 10
-    return data[0], length, 2
+def read_header(data: bytes) -> wire.FrameHeader:
+    """Section 5.2, read back (``wsserver.testing.wire``): the header of a server frame."""
+    header = wire.read_frame_header(data)
+    assert header is not None, "truncated frame header"
+    assert header.mask is None, "server frames are not masked"
+    return header
 
 
 # --------------------------------------------------------------------------
@@ -136,10 +134,11 @@ def test_section_5_2_first_byte(opcode: Opcode, fin: bool, rsv1: bool, length: i
     # "FIN: 1 bit ... RSV1, RSV2, RSV3: 1 bit each ... Opcode: 4 bits"; and
     # section 5.1, "A server MUST NOT mask any frames": the MASK bit is 0.
     header = frame_header(opcode, length, fin=fin, rsv1=rsv1)
-    first, parsed_length, size = read_header(header)
-    assert first == (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode.value
-    assert parsed_length == length
-    assert size == len(header)
+    parsed = read_header(header)
+    assert (parsed.fin, parsed.rsv1, parsed.rsv2, parsed.rsv3) == (fin, rsv1, False, False)
+    assert parsed.opcode == opcode.value
+    assert parsed.length == length
+    assert parsed.size == len(header)
 
 
 @settings(max_examples=200)
@@ -147,7 +146,10 @@ def test_section_5_2_first_byte(opcode: Opcode, fin: bool, rsv1: bool, length: i
 def test_property_header_round_trip_and_minimal(length: int) -> None:
     # "the minimal number of bytes MUST be used to encode the length"
     header = frame_header(Opcode.BINARY, length)
-    assert read_header(header) == (0x82, length, len(header))
+    parsed = read_header(header)
+    assert (parsed.fin, parsed.rsv1, parsed.rsv2, parsed.rsv3) == (True, False, False, False)
+    assert (parsed.opcode, parsed.length, parsed.size) == (0x2, length, len(header))
+    assert parsed.length_bits == wire.minimal_length_bits(length)
     assert len(header) == (2 if length <= 125 else 4 if length <= 0xFFFF else 10)
 
 

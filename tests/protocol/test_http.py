@@ -19,6 +19,7 @@ from wsserver.protocol.exceptions import LocalProtocolError
 from wsserver.protocol.headers import ExtensionOffer
 from wsserver.protocol.http import HTTPPhase
 from wsserver.protocol.settings import ProtocolSettings
+from wsserver.testing import wire
 
 Event = WebSocketRequest | HTTPRequest | RequestRejected
 
@@ -42,13 +43,8 @@ RFC_REQUEST = (
     b"\r\n"
 )
 
-HANDSHAKE_FIELDS = (
-    ("Host", "server.example.com"),
-    ("Upgrade", "websocket"),
-    ("Connection", "Upgrade"),
-    ("Sec-WebSocket-Key", KEY),
-    ("Sec-WebSocket-Version", "13"),
-)
+#: A valid handshake's fields (``wsserver.testing.wire``, written from section 4.1).
+HANDSHAKE_FIELDS = tuple(wire.handshake_fields(host="server.example.com", key=KEY))
 
 #: Small limits, so that the limit tests stay small.
 SMALL = ProtocolSettings(
@@ -68,8 +64,7 @@ def request(
     body: bytes = b"",
     eol: str = "\r\n",
 ) -> bytes:
-    lines = [f"{method} {target} {version}", *(f"{name}: {value}" for name, value in fields)]
-    return (eol.join(lines) + eol + eol).encode("latin-1") + body
+    return wire.http_request(method, target, fields, http_version=version, eol=eol, body=body)
 
 
 def handshake(

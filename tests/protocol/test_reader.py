@@ -1,14 +1,16 @@
 """Tests for reading client frames and assembling messages (RFC 6455 sections 5.1-5.7, 10.4;
 RFC 7692 section 6).
 
-Client frames are built by ``client_frame`` below, an encoder written from
-section 5.2 with an explicit masking key, independent of the code under test;
-wsproto's client serves as a second, independent encoder.
+Client frames are built by ``wsserver.testing.wire.client_frame``, an encoder
+written from section 5.2, independent of the code under test (here with an
+explicit masking key); wsproto's client serves as a second, independent
+encoder.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import itertools
 import operator
@@ -35,6 +37,7 @@ from wsserver.protocol.extensions.permessage_deflate import (
 from wsserver.protocol.headers import ExtensionOffer
 from wsserver.protocol.reader import ControlFrame, MessageReader, ReadResult
 from wsserver.protocol.settings import ProtocolSettings
+from wsserver.testing import wire
 
 from ._counting import CountingMask
 
@@ -47,49 +50,14 @@ Result = TextMessage | BinaryMessage | ControlFrame
 NAME = operator.attrgetter("name")
 
 # --------------------------------------------------------------------------
-# Helpers: an independent client encoder, and driving the reader
+# Helpers: the independent client encoder, and driving the reader
 # --------------------------------------------------------------------------
 
 
-def xor(data: bytes, mask: bytes) -> bytes:
-    """Section 5.3: octet i XOR key octet i MOD 4 (written independently of masking.py)."""
-    return bytes(map(operator.xor, data, itertools.cycle(mask)))
-
-
-def client_frame(
-    opcode: int,
-    payload: bytes = b"",
-    *,
-    fin: bool = True,
-    rsv1: bool = False,
-    rsv2: bool = False,
-    rsv3: bool = False,
-    mask: bytes | None = MASK,
-    length: int | None = None,
-    length_bits: int | None = None,
-) -> bytes:
-    """A client frame, section 5.2 written out.
-
-    Args:
-        mask: the masking key; ``None`` for an unmasked frame.
-        length: the length to announce, if not ``len(payload)``.
-        length_bits: 7, 16 or 64 to force a length encoding (minimal if None).
-    """
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0)
-    first |= (0x10 if rsv3 else 0) | opcode
-    n = len(payload) if length is None else length
-    if length_bits is None:
-        length_bits = 7 if n <= 125 else 16 if n <= 0xFFFF else 64
-    mask_bit = 0x00 if mask is None else 0x80
-    if length_bits == 7:
-        header = bytes([first, mask_bit | n])
-    elif length_bits == 16:
-        header = bytes([first, mask_bit | 126]) + n.to_bytes(2, "big")
-    else:
-        header = bytes([first, mask_bit | 127]) + n.to_bytes(8, "big")
-    if mask is None:
-        return header + payload
-    return header + mask + xor(payload, mask)
+#: The frames: ``wsserver.testing.wire``'s encoder (written from section 5.2,
+#: independent of the code under test), with section 5.7's masking key unless
+#: a test gives another, so that every frame's bytes are reproducible.
+client_frame = functools.partial(wire.client_frame, mask=MASK)
 
 
 def message_of(opcode: Opcode, data: bytes) -> TextMessage | BinaryMessage:
