@@ -23,7 +23,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsserver.protocol import BinaryMessage, TextMessage
-from wsserver.server import PlainTextResponse, Request, Response, Server
+from wsserver.server import PlainTextResponse, Request, Response, Server, as_app
 from wsserver.server.security import OriginPolicy
 from wsserver.server.websocket import Disconnect, WebSocket, WebSocketDisconnect
 
@@ -651,6 +651,103 @@ async def test_application_websocket_side_returning_a_value_closes_with_1011(
         f": /ws: WebSocket handler {__name__}.ReturningWebSocketApp.handle_websocket "
         "returned str 'done', expected None; closed with 1011"
     )
+
+
+# ---------------------------------------------------------------------------
+# The handshake timeout: an endpoint that never answers
+# ---------------------------------------------------------------------------
+
+
+async def endpoint_that_never_answers(websocket: WebSocket) -> None:
+    """Neither accepts nor refuses: waits for what never comes."""
+    await asyncio.Event().wait()
+
+
+async def test_an_endpoint_that_never_answers_gets_503_within_handshake_timeout(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    handshake_timeout = 0.3
+    cancelled = asyncio.Event()
+
+    async def endpoint(websocket: WebSocket) -> None:
+        try:
+            await endpoint_that_never_answers(websocket)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    server = await h.serve(as_app(endpoint), handshake_timeout=handshake_timeout)
+    raw = await h.raw(server)
+    await wait_until(lambda: len(server.connections) == 1)
+    connection_id = only_connection(server).id
+    with caplog.at_level(logging.INFO, logger="wsserver"):
+        sent_at = time.monotonic()
+        await raw.send(handshake_request("/?room=1"))
+        status, headers = await raw.response_head()  # bounded by TIMEOUT
+        answered_at = time.monotonic()
+        await asyncio.wait_for(cancelled.wait(), TIMEOUT)
+        await wait_until(lambda: not server.connections)
+    assert status == 503
+    assert headers["connection"] == "close"
+    # Not before the timeout; well before the client's own patience.
+    assert handshake_timeout * 0.9 <= answered_at - sent_at < TIMEOUT
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [
+        f"conn {connection_id}: /: the WebSocket endpoint "
+        f"{endpoint.__module__}.{endpoint.__qualname__} neither accepted nor refused the "
+        f"handshake within {handshake_timeout}s (handshake_timeout); answered 503 and "
+        "cancelled it"
+    ]
+
+
+async def test_the_client_is_answered_even_if_the_endpoint_ignores_the_cancellation(
+    h: Harness,
+) -> None:
+    release = asyncio.Event()
+
+    async def stubborn(websocket: WebSocket) -> None:
+        try:
+            await endpoint_that_never_answers(websocket)
+        except asyncio.CancelledError:
+            await release.wait()  # a mistake: it goes on waiting
+
+    server = await h.serve(FunctionApp(stubborn), handshake_timeout=0.1)
+    raw = await h.raw(server)
+    await raw.send(handshake_request())
+    status, _ = await raw.response_head()
+    assert status == 503
+    release.set()
+
+
+async def test_an_endpoint_that_answers_in_time_is_not_touched(h: Harness) -> None:
+    async def slow_then_echo(websocket: WebSocket) -> None:
+        await asyncio.sleep(0.05)  # an authentication service, say
+        await echo_text_close_on_request(websocket)
+
+    server = await h.serve(FunctionApp(slow_then_echo), handshake_timeout=TIMEOUT)
+    async with ws_client(server) as ws:
+        connection = only_connection(server)
+        assert connection._handshake_timer is None  # cancelled by the 101
+        await ws.send("still open")
+        assert await ws.recv() == "still open"
+
+
+async def test_without_a_handshake_timeout_nothing_is_armed(h: Harness) -> None:
+    answer = asyncio.Event()
+
+    async def waits_for_the_test(websocket: WebSocket) -> None:
+        await answer.wait()
+        await websocket.accept()
+        await websocket.receive()
+
+    server = await h.serve(FunctionApp(waits_for_the_test), handshake_timeout=None)
+    raw = await h.raw(server)
+    await raw.send(handshake_request())
+    await wait_until(lambda: only_connection(server)._task is not None)
+    assert only_connection(server)._handshake_timer is None
+    answer.set()
+    status, _ = await raw.response_head()
+    assert status == 101
 
 
 # ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from ..protocol import (
     BinaryMessage,
@@ -50,7 +50,7 @@ from .config import ServerConfig
 from .datastructures import Address
 from .inbox import Disconnect, Inbox
 from .keepalive import Keepalive
-from .mistakes import ApplicationMistake
+from .mistakes import ApplicationMistake, qualified_name
 from .requests import Request
 from .responses import PlainTextResponse, Response
 from .websocket import WebSocket, WebSocketDisconnect
@@ -128,6 +128,10 @@ class Connection(asyncio.BufferedProtocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._hold_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
+        # Bounds the WebSocket endpoint's answer to the handshake; set when
+        # it expired and the server answered 503 in the endpoint's place.
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        self._handshake_expired = False
         self._releasing_hold = False
         # Set by accept(): only an accepted WebSocket gets the "open" log
         # line, and so only it gets the matching "closed" line.
@@ -198,6 +202,7 @@ class Connection(asyncio.BufferedProtocol):
             self._close_timer,
             self._hold_timer,
             self._write_timer,
+            self._handshake_timer,
         ):
             if timer is not None:
                 timer.cancel()
@@ -525,6 +530,9 @@ class Connection(asyncio.BufferedProtocol):
             self.server.websocket_attached()
             self._task = self.loop.create_task(self._serve_websocket(websocket))
             self.server.task_started(self._task)
+            timeout = self.config.handshake_timeout
+            if timeout is not None:
+                self._handshake_timer = self.loop.call_later(timeout, self._handshake_timed_out)
         elif isinstance(event, RequestRejected):
             logger.info("conn %d: rejected request: %d %s", self.id, event.status, event.reason)
             if self.config.access_log:
@@ -638,8 +646,41 @@ class Connection(asyncio.BufferedProtocol):
         self._handshake_answered(status)
         self._close_transport()
 
+    def _handshake_timed_out(self) -> None:
+        """The endpoint neither accepted nor refused within ``handshake_timeout``.
+
+        503, not 500: nothing in the application failed that the server
+        can see, it only did not answer in time (a slow service it waits
+        for, most often), and the client may well succeed if it tries again
+        later (RFC 9110 section 15.6.4: "unable to handle the request due to
+        a temporary overload ... which will likely be alleviated after some
+        delay").  500 would also read as a crash in the logs and metrics,
+        where a timeout is what to look for.  The answer goes out before the
+        task is cancelled, so that the client is answered even if the
+        endpoint swallows the cancellation.
+        """
+        self._handshake_timer = None
+        task = self._task
+        if self._closed or self.protocol.state is not _CONNECTING or task is None or task.done():
+            return
+        self._handshake_expired = True
+        where = _suspended_in(task) or qualified_name(self.server.app.handle_websocket)
+        logger.error(
+            "conn %d: %s: the WebSocket endpoint %s neither accepted nor refused the "
+            "handshake within %ss (handshake_timeout); answered 503 and cancelled it",
+            self.id,
+            self._path,
+            where,
+            self.config.handshake_timeout,
+        )
+        self._reject_now(503, "Service Unavailable")
+        task.cancel()
+
     def _handshake_answered(self, status: int) -> None:
         """Write the handshake's access line (101, or the refusal's status)."""
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
         if self.config.access_log:
             log_access(
                 client=self.client,
@@ -683,8 +724,9 @@ class Connection(asyncio.BufferedProtocol):
             await self._application_failed(websocket)
             return
         except asyncio.CancelledError:
-            # See _serve_http: a client still there gets an answer.
-            if not self._closed:
+            # See _serve_http: a client still there gets an answer (unless
+            # the handshake timeout answered it and cancelled the task).
+            if not self._closed and not self._handshake_expired:
                 logger.error(
                     "conn %d: %s: the WebSocket handler was cancelled; %s",
                     self.id,
@@ -867,6 +909,29 @@ class Connection(asyncio.BufferedProtocol):
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.protocol.state.name} {self._path}>"
+
+
+def _suspended_in(task: asyncio.Task[None]) -> str | None:
+    """The application's function ``task`` is suspended in, if it can be told.
+
+    Follows the chain of awaits from the task's coroutine down, past the
+    server's own frames (``Connection``, ``App``, ``WebSocketView``...), to
+    the first frame of the application: the endpoint, its ``on_connect``
+    or its ``authenticate`` hook.
+    """
+    awaitable: Any = task.get_coro()
+    while awaitable is not None:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        if frame is None:
+            return None
+        module = frame.f_globals.get("__name__", "")
+        if not module.startswith(_SERVER_PACKAGE):
+            return f"{module}.{frame.f_code.co_qualname}"
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    return None
+
+
+_SERVER_PACKAGE = __name__.rpartition(".")[0] + "."
 
 
 def _internal_error() -> Response:
