@@ -1,8 +1,9 @@
 """Tests for wsserver.server.inbox: the queue between a connection and its WebSocket.
 
 Unit tests: an ``Inbox`` with a real ``Writer`` (over a protocol core that
-has nothing to write) and a pump that only counts its calls.  The end-to-end
-behaviour (backpressure, held Closes) is in ``test_connection.py``.
+has nothing to write) and a stand-in connection whose pump counts its
+calls.  The end-to-end behaviour (backpressure, held Closes) is in
+``test_connection.py``.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from wsserver.server.writer import Writer
 
 
 class Pump:
-    """Stands in for ``Connection.pump``: counts calls, may deliver a message."""
+    """Stands in for the connection: its pump counts calls, may deliver a message."""
 
     def __init__(self) -> None:
         self.calls = 0
         self.inbox: Inbox | None = None
         self.delivers: TextMessage | None = None
 
-    def __call__(self) -> None:
+    def pump(self) -> None:
         self.calls += 1
         if self.delivers is not None and self.inbox is not None:
             self.inbox.messages.append(self.delivers)

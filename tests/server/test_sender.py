@@ -71,9 +71,16 @@ class RecordingSender:
         self.is_open = False
 
 
+class NoPump:
+    """The inbox's producer, here with nothing to pull."""
+
+    def pump(self) -> None:
+        pass
+
+
 def websocket_over(sender: Sender) -> tuple[WebSocket, Inbox]:
     loop = asyncio.get_running_loop()
-    inbox = Inbox(loop, 16, Writer(ServerConnection(), loop, 1024), lambda: None)
+    inbox = Inbox(loop, 16, Writer(ServerConnection(), loop, 1024), NoPump())
     request = WebSocketRequest(
         target="/chat?room=1",
         headers=(("host", "example.com"),),

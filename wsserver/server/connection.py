@@ -499,7 +499,7 @@ class Connection(asyncio.BufferedProtocol):
                     logger.info("conn %d: origin refused: %r", self.id, sent[:1])
                     self._reject_now(403, "origin not allowed")
                     return
-            inbox = Inbox(self.loop, self.config.max_queue, self._writer, self.pump)
+            inbox = Inbox(self.loop, self.config.max_queue, self._writer, self)
             websocket = WebSocket(
                 self,
                 inbox,
@@ -524,8 +524,7 @@ class Connection(asyncio.BufferedProtocol):
                 core=self.protocol,
                 writer=self._writer,
                 inbox=inbox,
-                close=self.close,
-                fail=self.fail,
+                connection=self,
             )
             self.server.websocket_attached()
             self._task = self.loop.create_task(self._serve_websocket(websocket))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from typing import Protocol
 
 from ..protocol import CloseCode, Pong, ServerConnection, State
 from .config import ServerConfig
@@ -34,6 +34,18 @@ from .writer import Writer
 __all__ = ["Keepalive"]
 
 logger = logging.getLogger("wsserver")
+
+
+class Closing(Protocol):
+    """What the keepalive does to its connection when the peer is silent."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake."""
+        ...
+
+    def fail(self, code: int, reason: str) -> None:
+        """Fail the connection and close the transport."""
+        ...
 
 
 class Keepalive:
@@ -48,12 +60,30 @@ class Keepalive:
         writer: writes each ping at once.
         inbox: tells when the last message arrived, and whether the queue
             is full (then an unanswered ping is not the peer's fault).
-        close: the connection's ``close(code, reason)``.
-        fail: the connection's ``fail(code, reason)``.
+        connection: closed with 1001 after the receive timeout, failed
+            with 1011 when a pong does not come.
 
     Attributes:
         latency: the last measured round-trip time, in seconds, or ``None``.
     """
+
+    __slots__ = (
+        "_config",
+        "_connection",
+        "_core",
+        "_id",
+        "_inbox",
+        "_loop",
+        "_ping_counter",
+        "_ping_timer",
+        "_pings",
+        "_pong_timers",
+        "_receive_timer",
+        "_started_at",
+        "_stopped",
+        "_writer",
+        "latency",
+    )
 
     def __init__(
         self,
@@ -64,8 +94,7 @@ class Keepalive:
         core: ServerConnection,
         writer: Writer,
         inbox: Inbox,
-        close: Callable[[int, str], None],
-        fail: Callable[[int, str], None],
+        connection: Closing,
     ) -> None:
         self._id = connection_id
         self._config = config
@@ -73,8 +102,7 @@ class Keepalive:
         self._core = core
         self._writer = writer
         self._inbox = inbox
-        self._close = close
-        self._fail = fail
+        self._connection = connection
         self.latency: float | None = None
         self._started_at = 0.0
         self._stopped = False
@@ -178,7 +206,7 @@ class Keepalive:
             )
             return
         logger.info("conn %d: no pong within %ss, closing", self._id, self._config.ping_timeout)
-        self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        self._connection.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
 
     def _check_receive_timeout(self) -> None:
         self._receive_timer = None
@@ -189,6 +217,6 @@ class Keepalive:
         idle = self._loop.time() - last
         if idle >= timeout:
             logger.info("conn %d: no message for %ss, closing", self._id, timeout)
-            self._close(CloseCode.GOING_AWAY, "idle timeout")
+            self._connection.close(CloseCode.GOING_AWAY, "idle timeout")
         else:
             self._receive_timer = self._loop.call_later(timeout - idle, self._check_receive_timeout)

@@ -27,6 +27,7 @@ Close frames.  Four rules decide when bytes leave:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from ..protocol import ServerConnection
 
@@ -35,6 +36,10 @@ __all__ = ["WRITE_ALONE", "Writer"]
 #: A chunk at least this large is written on its own rather than joined with
 #: its neighbours (its frame header, other replies).
 WRITE_ALONE = 256 * 1024
+
+# What an idle writer holds: one empty tuple for all of them, not a list
+# each (the pending chunks are replaced, never appended to in place).
+_NOTHING: tuple[bytes, ...] = ()
 
 
 class Writer:
@@ -78,7 +83,7 @@ class Writer:
         self.bytes_out = 0
         # Chunks taken from the core to count their size, waiting for the
         # end-of-iteration write; they precede whatever the core holds now.
-        self._pending: list[bytes] = []
+        self._pending: Sequence[bytes] = _NOTHING
         self._scheduled = False
 
     def flush(self) -> None:
@@ -87,8 +92,8 @@ class Writer:
         data = self._core.data_to_send()
         pending = self._pending
         if pending:
-            self._pending = []
-            data = pending + data
+            self._pending = _NOTHING
+            data = [*pending, *data]
         transport = self.transport
         if not data or transport is None:
             return
@@ -123,7 +128,9 @@ class Writer:
         size = self.unflushed
         for chunk in data:
             size += len(chunk)
-        self._pending += data
+        pending = self._pending
+        # The core hands over its list (it starts a new one): kept as it is.
+        self._pending = [*pending, *data] if pending else data
         self.unflushed = size
         if size >= self._limit:
             self.flush()
