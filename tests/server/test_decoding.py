@@ -83,12 +83,10 @@ def test_other_errors_are_not_refusals() -> None:
         MessageDecoder(broken).decode(TEXT)
 
 
-def test_a_reason_is_cut_to_fit_a_close_frame() -> None:
-    # RFC 6455 section 5.5: 125 bytes of payload, 2 of them the code.
+def test_a_refusal_keeps_its_whole_reason() -> None:
     refused = MessageRefused(1007, "é" * 100)
-    assert refused.reason == "é" * 61
-    assert len(refused.reason.encode()) == 122
-    assert str(refused) == f"message refused with 1007: {refused.reason}"
+    assert refused.reason == "é" * 100
+    assert str(refused) == f"message refused with 1007: {'é' * 100}"
 
 
 def test_expect_must_be_a_known_type() -> None:
@@ -118,6 +116,27 @@ async def test_receive_decodes_then_closes_on_a_refused_message() -> None:
         assert (client.close_code, client.close_reason) == (1007, "invalid JSON")
         seen = await asyncio.wait_for(outcome, TIMEOUT)
     assert seen == [{"n": 1}, Disconnect(1007, "invalid JSON")]
+
+
+async def test_refuse_cuts_the_reason_to_fit_a_close_frame() -> None:
+    # RFC 6455 section 5.5: 125 bytes of payload, 2 of them the code; the
+    # cut falls on a character boundary.
+    def decode(text: str) -> str:
+        raise MessageRefused(1009, "é" * 100)
+
+    decoder = MessageDecoder(decode, expect="text")
+    outcome: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        outcome.set_result(await decoder.receive(websocket))
+
+    async with serving(endpoint) as server, connect(ws_url(server)) as client:
+        await client.send("anything")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(client.recv(), TIMEOUT)
+        assert (client.close_code, client.close_reason) == (1009, "é" * 61)
+        assert await asyncio.wait_for(outcome, TIMEOUT) == Disconnect(1009, "é" * 61)
 
 
 async def test_receive_returns_the_peers_own_end() -> None:

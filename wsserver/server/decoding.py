@@ -68,11 +68,10 @@ class MessageRefused(Exception):
 
     Attributes:
         code: the close code.
-        reason: the close reason, cut to fit a Close frame (123 bytes).
+        reason: why, in full; ``refuse`` cuts it to fit a Close frame.
     """
 
     def __init__(self, code: int, reason: str) -> None:
-        reason = _fit_close_reason(reason)
         super().__init__(code, reason)
         self.code = code
         self.reason = reason
@@ -157,12 +156,15 @@ class MessageDecoder(Generic[T]):
     async def refuse(self, websocket: WebSocket, refused: MessageRefused) -> Disconnect:
         """Close ``websocket`` for a refused message.
 
+        The reason is cut to what a Close frame holds (123 bytes of UTF-8).
+
         Returns:
             The end to report, as though the peer had left: the refusal's
-            code and reason.
+            code and the reason sent.
         """
-        await websocket.close(refused.code, refused.reason)
-        return Disconnect(refused.code, refused.reason)
+        reason = _fit_close_reason(refused.reason)
+        await websocket.close(refused.code, reason)
+        return Disconnect(refused.code, reason)
 
     async def receive(self, websocket: WebSocket) -> T | Disconnect:
         """The next message, decoded; or how the connection ended.
