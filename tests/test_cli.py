@@ -377,6 +377,7 @@ def test_defaults_match_server_config_defaults() -> None:
         "ping_timeout",
         "receive_timeout",
         "open_timeout",
+        "handshake_timeout",
         "close_timeout",
         "max_connections",
         "write_timeout",
@@ -418,6 +419,7 @@ def test_build_config_maps_every_flag() -> None:
         "--ws-ping-timeout", "none",
         "--receive-timeout", "30",
         "--open-timeout", "off",
+        "--handshake-timeout", "7",
         "--close-timeout", "2.5",
         "--max-connections", "12",
         "--write-timeout", "3",
@@ -445,6 +447,7 @@ def test_build_config_maps_every_flag() -> None:
     assert config.ping_timeout is None
     assert config.receive_timeout == 30.0
     assert config.open_timeout is None
+    assert config.handshake_timeout == 7.0
     assert config.close_timeout == 2.5
     assert config.max_connections == 12
     assert config.write_timeout == 3.0
@@ -479,6 +482,7 @@ def test_build_config_maps_every_flag() -> None:
         "ws_ping_timeout",
         "receive_timeout",
         "open_timeout",
+        "handshake_timeout",
         "close_timeout",
         "max_connections",
         "write_timeout",

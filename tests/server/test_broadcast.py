@@ -106,12 +106,13 @@ async def test_a_slow_reader_is_closed_with_1013_without_slowing_others(server: 
         )
         payload = "x" * 64 * 1024
         rounds = 0
-        while slow_ws._ended is None and rounds < 500:
+        inbox = slow_ws._inbox
+        while inbox.ended is None and rounds < 500:
             broadcast(CONNECTED, payload)
             assert await fast.recv() == payload
             rounds += 1
-        assert slow_ws._ended is not None, "the slow reader was never closed"
-        assert slow_ws._ended.code == CloseCode.TRY_AGAIN_LATER
+        assert inbox.ended is not None, "the slow reader was never closed"
+        assert inbox.ended.code == CloseCode.TRY_AGAIN_LATER
         # The fast client kept receiving all along, and still does.
         assert broadcast(CONNECTED, "still here") >= 1
         assert await fast.recv() == "still here"
@@ -137,8 +138,8 @@ async def test_skip_policy_leaves_slow_reader_open(server: Server) -> None:
                 break
             await asyncio.sleep(0)
         assert skipped == 1
-        assert websocket._ended is None
-        assert websocket._connection.writing_paused
+        assert websocket._inbox.ended is None
+        assert websocket._sender.writing_paused
     finally:
         slow.close()
 
@@ -172,15 +173,15 @@ async def test_a_burst_is_written_once_per_connection(
     try:
         await wait_for_connections(3)
         writes: dict[int, int] = {}
-        for websocket in CONNECTED:
-            transport = websocket._connection.transport
+        for connection in server.connections:
+            transport = connection.transport
             assert transport is not None
             # asyncio's writelines() joins and calls write(): counting
             # write() counts both.
             original = transport.write
 
             def counted(
-                data: object, original: object = original, key: int = id(websocket)
+                data: object, original: object = original, key: int = id(connection)
             ) -> None:
                 writes[key] = writes.get(key, 0) + 1
                 original(data)  # type: ignore[operator]
@@ -204,12 +205,11 @@ async def test_a_burst_past_write_limit_is_written_at_once(server: Server) -> No
     client = await connect(url)
     try:
         await wait_for_connections(1)
-        [websocket] = CONNECTED
-        connection = websocket._connection
+        [connection] = server.connections
         message = "x" * 1000
         for _ in range(40):  # 40 KB, write_limit is 16 KiB
             broadcast(CONNECTED, message, on_slow="skip")
-            assert connection._unflushed < 16 * 1024
+            assert connection._writer.unflushed < 16 * 1024
         received = [await client.recv() for _ in range(40)]
         assert received == [message] * 40
     finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import re
 import socket
@@ -24,7 +23,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsserver.protocol import BinaryMessage, TextMessage
-from wsserver.server import PlainTextResponse, Request, Response, Server
+from wsserver.server import PlainTextResponse, Request, Response, Server, as_app
 from wsserver.server.security import OriginPolicy
 from wsserver.server.websocket import Disconnect, WebSocket, WebSocketDisconnect
 
@@ -32,13 +31,10 @@ from .helpers import (
     OP_BINARY,
     OP_CLOSE,
     OP_PING,
-    OP_PONG,
     OP_TEXT,
     TIMEOUT,
     FunctionApp,
     Harness,
-    RawClient,
-    WebSocketHandler,
     close_frame,
     close_payload,
     echo_text_close_on_request,
@@ -101,7 +97,8 @@ async def test_app_not_consuming_pauses_reading_and_loses_nothing(h: Harness) ->
         assert connection.transport is not None
         assert not connection.transport.is_reading()
         assert connection.websocket is not None
-        assert len(connection.websocket._messages) == max_queue
+        assert connection._inbox is not None
+        assert len(connection._inbox.messages) == max_queue
         buffered = connection.protocol.buffered
         assert read_limit <= buffered <= read_limit + ONE_READ
         # The client's send cannot finish: its socket buffer is full.
@@ -196,154 +193,6 @@ async def test_send_resumes_when_the_peer_reads_again(h: Harness) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Heartbeats
-# ---------------------------------------------------------------------------
-
-
-async def test_server_pings_at_interval_and_pongs_keep_it_open(h: Harness) -> None:
-    interval = 0.05
-    server = await h.serve(ping_interval=interval, ping_timeout=0.5)
-    raw = await h.raw(server)
-    await raw.handshake()
-    arrivals = []
-    for _ in range(4):
-        frame = await raw.recv_frame()
-        assert frame.opcode == OP_PING
-        assert len(frame.payload) == 8  # unpredictable payloads, see _next_ping_payload
-        arrivals.append(time.monotonic())
-        await raw.send(mask_frame(OP_PONG, frame.payload))
-    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    assert all(gap >= interval * 0.8 for gap in gaps), gaps
-    # Answered pings, so still open: an echo goes through.
-    await raw.send(mask_frame(OP_TEXT, b"still here"))
-    assert (await raw.recv_non_ping()).payload == b"still here"
-    assert only_connection(server).websocket is not None
-    assert only_connection(server).websocket.latency is not None  # type: ignore[union-attr]
-
-
-async def test_latency_is_measured_with_a_websockets_client(
-    h: Harness, caplog: pytest.LogCaptureFixture
-) -> None:
-    server = await h.serve(ping_interval=0.05, ping_timeout=1.0)
-    # websockets logs every frame it receives at DEBUG.
-    with caplog.at_level(logging.DEBUG, logger="websockets.client"):
-        async with ws_client(server) as ws:
-            websocket = only_connection(server).websocket
-            assert websocket is not None
-            assert websocket.latency is None
-            # Latency is server-side state that nothing signals: poll it.
-            await wait_until(lambda: websocket.latency is not None)
-            assert websocket.latency is not None
-            assert 0 < websocket.latency < 1
-            await ws.send("ping-pong worked")
-            assert await ws.recv() == "ping-pong worked"
-    received = [r.getMessage() for r in caplog.records if r.name == "websockets.client"]
-    pings = [m for m in received if m.startswith("< PING ")]
-    assert pings, received
-    assert all("[binary, 8 bytes]" in m for m in pings)
-    # The client answered each ping (its own keepalive is off): these are
-    # the server's pings it saw.
-    assert [m for m in received if m.startswith("> PONG ")]
-
-
-async def test_application_ping_resolves_with_round_trip_time(h: Harness) -> None:
-    results: list[float] = []
-
-    async def handler(websocket: WebSocket) -> None:
-        await websocket.accept()
-        results.append(await websocket.ping())
-        results.append(await websocket.ping(b"custom"))
-        await websocket.send_text("pinged")
-        await websocket.receive()
-
-    server = await h.serve(FunctionApp(handler))
-    async with ws_client(server) as ws:
-        assert await ws.recv() == "pinged"
-    assert len(results) == 2
-    assert all(0 < rtt < 1 for rtt in results)
-
-
-async def test_unanswered_ping_fails_the_connection_with_1011(h: Harness) -> None:
-    interval, ping_timeout, close_timeout = 0.05, 0.15, 0.2
-    ended: asyncio.Future[Disconnect] = asyncio.get_running_loop().create_future()
-
-    async def handler(websocket: WebSocket) -> None:
-        await websocket.accept()
-        message = await websocket.receive()
-        assert isinstance(message, Disconnect)
-        ended.set_result(message)
-
-    server = await h.serve(
-        FunctionApp(handler),
-        ping_interval=interval,
-        ping_timeout=ping_timeout,
-        close_timeout=close_timeout,
-    )
-    raw = await h.raw(server)
-    await raw.handshake()
-    opened = time.monotonic()
-    # The client reads but never answers anything.
-    frame = await raw.recv_frame()
-    while frame.opcode == OP_PING:
-        frame = await raw.recv_frame()
-    closed_at = time.monotonic()
-    reason = b"keepalive ping timeout"
-    assert frame.opcode == OP_CLOSE
-    assert frame.payload == b"\x03\xf3" + reason  # 1011, on the wire
-    assert closed_at - opened >= (interval + ping_timeout) * 0.9
-    # Nothing after the Close; the server ends TCP (half-close, then abort
-    # after close_timeout since this client never closes its side).
-    assert await raw.read_to_eof() == b""
-    await wait_until(lambda: not server.connections)
-    assert (await asyncio.wait_for(ended, TIMEOUT)) == Disconnect(1011, "keepalive ping timeout")
-
-
-async def test_slow_application_does_not_fail_a_peer_that_answers_pings(h: Harness) -> None:
-    # The application's queue is full for many ping timeouts: nothing is
-    # parsed meanwhile, the pongs included, but the peer is not at fault.
-    gate = asyncio.Event()
-    received: list[str] = []
-
-    async def handler(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await gate.wait()
-        while True:
-            message = await websocket.receive()
-            if isinstance(message, Disconnect):
-                return
-            assert isinstance(message, TextMessage)
-            received.append(message.data)
-            if len(received) == 5:
-                await websocket.send_text("got all")
-
-    server = await h.serve(FunctionApp(handler), max_queue=2, ping_interval=0.05, ping_timeout=0.1)
-    async with ws_client(server) as ws:
-        for i in range(5):
-            await ws.send(f"m{i}")
-        websocket = only_connection(server).websocket
-        assert websocket is not None
-        await wait_until(lambda: len(websocket._messages) == 2)
-        # Six ping timeouts pass with the queue full; the client answers
-        # every ping, so the connection stays open.
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(ws.recv(), 0.6)
-        gate.set()
-        assert await ws.recv() == "got all"
-    assert received == [f"m{i}" for i in range(5)]
-
-
-async def test_no_pings_when_heartbeats_are_off(h: Harness) -> None:
-    server = await h.serve(ping_interval=None)
-    raw = await h.raw(server)
-    await raw.handshake()
-    after_handshake = raw.received
-    with pytest.raises(TimeoutError):
-        await raw.recv_frame(timeout=0.2)
-    assert raw.received == after_handshake
-    assert not raw.buffer
-
-
-# ---------------------------------------------------------------------------
 # Timeouts
 # ---------------------------------------------------------------------------
 
@@ -379,24 +228,6 @@ async def test_open_timeout_applies_between_keep_alive_requests(h: Harness) -> N
     # Kept alive, then closed once the next request does not come.
     assert await raw.read_to_eof() == b""
     assert time.monotonic() - answered >= open_timeout * 0.9
-
-
-async def test_receive_timeout_closes_an_idle_connection_with_1001(h: Harness) -> None:
-    receive_timeout = 0.3
-    server = await h.serve(receive_timeout=receive_timeout)
-    async with ws_client(server) as ws:
-        # Messages keep it open: one every 0.1 s for longer than the timeout.
-        for i in range(5):
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(ws.recv(), 0.1)
-            await ws.send(f"m{i}")
-            assert await ws.recv() == f"m{i}"
-        idle_from = time.monotonic()
-        with pytest.raises(ConnectionClosed) as caught:
-            await asyncio.wait_for(ws.recv(), TIMEOUT)
-        assert time.monotonic() - idle_from >= receive_timeout * 0.9
-    assert caught.value.rcvd is not None
-    assert (caught.value.rcvd.code, caught.value.rcvd.reason) == (1001, "idle timeout")
 
 
 async def test_close_timeout_aborts_a_peer_that_never_answers_the_close(h: Harness) -> None:
@@ -613,19 +444,6 @@ async def test_ping_flood_from_a_peer_that_never_reads_stays_bounded(h: Harness)
     assert raw.sent < 26 * 1024 * 1024  # the server stopped reading long before
 
 
-async def test_pong_timers_end_with_the_connection(h: Harness) -> None:
-    # A closed connection must not stay referenced by heartbeat timers for
-    # up to ping_timeout.
-    server = await h.serve(FunctionApp(), ping_interval=0.05, ping_timeout=30.0)
-    raw = await h.raw(server)
-    await raw.handshake()
-    connection = only_connection(server)
-    await wait_until(lambda: bool(connection._pong_timers))
-    raw.abort()
-    await wait_until(lambda: not server.connections)
-    assert connection._pong_timers == {}
-
-
 # ---------------------------------------------------------------------------
 # Errors in the application
 # ---------------------------------------------------------------------------
@@ -833,6 +651,103 @@ async def test_application_websocket_side_returning_a_value_closes_with_1011(
         f": /ws: WebSocket handler {__name__}.ReturningWebSocketApp.handle_websocket "
         "returned str 'done', expected None; closed with 1011"
     )
+
+
+# ---------------------------------------------------------------------------
+# The handshake timeout: an endpoint that never answers
+# ---------------------------------------------------------------------------
+
+
+async def endpoint_that_never_answers(websocket: WebSocket) -> None:
+    """Neither accepts nor refuses: waits for what never comes."""
+    await asyncio.Event().wait()
+
+
+async def test_an_endpoint_that_never_answers_gets_503_within_handshake_timeout(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    handshake_timeout = 0.3
+    cancelled = asyncio.Event()
+
+    async def endpoint(websocket: WebSocket) -> None:
+        try:
+            await endpoint_that_never_answers(websocket)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    server = await h.serve(as_app(endpoint), handshake_timeout=handshake_timeout)
+    raw = await h.raw(server)
+    await wait_until(lambda: len(server.connections) == 1)
+    connection_id = only_connection(server).id
+    with caplog.at_level(logging.INFO, logger="wsserver"):
+        sent_at = time.monotonic()
+        await raw.send(handshake_request("/?room=1"))
+        status, headers = await raw.response_head()  # bounded by TIMEOUT
+        answered_at = time.monotonic()
+        await asyncio.wait_for(cancelled.wait(), TIMEOUT)
+        await wait_until(lambda: not server.connections)
+    assert status == 503
+    assert headers["connection"] == "close"
+    # Not before the timeout; well before the client's own patience.
+    assert handshake_timeout * 0.9 <= answered_at - sent_at < TIMEOUT
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [
+        f"conn {connection_id}: /: the WebSocket endpoint "
+        f"{endpoint.__module__}.{endpoint.__qualname__} neither accepted nor refused the "
+        f"handshake within {handshake_timeout}s (handshake_timeout); answered 503 and "
+        "cancelled it"
+    ]
+
+
+async def test_the_client_is_answered_even_if_the_endpoint_ignores_the_cancellation(
+    h: Harness,
+) -> None:
+    release = asyncio.Event()
+
+    async def stubborn(websocket: WebSocket) -> None:
+        try:
+            await endpoint_that_never_answers(websocket)
+        except asyncio.CancelledError:
+            await release.wait()  # a mistake: it goes on waiting
+
+    server = await h.serve(FunctionApp(stubborn), handshake_timeout=0.1)
+    raw = await h.raw(server)
+    await raw.send(handshake_request())
+    status, _ = await raw.response_head()
+    assert status == 503
+    release.set()
+
+
+async def test_an_endpoint_that_answers_in_time_is_not_touched(h: Harness) -> None:
+    async def slow_then_echo(websocket: WebSocket) -> None:
+        await asyncio.sleep(0.05)  # an authentication service, say
+        await echo_text_close_on_request(websocket)
+
+    server = await h.serve(FunctionApp(slow_then_echo), handshake_timeout=TIMEOUT)
+    async with ws_client(server) as ws:
+        connection = only_connection(server)
+        assert connection._handshake_timer is None  # cancelled by the 101
+        await ws.send("still open")
+        assert await ws.recv() == "still open"
+
+
+async def test_without_a_handshake_timeout_nothing_is_armed(h: Harness) -> None:
+    answer = asyncio.Event()
+
+    async def waits_for_the_test(websocket: WebSocket) -> None:
+        await answer.wait()
+        await websocket.accept()
+        await websocket.receive()
+
+    server = await h.serve(FunctionApp(waits_for_the_test), handshake_timeout=None)
+    raw = await h.raw(server)
+    await raw.send(handshake_request())
+    await wait_until(lambda: only_connection(server)._task is not None)
+    assert only_connection(server)._handshake_timer is None
+    answer.set()
+    status, _ = await raw.response_head()
+    assert status == 101
 
 
 # ---------------------------------------------------------------------------
@@ -1048,113 +963,6 @@ async def test_reading_pauses_during_the_handshake_only_once_bytes_wait(h: Harne
     assert (frame.opcode, frame.payload) == (OP_TEXT, b"early")
     assert not connection._reading_paused
     assert connection.transport.is_reading()
-
-
-async def _record_writes(
-    h: Harness, monkeypatch: pytest.MonkeyPatch, handler: WebSocketHandler
-) -> tuple[RawClient, list[bytes]]:
-    """Serve ``handler``, open a raw client, and record (the very objects)
-    what the connection hands to ``transport.write`` from then on."""
-    server = await h.serve(FunctionApp(handler))
-    raw = await h.raw(server)
-    await raw.handshake()
-    connection = only_connection(server)
-    assert connection.transport is not None
-    written: list[bytes] = []
-    original = connection.transport.write
-
-    def recording_write(data: bytes) -> None:
-        written.append(data)
-        original(data)
-
-    monkeypatch.setattr(connection.transport, "write", recording_write)
-    return raw, written
-
-
-async def test_a_large_payload_is_written_without_joining_it_to_its_header(
-    h: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # writelines() would copy a 300 KiB payload into one buffer with its
-    # frame header; the connection hands the payload object itself to
-    # write(), and joins only the small chunks around it.
-    payload = bytes(range(256)) * 1200  # 300 KiB, past _WRITE_ALONE
-    sent = asyncio.Event()
-
-    async def handler(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await websocket.receive()
-        await websocket.send_text("before")
-        await websocket.send_bytes(payload)
-        await websocket.send_text("after")
-        sent.set()
-        await websocket.receive()
-
-    raw, written = await _record_writes(h, monkeypatch, handler)
-    await raw.send(mask_frame(OP_TEXT, b"go"))
-    await asyncio.wait_for(sent.wait(), TIMEOUT)
-    frames = [await raw.recv_non_ping() for _ in range(3)]
-    assert [(f.opcode, f.payload) for f in frames] == [
-        (OP_TEXT, b"before"),
-        (OP_BINARY, payload),
-        (OP_TEXT, b"after"),
-    ]
-    assert any(chunk is payload for chunk in written)
-    assert all(len(chunk) < 1024 for chunk in written if chunk is not payload)
-
-
-# ---------------------------------------------------------------------------
-# When replies are written
-# ---------------------------------------------------------------------------
-
-
-async def test_the_reply_to_the_last_queued_message_is_written_within_send(
-    h: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A request/response peer waits for this reply: it reaches write()
-    # before send_text() returns, not at the end of the loop iteration.
-    written_at_return: list[int] = []
-    done = asyncio.Event()
-    writes: list[bytes] = []
-
-    async def handler(websocket: WebSocket) -> None:
-        await websocket.accept()
-        message = await websocket.receive_text()
-        await websocket.send_text(message)
-        written_at_return.append(len(writes))
-        await websocket.send_text("second")  # no longer a reply: deferred
-        written_at_return.append(len(writes))
-        done.set()
-        await websocket.receive()
-
-    raw, writes = await _record_writes(h, monkeypatch, handler)
-    await raw.send(mask_frame(OP_TEXT, b"ping?"))
-    await asyncio.wait_for(done.wait(), TIMEOUT)
-    assert written_at_return == [1, 1]
-    frames = [await raw.recv_non_ping() for _ in range(2)]
-    assert [f.payload for f in frames] == [b"ping?", b"second"]
-    assert writes[0] == b"\x81\x05ping?"
-
-
-async def test_replies_to_messages_read_together_leave_in_one_write(
-    h: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Ten messages in one read: the handler answers each, the replies wait
-    # while messages remain queued, and the last reply carries them all.
-    answered = asyncio.Event()
-
-    async def handler(websocket: WebSocket) -> None:
-        await websocket.accept()
-        for _ in range(10):
-            await websocket.send_text(await websocket.receive_text())
-        answered.set()
-        await websocket.receive()
-
-    raw, writes = await _record_writes(h, monkeypatch, handler)
-    await raw.send(b"".join(mask_frame(OP_TEXT, b"m%d" % n) for n in range(10)))
-    await asyncio.wait_for(answered.wait(), TIMEOUT)
-    frames = [await raw.recv_non_ping() for _ in range(10)]
-    assert [f.payload for f in frames] == [b"m%d" % n for n in range(10)]
-    assert writes == [b"".join(b"\x81\x02m%d" % n for n in range(10))]
 
 
 # ---------------------------------------------------------------------------

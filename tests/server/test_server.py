@@ -3,6 +3,7 @@ graceful shutdown, end to end over loopback (and one real process)."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import logging
 import os
@@ -606,3 +607,79 @@ def test_start_warns_when_even_the_hard_limit_is_below_max_connections() -> None
     assert "max_connections=10000 needs about 10064 file descriptors but the limit is 512" in (
         output
     )
+
+
+# ---------------------------------------------------------------------------
+# The package's import graph (server.py sits at its top)
+# ---------------------------------------------------------------------------
+
+SERVER_DIR = Path(__file__).resolve().parents[2] / "wsserver" / "server"
+SERVER_PACKAGE = "wsserver.server"
+
+
+def _server_imports(path: Path) -> set[str]:
+    """The modules of the server package ``path`` imports, from its source.
+
+    Every import statement counts, wherever it is: at module level, in a
+    function, under ``if TYPE_CHECKING:``.  The package's ``__init__`` is
+    left out: it imports every module, as any package's does.
+    """
+    module = f"{SERVER_PACKAGE}.{path.stem}"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.rsplit(".", node.level)[0]
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            # "from . import x" imports the module x; "from .x import y", x.
+            names = [target] + [f"{target}.{alias.name}" for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[:2] == SERVER_PACKAGE.split(".") and len(parts) > 2:
+                candidate = ".".join(parts[:3])
+                if (SERVER_DIR / f"{parts[2]}.py").is_file() and candidate != module:
+                    found.add(candidate)
+    return found
+
+
+def _import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle found by a depth-first walk, each from its first module."""
+    cycles: list[list[str]] = []
+    done: set[str] = set()
+
+    def walk(module: str, path: list[str]) -> None:
+        if module in path:
+            cycles.append([*path[path.index(module) :], module])
+            return
+        if module in done:
+            return
+        for target in sorted(graph.get(module, ())):
+            walk(target, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        walk(module, [])
+    return cycles
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _import_cycles(graph) == [["a", "b", "c", "a"]]
+    assert _import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_of_the_server_package_imports_itself_back() -> None:
+    graph = {
+        f"{SERVER_PACKAGE}.{path.stem}": _server_imports(path)
+        for path in sorted(SERVER_DIR.glob("*.py"))
+        if path.name != "__init__.py"
+    }
+    assert len(graph) > 10, graph
+    # The graph is read right: the connection imports the WebSocket.
+    assert f"{SERVER_PACKAGE}.websocket" in graph[f"{SERVER_PACKAGE}.connection"]
+    assert _import_cycles(graph) == []

@@ -1011,9 +1011,3 @@ def test_websocket_disconnect_defaults_and_text() -> None:
     assert (error.code, error.reason) == (1000, "")
     assert str(error) == "WebSocket disconnected with code 1000"
     assert error.args == (1000, "")
-
-
-def test_disconnect_is_a_frozen_value() -> None:
-    assert Disconnect(1000) == Disconnect(1000, "")
-    with pytest.raises(AttributeError):
-        Disconnect(1000).code = 1001  # type: ignore[misc]

@@ -7,6 +7,7 @@ from .app import App, Application, Authenticator, as_app
 from .broadcast import broadcast
 from .config import ServerConfig
 from .datastructures import URL, Address, Headers, MutableHeaders, QueryParams, State
+from .decoding import MessageDecoder, MessageRefused
 from .requests import Request
 from .responses import (
     HTMLResponse,
@@ -40,6 +41,8 @@ __all__ = [
     "Headers",
     "JSONResponse",
     "Message",
+    "MessageDecoder",
+    "MessageRefused",
     "MessageStream",
     "Mount",
     "MutableHeaders",

@@ -31,7 +31,7 @@ import logging
 from collections.abc import Iterable
 from typing import Literal
 
-from ..protocol import CloseCode, State
+from ..protocol import CloseCode
 from ..protocol.frames import prepare_message
 from .websocket import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -61,12 +61,10 @@ def broadcast(
     size = len(prepared.frame)
     sent = 0
     for websocket in websockets:
-        connection = websocket._connection
-        if (
-            websocket.application_state is not WebSocketState.CONNECTED
-            or connection.protocol.state is not State.OPEN
-            or connection.closed
-        ):
+        # The connection's Sender: broadcast sends as the WebSocket would,
+        # without a coroutine per connection.
+        sender = websocket._sender
+        if websocket.application_state is not WebSocketState.CONNECTED or not sender.is_open:
             continue
         if websocket._stream_owner is not None:
             task = asyncio.get_running_loop().create_task(_send_later(websocket, message))
@@ -74,16 +72,15 @@ def broadcast(
             task.add_done_callback(_pending.discard)
             sent += 1
             continue
-        if connection.writing_paused:
+        if sender.writing_paused:
             if on_slow == "close":
-                logger.info("conn %d: too slow for a broadcast, closing", connection.id)
-                connection.fail(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
+                logger.info("conn %d: too slow for a broadcast, closing", websocket.connection_id)
+                sender.fail(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
             continue
-        connection.protocol.send_prepared(prepared, compress=compress)
         # Written at the end of this loop iteration, with whatever else
         # this connection is sent meanwhile (the next broadcasts of a
         # burst): one system call per connection, not one per message.
-        connection.flush_soon(size)
+        sender.send_prepared(prepared, size, compress=compress)
         sent += 1
     return sent
 

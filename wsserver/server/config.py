@@ -129,6 +129,13 @@ class ServerConfig:
         open_timeout: seconds a new connection (or a kept-alive HTTP
             connection between requests) may take to send a complete request
             head, against slow clients holding sockets.  10 s.
+        handshake_timeout: seconds a WebSocket endpoint may take to answer
+            the opening handshake (accept it or refuse it).  After that the
+            client gets 503, the endpoint's task is cancelled, and one ERROR
+            line names the endpoint.  10 s: an endpoint that authenticates
+            against a slow service still answers within it; a stuck one must
+            not hold the client and a connection slot forever.  ``None``
+            waits forever.
         receive_timeout: seconds without any message from the peer after
             which an open WebSocket is closed with 1001; ``None`` (the
             default) relies on heartbeats instead.
@@ -181,6 +188,14 @@ class ServerConfig:
     )
     open_timeout: float | None = field(
         default=10.0, metadata=cli_option("--open-timeout", kind="seconds_or_none")
+    )
+    handshake_timeout: float | None = field(
+        default=10.0,
+        metadata=cli_option(
+            "--handshake-timeout",
+            kind="seconds_or_none",
+            help="seconds a WebSocket endpoint may take to accept or refuse; then 503",
+        ),
     )
     receive_timeout: float | None = field(
         default=None, metadata=cli_option("--receive-timeout", kind="seconds_or_none")
@@ -244,6 +259,7 @@ class ServerConfig:
             "ping_interval",
             "ping_timeout",
             "open_timeout",
+            "handshake_timeout",
             "receive_timeout",
         ):
             value = getattr(self, name)

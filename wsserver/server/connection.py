@@ -3,23 +3,30 @@
 It follows docs/protocol.md's drive loop: bytes from the transport go into
 the core, events come out and go to the application, and whatever the core
 wants to write goes to the transport.  Around that it adds what needs a
-clock or a task: timeouts, heartbeats, backpressure, the application's task.
+clock or a task: timeouts, backpressure, the application's task.  Three
+helpers have a job of their own: the ``Writer`` decides when bytes are
+written, the ``Keepalive`` pings and watches for silence, and the ``Inbox``
+holds what was received until the application takes it.
+
+The application's ``WebSocket`` meets the connection at two interfaces
+only: it takes messages from the ``Inbox`` and sends through the ``Sender``
+methods this class implements (``send_text``, ``close``...).
 
 Backpressure, receiving: events are pulled from the core only while the
-WebSocket's queue has fewer than ``max_queue`` messages; bytes the core has
-not parsed stay in its buffer, and reading from the socket pauses once that
+inbox holds fewer than ``max_queue`` messages; bytes the core has not
+parsed stay in its buffer, and reading from the socket pauses once that
 buffer passes ``read_limit``.  Sending: the transport's write buffer has a
-high-water mark of ``write_limit``; a send above it waits in ``drain``.
+high-water mark of ``write_limit``; a send above it waits for
+``resume_writing``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, cast
+from typing import Any, Protocol, cast
 
 from ..protocol import (
     BinaryMessage,
@@ -36,35 +43,61 @@ from ..protocol import (
     TextMessage,
     WebSocketRequest,
 )
+from ..protocol.frames import PreparedMessage
 from .access import log_access
+from .app import Application
+from .config import ServerConfig
 from .datastructures import Address
-from .mistakes import ApplicationMistake
+from .inbox import Disconnect, Inbox
+from .keepalive import Keepalive
+from .mistakes import ApplicationMistake, qualified_name
 from .requests import Request
 from .responses import PlainTextResponse, Response
-from .websocket import Disconnect, WebSocket, WebSocketDisconnect, WebSocketState
+from .websocket import WebSocket, WebSocketDisconnect
+from .writer import Writer
 
-if TYPE_CHECKING:
-    from .server import Server
-
-__all__ = ["Connection"]
+__all__ = ["Connection", "ConnectionOwner"]
 
 # States as module constants for the pump (an attribute of an Enum class
 # costs a descriptor call on Python 3.11).
 _CONNECTING = State.CONNECTING
 _OPEN = State.OPEN
 
-#: A chunk at least this large is written on its own rather than joined with
-#: its neighbours (its frame header, other replies): copying 256 KiB costs
-#: more than the extra system call saves.
-_WRITE_ALONE = 256 * 1024
-
 logger = logging.getLogger("wsserver")
 
 
-class Connection(asyncio.BufferedProtocol):
-    """One accepted socket, from its first byte to its closing."""
+class ConnectionOwner(Protocol):
+    """What a ``Connection`` needs of the server that accepted it (``Server``)."""
 
-    def __init__(self, server: Server) -> None:
+    app: Application
+    config: ServerConfig
+    shutting_down: bool
+    #: Where every connection's transport reads into (see ``get_buffer``).
+    receive_buffer: memoryview
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    def next_connection_id(self) -> int: ...
+
+    def connection_opened(self, connection: Connection) -> None: ...
+
+    def connection_closed(self, connection: Connection) -> None: ...
+
+    def task_started(self, task: asyncio.Task[None]) -> None: ...
+
+    def websocket_attached(self) -> None: ...
+
+    def refuses_new_websockets(self) -> bool: ...
+
+
+class Connection(asyncio.BufferedProtocol):
+    """One accepted socket, from its first byte to its closing.
+
+    It implements ``Sender`` for the ``WebSocket`` it creates.
+    """
+
+    def __init__(self, server: ConnectionOwner) -> None:
         self.server = server
         self.config = server.config
         self.loop = server.loop
@@ -74,10 +107,13 @@ class Connection(asyncio.BufferedProtocol):
         self.websocket: WebSocket | None = None
         self.client: Address | None = None
         self.server_host: str | None = None
+        self._writer = Writer(self.protocol, self.loop, self.config.write_limit)
+        # Set with the WebSocket, when a handshake request arrives.
+        self._inbox: Inbox | None = None
+        self._keepalive: Keepalive | None = None
         self._scheme = "https" if self.config.ssl_context is not None else "http"
         self._opened_at = time.monotonic()
         self._bytes_in = 0
-        self._bytes_out = 0
         self._path = "-"
         self._task: asyncio.Task[None] | None = None
         self._reading_paused = False
@@ -92,24 +128,11 @@ class Connection(asyncio.BufferedProtocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._hold_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
+        # Bounds the WebSocket endpoint's answer to the handshake; set when
+        # it expired and the server answered 503 in the endpoint's place.
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        self._handshake_expired = False
         self._releasing_hold = False
-        self._queue_blocked = False
-        # Bytes the application sent that wait for the end of this loop
-        # iteration, so that replies to a burst of messages go out in one
-        # write (one system call) instead of one each.
-        self._unflushed = 0
-        self._flush_scheduled = False
-        # Set when the application took the last queued message: its next
-        # send is the reply a waiting peer needs, and nothing is left to
-        # join it, so it is written at once (one loop iteration sooner).
-        self._reply_now = False
-        self._pong_timers: dict[bytes, asyncio.TimerHandle] = {}
-        self._ping_timer: asyncio.TimerHandle | None = None
-        self._receive_timer: asyncio.TimerHandle | None = None
-        self._last_message = 0.0
-        # Heartbeat and application pings: payload -> (time sent, waiter).
-        self._pings: dict[bytes, tuple[float, asyncio.Future[float] | None]] = {}
-        self._ping_counter = 0
         # Set by accept(): only an accepted WebSocket gets the "open" log
         # line, and so only it gets the matching "closed" line.
         self._accepted = False
@@ -124,6 +147,7 @@ class Connection(asyncio.BufferedProtocol):
         # interface without subclassing asyncio.Transport.
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
+        self._writer.transport = transport
         transport.set_write_buffer_limits(high=self.config.write_limit)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
@@ -172,31 +196,26 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self._writer.transport = None
         for timer in (
             self._open_timer,
             self._close_timer,
             self._hold_timer,
             self._write_timer,
-            self._ping_timer,
-            self._receive_timer,
+            self._handshake_timer,
         ):
             if timer is not None:
                 timer.cancel()
-        for timer in self._pong_timers.values():
-            timer.cancel()
-        self._pong_timers.clear()
-        websocket = self.websocket
         code: int = CloseCode.ABNORMAL_CLOSURE
-        if websocket is not None:
-            if websocket._ended is None:
-                websocket._ended = Disconnect(CloseCode.ABNORMAL_CLOSURE)
-            code = websocket._ended.code
-            websocket._wake_receiver()
-            websocket.client_state = websocket.client_state.__class__.DISCONNECTED
-        for _, waiter in self._pings.values():
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(WebSocketDisconnect(code))
-        self._pings.clear()
+        inbox = self._inbox
+        if inbox is not None:
+            if inbox.ended is None:
+                inbox.ended = Disconnect(CloseCode.ABNORMAL_CLOSURE)
+            code = inbox.ended.code
+            inbox.wake()
+        if self._keepalive is not None:
+            self._keepalive.stop(code)
+        websocket = self.websocket
         for drain in self._drain_waiters:
             if not drain.done():
                 drain.set_result(None)
@@ -212,7 +231,7 @@ class Connection(asyncio.BufferedProtocol):
                 code,
                 time.monotonic() - self._opened_at,
                 self._bytes_in,
-                self._bytes_out,
+                self._writer.bytes_out,
             )
 
     def pause_writing(self) -> None:
@@ -244,29 +263,33 @@ class Connection(asyncio.BufferedProtocol):
         logger.info(
             "conn %d: peer not reading for %ss, closing", self.id, self.config.write_timeout
         )
-        if self.websocket is not None and self.websocket._ended is None:
-            self.websocket._ended = Disconnect(CloseCode.POLICY_VIOLATION, "peer not reading")
+        inbox = self._inbox
+        if inbox is not None and inbox.ended is None:
+            # Not woken here: the receiver learns it when the transport is
+            # gone, a moment later (connection_lost).
+            inbox.ended = Disconnect(CloseCode.POLICY_VIOLATION, "peer not reading")
         self._abort_or_close(abort=True)
 
     # -- the drive loop --------------------------------------------------
 
     def pump(self) -> None:
-        """Pull events from the core as far as the application's queue allows.
+        """Pull events from the core as far as the application's inbox allows.
 
         A Close frame or protocol error from the peer is held back while the
-        application has messages it has not consumed, or is busy with the
-        one it just received: its replies to them must go out before our
-        Close (RFC 6455 section 5.5.1 forbids data after it).  The hold
-        lasts at most ``close_timeout``.  Only while OPEN: once our own
-        Close is out (CLOSING) the core answers nothing, so holding the
-        peer's Close would only keep the connection up, for up to
-        ``close_timeout``, whenever the application closed (or the server
-        shut down) while busy with a message.
+        application has messages it has not taken, or is busy with the one
+        it just took: its replies to them must go out before our Close
+        (RFC 6455 section 5.5.1 forbids data after it).  The hold lasts at
+        most ``close_timeout``.  Only while OPEN: once our own Close is out
+        (CLOSING) the core answers nothing, so holding the peer's Close
+        would only keep the connection up, for up to ``close_timeout``,
+        whenever the application closed (or the server shut down) while
+        busy with a message.
         """
         if self._closed:
             return
         protocol = self.protocol
-        websocket = self.websocket
+        inbox = self._inbox
+        received = False
         while True:
             if protocol.state is _CONNECTING:
                 if self._task is not None and not self._task.done():
@@ -278,85 +301,62 @@ class Connection(asyncio.BufferedProtocol):
                     break
                 self._handle_http_event(http_event)
                 continue
-            if websocket is None:
+            if inbox is None:
                 break
             if self._writing_paused:
                 break  # parsed pings would queue more pongs for a peer not reading
-            messages = websocket._messages
+            messages = inbox.messages
             releasing = self._releasing_hold and protocol.reply_held
             if len(messages) >= self.config.max_queue and not releasing:
-                self._queue_blocked = True
+                inbox.blocked = True
                 break
-            hold = (bool(messages) or websocket._busy) and not releasing
+            hold = (bool(messages) or inbox.busy) and not releasing
             event = protocol.next_event(hold_replies=hold and protocol.state is _OPEN)
             if event is None:
                 break
             if isinstance(event, TextMessage | BinaryMessage):
                 messages.append(event)
-                self._last_message = self.loop.time()
+                received = True
             elif isinstance(event, Pong):
-                self._pong_received(event)
+                if self._keepalive is not None:
+                    self._keepalive.pong_received(event)
             elif isinstance(event, CloseReceived | ConnectionFailed | ConnectionLost):
                 self._failed_by_peer = isinstance(event, ConnectionFailed)
                 if self._failed_by_peer:
                     logger.info("conn %d failed by peer: %d %s", self.id, event.code, event.reason)
-                websocket._ended = Disconnect(event.code, event.reason)
+                inbox.ended = Disconnect(event.code, event.reason)
             # A Ping needs nothing here: the core has queued the pong.
         self._releasing_hold = False
-        if websocket is not None:
-            if websocket._messages or websocket._ended is not None:
-                websocket._wake_receiver()
-            self._update_hold_timer()
+        if inbox is not None:
+            if received:
+                inbox.last_received = self.loop.time()
+            if inbox.messages or inbox.ended is not None:
+                inbox.wake()
+            held = inbox.held = protocol.reply_held
+            if held:
+                if self._hold_timer is None:
+                    self._hold_timer = self.loop.call_later(
+                        self.config.close_timeout, self._release_hold
+                    )
+            elif self._hold_timer is not None:
+                self._hold_timer.cancel()
+                self._hold_timer = None
         if protocol.must_close_transport:
-            self.flush()
+            self._writer.flush()
             self._update_reading()
             self._close_transport()
             return
         # Pongs and the like join the application's replies in one write at
-        # the end of this loop iteration.
-        self._schedule_flush()
+        # the end of this loop iteration; nothing is scheduled if there are
+        # none.
+        self._writer.collect()
         self._update_reading()
-
-    def receiver_ready(self) -> None:
-        """The application waits for a message and has none queued.
-
-        A Close or error held for ordering can be answered now (the
-        application has replied to everything before it).  Nothing else is
-        waiting: the pump parsed all that arrived when it arrived.
-        """
-        if self.protocol.reply_held or self._queue_blocked:
-            self._queue_blocked = False
-            self.pump()
-
-    def message_consumed(self) -> None:
-        """The application took a message: if the queue had stopped the pump,
-        there may be room again.
-
-        The pump resumes once the queue is down to half of ``max_queue``,
-        not at the first free slot: refilling a nearly full queue one
-        message at a time would run the whole pump (and a write) per message.
-        If the queue had not stopped it, the pump already parsed everything
-        received.
-
-        Taking the last queued message arms ``_reply_now``: see
-        ``flush_and_drain``.
-        """
-        websocket = self.websocket
-        if websocket is not None and not websocket._messages:
-            self._reply_now = True
-        if (
-            self._queue_blocked
-            and websocket is not None
-            and len(websocket._messages) <= self.config.max_queue // 2
-        ):
-            self._queue_blocked = False
-            self.pump()
 
     def _update_reading(self) -> None:
         transport = self.transport
         if transport is None or self._closing_transport:
             return
-        websocket = self.websocket
+        inbox = self._inbox
         if self.protocol.state is _CONNECTING:
             # While the application answers a request, the core keeps what
             # arrives (bounded by its own limits); stop reading once anything
@@ -367,8 +367,8 @@ class Connection(asyncio.BufferedProtocol):
             )
         else:
             full = self._writing_paused or (
-                websocket is not None
-                and len(websocket._messages) >= self.config.max_queue
+                inbox is not None
+                and len(inbox.messages) >= self.config.max_queue
                 and self.protocol.buffered >= self.config.read_limit
             )
         if full and not self._reading_paused:
@@ -377,16 +377,6 @@ class Connection(asyncio.BufferedProtocol):
         elif not full and self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()
-
-    def _update_hold_timer(self) -> None:
-        if self.protocol.reply_held:
-            if self._hold_timer is None:
-                self._hold_timer = self.loop.call_later(
-                    self.config.close_timeout, self._release_hold
-                )
-        elif self._hold_timer is not None:
-            self._hold_timer.cancel()
-            self._hold_timer = None
 
     def _release_hold(self) -> None:
         # The application did not come back within close_timeout: answer
@@ -398,95 +388,93 @@ class Connection(asyncio.BufferedProtocol):
 
     def flush(self) -> None:
         """Write whatever the core has to send, now."""
-        self._unflushed = 0
-        data = self.protocol.data_to_send()
-        if not data or self.transport is None or self._closed:
-            return
-        transport = self.transport
-        if len(data) == 1:
-            self._bytes_out += len(data[0])
-            transport.write(data[0])
-            return
-        # writelines() joins its chunks into one buffer: a copy that costs
-        # more than a system call once a chunk is large.  Large payloads go
-        # out on their own; the small chunks between them are joined.
-        small: list[bytes] = []
-        for chunk in data:
-            size = len(chunk)
-            self._bytes_out += size
-            if size < _WRITE_ALONE:
-                small.append(chunk)
-                continue
-            if small:
-                transport.writelines(small)
-                small = []
-            transport.write(chunk)
-        if small:
-            transport.writelines(small)
+        self._writer.flush()
 
-    def _schedule_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush_soon)
+    # -- the Sender interface: what the WebSocket asks ----------------------
 
-    def _flush_soon(self) -> None:
-        self._flush_scheduled = False
-        self.flush()
+    @property
+    def is_open(self) -> bool:
+        """Whether messages can be sent: the core is OPEN and the transport up."""
+        return self.protocol.state is _OPEN and not self._closed
 
-    def flush_soon(self, size: int) -> None:
-        """Write what the core holds at the end of this loop iteration.
+    @property
+    def latency(self) -> float | None:
+        """The last round-trip time a pong measured, in seconds."""
+        return self._keepalive.latency if self._keepalive is not None else None
 
-        Whatever else is sent until then joins it in one write: a burst of
-        small messages costs one system call.  Once ``write_limit`` bytes
-        wait, they are written at once, so that the transport's buffer (and
-        ``writing_paused``) always reflects what is pending.
+    # The three sends below are the per-message path: each is one coroutine
+    # with everything inline (one check of the core, the core's send, the
+    # writer), and it suspends only for backpressure.  After write_timeout
+    # with nothing read, the peer is taken as not reading: the connection
+    # is dropped (_write_timed_out) and the waiting send raises
+    # WebSocketDisconnect(1008).
 
-        Args:
-            size: the bytes just queued in the core.
+    async def send_text(self, data: str, compress: bool | None = None) -> None:
+        """Send a text message; wait while the transport's buffer is full."""
+        protocol = self.protocol
+        if protocol.state is not _OPEN:
+            raise self._disconnected()
+        protocol.send_text(data, compress=compress)
+        self._writer.sent()
+        if self._writing_paused and not self._closed:
+            await self._drain()
+
+    async def send_bytes(
+        self, data: bytes | bytearray | memoryview, compress: bool | None = None
+    ) -> None:
+        """Send a binary message; wait while the transport's buffer is full."""
+        protocol = self.protocol
+        if protocol.state is not _OPEN:
+            raise self._disconnected()
+        protocol.send_bytes(data, compress=compress)
+        self._writer.sent()
+        if self._writing_paused and not self._closed:
+            await self._drain()
+
+    async def send_fragment(self, data: str | bytes, *, fin: bool) -> None:
+        """Send a fragment of a streamed message (RFC 6455 section 5.4)."""
+        protocol = self.protocol
+        if protocol.state is not _OPEN:
+            raise self._disconnected()
+        protocol.send_fragment(data, fin=fin)
+        self._writer.sent()
+        if self._writing_paused and not self._closed:
+            await self._drain()
+
+    def send_prepared(self, message: PreparedMessage, size: int, *, compress: bool) -> None:
+        """Queue a message encoded once for many connections (``broadcast``).
+
+        ``size`` is ``len(message.frame)``, which the caller computes once
+        for all its connections.  Written with the end-of-iteration write,
+        together with whatever else this connection is sent meanwhile (the
+        next broadcasts of a burst): one system call per connection, not
+        one per message.
         """
-        self._unflushed += size
-        if self._unflushed >= self.config.write_limit:
-            self.flush()
-        else:
-            self._schedule_flush()
+        self.protocol.send_prepared(message, compress=compress)
+        self._writer.queued(size)
 
-    async def flush_and_drain(self, size: int = 0) -> None:
-        """Write what the application sent, then wait while the transport's
-        buffer is over ``write_limit``.
+    def ping(self, data: bytes | None) -> asyncio.Future[float]:
+        """Send a ping whose pong resolves the returned future with the RTT."""
+        keepalive = self._keepalive
+        if self.protocol.state is not _OPEN or keepalive is None:
+            raise self._disconnected()
+        return keepalive.ping(data)
 
-        Small messages are written at the end of the current loop iteration,
-        together with whatever else is sent until then; once ``write_limit``
-        bytes are waiting they are written at once, so that a task sending
-        in a tight loop meets backpressure instead of growing memory.
-
-        After ``write_timeout`` with nothing read, the peer is taken as not
-        reading: the connection is dropped (``_write_timed_out``) and this
-        raises ``WebSocketDisconnect(1008)``.
-
-        The first send after the application took the last queued message
-        is written at once instead: it is most likely the reply a peer
-        waits for, and no other message remains whose reply could join it.
-        Deferring it would cost the round trip a loop iteration (and an
-        ``epoll_wait``).  Replies to a burst of messages still leave in one
-        write: while messages remain queued, their replies wait, and the
-        last one carries them all.
-
-        Args:
-            size: the bytes just queued in the core.
-        """
-        if self._reply_now:
-            self._reply_now = False
-            self.flush()
-        else:
-            self.flush_soon(size)
-        if not self._writing_paused or self._closed:
-            return
+    async def _drain(self) -> None:
+        # Resolved by resume_writing() or connection_lost().
         waiter = self.loop.create_future()
         self._drain_waiters.append(waiter)
-        await waiter  # resolved by resume_writing() or connection_lost()
-        if self.closed and self.websocket is not None:
-            ended = self.websocket._ended or Disconnect(CloseCode.ABNORMAL_CLOSURE)
-            raise WebSocketDisconnect(ended.code, ended.reason)
+        await waiter
+        if self._closed:
+            raise self._disconnected()
+
+    def _disconnected(self) -> WebSocketDisconnect:
+        """What a send raises once the peer is gone or the closing handshake began."""
+        inbox = self._inbox
+        ended = inbox.ended if inbox is not None else None
+        if ended is None:
+            return WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE)
+        return WebSocketDisconnect(ended.code, ended.reason)
 
     # -- HTTP phase ------------------------------------------------------
 
@@ -511,9 +499,13 @@ class Connection(asyncio.BufferedProtocol):
                     logger.info("conn %d: origin refused: %r", self.id, sent[:1])
                     self._reject_now(403, "origin not allowed")
                     return
+            inbox = Inbox(self.loop, self.config.max_queue, self._writer, self)
             websocket = WebSocket(
                 self,
+                inbox,
                 event,
+                connection_id=self.id,
+                max_message_size=self.protocol.settings.max_message_size,
                 scheme="wss" if self._scheme == "https" else "ws",
                 server_host=self.server_host,
                 client=self.client,
@@ -524,9 +516,22 @@ class Connection(asyncio.BufferedProtocol):
                 self._reject_now(400, f"Bad request: {error}")
                 return
             self.websocket = websocket
+            self._inbox = inbox
+            self._keepalive = Keepalive(
+                connection_id=self.id,
+                config=self.config,
+                loop=self.loop,
+                core=self.protocol,
+                writer=self._writer,
+                inbox=inbox,
+                connection=self,
+            )
             self.server.websocket_attached()
             self._task = self.loop.create_task(self._serve_websocket(websocket))
             self.server.task_started(self._task)
+            timeout = self.config.handshake_timeout
+            if timeout is not None:
+                self._handshake_timer = self.loop.call_later(timeout, self._handshake_timed_out)
         elif isinstance(event, RequestRejected):
             logger.info("conn %d: rejected request: %d %s", self.id, event.status, event.reason)
             if self.config.access_log:
@@ -640,8 +645,41 @@ class Connection(asyncio.BufferedProtocol):
         self._handshake_answered(status)
         self._close_transport()
 
+    def _handshake_timed_out(self) -> None:
+        """The endpoint neither accepted nor refused within ``handshake_timeout``.
+
+        503, not 500: nothing in the application failed that the server
+        can see, it only did not answer in time (a slow service it waits
+        for, most often), and the client may well succeed if it tries again
+        later (RFC 9110 section 15.6.4: "unable to handle the request due to
+        a temporary overload ... which will likely be alleviated after some
+        delay").  500 would also read as a crash in the logs and metrics,
+        where a timeout is what to look for.  The answer goes out before the
+        task is cancelled, so that the client is answered even if the
+        endpoint swallows the cancellation.
+        """
+        self._handshake_timer = None
+        task = self._task
+        if self._closed or self.protocol.state is not _CONNECTING or task is None or task.done():
+            return
+        self._handshake_expired = True
+        where = _suspended_in(task) or qualified_name(self.server.app.handle_websocket)
+        logger.error(
+            "conn %d: %s: the WebSocket endpoint %s neither accepted nor refused the "
+            "handshake within %ss (handshake_timeout); answered 503 and cancelled it",
+            self.id,
+            self._path,
+            where,
+            self.config.handshake_timeout,
+        )
+        self._reject_now(503, "Service Unavailable")
+        task.cancel()
+
     def _handshake_answered(self, status: int) -> None:
         """Write the handshake's access line (101, or the refusal's status)."""
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
         if self.config.access_log:
             log_access(
                 client=self.client,
@@ -676,64 +714,65 @@ class Connection(asyncio.BufferedProtocol):
                 self.id,
                 self._path,
                 mistake,
-                self._failure_outcome(websocket),
+                self._failure_outcome(),
             )
-            self._application_failed(websocket)
+            await self._application_failed(websocket)
             return
         except Exception:
             logger.exception("conn %d: error in WebSocket handler for %s", self.id, self._path)
-            self._application_failed(websocket)
+            await self._application_failed(websocket)
             return
         except asyncio.CancelledError:
-            # See _serve_http: a client still there gets an answer.
-            if not self._closed:
+            # See _serve_http: a client still there gets an answer (unless
+            # the handshake timeout answered it and cancelled the task).
+            if not self._closed and not self._handshake_expired:
                 logger.error(
                     "conn %d: %s: the WebSocket handler was cancelled; %s",
                     self.id,
                     self._path,
-                    self._failure_outcome(websocket),
+                    self._failure_outcome(),
                 )
-                self._application_failed(websocket)
+                await self._application_failed(websocket)
             raise
         finally:
-            websocket._busy = False
+            if self._inbox is not None:
+                self._inbox.busy = False
         if self._closed:
             return
-        if websocket.application_state is WebSocketState.CONNECTING:
-            # The endpoint returned without answering: refuse, as Starlette.
-            websocket.application_state = WebSocketState.DISCONNECTED
-            self._reject_now(403, "Forbidden")
-        elif self.protocol.state is State.OPEN:
-            websocket.application_state = WebSocketState.DISCONNECTED
-            self.close(CloseCode.NORMAL_CLOSURE, "")
+        state = self.protocol.state
+        if state is _CONNECTING or state is _OPEN:
+            # The endpoint returned without answering the handshake (403, as
+            # Starlette), or without closing (1000): the server does it on
+            # its behalf, as the application would have.
+            await websocket.close()
         else:
             self.pump()
 
-    def _failure_outcome(self, websocket: WebSocket) -> str:
+    def _failure_outcome(self) -> str:
         """What ``_application_failed`` will do, for its log line."""
         if self._closed:
             return "the client had gone"
-        if websocket.application_state is WebSocketState.CONNECTING:
+        state = self.protocol.state
+        if state is _CONNECTING:
             return "answered 500"
-        if self.protocol.state is State.OPEN:
+        if state is _OPEN:
             return "closed with 1011"
         return "the connection was already ending"
 
-    def _application_failed(self, websocket: WebSocket) -> None:
+    async def _application_failed(self, websocket: WebSocket) -> None:
         """Answer 500 before the handshake is answered, close 1011 after."""
-        if websocket.application_state is WebSocketState.CONNECTING:
-            websocket.application_state = WebSocketState.DISCONNECTED
+        if self.protocol.state is _CONNECTING:
             if not self._closed:
-                self._reject_now(500, "Internal Server Error")
+                # Through the WebSocket, as the application would refuse.
+                await websocket.send_denial_response(_internal_error())
             return
         # The details stay in the log: a close reason is visible to the peer.
         self.fail(CloseCode.INTERNAL_ERROR, "internal error")
 
-    def accept(
-        self, websocket: WebSocket, subprotocol: str | None, headers: tuple[tuple[str, str], ...]
-    ) -> None:
-        """Send the 101 for ``websocket`` (called by ``WebSocket.accept``)."""
+    def accept(self, subprotocol: str | None, headers: tuple[tuple[str, str], ...]) -> str | None:
+        """Send the 101 (``WebSocket.accept``); the extensions agreed."""
         self.protocol.accept(subprotocol, headers)
+        extensions = self.protocol.extensions
         self._accepted = True
         self._handshake_answered(101)
         logger.info(
@@ -742,21 +781,17 @@ class Connection(asyncio.BufferedProtocol):
             self._path,
             f"{self.client[0]}:{self.client[1]}" if self.client else "-",
         )
-        self._last_message = self.loop.time()
-        if self.config.ping_interval is not None:
-            self._ping_timer = self.loop.call_later(self.config.ping_interval, self._heartbeat)
-        if self.config.receive_timeout is not None:
-            self._receive_timer = self.loop.call_later(
-                self.config.receive_timeout, self._check_receive_timeout
-            )
+        if self._keepalive is not None:
+            self._keepalive.start()
         if self.server.shutting_down:
             # The handshake was pending when shutdown began, so
             # Server.shutdown() could not close it then: it would stay open
             # until the grace period ends and be aborted.  Start its closing
             # handshake now instead; close() pumps.
             self.close(CloseCode.GOING_AWAY, "server shutting down")
-            return
+            return extensions
         self.pump()
+        return extensions
 
     def reject(self, response: Response) -> None:
         """Answer the handshake with ``response`` (``send_denial_response``)."""
@@ -779,84 +814,11 @@ class Connection(asyncio.BufferedProtocol):
         """Fail the connection from our side and close the transport."""
         if self.protocol.state in (State.OPEN, State.CLOSING):
             self.protocol.fail(code, reason)
-        if self.websocket is not None and self.websocket._ended is None:
-            self.websocket._ended = Disconnect(code, reason)
-            self.websocket._wake_receiver()
+        inbox = self._inbox
+        if inbox is not None and inbox.ended is None:
+            inbox.end(Disconnect(code, reason))
         self.flush()
         self._close_transport()
-
-    def send_ping(self, data: bytes | None) -> asyncio.Future[float]:
-        """Send a ping whose pong resolves the returned future with the RTT."""
-        payload = data if data is not None else self._next_ping_payload()
-        waiter: asyncio.Future[float] = self.loop.create_future()
-        self.protocol.send_ping(payload)
-        self._pings[payload] = (self.loop.time(), waiter)
-        self.flush()
-        return waiter
-
-    def _next_ping_payload(self) -> bytes:
-        # A counter keeps payloads unique per connection; the random prefix
-        # keeps a peer from guessing and forging pongs for future pings.
-        self._ping_counter += 1
-        return os.urandom(4) + self._ping_counter.to_bytes(4, "big")
-
-    def _pong_received(self, event: Pong) -> None:
-        now = self.loop.time()
-        for payload in event.acknowledged:
-            timer = self._pong_timers.pop(payload, None)
-            if timer is not None:
-                timer.cancel()
-            sent, waiter = self._pings.pop(payload, (now, None))
-            rtt = now - sent
-            if self.websocket is not None:
-                self.websocket.latency = rtt
-            if waiter is not None and not waiter.done():
-                waiter.set_result(rtt)
-
-    def _heartbeat(self) -> None:
-        self._ping_timer = None
-        if self.protocol.state is not State.OPEN or self._closed:
-            return
-        payload = self._next_ping_payload()
-        self.protocol.send_ping(payload)
-        self._pings[payload] = (self.loop.time(), None)
-        self.flush()
-        interval = self.config.ping_interval
-        assert interval is not None
-        timeout = self.config.ping_timeout
-        if timeout is not None:
-            self._pong_timers[payload] = self.loop.call_later(timeout, self._check_pong, payload)
-        self._ping_timer = self.loop.call_later(interval, self._heartbeat)
-
-    def _check_pong(self, payload: bytes) -> None:
-        self._pong_timers.pop(payload, None)
-        if payload not in self._pings or self._closed:
-            return
-        websocket = self.websocket
-        if websocket is not None and len(websocket._messages) >= self.config.max_queue:
-            # Backpressure: while the application's queue is full nothing is
-            # parsed, so the pong may well be in our own buffer, unread.  The
-            # peer is not to blame for a slow application (this failed
-            # healthy connections with 1011): look again later.
-            assert self.config.ping_timeout is not None
-            self._pong_timers[payload] = self.loop.call_later(
-                self.config.ping_timeout, self._check_pong, payload
-            )
-            return
-        logger.info("conn %d: no pong within %ss, closing", self.id, self.config.ping_timeout)
-        self.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
-
-    def _check_receive_timeout(self) -> None:
-        self._receive_timer = None
-        timeout = self.config.receive_timeout
-        if timeout is None or self._closed or self.protocol.state is not State.OPEN:
-            return
-        idle = self.loop.time() - self._last_message
-        if idle >= timeout:
-            logger.info("conn %d: no message for %ss, closing", self.id, timeout)
-            self.close(CloseCode.GOING_AWAY, "idle timeout")
-        else:
-            self._receive_timer = self.loop.call_later(timeout - idle, self._check_receive_timeout)
 
     # -- timers and closing ------------------------------------------------
 
@@ -946,6 +908,29 @@ class Connection(asyncio.BufferedProtocol):
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.protocol.state.name} {self._path}>"
+
+
+def _suspended_in(task: asyncio.Task[None]) -> str | None:
+    """The application's function ``task`` is suspended in, if it can be told.
+
+    Follows the chain of awaits from the task's coroutine down, past the
+    server's own frames (``Connection``, ``App``, ``WebSocketView``...), to
+    the first frame of the application: the endpoint, its ``on_connect``
+    or its ``authenticate`` hook.
+    """
+    awaitable: Any = task.get_coro()
+    while awaitable is not None:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        if frame is None:
+            return None
+        module = frame.f_globals.get("__name__", "")
+        if not module.startswith(_SERVER_PACKAGE):
+            return f"{module}.{frame.f_code.co_qualname}"
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    return None
+
+
+_SERVER_PACKAGE = __name__.rpartition(".")[0] + "."
 
 
 def _internal_error() -> Response:

@@ -13,9 +13,10 @@ check credentials, or refuse with ``reject``.  ``encoding`` decides what
 ``on_receive`` gets: ``"text"`` (str), ``"bytes"``, ``"json"`` (decoded from
 a text message), or ``None`` (the default) for str or bytes as they come.
 A message of the wrong type closes the connection with 1003; invalid JSON
-with 1007.  An exception in a handler reaches the server, which closes the
-connection with 1011 and logs the traceback; ``WebSocketDisconnect`` from a
-handler (the peer left) passes its own code to ``on_disconnect``.
+with 1007 (``MessageDecoder``, which any receive loop can use).  An
+exception in a handler reaches the server, which closes the connection with
+1011 and logs the traceback; ``WebSocketDisconnect`` from a handler (the
+peer left) passes its own code to ``on_disconnect``.
 
 Every hook returns ``None``.  A hook that returns a value is mistaken about
 what the value does (``False`` does not refuse, a string is not sent): the
@@ -31,7 +32,8 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, ClassVar, Literal
 
-from ..protocol import CloseCode, TextMessage
+from ..protocol import CloseCode
+from .decoding import MessageDecoder, MessageRefused
 from .mistakes import ApplicationMistake, awaited
 from .responses import PlainTextResponse
 from .websocket import Disconnect, WebSocket, WebSocketDisconnect, WebSocketState
@@ -60,20 +62,20 @@ class WebSocketView:
         # Typed as returning a value: what it returns is checked, per message
         # with a plain await and one comparison.
         on_receive: Callable[[WebSocket, Any], Awaitable[object]] = self.on_receive
+        decoder = _DECODERS.get(self.encoding, _DECODERS["json"])
+        decode = decoder.decode
         try:
             while True:
+                # receive() and decode() rather than decoder.receive(): one
+                # coroutine per message, not two.
                 message = await websocket.receive()
                 if isinstance(message, Disconnect):
                     close_code = message.code
                     break
-                data = self._decode(message.data, isinstance(message, TextMessage))
-                if data is _REFUSED:
-                    close_code = (
-                        CloseCode.INVALID_PAYLOAD_DATA
-                        if self.encoding == "json" and isinstance(message, TextMessage)
-                        else CloseCode.UNSUPPORTED_DATA
-                    )
-                    await websocket.close(close_code, self._refusal_reason(close_code))
+                try:
+                    data = decode(message)
+                except MessageRefused as refused:
+                    close_code = (await decoder.refuse(websocket, refused)).code
                     break
                 returned = await on_receive(websocket, data)
                 if returned is not None:
@@ -101,26 +103,6 @@ class WebSocketView:
                 if returned is not None:
                     raise ApplicationMistake(_HOOK, self.on_disconnect, returned, "None")
 
-    def _decode(self, data: str | bytes, is_text: bool) -> Any:
-        encoding = self.encoding
-        if encoding is None:
-            return data
-        if encoding == "text":
-            return data if is_text else _REFUSED
-        if encoding == "bytes":
-            return data if not is_text else _REFUSED
-        if not is_text:
-            return _REFUSED
-        try:
-            return json.loads(data)
-        except ValueError:
-            return _REFUSED
-
-    def _refusal_reason(self, code: int) -> str:
-        if code == CloseCode.INVALID_PAYLOAD_DATA:
-            return "invalid JSON"
-        return f"expected {'binary' if self.encoding == 'bytes' else 'text'} messages"
-
     async def reject(self, status: int = 403, reason: str = "") -> None:
         """Refuse the handshake with an HTTP status and a plain-text body."""
         if not reason:
@@ -143,6 +125,13 @@ class WebSocketView:
         """Called once at the end, with the close code."""
 
 
-_REFUSED: Any = object()
+#: How each ``encoding`` takes messages (RFC 6455 section 7.4.1: the wrong
+#: type closes with 1003, invalid JSON with 1007).
+_DECODERS: dict[str | None, MessageDecoder[Any]] = {
+    None: MessageDecoder(),
+    "text": MessageDecoder(expect="text"),
+    "bytes": MessageDecoder(expect="binary"),
+    "json": MessageDecoder(json.loads, expect="text", invalid_reason="invalid JSON"),
+}
 _HOOK = "WebSocketView hook"
 _REFUSE_HINT = "accept with websocket.accept(), refuse with self.reject()"

@@ -3,8 +3,10 @@
 Names follow Starlette's and Lilya's ``WebSocket`` so that their users feel
 at home: ``accept``, ``receive_text``, ``send_json``, ``close``,
 ``WebSocketDisconnect``.  The object is a thin async face over the
-``Connection`` that drives the protocol core; every send writes complete
-frames synchronously, so messages from several tasks never interleave.
+connection that drives the protocol core, which it meets at two narrow
+interfaces: it takes what arrived from an ``Inbox``, and answers, sends
+and closes through a ``Sender``.  Every send writes complete frames
+synchronously, so messages from several tasks never interleave.
 """
 
 from __future__ import annotations
@@ -12,21 +14,18 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
-from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
-from ..protocol import BinaryMessage, CloseCode, State, TextMessage, WebSocketRequest
+from ..protocol import BinaryMessage, CloseCode, TextMessage, WebSocketRequest
 from .datastructures import URL, Address, Headers, QueryParams, parse_cookies
 from .datastructures import State as StateBag
+from .inbox import Disconnect, Inbox
 from .mistakes import describe_value
 from .responses import Response
-
-if TYPE_CHECKING:
-    from .connection import Connection
+from .sender import Sender
 
 __all__ = [
     "Disconnect",
@@ -50,7 +49,6 @@ class WebSocketState(enum.Enum):
 # descriptor call on Python 3.11).
 _APP_CONNECTING = WebSocketState.CONNECTING
 _APP_CONNECTED = WebSocketState.CONNECTED
-_OPEN = State.OPEN
 
 
 class WebSocketDisconnect(Exception):
@@ -73,14 +71,6 @@ class WebSocketDisconnect(Exception):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Disconnect:
-    """What ``receive()`` returns once when the peer has gone."""
-
-    code: int
-    reason: str = ""
-
-
 Message = TextMessage | BinaryMessage | Disconnect
 JSONMode = Literal["text", "binary"]
 
@@ -94,37 +84,56 @@ class WebSocket:
 
     def __init__(
         self,
-        connection: Connection,
+        sender: Sender,
+        inbox: Inbox,
         request: WebSocketRequest,
         *,
+        connection_id: int,
+        max_message_size: int,
         scheme: str,
         server_host: str | None,
         client: Address | None,
         path_params: Mapping[str, Any] | None = None,
     ) -> None:
-        self._connection = connection
+        self._sender = sender
+        self._inbox = inbox
         self._request = request
+        self._connection_id = connection_id
+        self._max_message_size = max_message_size
         self._scheme = scheme
         self._server_host = server_host
         self.client = client
         self.path_params: dict[str, Any] = dict(path_params or {})
         self.state = StateBag()
-        self.client_state = WebSocketState.CONNECTING
+        self._client_state = WebSocketState.CONNECTING
         self.application_state = WebSocketState.CONNECTING
-        #: Last measured round-trip time in seconds (from pings), or None.
-        self.latency: float | None = None
-        # Filled by the Connection: messages received and not yet consumed,
-        # and how the connection ended.
-        self._messages: deque[TextMessage | BinaryMessage] = deque()
-        self._ended: Disconnect | None = None
+        self._subprotocol: str | None = None
+        self._extensions: str | None = None
         self._disconnect_delivered = False
-        self._receiver: asyncio.Future[None] | None = None
-        # True between receive() returning a message and the next receive():
-        # the application may be composing its reply, so a Close from the
-        # peer is held back until it comes back (see Connection._pump).
-        self._busy = False
         self._stream_owner: asyncio.Task[Any] | None = None
         self._stream_done: asyncio.Event | None = None
+
+    # -- states ----------------------------------------------------------
+
+    @property
+    def client_state(self) -> WebSocketState:
+        """Where the client is: connecting, connected, or gone.
+
+        ``DISCONNECTED`` once ``receive()`` returned the disconnect, the
+        handshake was refused, or the transport is gone.
+        """
+        if self._sender.closed:
+            return WebSocketState.DISCONNECTED
+        return self._client_state
+
+    @client_state.setter
+    def client_state(self, state: WebSocketState) -> None:
+        self._client_state = state
+
+    @property
+    def latency(self) -> float | None:
+        """Last measured round-trip time in seconds (from pings), or ``None``."""
+        return self._sender.latency
 
     # -- request information -------------------------------------------
 
@@ -172,12 +181,12 @@ class WebSocket:
     @property
     def subprotocol(self) -> str | None:
         """The subprotocol agreed in ``accept``."""
-        return self._connection.protocol.subprotocol
+        return self._subprotocol
 
     @property
     def extensions(self) -> str | None:
         """The ``Sec-WebSocket-Extensions`` value agreed, if any."""
-        return self._connection.protocol.extensions
+        return self._extensions
 
     @property
     def max_message_size(self) -> int:
@@ -186,12 +195,12 @@ class WebSocket:
         Plugins tell the browser, so that it refuses to send what the server
         would close the connection over (1009).
         """
-        return self._connection.protocol.settings.max_message_size
+        return self._max_message_size
 
     @property
     def connection_id(self) -> int:
         """The connection's id, as the server's log lines show it."""
-        return self._connection.id
+        return self._connection_id
 
     # -- handshake -----------------------------------------------------
 
@@ -212,9 +221,10 @@ class WebSocket:
         if self.application_state is not WebSocketState.CONNECTING:
             raise RuntimeError("accept() called twice, or after close()")
         pairs = tuple(headers.items() if isinstance(headers, Mapping) else headers or ())
-        self._connection.accept(self, subprotocol, pairs)
+        self._extensions = self._sender.accept(subprotocol, pairs)
+        self._subprotocol = subprotocol
         self.application_state = WebSocketState.CONNECTED
-        self.client_state = WebSocketState.CONNECTED
+        self._client_state = WebSocketState.CONNECTED
 
     async def send_denial_response(self, response: Response) -> None:
         """Refuse the handshake with any HTTP response instead of a 101.
@@ -234,9 +244,9 @@ class WebSocket:
             raise TypeError(
                 f"send_denial_response() takes a Response, not {describe_value(response)}"
             )
-        self._connection.reject(response)
+        self._sender.reject(response)
         self.application_state = WebSocketState.DISCONNECTED
-        self.client_state = WebSocketState.DISCONNECTED
+        self._client_state = WebSocketState.DISCONNECTED
 
     # -- receiving -----------------------------------------------------
 
@@ -253,33 +263,29 @@ class WebSocket:
         """
         if self.application_state is _APP_CONNECTING:
             raise RuntimeError("receive() before accept()")
-        if self._receiver is not None:
+        inbox = self._inbox
+        if inbox.receiver is not None:
             raise RuntimeError("receive() is already waiting in another task")
-        self._busy = False
-        messages = self._messages
-        if not messages and self._ended is None:
-            self._connection.receiver_ready()
-        if not messages and self._ended is None:
-            waiter = self._connection.loop.create_future()
-            self._receiver = waiter
-            try:
-                if timeout is None:
-                    await waiter
-                else:
-                    await asyncio.wait_for(asyncio.shield(waiter), timeout)
-            finally:
-                self._receiver = None
+        messages = inbox.messages
+        if not messages and inbox.ended is None:
+            waiter = inbox.waiter()
+            if waiter is not None:
+                try:
+                    if timeout is None:
+                        await waiter
+                    else:
+                        await asyncio.wait_for(asyncio.shield(waiter), timeout)
+                finally:
+                    inbox.receiver = None
         if messages:
-            message = messages.popleft()
-            self._busy = True
-            self._connection.message_consumed()
-            return message
-        assert self._ended is not None
+            return inbox.take()
+        ended = inbox.ended
+        assert ended is not None
         if self._disconnect_delivered:
             raise RuntimeError("receive() after the disconnect was already received")
         self._disconnect_delivered = True
-        self.client_state = WebSocketState.DISCONNECTED
-        return self._ended
+        self._client_state = WebSocketState.DISCONNECTED
+        return ended
 
     async def _receive_message(self, timeout: float | None) -> TextMessage | BinaryMessage:
         message = await self.receive(timeout)
@@ -360,8 +366,7 @@ class WebSocket:
         if self._stream_owner is not None:  # checked here: no coroutine per send
             await self._wait_for_stream()
         self._check_can_send()
-        self._connection.protocol.send_text(data)
-        await self._connection.flush_and_drain(len(data))
+        await self._sender.send_text(data)
 
     async def send_bytes(
         self, data: bytes | bytearray | memoryview, *, compress: bool | None = None
@@ -370,8 +375,7 @@ class WebSocket:
         if self._stream_owner is not None:  # checked here: no coroutine per send
             await self._wait_for_stream()
         self._check_can_send()
-        self._connection.protocol.send_bytes(data, compress=compress)
-        await self._connection.flush_and_drain(len(data))
+        await self._sender.send_bytes(data, compress)
 
     async def send_json(self, data: Any, mode: JSONMode = "text") -> None:
         """Send ``data`` as compact JSON, in a text or binary message."""
@@ -400,7 +404,7 @@ class WebSocket:
         first.
         """
         self._check_can_send()
-        return self._connection.send_ping(data)
+        return self._sender.ping(data)
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection.
@@ -415,35 +419,42 @@ class WebSocket:
                 Response(b"Forbidden\n", status_code=403, media_type="text/plain")
             )
             return
-        if self._connection.protocol.state is State.OPEN:
-            # Close first: an invalid code or reason raises here, and the
-            # connection is then still open and usable.
-            self._connection.close(code, reason)
+        # Close first: an invalid code or reason raises here, and the
+        # connection is then still open and usable.  (Once the closing
+        # handshake has started, this does nothing.)
+        self._sender.close(code, reason)
         self.application_state = WebSocketState.DISCONNECTED
 
     # -- helpers for the connection and the stream ---------------------
 
     def _check_can_send(self) -> None:
+        """Refuse a send the application may not make, or to a peer that left.
+
+        The sender checks the rest (the closing handshake has started) as
+        it sends: one check of the core per message, not two.
+        """
         state = self.application_state
         if state is not _APP_CONNECTED:
             if state is _APP_CONNECTING:
                 raise RuntimeError("send before accept()")
             raise RuntimeError("send after close()")
         # A connection dropped without a closing handshake (a reset, an
-        # abort) leaves the core OPEN: only ``_ended`` says the peer is gone.
-        if self._ended is not None or self._connection.protocol.state is not _OPEN:
-            ended = self._ended or Disconnect(CloseCode.ABNORMAL_CLOSURE)
+        # abort) leaves the core OPEN: only ``ended`` says the peer is gone.
+        ended = self._inbox.ended
+        if ended is not None:
             raise WebSocketDisconnect(ended.code, ended.reason)
+
+    def _check_open(self) -> None:
+        """``_check_can_send``, and the connection is still open (before a
+        stream starts, where nothing is sent yet)."""
+        self._check_can_send()
+        if not self._sender.is_open:
+            raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE)
 
     async def _wait_for_stream(self) -> None:
         while self._stream_owner is not None and self._stream_owner is not asyncio.current_task():
             assert self._stream_done is not None
             await self._stream_done.wait()
-
-    def _wake_receiver(self) -> None:
-        waiter = self._receiver
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
 
 class MessageStream:
@@ -457,7 +468,7 @@ class MessageStream:
     async def __aenter__(self) -> MessageStream:
         websocket = self._websocket
         await websocket._wait_for_stream()
-        websocket._check_can_send()
+        websocket._check_open()
         websocket._stream_owner = asyncio.current_task()
         websocket._stream_done = asyncio.Event()
         return self
@@ -470,9 +481,10 @@ class MessageStream:
             return
         websocket = self._websocket
         websocket._check_can_send()
-        websocket._connection.protocol.send_fragment(chunk, fin=False)
+        # Started before the send: if the wait for a slow peer that follows
+        # is cancelled, half a message may be out (see __aexit__).
         self._started = True
-        await websocket._connection.flush_and_drain(len(chunk))
+        await websocket._sender.send_fragment(chunk, fin=False)
 
     async def __aexit__(
         self,
@@ -486,12 +498,11 @@ class MessageStream:
                 websocket._check_can_send()
                 # The final fragment may be empty: RFC 6455 section 5.4
                 # allows zero-length fragments.
-                websocket._connection.protocol.send_fragment(b"" if self._binary else "", fin=True)
-                await websocket._connection.flush_and_drain()
-            elif self._started and websocket._connection.protocol.state is State.OPEN:
+                await websocket._sender.send_fragment(b"" if self._binary else "", fin=True)
+            elif self._started and websocket._sender.is_open:
                 # Half a message is out and cannot be taken back: the peer
                 # must not mistake it for a whole one.
-                websocket._connection.fail(CloseCode.INTERNAL_ERROR, "message stream failed")
+                websocket._sender.fail(CloseCode.INTERNAL_ERROR, "message stream failed")
         finally:
             done = websocket._stream_done
             websocket._stream_owner = None
