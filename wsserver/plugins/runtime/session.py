@@ -28,7 +28,14 @@ from collections.abc import Callable
 from typing import Any, overload
 
 from ...protocol.codes import CloseCode
-from ...server import Disconnect, WebSocket, WebSocketDisconnect, WebSocketState
+from ...server import (
+    Disconnect,
+    MessageDecoder,
+    MessageRefused,
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketState,
+)
 from .messages import (
     PROTOCOL_VERSION,
     RUNTIME_PLUGIN,
@@ -125,6 +132,11 @@ class Session:
         self._init_sent = False
         self._running = False
         self._close_callbacks: list[CloseCallback] = []
+        # The server's decode-or-close rule: text only (1003), then the
+        # envelope (1007 when malformed, 1009 when over the limit).
+        self._decoder = MessageDecoder(
+            self._decode_envelope, expect="text", wrong_type_reason="expected JSON text messages"
+        )
         self.handlers.register(RUNTIME_PLUGIN, "ping", self._answer_ping)
 
     def __repr__(self) -> str:
@@ -228,6 +240,12 @@ class Session:
 
     # -- receiving -------------------------------------------------------
 
+    def _decode_envelope(self, text: str) -> Envelope:
+        try:
+            return decode(text, limit=self.max_message_size)
+        except MessageTooLarge as exc:  # a ValueError, but 1009, not 1007
+            raise MessageRefused(CloseCode.MESSAGE_TOO_BIG, str(exc)) from None
+
     async def run(self) -> int:
         """Receive and dispatch until the connection ends.
 
@@ -260,22 +278,20 @@ class Session:
                     break
                 if self._closed:
                     continue  # closing: drain until the peer's Close
-                if not isinstance(message.data, str):
-                    code, reason = CloseCode.UNSUPPORTED_DATA, "expected JSON text messages"
-                    await self.close(code, reason)
-                    break
                 try:
-                    envelope = decode(message.data, limit=self.max_message_size)
-                    await self.handle(envelope)
-                except MessageTooLarge as exc:
+                    await self.handle(self._decoder.decode(message))
+                except MessageRefused as refused:
+                    code, reason = refused.code, refused.reason
+                except MessageTooLarge as exc:  # raised by a handler
                     code, reason = CloseCode.MESSAGE_TOO_BIG, str(exc)
-                except MalformedMessage as exc:
+                except MalformedMessage as exc:  # raised by a handler
                     code, reason = CloseCode.INVALID_PAYLOAD_DATA, str(exc)
                 except SessionClosed:
                     continue  # a handler's answer found the connection gone
                 else:
                     continue
-                logger.info("conn %d: closing with %d: %s", self.connection_id, code, reason)
+                if code != CloseCode.UNSUPPORTED_DATA:
+                    logger.info("conn %d: closing with %d: %s", self.connection_id, code, reason)
                 await self.close(code, reason)
                 break
         except Exception:
