@@ -12,7 +12,6 @@ resets).  Higher-level tests use the ``websockets`` library's client.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import socket
 import ssl
@@ -34,12 +33,23 @@ from wsserver.server.connection import Connection
 from wsserver.server.requests import Request
 from wsserver.server.responses import PlainTextResponse, Response
 from wsserver.server.websocket import Disconnect, WebSocket
+from wsserver.testing import wire
+
+# The wire builders the server tests use, from the one independent encoder
+# (re-exported: the tests import them from here).
+from wsserver.testing.wire import OP_BINARY as OP_BINARY
+from wsserver.testing.wire import OP_CLOSE as OP_CLOSE
+from wsserver.testing.wire import OP_PING as OP_PING
+from wsserver.testing.wire import OP_PONG as OP_PONG
+from wsserver.testing.wire import OP_TEXT as OP_TEXT
+from wsserver.testing.wire import close_frame as close_frame
+from wsserver.testing.wire import close_payload as close_payload
 
 #: Every wait in these tests is bounded by this, so that a bug fails a test
 #: quickly instead of hanging until pytest-timeout.
 TIMEOUT = 5.0
 
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+OP_CONT = wire.OP_CONTINUATION
 
 
 # ---------------------------------------------------------------------------
@@ -192,34 +202,16 @@ async def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT) ->
 def mask_frame(
     opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0, masked: bool = True
 ) -> bytes:
-    """One client frame, built by hand (RFC 6455 section 5.2)."""
-    first = (0x80 if fin else 0) | (rsv << 4) | opcode
-    length = len(payload)
-    mask_bit = 0x80 if masked else 0
-    if length < 126:
-        header = struct.pack("!BB", first, mask_bit | length)
-    elif length < 65536:
-        header = struct.pack("!BBH", first, mask_bit | 126, length)
-    else:
-        header = struct.pack("!BBQ", first, mask_bit | 127, length)
-    if not masked:
-        return header + payload
-    key = os.urandom(4)
-    # XOR with the key repeated: int arithmetic keeps big payloads fast.
-    repeated = (key * (length // 4 + 1))[:length]
-    body = (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(
-        length, "big"
+    """One client frame (``wire.client_frame``), its RSV bits as one number (RSV1 = 0b100)."""
+    return wire.client_frame(
+        opcode,
+        payload,
+        fin=fin,
+        rsv1=bool(rsv & 0b100),
+        rsv2=bool(rsv & 0b010),
+        rsv3=bool(rsv & 0b001),
+        mask=wire.random_mask() if masked else None,
     )
-    return header + key + body
-
-
-def close_frame(code: int | None = 1000, reason: str = "") -> bytes:
-    payload = b"" if code is None else struct.pack("!H", code) + reason.encode()
-    return mask_frame(OP_CLOSE, payload)
-
-
-def close_payload(code: int, reason: str = "") -> bytes:
-    return struct.pack("!H", code) + reason.encode()
 
 
 @dataclass(frozen=True)
@@ -240,12 +232,15 @@ class Frame:
 
 
 def handshake_request(path: str = "/", host: str = "127.0.0.1", extra: str = "") -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        f"Sec-WebSocket-Version: 13\r\n{extra}\r\n"
-    ).encode()
+    """A client's opening handshake (``wire.client_handshake``).
+
+    ``extra`` holds more header lines as written, ``"Name: value\r\n"`` each
+    (repeats and odd spellings kept), after the handshake's own fields.
+    """
+    lines = [line.split(":", 1) for line in extra.split("\r\n") if line]
+    return wire.client_handshake(
+        path, host=host, headers=[(name, value.lstrip(" ")) for name, value in lines]
+    )
 
 
 class RawClient:
@@ -348,16 +343,13 @@ class RawClient:
         assert status == 101, (status, headers)
 
     async def recv_frame(self, timeout: float = TIMEOUT) -> Frame:
-        header = await self.read_exactly(2, timeout)
-        first, second = header[0], header[1]
-        assert not second & 0x80, "a server must not mask its frames"
-        length = second & 0x7F
-        if length == 126:
-            (length,) = struct.unpack("!H", await self.read_exactly(2, timeout))
-        elif length == 127:
-            (length,) = struct.unpack("!Q", await self.read_exactly(8, timeout))
-        payload = await self.read_exactly(length, timeout)
-        return Frame(first & 0x0F, payload, bool(first & 0x80))
+        data = await self.read_exactly(2, timeout)
+        data += await self.read_exactly(wire.frame_header_size(data) - 2, timeout)
+        header = wire.read_frame_header(data)
+        assert header is not None
+        assert header.mask is None, "a server must not mask its frames"
+        payload = await self.read_exactly(header.length, timeout)
+        return Frame(header.opcode, payload, header.fin)
 
     async def recv_non_ping(self, timeout: float = TIMEOUT) -> Frame:
         """The next frame that is not a ping (heartbeats may come in between)."""
