@@ -152,11 +152,15 @@ def count_lines(function: Callable[[], object]) -> int:
             return None  # no line events in this frame
         return local
 
+    # Put back whatever traced before (coverage.py's tracer, when scripts/test
+    # measures coverage): clearing it would stop the measurement for every
+    # test after this one.
+    previous = sys.gettrace()
     sys.settrace(tracer)
     try:
         function()
     finally:
-        sys.settrace(None)
+        sys.settrace(previous)
     return count
 
 
