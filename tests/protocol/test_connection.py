@@ -1171,7 +1171,7 @@ class TestCompression:
         deflate = DeflateSettings(min_size=10)
         conn = opened(("Sec-WebSocket-Extensions", "permessage-deflate"), deflate=deflate)
         inflater = Inflater()
-        cases: list[tuple[Callable[[], None], bytes, bool]] = [
+        cases: list[tuple[Callable[[], object], bytes, bool]] = [
             (lambda: conn.send_text("a" * 9), b"a" * 9, False),
             (lambda: conn.send_text("a" * 10), b"a" * 10, True),
             (lambda: conn.send_bytes(b"b" * 9), b"b" * 9, False),
@@ -2013,3 +2013,15 @@ def test_held_replies_keep_the_echo_before_the_close() -> None:
     with pytest.raises(LocalProtocolError):
         conn.send_text("last")
     assert sent(conn) == [close_frame(1000)]
+
+
+def test_sends_return_the_payload_size_as_encoded_before_compression() -> None:
+    plain = opened()
+    assert plain.send_text("é" * 10) == 20  # UTF-8 bytes, not characters
+    assert plain.send_bytes(b"x" * 7) == 7
+    assert plain.send_fragment("ab", fin=False) == 2
+    assert plain.send_fragment("é", fin=True) == 2
+    compressed = opened(("Sec-WebSocket-Extensions", "permessage-deflate"))
+    assert compressed.send_text("a" * 4096) == 4096
+    frames = written(compressed)
+    assert frames[0] == 0xC1 and len(frames) < 100  # compressed, counted as 4096

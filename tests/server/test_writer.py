@@ -294,11 +294,11 @@ def test_sent_writes_the_awaited_reply_at_once_then_batches_again() -> None:
     writer, core, loop, transport = make_writer()
     writer.reply_now = True
     core.output.append(b"reply")
-    writer.sent()
+    writer.sent(5)
     assert transport.calls == [("write", b"reply")]
     assert not writer.reply_now
     core.output.append(b"more")
-    writer.sent()
+    writer.sent(4)
     assert len(transport.calls) == 1
     assert len(loop.scheduled) == 1
 
@@ -348,3 +348,16 @@ async def test_a_read_with_nothing_to_answer_schedules_no_write(h: Harness) -> N
     frame = await raw.recv_frame()
     assert (frame.opcode, frame.payload) == (OP_PONG, b"answer me")
     held.set()
+
+
+def test_sent_counts_the_size_the_core_reports() -> None:
+    # A burst of well-compressed messages: the core holds few bytes, but
+    # each send reports its payload before compression, and the burst is
+    # written once those reach write_limit.
+    writer, core, _, transport = make_writer(write_limit=100)
+    core.output.append(b"tiny")
+    writer.sent(60)
+    assert (writer.unflushed, transport.calls) == (60, [])
+    core.output.append(b"tiny")
+    writer.sent(60)
+    assert transport.calls == [("writelines", [b"tiny", b"tiny"])]

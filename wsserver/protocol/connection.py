@@ -403,33 +403,38 @@ class ServerConnection:
 
     # -- sending -------------------------------------------------------
 
-    def send_text(self, text: str, *, compress: bool | None = None) -> None:
+    def send_text(self, text: str, *, compress: bool | None = None) -> int:
         """Send a text message.
 
         Args:
             compress: ``None`` compresses when permessage-deflate was agreed
                 and the message is not smaller than the codec's threshold;
                 ``False`` sends it uncompressed.
+
+        Returns:
+            The payload's size in bytes, UTF-8 encoded, before compression
+            (what the I/O layer counts to batch its writes).
         """
-        self._send_message(Opcode.TEXT, text.encode("utf-8"), compress)
+        return self._send_message(Opcode.TEXT, text.encode("utf-8"), compress)
 
     def send_bytes(
         self, data: bytes | bytearray | memoryview, *, compress: bool | None = None
-    ) -> None:
-        """Send a binary message.  ``compress`` as for ``send_text``; pass
-        ``False`` for data that is already compressed."""
-        self._send_message(Opcode.BINARY, bytes(data), compress)
+    ) -> int:
+        """Send a binary message.  ``compress`` and the result as for
+        ``send_text``; pass ``False`` for data that is already compressed."""
+        return self._send_message(Opcode.BINARY, bytes(data), compress)
 
-    def _send_message(self, opcode: Opcode, payload: bytes, compress: bool | None) -> None:
+    def _send_message(self, opcode: Opcode, payload: bytes, compress: bool | None) -> int:
         self._require(_SEND_MESSAGE)
         if self._streaming is not None:
             raise LocalProtocolError("a streamed message is being sent: finish it first")
         codec = self._deflate
-        if codec is not None and self._should_compress(codec, len(payload), compress):
-            payload = codec.compress(payload, True)
-            self._write_frame(opcode, payload, rsv1=True)
+        size = len(payload)
+        if codec is not None and self._should_compress(codec, size, compress):
+            self._write_frame(opcode, codec.compress(payload, True), rsv1=True)
         else:
             self._write_frame(opcode, payload)
+        return size
 
     def send_prepared(self, message: PreparedMessage, *, compress: bool = False) -> None:
         """Send a message encoded once by ``frames.prepare_message``.
@@ -450,18 +455,20 @@ class ServerConnection:
 
     def send_fragment(
         self, data: str | bytes | bytearray | memoryview, *, fin: bool, compress: bool | None = None
-    ) -> None:
+    ) -> int:
         """Send one fragment of a message whose size need not be known ahead.
 
         RFC 6455 section 5.4.  The first fragment's type (``str`` for text,
         bytes for binary) decides the message's type and whether it is
         compressed; the following ones must have the same type and go out as
         continuation frames, until one with ``fin=True`` ends the message.
-        Control frames may be sent in between.
+        Control frames may be sent in between.  Returns the fragment's size
+        as ``send_text`` does.
         """
         self._require(_SEND_FRAGMENT)
         is_text = isinstance(data, str)
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        size = len(payload)
         codec = self._deflate
         if self._streaming is None:
             opcode = Opcode.TEXT if is_text else Opcode.BINARY
@@ -482,6 +489,7 @@ class ServerConnection:
         if fin:
             self._streaming = None
             self._streaming_compressed = False
+        return size
 
     @staticmethod
     def _should_compress(codec: PerMessageDeflate, size: int, compress: bool | None) -> bool:

@@ -414,8 +414,7 @@ class Connection(asyncio.BufferedProtocol):
         protocol = self.protocol
         if protocol.state is not _OPEN:
             raise self._disconnected()
-        protocol.send_text(data, compress=compress)
-        self._writer.sent()
+        self._writer.sent(protocol.send_text(data, compress=compress))
         if self._writing_paused and not self._closed:
             await self._drain()
 
@@ -426,8 +425,7 @@ class Connection(asyncio.BufferedProtocol):
         protocol = self.protocol
         if protocol.state is not _OPEN:
             raise self._disconnected()
-        protocol.send_bytes(data, compress=compress)
-        self._writer.sent()
+        self._writer.sent(protocol.send_bytes(data, compress=compress))
         if self._writing_paused and not self._closed:
             await self._drain()
 
@@ -436,8 +434,7 @@ class Connection(asyncio.BufferedProtocol):
         protocol = self.protocol
         if protocol.state is not _OPEN:
             raise self._disconnected()
-        protocol.send_fragment(data, fin=fin)
-        self._writer.sent()
+        self._writer.sent(protocol.send_fragment(data, fin=fin))
         if self._writing_paused and not self._closed:
             await self._drain()
 
