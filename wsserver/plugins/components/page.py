@@ -1,4 +1,4 @@
-"""The names this module held before it was split, kept importable.
+"""``wsserver.plugins.components.page``: an import path of the public names, kept working.
 
 - ``ComponentApp``: ``app.py``;
 - ``PageConnection``, ``PLUGIN``: ``connection.py``;
