@@ -133,23 +133,18 @@ class Writer:
         data = self._core.data_to_send()
         if not data:
             return
-        size = self.unflushed
-        for chunk in data:
-            size += len(chunk)
         pending = self._pending
         if pending is None:
             self._pending = data
         else:
             pending.extend(data)
-        self.unflushed = size
-        if size >= self._limit:
-            self.flush()
-        elif not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._flush_scheduled)
+        size = 0
+        for chunk in data:
+            size += len(chunk)
+        self.queued(size)
 
     def queued(self, size: int) -> None:
-        """``size`` bytes were queued in the core (a broadcast's frame).
+        """``size`` bytes wait to be written (in the core, or taken by ``collect``).
 
         They leave with the end-of-iteration write, or at once once
         ``write_limit`` bytes wait.  The caller knows the size, so the core
