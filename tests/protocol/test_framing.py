@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from wsserver.protocol.exceptions import HandshakeError
 from wsserver.protocol.framing import ChunkedBodyChecker, check_head, check_target, is_host
 
+from ._mutations import mutate
+
 LIMIT = 1 << 20
 
 
@@ -361,18 +363,8 @@ def chunked_bodies(draw: st.DrawFn) -> bytes:
     body += b"0" * draw(st.integers(1, 3)) + b"\r\n"
     trailers = draw(st.lists(st.sampled_from([b"T: y", b"U:", b"V: a b\t", b"W:\t x"]), max_size=2))
     body += b"".join(trailer + b"\r\n" for trailer in trailers) + b"\r\n"
-    mutated = bytearray(body + b"GET / HTTP/1.1\r\n")
-    alphabet = st.sampled_from(list(b'\r\n ;="\\\t0aF:\x00\x7f\x80'))
-    for _ in range(draw(st.integers(0, 3))):
-        at = draw(st.integers(0, len(mutated)))
-        action = draw(st.sampled_from(["replace", "insert", "delete"]))
-        if action == "insert":
-            mutated[at:at] = bytes(draw(st.lists(alphabet, min_size=1, max_size=3)))
-        elif action == "replace" and at < len(mutated):
-            mutated[at] = draw(alphabet)
-        else:
-            del mutated[at : at + draw(st.integers(1, 3))]
-    return bytes(mutated)
+    alphabet = b'\r\n ;="\\\t0aF:\x00\x7f\x80'
+    return mutate(draw, body + b"GET / HTTP/1.1\r\n", alphabet, edits=(0, 3), run=3)
 
 
 @settings(max_examples=500, deadline=None)

@@ -21,6 +21,8 @@ from wsserver.protocol.http import HTTPPhase
 from wsserver.protocol.settings import ProtocolSettings
 from wsserver.testing import wire
 
+from ._mutations import mutate
+
 Event = WebSocketRequest | HTTPRequest | RequestRejected
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -1572,18 +1574,8 @@ def test_any_split_gives_the_same_events(data: bytes, points: list[int]) -> None
 @st.composite
 def mutated_streams(draw: st.DrawFn) -> bytes:
     """A valid stream with a few bytes replaced, inserted or deleted."""
-    data = bytearray(draw(streams()))
-    alphabet = st.sampled_from(list(b'\r\n :;,/"\\\t0aZ\x00\x80\xffGETHP1.-='))
-    for _ in range(draw(st.integers(1, 6))):
-        at = draw(st.integers(0, len(data)))
-        action = draw(st.sampled_from(["replace", "insert", "delete"]))
-        if action == "insert":
-            data[at:at] = bytes(draw(st.lists(alphabet, min_size=1, max_size=5)))
-        elif action == "replace" and at < len(data):
-            data[at] = draw(alphabet)
-        else:
-            del data[at : at + draw(st.integers(1, 5))]
-    return bytes(data)
+    alphabet = b'\r\n :;,/"\\\t0aZ\x00\x80\xffGETHP1.-='
+    return mutate(draw, draw(streams()), alphabet, edits=(1, 6), run=5)
 
 
 @settings(max_examples=300, deadline=None)
