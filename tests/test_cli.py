@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import signal
 import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, fields
+from functools import partial
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -793,3 +796,56 @@ def test_the_readme_synopsis_lists_exactly_the_run_flags() -> None:
         f"missing from README.md: {sorted(offered - documented)}; "
         f"not in `wsserver run --help`: {sorted(documented - offered)}"
     )
+
+
+# ---------------------------------------------------------------------------
+# Plugin options (wsserver.server.plugin_options): the CLI knows no plugin
+# ---------------------------------------------------------------------------
+
+
+def test_the_cli_imports_no_plugin() -> None:
+    import ast
+
+    tree = ast.parse((ROOT / "wsserver" / "cli.py").read_text())
+    imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported += [alias.name for alias in node.names]
+    assert imported
+    assert [name for name in imported if "plugins" in name] == []
+
+
+def test_a_plugin_option_is_checked_and_set_before_the_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wsserver.server.plugin_options import plugin_options
+
+    from .server.test_plugin_options import GOOD, GROUP, install_distribution
+
+    install_distribution(tmp_path, "demo", {"colour": "tests.server.test_plugin_options:GOOD"})
+    (tmp_path / "colour_app.py").write_text(
+        "import os\n"
+        "COLOUR = os.environ.get('WSSERVER_TEST_DEMO_COLOUR')\n"
+        "async def app(websocket):\n"
+        "    await websocket.close()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("wsserver.cli.plugin_options", partial(plugin_options, GROUP))
+    served: list[object] = []
+
+    def run(coroutine: Coroutine[Any, Any, None]) -> None:
+        served.append(coroutine)
+        coroutine.close()
+
+    monkeypatch.setattr("wsserver.cli.asyncio.run", run)
+    assert GOOD.env_var not in os.environ
+    try:
+        assert main(["run", "colour_app:app", "--demo-colour", "red"]) == 2  # odd length
+        assert GOOD.env_var not in os.environ
+        assert "colour_app" not in sys.modules
+        assert main(["run", "colour_app:app", "--demo-colour", "teal"]) == 0
+        assert sys.modules["colour_app"].COLOUR == "teal"
+        assert len(served) == 1
+    finally:
+        os.environ.pop(GOOD.env_var, None)
+        sys.modules.pop("colour_app", None)

@@ -14,7 +14,9 @@ are walked to add the options to the parser and, from the parsed
 arguments, to build the settings.  Only what is not one setting is written
 here: what to serve (``target``, ``--factory``, ``--path``), TLS
 (``--ssl-certfile`` and ``--ssl-keyfile`` make one ``ssl_context``) and the
-process (``--loop``, ``--workers``, ``--channels-backend``, ``--log-level``).
+process (``--loop``, ``--workers``, ``--log-level``).  Plugins add their own
+options through entry points (``wsserver.server.plugin_options``); this
+module knows none of them by name.
 
 ``--workers N`` (N > 1) hands over to the supervisor
 (``wsserver.supervisor``), which runs N copies of this command on one port.
@@ -22,10 +24,10 @@ process (``--loop``, ``--workers``, ``--channels-backend``, ``--log-level``).
 Several workers share nothing in memory: what one worker's channel manager
 broadcasts reaches another's connections only through Redis.  When an
 application uses the in-process channel backend with ``--workers`` > 1, the
-channel manager's start-up check says so.  ``--channels-backend URL``
-(``redis://host:port/db``) sets ``WSSERVER_CHANNELS_BACKEND`` before the
-application is imported, so that every ``ChannelManager()`` built without an
-explicit backend uses it.
+channel manager's start-up check says so.  Its ``--channels-backend URL``
+(``redis://host:port/db``), a plugin option, sets
+``WSSERVER_CHANNELS_BACKEND`` before the application is imported, so that
+every ``ChannelManager()`` built without an explicit backend uses it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from . import __version__
 from .protocol import LocalProtocolError
 from .server import ServerConfig, as_app, serve
 from .server.config import CLI_OPTION
+from .server.plugin_options import EnvironmentOption, plugin_options
 from .supervisor import WORKER_ENV, WORKER_FD_ENV, run_supervisor, serve_worker, worker_link
 
 __all__ = [
@@ -309,7 +312,8 @@ def _from_arguments(cls: type[_T], args: argparse.Namespace, **given: object) ->
 # ---------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(options: Sequence[EnvironmentOption] | None = None) -> argparse.ArgumentParser:
+    """The parser; ``options``: the plugins' options (default: every installed one)."""
     parser = argparse.ArgumentParser(prog="wsserver", description="A WebSocket server.")
     parser.add_argument("--version", action="version", version=f"wsserver {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -331,15 +335,10 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="worker processes sharing the port with SO_REUSEPORT (default 1: no supervisor)",
     )
-    run.add_argument(
-        "--channels-backend",
-        default=None,
-        metavar="URL",
-        help="the channel manager's backend for ChannelManager() without one: memory:// "
-        "or redis://host:port/db (sets WSSERVER_CHANNELS_BACKEND); "
-        "several workers need Redis to reach each other's connections",
-    )
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    # What plugins add (wsserver.server.plugin_options).
+    for option in plugin_options() if options is None else options:
+        run.add_argument(option.flag, default=None, metavar=option.metavar, help=option.help)
     return parser
 
 
@@ -385,7 +384,8 @@ def _configure_logging(level: str, worker: str | None, workers: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wsserver`` command; returns the exit status."""
-    parser = _parser()
+    options = plugin_options()
+    parser = _parser(options)
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
     worker = os.environ.get(WORKER_ENV)
@@ -393,16 +393,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.log_level, worker, args.workers)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    if args.channels_backend is not None:
-        from .plugins.channels.backends import ENV_VAR, check_url
-
-        try:
-            check_url(args.channels_backend)
-        except ValueError as error:
-            print(f"wsserver: error: --channels-backend: {error}", file=sys.stderr)
-            return 2
-        # Before the import: managers built at import time read it.
-        os.environ[ENV_VAR] = args.channels_backend
+    for option in options:
+        value = getattr(args, option.dest)
+        if value is None:
+            continue
+        if option.check is not None:
+            try:
+                option.check(value)
+            except ValueError as error:
+                print(f"wsserver: error: {option.flag}: {error}", file=sys.stderr)
+                return 2
+        # Before the import: plugin objects built at import time read it.
+        os.environ[option.env_var] = value
     try:
         target = import_from_string(args.target)
         if args.factory:

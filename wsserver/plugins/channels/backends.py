@@ -43,7 +43,10 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from ...server.plugin_options import EnvironmentOption
+
 __all__ = [
+    "BACKEND_OPTION",
     "ENV_VAR",
     "Backend",
     "BackendUnavailable",
@@ -314,6 +317,20 @@ def check_url(url: str | None) -> str:
     raise ValueError(
         f"unknown channels backend {url!r}: expected memory:// or redis://host:port/db"
     )
+
+
+#: ``wsserver run --channels-backend URL``: published as an entry point
+#: (``wsserver.options``, see ``wsserver.server.plugin_options``), so that the
+#: command line sets ``ENV_VAR`` before the application builds its managers.
+BACKEND_OPTION = EnvironmentOption(
+    flag="--channels-backend",
+    env_var=ENV_VAR,
+    metavar="URL",
+    help="the channel manager's backend for ChannelManager() without one: memory:// "
+    f"or redis://host:port/db (sets {ENV_VAR}); "
+    "several workers need Redis to reach each other's connections",
+    check=check_url,
+)
 
 
 def backend_from_url(url: str | None, **options: Any) -> Backend:
