@@ -1011,3 +1011,39 @@ def test_websocket_disconnect_defaults_and_text() -> None:
     assert (error.code, error.reason) == (1000, "")
     assert str(error) == "WebSocket disconnected with code 1000"
     assert error.args == (1000, "")
+
+
+# ---------------------------------------------------------------------------
+# queue_prepared: broadcast's way to send, without waiting
+# ---------------------------------------------------------------------------
+
+
+async def test_queue_prepared_queues_on_an_open_connection_only() -> None:
+    from wsserver.protocol.frames import prepare_message
+    from wsserver.server.websocket import QueueOutcome
+
+    prepared = prepare_message("queued")
+    size = len(prepared.frame)
+
+    async def body(ws: WebSocket) -> list[QueueOutcome]:
+        before = ws.queue_prepared(prepared, size, compress=False, close_if_slow=True)
+        await ws.accept()
+        outcomes = [before, ws.queue_prepared(prepared, size, compress=False, close_if_slow=True)]
+        async with ws.stream():
+            outcomes.append(ws.queue_prepared(prepared, size, compress=False, close_if_slow=True))
+        await ws.close()
+        outcomes.append(ws.queue_prepared(prepared, size, compress=False, close_if_slow=True))
+        return outcomes
+
+    probe = Probe(body)
+    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == "queued"
+        assert await probe.outcome() == [
+            QueueOutcome.NOT_OPEN,
+            QueueOutcome.QUEUED,
+            QueueOutcome.STREAMING,
+            QueueOutcome.NOT_OPEN,
+        ]
+        # The empty stream: one empty text message, then the close.
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == ""
+        assert await closed_with(client) == (1000, "")

@@ -31,13 +31,16 @@ import logging
 from collections.abc import Iterable
 from typing import Literal
 
-from ..protocol import CloseCode
 from ..protocol.frames import prepare_message
-from .websocket import WebSocket, WebSocketDisconnect, WebSocketState
+from .websocket import QueueOutcome, WebSocket, WebSocketDisconnect
 
 __all__ = ["broadcast"]
 
 logger = logging.getLogger("wsserver")
+
+# Module constants: an Enum attribute costs a descriptor call per connection.
+_QUEUED = QueueOutcome.QUEUED
+_STREAMING = QueueOutcome.STREAMING
 
 # Tasks for connections that were streaming: referenced until done.
 _pending: set[asyncio.Task[None]] = set()
@@ -60,28 +63,18 @@ def broadcast(
     prepared = prepare_message(message)
     size = len(prepared.frame)
     sent = 0
+    close_if_slow = on_slow == "close"
     for websocket in websockets:
-        # The connection's Sender: broadcast sends as the WebSocket would,
-        # without a coroutine per connection.
-        sender = websocket._sender
-        if websocket.application_state is not WebSocketState.CONNECTED or not sender.is_open:
-            continue
-        if websocket._stream_owner is not None:
+        outcome = websocket.queue_prepared(
+            prepared, size, compress=compress, close_if_slow=close_if_slow
+        )
+        if outcome is _QUEUED:
+            sent += 1
+        elif outcome is _STREAMING:
             task = asyncio.get_running_loop().create_task(_send_later(websocket, message))
             _pending.add(task)
             task.add_done_callback(_pending.discard)
             sent += 1
-            continue
-        if sender.writing_paused:
-            if on_slow == "close":
-                logger.info("conn %d: too slow for a broadcast, closing", websocket.connection_id)
-                sender.fail(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
-            continue
-        # Written at the end of this loop iteration, with whatever else
-        # this connection is sent meanwhile (the next broadcasts of a
-        # burst): one system call per connection, not one per message.
-        sender.send_prepared(prepared, size, compress=compress)
-        sent += 1
     return sent
 
 

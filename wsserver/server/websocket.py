@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
 from typing import Any, Literal, NoReturn
 
 from ..protocol import BinaryMessage, CloseCode, TextMessage, WebSocketRequest
+from ..protocol.frames import PreparedMessage
 from .datastructures import URL, Address, Headers, QueryParams, parse_cookies
 from .datastructures import State as StateBag
 from .inbox import Disconnect, Inbox
@@ -31,10 +33,13 @@ __all__ = [
     "Disconnect",
     "Message",
     "MessageStream",
+    "QueueOutcome",
     "WebSocket",
     "WebSocketDisconnect",
     "WebSocketState",
 ]
+
+logger = logging.getLogger("wsserver")
 
 
 class WebSocketState(enum.Enum):
@@ -49,6 +54,18 @@ class WebSocketState(enum.Enum):
 # descriptor call on Python 3.11).
 _APP_CONNECTING = WebSocketState.CONNECTING
 _APP_CONNECTED = WebSocketState.CONNECTED
+
+
+class QueueOutcome(enum.Enum):
+    """What ``WebSocket.queue_prepared`` did with a message."""
+
+    QUEUED = "queued"
+    #: Not accepted yet, closed, or closing: nothing to deliver to.
+    NOT_OPEN = "not open"
+    #: In the middle of a streamed message: send it with a method that waits.
+    STREAMING = "streaming"
+    #: The peer is not keeping up: left out (and failed if asked to).
+    SLOW = "slow"
 
 
 class WebSocketDisconnect(Exception):
@@ -424,6 +441,37 @@ class WebSocket:
         # handshake has started, this does nothing.)
         self._sender.close(code, reason)
         self.application_state = WebSocketState.DISCONNECTED
+
+    def queue_prepared(
+        self, message: PreparedMessage, size: int, *, compress: bool, close_if_slow: bool
+    ) -> QueueOutcome:
+        """Queue an encoded message without waiting: how ``broadcast`` sends.
+
+        No coroutine and no await: the frame is written at the end of the
+        loop's iteration with whatever else this connection is sent.  It is
+        not queued when the connection is not open, in the middle of a
+        streamed message (a frame cannot go between fragments: the caller
+        sends it with ``send_text``/``send_bytes``, which wait), or when the
+        peer is not keeping up (``write_limit`` bytes wait); then, with
+        ``close_if_slow``, the connection is failed with 1013 (try again
+        later), so that the client knows it missed messages.
+
+        Args:
+            message: from ``wsserver.protocol.frames.prepare_message``.
+            size: the payload size, counted toward ``write_limit``.
+        """
+        sender = self._sender
+        if self.application_state is not _APP_CONNECTED or not sender.is_open:
+            return QueueOutcome.NOT_OPEN
+        if self._stream_owner is not None:
+            return QueueOutcome.STREAMING
+        if sender.writing_paused:
+            if close_if_slow:
+                logger.info("conn %d: too slow for a broadcast, closing", self.connection_id)
+                sender.fail(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
+            return QueueOutcome.SLOW
+        sender.send_prepared(message, size, compress=compress)
+        return QueueOutcome.QUEUED
 
     # -- helpers for the connection and the stream ---------------------
 
