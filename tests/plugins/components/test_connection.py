@@ -194,7 +194,8 @@ async def test_a_second_attach_supersedes_the_first() -> None:
     await finish(websocket, run)
 
 
-async def test_a_flood_of_events_closes_with_1008() -> None:
+@pytest.mark.parametrize(("limit", "events"), [(256, 300), (4, 6)])
+async def test_a_flood_of_events_closes_with_1008(limit: int, events: int) -> None:
     gate = asyncio.Event()
 
     class Stuck(Component):
@@ -204,9 +205,14 @@ async def test_a_flood_of_events_closes_with_1008() -> None:
         async def wait(self) -> None:
             await gate.wait()  # the worker is busy: events queue up
 
-    app = ComponentApp({"/": Stuck})
+    app = ComponentApp({"/": Stuck}, max_pending_jobs=limit)
     _, websocket, run = await attached(app)
-    for _ in range(300):
+    for _ in range(limit):
+        websocket.feed({"p": "cv", "k": "ev", "key": "r", "type": "click"})
+    # The first event is running, the others wait: still under the limit.
+    await asyncio.sleep(0)
+    assert websocket.closed_with is None
+    for _ in range(events - limit):
         websocket.feed({"p": "cv", "k": "ev", "key": "r", "type": "click"})
     await wait_until(lambda: websocket.closed_with is not None)
     assert websocket.closed_with == (1008, "too many pending events")

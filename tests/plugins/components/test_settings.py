@@ -39,6 +39,7 @@ def test_the_defaults_are_those_componentapp_always_had() -> None:
         "reconnect_base": 0.5,
         "reconnect_max": 15.0,
         "connect_timeout": 10.0,
+        "max_pending_jobs": 256,
         "health_path": "/healthz",
         "authenticate": None,
     }
@@ -64,3 +65,43 @@ def test_every_setting_is_documented() -> None:
     doc = PageSettings.__doc__ or ""
     for field in fields(PageSettings):
         assert f"\n        {field.name}: " in doc, field.name
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"snapshot_ttl": 0}, "PageSettings.snapshot_ttl must be positive, not 0"),
+        ({"history_limit": -1}, "PageSettings.history_limit must be positive, not -1"),
+        ({"max_pending_jobs": 0}, "PageSettings.max_pending_jobs must be positive, not 0"),
+        ({"max_message_size": 0}, "PageSettings.max_message_size must be positive, not 0"),
+        ({"ping_interval": 0.0}, "PageSettings.ping_interval must be positive, not 0.0"),
+        (
+            {"connect_timeout": float("nan")},
+            "PageSettings.connect_timeout must be positive, not nan",
+        ),
+        ({"reload_delay": -1.0}, "PageSettings.reload_delay must not be negative, not -1.0"),
+        (
+            {"reconnect_attempts": -1},
+            "PageSettings.reconnect_attempts must not be negative, not -1",
+        ),
+        ({"reconnect_base": 20.0}, "PageSettings.reconnect_base must not exceed reconnect_max"),
+        ({"ws_path": "cv"}, "PageSettings.ws_path must start with '/', not 'cv'"),
+        ({"prefix": ""}, "PageSettings.prefix must start with '/', not ''"),
+    ],
+)
+def test_a_setting_out_of_range_is_refused_at_once(options: PageOptions, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        PageSettings(**options)
+    assert str(caught.value) == message
+
+
+def test_the_edges_of_the_ranges_are_accepted() -> None:
+    settings = PageSettings(
+        reload_delay=0,
+        reconnect_attempts=0,
+        reconnect_base=0,
+        max_message_size=None,
+        ping_interval=None,
+        max_pending_jobs=1,
+    )
+    assert settings.max_pending_jobs == 1

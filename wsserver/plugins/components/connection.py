@@ -68,9 +68,6 @@ logger = logging.getLogger("wsserver.plugins.components")
 PLUGIN = "cv"
 # The snapshot format's version.
 _SNAPSHOT_VERSION = 1
-# Jobs waiting for a connection's worker: beyond this the browser sends
-# faster than handlers run, and the connection is closed.
-_MAX_PENDING_JOBS = 256
 
 
 def page_snapshot(
@@ -131,7 +128,7 @@ class PageConnection:
         self._title_sent: str | None = None
         self._superseded = False
         self._jobs = JobQueue(
-            _MAX_PENDING_JOBS, on_flood=self._on_flood, on_failure=self._on_job_failure
+            app.settings.max_pending_jobs, on_flood=self._on_flood, on_failure=self._on_job_failure
         )
         session.plugins[PLUGIN] = self
         session.on(PLUGIN, "attach", self._on_attach)

@@ -85,6 +85,9 @@ class PageSettings:
             back soon after the server does.
         connect_timeout: seconds an attempt may take to reach ``init``;
             10 s.
+        max_pending_jobs: a page's browser events waiting for its handlers;
+            256.  Beyond it the browser sends faster than the handlers run,
+            and the connection is closed rather than let the queue grow.
         health_path: as ``App``: the health check's path (``None``: none).
         authenticate: as ``App``: vets the pages' WebSocket handshakes
             (``None``: every handshake is accepted).
@@ -110,8 +113,38 @@ class PageSettings:
     reconnect_base: float = 0.5
     reconnect_max: float = 15.0
     connect_timeout: float = 10.0
+    max_pending_jobs: int = 256
     health_path: str | None = "/healthz"
     authenticate: Authenticator | None = None
+
+    def __post_init__(self) -> None:
+        positive = {
+            "snapshot_ttl": self.snapshot_ttl,
+            "max_snapshot_size": self.max_snapshot_size,
+            "history_limit": self.history_limit,
+            "ping_timeout": self.ping_timeout,
+            "reconnect_max": self.reconnect_max,
+            "connect_timeout": self.connect_timeout,
+            "max_pending_jobs": self.max_pending_jobs,
+            "max_message_size": self.max_message_size,
+            "ping_interval": self.ping_interval,
+        }
+        for name, value in positive.items():
+            if value is not None and not value > 0:
+                raise ValueError(f"PageSettings.{name} must be positive, not {value!r}")
+        not_negative = {
+            "reload_delay": self.reload_delay,
+            "reconnect_attempts": self.reconnect_attempts,
+            "reconnect_base": self.reconnect_base,
+        }
+        for name, value in not_negative.items():
+            if not value >= 0:
+                raise ValueError(f"PageSettings.{name} must not be negative, not {value!r}")
+        if self.reconnect_base > self.reconnect_max:
+            raise ValueError("PageSettings.reconnect_base must not exceed reconnect_max")
+        for name, path in (("ws_path", self.ws_path), ("prefix", self.prefix)):
+            if not path.startswith("/"):
+                raise ValueError(f"PageSettings.{name} must start with '/', not {path!r}")
 
 
 class PageOptions(TypedDict, total=False):
@@ -137,5 +170,6 @@ class PageOptions(TypedDict, total=False):
     reconnect_base: float
     reconnect_max: float
     connect_timeout: float
+    max_pending_jobs: int
     health_path: str | None
     authenticate: Authenticator | None
