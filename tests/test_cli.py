@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import signal
@@ -31,7 +32,7 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidMessage, InvalidStatus
 
 import wsserver
 from wsserver.cli import (
@@ -48,7 +49,7 @@ from wsserver.protocol import DeflateSettings, ProtocolSettings
 from wsserver.server import ServerConfig
 from wsserver.server.config import CLI_OPTION, cli_option
 
-from ._live import TIMEOUT, handshake_headers
+from ._live import TIMEOUT, handshake_headers, http_get
 from .server.helpers import make_certificate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -255,7 +256,7 @@ def test_timeouts_must_be_positive_numbers(value: str, capsys: pytest.CaptureFix
         with pytest.raises(SystemExit) as caught:
             _parser().parse_args(["run", "m:a", flag, value])
         assert caught.value.code == 2
-        assert f"argument {flag}: must be" in capsys.readouterr().err
+        assert re.search(f"argument {flag}(/--[a-z-]+)?: must be", capsys.readouterr().err)
 
 
 # ---------------------------------------------------------------------------
@@ -400,7 +401,13 @@ NOT_CONFIG = {
     "path",
     "loop",
     "log_level",
+    "log_config",
+    "app_dir",
+    "env_file",
     "ssl_keyfile",
+    "ssl_keyfile_password",
+    "ssl_ca_certs",
+    "ssl_cert_reqs",
     "help",
     "command",
     # Process-level: the supervisor and the channel manager's backend.
@@ -437,8 +444,20 @@ def test_build_config_maps_every_flag() -> None:
         "--deflate-mem-level", "4",
         "--reuse-port",
         "--no-access-log",
+        "--backlog", "77",
+        "--no-proxy-headers",
+        "--forwarded-allow-ips", "10.0.0.0/8, 192.0.2.1",
+        "--root-path", "/api",
+        "--header", "Server: edge-1",
+        "--header", "x-frame-options:DENY",
     )  # fmt: skip
     config = build_config(args)
+    assert config.backlog == 77
+    assert config.proxy_headers is False
+    assert config.trusted_proxies is None
+    assert config.forwarded_allow_ips == "10.0.0.0/8, 192.0.2.1"
+    assert config.root_path == "/api"
+    assert config.headers == (("server", "edge-1"), ("x-frame-options", "DENY"))
     assert config.host == "0.0.0.0"
     assert config.port == 9001
     assert config.uds == "/tmp/ws.sock"
@@ -499,7 +518,42 @@ def test_build_config_maps_every_flag() -> None:
         "deflate_mem_level",
         "reuse_port",
         "access_log",
+        "backlog",
+        "proxy_headers",
+        "forwarded_allow_ips",
+        "root_path",
+        "header",
     }
+
+
+@pytest.mark.parametrize(
+    ("uvicorn", "ours", "value", "setting", "expected"),
+    [
+        ("--timeout-keep-alive", "--open-timeout", "5", "open_timeout", 5.0),
+        ("--limit-concurrency", "--max-connections", "3", "max_connections", 3),
+        ("--timeout-graceful-shutdown", "--shutdown-timeout", "2", "shutdown_timeout", 2.0),
+    ],
+)
+def test_uvicorns_names_are_aliases(
+    uvicorn: str, ours: str, value: str, setting: str, expected: object
+) -> None:
+    assert getattr(build_config(parse(uvicorn, value)), setting) == expected
+    assert getattr(build_config(parse(ours, value)), setting) == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--header", "no-colon"), "--header 'no-colon': expected NAME:VALUE"),
+        (("--header", "bad name:x"), "headers: 'bad name' is not a lower-case header field name"),
+        (("--forwarded-allow-ips", "10.0.0.0/33"), "forwarded_allow_ips: '10.0.0.0/33' is not"),
+        (("--root-path", "api"), "root_path must start with '/'"),
+    ],
+)
+def test_bad_proxy_and_header_values_are_refused(flags: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        build_config(parse(*flags))
+    assert str(caught.value).startswith(message)
 
 
 def run_subparser() -> argparse.ArgumentParser:
@@ -604,7 +658,8 @@ def test_every_declared_option_is_an_option_of_run(
     default = f.default_factory() if callable(f.default_factory) else f.default
     action = actions[flags[0]]
     if option.get("repeat"):
-        assert action.default is None and default is None
+        # Not given: the setting keeps its own default (see _from_arguments).
+        assert action.default is None
     elif cls is ServerConfig and name == "deflate":
         assert action.default is (default is not None)
     else:
@@ -792,9 +847,12 @@ def test_the_readme_synopsis_lists_exactly_the_run_flags() -> None:
     readme = (ROOT / "README.md").read_text()
     synopsis = readme.split("```\nwsserver run module:attr", 1)[1].split("```", 1)[0]
     documented = set(re.findall(r"--[a-z][a-z0-9-]*", synopsis)) - {"--version"}
-    assert documented == offered, (
+    # The usage line shows an option's first name; uvicorn's names are
+    # aliases listed in the options below it.
+    aliases = set(re.findall(r"--[a-z][a-z0-9-]*", help_text)) - offered - {"--help"}
+    assert offered <= documented <= offered | aliases, (
         f"missing from README.md: {sorted(offered - documented)}; "
-        f"not in `wsserver run --help`: {sorted(documented - offered)}"
+        f"not in `wsserver run --help`: {sorted(documented - offered - aliases)}"
     )
 
 
@@ -849,3 +907,219 @@ def test_a_plugin_option_is_checked_and_set_before_the_import(
     finally:
         os.environ.pop(GOOD.env_var, None)
         sys.modules.pop("colour_app", None)
+
+
+# ---------------------------------------------------------------------------
+# uvicorn's process options: --log-config, --env-file, --app-dir, TLS client
+# certificates and an encrypted key
+# ---------------------------------------------------------------------------
+
+LOG_CONFIGS = {
+    "json": json.dumps(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": "CUSTOM %(levelname)s %(name)s: %(message)s"}},
+            "handlers": {
+                "err": {
+                    "class": "logging.StreamHandler",
+                    "formatter": "plain",
+                    "stream": "ext://sys.stderr",
+                }
+            },
+            "root": {"level": "INFO", "handlers": ["err"]},
+        }
+    ),
+    "yaml": """
+version: 1
+disable_existing_loggers: false
+formatters:
+  plain: {format: "CUSTOM %(levelname)s %(name)s: %(message)s"}
+handlers:
+  err: {class: logging.StreamHandler, formatter: plain, stream: "ext://sys.stderr"}
+root: {level: INFO, handlers: [err]}
+""",
+    "ini": """
+[loggers]
+keys=root
+[handlers]
+keys=err
+[formatters]
+keys=plain
+[logger_root]
+level=INFO
+handlers=err
+[handler_err]
+class=StreamHandler
+formatter=plain
+args=(sys.stderr,)
+[formatter_plain]
+format=CUSTOM %(levelname)s %(name)s: %(message)s
+""",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LOG_CONFIGS))
+async def test_log_config_formats_the_servers_lines(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"logging.{kind}"
+    path.write_text(LOG_CONFIGS[kind])
+    async with (
+        running("examples.echo:EchoView", "--log-config", str(path)) as server,
+        connect(f"ws://127.0.0.1:{server.port}/") as client,
+    ):
+        await client.send("x")
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == "x"
+    listening = [line for line in server.log if "listening on" in line]
+    assert listening and listening[0].startswith("CUSTOM INFO wsserver: wsserver listening on")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "JSONDecodeError"),
+        ('{"version": 99}', "ValueError"),
+    ],
+)
+def test_a_bad_log_config_is_one_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "logging.json"
+    path.write_text(content)
+    error = assert_one_error_line(
+        run_cli("run", "examples.echo:EchoView", "--log-config", str(path))
+    )
+    assert error.startswith(f"{path}: ") and message in error
+
+
+def test_a_missing_log_config_is_one_line(tmp_path: Path) -> None:
+    error = assert_one_error_line(
+        run_cli("run", "examples.echo:EchoView", "--log-config", str(tmp_path / "none.ini"))
+    )
+    assert error.startswith(str(tmp_path / "none.ini"))
+
+
+def test_log_level_names_as_uvicorn(capsys: pytest.CaptureFixture[str]) -> None:
+    for level in ("critical", "error", "warning", "info", "debug", "trace"):
+        assert _parser().parse_args(["run", "m:a", "--log-level", level]).log_level == level
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["run", "m:a", "--log-level", "loud"])
+    assert "invalid choice: 'loud'" in capsys.readouterr().err
+
+
+APP_READING_ENV = """
+import os
+from wsserver.server import App, PlainTextResponse
+
+app = App()
+
+@app.route("/")
+async def home(request):
+    return PlainTextResponse(os.environ.get("GREETING", "unset") + "|" + os.environ.get("KEPT", ""))
+"""
+
+
+async def test_env_file_is_read_before_the_app_from_app_dir(tmp_path: Path) -> None:
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "apps" / "greeter.py").write_text(APP_READING_ENV)
+    (tmp_path / ".env").write_text("GREETING=hello from .env\nKEPT=overridden\n")
+    os.environ["KEPT"] = "from the environment"
+    try:
+        async with running(
+            "greeter:app",
+            "--app-dir",
+            str(tmp_path / "apps"),
+            "--env-file",
+            str(tmp_path / ".env"),
+            cwd=tmp_path,
+        ) as server:
+            result = await http_get(server.port, "/")
+    finally:
+        del os.environ["KEPT"]
+    # Variables already set win, as python-dotenv and uvicorn do.
+    assert result.body == b"hello from .env|from the environment"
+
+
+def test_a_missing_env_file_is_one_line(tmp_path: Path) -> None:
+    error = assert_one_error_line(
+        run_cli("run", "examples.echo:EchoView", "--env-file", str(tmp_path / "none.env"))
+    )
+    assert error == f"{tmp_path / 'none.env'}: no such file"
+
+
+def test_without_app_dir_the_module_is_not_found_elsewhere(tmp_path: Path) -> None:
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "apps" / "greeter.py").write_text(APP_READING_ENV)
+    error = assert_one_error_line(run_cli("run", "greeter:app", cwd=tmp_path))
+    assert "greeter" in error
+
+
+def test_tls_options_need_a_certificate(tmp_path: Path) -> None:
+    files = make_certificate(tmp_path)
+    for flags in (("--ssl-keyfile", str(files.key)), ("--ssl-ca-certs", str(files.ca))):
+        with pytest.raises(ValueError, match="need --ssl-certfile"):
+            build_config(parse(*flags))
+
+
+def test_an_encrypted_key_needs_its_password(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    files = make_certificate(tmp_path)
+    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"sesame"),
+        )
+    )
+    flags = ("--ssl-certfile", str(files.cert), "--ssl-keyfile", str(encrypted))
+    config = build_config(parse(*flags, "--ssl-keyfile-password", "sesame"))
+    assert isinstance(config.ssl_context, ssl.SSLContext)
+    with pytest.raises(ssl.SSLError):
+        build_config(parse(*flags, "--ssl-keyfile-password", "wrong"))
+
+
+async def test_client_certificates_are_required_when_asked(tmp_path: Path) -> None:
+    import trustme
+
+    authority = trustme.CA()
+    leaf = authority.issue_cert("localhost", "127.0.0.1")
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    member = authority.issue_cert("client@example.com")
+    anonymous = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    with_certificate = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    member.configure_cert(with_certificate)
+    async with running(
+        "examples.echo:EchoView",
+        "--ssl-certfile",
+        str(tmp_path / "server.pem"),
+        "--ssl-ca-certs",
+        str(tmp_path / "ca.pem"),
+        "--ssl-cert-reqs",
+        "2",
+    ) as server:
+        url = f"wss://localhost:{server.port}/"
+        async with connect(url, ssl=with_certificate) as client:
+            await client.send("member")
+            assert await asyncio.wait_for(client.recv(), TIMEOUT) == "member"
+        with pytest.raises((ssl.SSLError, ConnectionError, EOFError, InvalidMessage)):
+            async with connect(url, ssl=anonymous) as client:
+                await client.send("anonymous")
+                await asyncio.wait_for(client.recv(), TIMEOUT)
+
+
+def test_the_optional_libraries_are_named_when_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wsserver.cli import load_env_file, load_log_config
+
+    monkeypatch.setitem(sys.modules, "dotenv", None)
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    with pytest.raises(ValueError) as caught:
+        load_env_file(str(tmp_path / ".env"))
+    assert str(caught.value) == "--env-file needs python-dotenv: pip install 'wsserver[standard]'"
+    with pytest.raises(ValueError) as caught:
+        load_log_config(str(tmp_path / "logging.yaml"))
+    assert str(caught.value) == (
+        "a YAML logging configuration needs PyYAML: pip install 'wsserver[standard]'"
+    )

@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import dataclasses
 import importlib
+import json
 import logging
 import math
 import os
@@ -322,11 +323,35 @@ def _parser(options: Sequence[EnvironmentOption] | None = None) -> argparse.Argu
     run.add_argument("target", help="module:attr, e.g. examples.echo:EchoView")
     run.add_argument("--factory", action="store_true", help="attr is a factory to call")
     run.add_argument("--path", default="/", help="where a lone view is mounted")
+    run.add_argument(
+        "--app-dir",
+        default="",
+        metavar="DIR",
+        help="look for the module in DIR (default: the current directory)",
+    )
+    run.add_argument(
+        "--env-file",
+        default=None,
+        metavar="FILE",
+        help="set environment variables from a .env file before the import (python-dotenv)",
+    )
     # How: every setting with an option, from its field's metadata.
     _add_options(run, ServerConfig)
-    # Two options, one setting (ssl_context): see build_config.
-    run.add_argument("--ssl-certfile", default=None)
-    run.add_argument("--ssl-keyfile", default=None)
+    # Several options, one setting (ssl_context): see build_config.
+    run.add_argument("--ssl-certfile", default=None, metavar="FILE")
+    run.add_argument("--ssl-keyfile", default=None, metavar="FILE")
+    run.add_argument("--ssl-keyfile-password", default=None, metavar="PASSWORD")
+    run.add_argument(
+        "--ssl-ca-certs", default=None, metavar="FILE", help="CA certificates to verify clients"
+    )
+    run.add_argument(
+        "--ssl-cert-reqs",
+        type=int,
+        choices=(0, 1, 2),
+        default=int(ssl.CERT_NONE),
+        metavar="N",
+        help="client certificates: 0 none, 1 optional, 2 required (ssl.CERT_*; default 0)",
+    )
     # The process.
     run.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     run.add_argument(
@@ -335,7 +360,18 @@ def _parser(options: Sequence[EnvironmentOption] | None = None) -> argparse.Argu
         default=1,
         help="worker processes sharing the port with SO_REUSEPORT (default 1: no supervisor)",
     )
-    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    run.add_argument(
+        "--log-level",
+        choices=("critical", "error", "warning", "info", "debug", "trace"),
+        default=None,
+        help="the wsserver loggers' level (default info; trace is debug)",
+    )
+    run.add_argument(
+        "--log-config",
+        default=None,
+        metavar="FILE",
+        help="logging configuration: .json or .yaml (dictConfig), else .ini (fileConfig)",
+    )
     # What plugins add (wsserver.server.plugin_options).
     for option in plugin_options() if options is None else options:
         run.add_argument(option.flag, default=None, metavar=option.metavar, help=option.help)
@@ -352,7 +388,16 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
     ssl_context = None
     if args.ssl_certfile:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_context.load_cert_chain(args.ssl_certfile, args.ssl_keyfile)
+        ssl_context.load_cert_chain(
+            args.ssl_certfile, args.ssl_keyfile, password=args.ssl_keyfile_password
+        )
+        if args.ssl_ca_certs:
+            ssl_context.load_verify_locations(args.ssl_ca_certs)
+        ssl_context.verify_mode = ssl.VerifyMode(args.ssl_cert_reqs)
+    elif args.ssl_keyfile or args.ssl_ca_certs or args.ssl_keyfile_password:
+        raise ValueError(
+            "--ssl-keyfile, --ssl-keyfile-password and --ssl-ca-certs need --ssl-certfile"
+        )
     return _from_arguments(ServerConfig, args, ssl_context=ssl_context)
 
 
@@ -372,14 +417,84 @@ def _worker_command(arguments: Sequence[str], port: int) -> list[str]:
     ]
 
 
-def _configure_logging(level: str, worker: str | None, workers: int) -> None:
+#: ``--log-level`` names as uvicorn's; ``trace`` (uvicorn's own level) is debug here.
+_LOG_LEVELS = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": logging.DEBUG,
+}
+
+
+def load_log_config(path: str) -> None:
+    """Configure logging from a file, as uvicorn's ``--log-config``.
+
+    ``.json``, ``.yaml`` and ``.yml`` hold a ``logging.config.dictConfig``
+    dictionary (YAML needs PyYAML); any other file is read by
+    ``logging.config.fileConfig`` (the INI format), keeping the loggers that
+    exist already.
+
+    Raises:
+        ValueError: the file cannot be read or does not configure logging.
+    """
+    import logging.config
+
+    yaml: Any = None
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(
+                "a YAML logging configuration needs PyYAML: pip install 'wsserver[standard]'"
+            ) from None
+    try:
+        if path.endswith(".json"):
+            with open(path, encoding="utf-8") as file:
+                logging.config.dictConfig(json.load(file))
+        elif yaml is not None:
+            with open(path, encoding="utf-8") as file:
+                logging.config.dictConfig(yaml.safe_load(file))
+        else:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    except Exception as error:
+        raise ValueError(f"{path}: {type(error).__name__}: {error}") from error
+
+
+def load_env_file(path: str) -> None:
+    """Set environment variables from a ``.env`` file (python-dotenv), keeping those set.
+
+    Raises:
+        ValueError: python-dotenv is missing or the file cannot be read.
+    """
+    try:
+        import dotenv
+    except ImportError:
+        raise ValueError(
+            "--env-file needs python-dotenv: pip install 'wsserver[standard]'"
+        ) from None
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
+    dotenv.load_dotenv(path, override=False)
+
+
+def _configure_logging(
+    level: str | None, worker: str | None, workers: int, log_config: str | None = None
+) -> None:
+    if log_config is not None:
+        load_log_config(log_config)
+        if level is not None:
+            logging.getLogger("wsserver").setLevel(_LOG_LEVELS[level])
+        return
+    level = "info" if level is None else level
     if worker is not None:
         fmt = f"%(asctime)s %(levelname)s [worker {worker} %(process)d] %(name)s: %(message)s"
     elif workers > 1:
         fmt = "%(asctime)s %(levelname)s [supervisor %(process)d] %(name)s: %(message)s"
     else:
         fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level.upper(), format=fmt)
+    logging.basicConfig(level=_LOG_LEVELS[level], format=fmt)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -390,9 +505,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     worker = os.environ.get(WORKER_ENV)
     link = worker_link()
-    _configure_logging(args.log_level, worker, args.workers)
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    try:
+        _configure_logging(args.log_level, worker, args.workers, args.log_config)
+        if args.env_file is not None:
+            load_env_file(args.env_file)
+    except ValueError as error:
+        print(f"wsserver: error: {error}", file=sys.stderr)
+        return 2
+    app_dir = os.path.abspath(args.app_dir) if args.app_dir else os.getcwd()
+    if app_dir not in sys.path:
+        sys.path.insert(0, app_dir)
     for option in options:
         value = getattr(args, option.dest)
         if value is None:

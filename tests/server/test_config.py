@@ -37,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "reuse_port": False,
     "origins": None,
     "access_log": True,
+    "proxy_headers": True,
+    "forwarded_allow_ips": "127.0.0.1",
+    "root_path": "",
+    "headers": (),
 }
 
 
@@ -90,6 +94,10 @@ def test_every_setting_is_documented() -> None:
         ("backlog", "1024"),
         ("origins", "``None``"),
         ("access_log", "True"),
+        ("proxy_headers", "True"),
+        ("forwarded_allow_ips", "``127.0.0.1``"),
+        ("root_path", '``""``'),
+        ("headers", "None by default"),
     ],
 )
 def test_documented_defaults_match(name: str, stated: str) -> None:

@@ -23,10 +23,13 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsserver.protocol import BinaryMessage, TextMessage
-from wsserver.server import PlainTextResponse, Request, Response, Server, as_app
+from wsserver.server import App, PlainTextResponse, Request, Response, Server, as_app
+from wsserver.server.datastructures import Address
 from wsserver.server.security import OriginPolicy
 from wsserver.server.websocket import Disconnect, WebSocket, WebSocketDisconnect
+from wsserver.testing import wire
 
+from .._live import HTTPClient, RawWebSocket, http_get, serving
 from .helpers import (
     OP_BINARY,
     OP_CLOSE,
@@ -1004,3 +1007,98 @@ async def test_connections_read_into_one_buffer_and_keep_what_they_received(
     await first.send(frame[3:])
     await asyncio.wait_for(both_received.wait(), TIMEOUT)
     assert received == ["B" * 100, "A" * 100]
+
+
+# ---------------------------------------------------------------------------
+# Forwarding proxies, the root path and extra response headers
+# ---------------------------------------------------------------------------
+
+
+def _forwarding_app(seen: list[tuple[str, object, str, str]]) -> App:
+    app = App()
+
+    @app.route("/where")
+    async def where(request: Request) -> Response:
+        seen.append(("http", request.client, request.url.scheme, request.root_path))
+        return PlainTextResponse("here")
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        seen.append(("ws", websocket.client, websocket.url.scheme, websocket.root_path))
+        await websocket.accept()
+        await websocket.close()
+
+    @app.websocket("/refused")
+    async def refused(websocket: WebSocket) -> None:
+        await websocket.send_denial_response(PlainTextResponse("no", status_code=403))
+
+    return app
+
+
+FORWARDED = [("x-forwarded-for", "6.6.6.6, 192.0.2.1"), ("x-forwarded-proto", "https")]
+
+
+async def test_a_trusted_proxy_sets_the_client_and_scheme_of_every_request() -> None:
+    seen: list[tuple[str, object, str, str]] = []
+    async with serving(_forwarding_app(seen), root_path="/api") as server:
+        assert (await http_get(server.port, "/where", FORWARDED)).status == 200
+        ws = await RawWebSocket.connect(server.port, "/ws", FORWARDED)
+        await ws.close()
+        # The same connection's next request, not forwarded: the peer again.
+        client = await HTTPClient.open(server.port)
+        try:
+            await client.request("GET", "/where", FORWARDED)
+            await client.request("GET", "/where", [])
+        finally:
+            await client.close()
+    assert seen[0] == ("http", Address("192.0.2.1", 0), "https", "/api")
+    assert seen[1] == ("ws", Address("192.0.2.1", 0), "wss", "/api")
+    assert seen[2] == ("http", Address("192.0.2.1", 0), "https", "/api")
+    kind, peer, scheme, _ = seen[3]
+    assert (kind, scheme) == ("http", "http")
+    assert isinstance(peer, Address) and peer.host == "127.0.0.1" and peer.port > 0
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"proxy_headers": False}, {"forwarded_allow_ips": "10.0.0.0/8"}],
+    ids=["off", "untrusted"],
+)
+async def test_forwarding_headers_from_an_untrusted_peer_are_ignored(
+    config: dict[str, object],
+) -> None:
+    seen: list[tuple[str, object, str, str]] = []
+    async with serving(_forwarding_app(seen), **config) as server:
+        await http_get(server.port, "/where", FORWARDED)
+        ws = await RawWebSocket.connect(server.port, "/ws", FORWARDED)
+        await ws.close()
+    assert [(kind, scheme, root) for kind, _, scheme, root in seen] == [
+        ("http", "http", ""),
+        ("ws", "ws", ""),
+    ]
+    assert all(isinstance(peer, Address) and peer.host == "127.0.0.1" for _, peer, _, _ in seen)
+
+
+async def test_extra_headers_go_with_every_kind_of_response() -> None:
+    seen: list[tuple[str, object, str, str]] = []
+    extra = (("server", "edge-1"), ("x-frame-options", "DENY"))
+    async with serving(_forwarding_app(seen), headers=extra) as server:
+        ok = await http_get(server.port, "/where")
+        missing = await http_get(server.port, "/nowhere")
+        heads = []
+        for path in ("/refused", "/ws"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(wire.client_handshake(path, host="x"))
+            heads.append(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT))
+            writer.close()
+            await writer.wait_closed()
+    for result in (ok, missing):
+        assert result.header("server") == "edge-1"
+        assert result.header("x-frame-options") == "DENY"
+    assert (ok.status, missing.status) == (200, 404)
+    denied, accepted = heads
+    assert denied.startswith(b"HTTP/1.1 403 ")
+    assert accepted.startswith(b"HTTP/1.1 101 ")
+    for head in heads:
+        assert b"\r\nserver: edge-1\r\n" in head
+        assert b"\r\nx-frame-options: DENY\r\n" in head

@@ -8,12 +8,14 @@ know about.
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..protocol import DeflateSettings, ProtocolSettings
+from .proxy import TrustedProxies
 from .security import OriginPolicy
 
 __all__ = ["CLI_OPTION", "OptionKind", "ServerConfig", "cli_option"]
@@ -160,6 +162,20 @@ class ServerConfig:
             ``True`` by default, as in uvicorn: refused handshakes and
             errors are otherwise invisible.  Turn it off when a proxy in front
             already logs requests, to save a formatted line per request.
+        proxy_headers: believe ``X-Forwarded-For`` and ``X-Forwarded-Proto``
+            from the peers in ``forwarded_allow_ips`` for the client's
+            address and scheme (``wsserver.server.proxy``).  ``True`` by default,
+            as in uvicorn: only a proxy on this host is trusted unless told
+            otherwise.
+        forwarded_allow_ips: the trusted proxies: comma-separated addresses,
+            networks (``10.0.0.0/8``) or ``*``.  The ``FORWARDED_ALLOW_IPS``
+            environment variable, else ``127.0.0.1``, as in uvicorn.
+        root_path: the path prefix a proxy mounts the application under
+            (``/api``), for applications that build URLs (ASGI's
+            ``root_path``; ``request.root_path``).  ``""`` by default.
+        headers: extra response header fields sent with every HTTP response
+            and every handshake response (``--header server:edge-1``), in
+            lower case.  None by default.
     """
 
     host: str = field(default="127.0.0.1", metadata=cli_option("--host"))
@@ -187,7 +203,8 @@ class ServerConfig:
         default=20.0, metadata=cli_option("--ws-ping-timeout", kind="seconds_or_none")
     )
     open_timeout: float | None = field(
-        default=10.0, metadata=cli_option("--open-timeout", kind="seconds_or_none")
+        default=10.0,
+        metadata=cli_option("--open-timeout", "--timeout-keep-alive", kind="seconds_or_none"),
     )
     handshake_timeout: float | None = field(
         default=10.0,
@@ -204,15 +221,24 @@ class ServerConfig:
         default=10.0, metadata=cli_option("--close-timeout", kind="seconds")
     )
     max_connections: int | None = field(
-        default=10_000, metadata=cli_option("--max-connections", kind="int")
+        default=10_000,
+        metadata=cli_option("--max-connections", "--limit-concurrency", kind="int"),
     )
     shutdown_timeout: float = field(
-        default=10.0, metadata=cli_option("--shutdown-timeout", kind="seconds")
+        default=10.0,
+        metadata=cli_option("--shutdown-timeout", "--timeout-graceful-shutdown", kind="seconds"),
     )
     # No option of its own: the command line builds it from --ssl-certfile
     # and --ssl-keyfile (wsserver/cli.py).
     ssl_context: ssl.SSLContext | None = None
-    backlog: int = 1024
+    backlog: int = field(
+        default=1024,
+        metadata=cli_option(
+            "--backlog",
+            kind="int",
+            help="connections the kernel queues before accept (default 1024)",
+        ),
+    )
     reuse_port: bool = field(
         default=False,
         metadata=cli_option(
@@ -241,7 +267,53 @@ class ServerConfig:
         ),
     )
 
+    proxy_headers: bool = field(
+        default=True,
+        metadata=cli_option(
+            "--proxy-headers",
+            kind="switch",
+            help="take the client's address and scheme from X-Forwarded-For and "
+            "X-Forwarded-Proto sent by --forwarded-allow-ips",
+        ),
+    )
+    forwarded_allow_ips: str = field(
+        default_factory=lambda: os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        metadata=cli_option(
+            "--forwarded-allow-ips",
+            metavar="IPS",
+            help="comma-separated proxy addresses or networks to trust, or '*' "
+            "(default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
+        ),
+    )
+    root_path: str = field(
+        default="",
+        metadata=cli_option(
+            "--root-path", metavar="PATH", help="the path prefix a proxy serves the app under"
+        ),
+    )
+    headers: tuple[tuple[str, str], ...] = field(
+        default=(),
+        metadata=cli_option(
+            "--header",
+            repeat=True,
+            metavar="NAME:VALUE",
+            convert=lambda values: tuple(_header_field(value) for value in values),
+            help="a response header for every response (repeatable)",
+        ),
+    )
+
+    @property
+    def trusted_proxies(self) -> TrustedProxies | None:
+        """The peers whose forwarding headers are believed; ``None``: nobody's."""
+        return TrustedProxies(self.forwarded_allow_ips) if self.proxy_headers else None
+
     def __post_init__(self) -> None:
+        # Checked now, so that a bad value names its setting at start-up.
+        TrustedProxies(self.forwarded_allow_ips)
+        if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
+            raise ValueError("root_path must start with '/' and not end with one, or be ''")
+        for name, value in self.headers:
+            _check_header_field(name, value)
         # Out of range, create_server() would fail only at start(), with an
         # OverflowError that does not name the setting.
         if not 0 <= self.port <= 65535:
@@ -269,3 +341,24 @@ class ServerConfig:
                 raise ValueError(f"{name} must be positive (or None to turn it off)")
         if not self.close_timeout > 0 or not self.shutdown_timeout >= 0:
             raise ValueError("close_timeout must be positive and shutdown_timeout not negative")
+
+
+# RFC 9110 section 5.6.2: token characters.
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
+
+
+def _check_header_field(name: str, value: str) -> None:
+    if not name or not set(name) <= _TOKEN:
+        raise ValueError(f"headers: {name!r} is not a lower-case header field name")
+    # RFC 9110 section 5.5: no CR, LF or NUL in a field value (response
+    # splitting), no leading or trailing whitespace.
+    if any(c in value for c in "\r\n\0") or value != value.strip(" \t"):
+        raise ValueError(f"headers: the value of {name!r} is not a valid field value")
+
+
+def _header_field(text: str) -> tuple[str, str]:
+    """``"Name: value"`` (uvicorn's ``--header`` syntax) as a pair, the name in lower case."""
+    name, sep, value = text.partition(":")
+    if not sep:
+        raise ValueError(f"--header {text!r}: expected NAME:VALUE")
+    return name.strip().lower(), value.strip()

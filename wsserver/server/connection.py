@@ -51,6 +51,7 @@ from .datastructures import Address
 from .inbox import Disconnect, Inbox
 from .keepalive import Keepalive
 from .mistakes import ApplicationMistake, qualified_name
+from .proxy import TrustedProxies, forwarded_client
 from .requests import Request
 from .responses import PlainTextResponse, Response
 from .websocket import WebSocket, WebSocketDisconnect
@@ -74,6 +75,8 @@ class ConnectionOwner(Protocol):
     shutting_down: bool
     #: Where every connection's transport reads into (see ``get_buffer``).
     receive_buffer: memoryview
+    #: Whose forwarding headers are believed (``ServerConfig.proxy_headers``).
+    trusted_proxies: TrustedProxies | None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
@@ -128,6 +131,7 @@ class Connection(asyncio.BufferedProtocol):
         "config",
         "id",
         "loop",
+        "peer",
         "protocol",
         "server",
         "server_host",
@@ -143,6 +147,9 @@ class Connection(asyncio.BufferedProtocol):
         self.protocol = ServerConnection(self.config.protocol, deflate=self.config.deflate)
         self.transport: asyncio.Transport | None = None
         self.websocket: WebSocket | None = None
+        # The transport's peer, and the client of the current request: the
+        # same unless a trusted proxy forwarded it (wsserver.server.proxy).
+        self.peer: Address | None = None
         self.client: Address | None = None
         self.server_host: str | None = None
         self._writer = Writer(self.protocol, self.loop, self.config.write_limit)
@@ -189,7 +196,7 @@ class Connection(asyncio.BufferedProtocol):
         transport.set_write_buffer_limits(high=self.config.write_limit)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
-            self.client = Address(str(peer[0]), int(peer[1]))
+            self.peer = self.client = Address(str(peer[0]), int(peer[1]))
         sock = transport.get_extra_info("sockname")
         if isinstance(sock, tuple) and len(sock) >= 2:
             self.server_host = f"{sock[0]}:{sock[1]}"
@@ -526,6 +533,15 @@ class Connection(asyncio.BufferedProtocol):
             if self.server.refuses_new_websockets():
                 self._reject_now(503, "server at capacity or shutting down")
                 return
+            scheme = "wss" if self._scheme == "https" else "ws"
+            if self.server.trusted_proxies is not None:
+                self.client, scheme = forwarded_client(
+                    self.server.trusted_proxies,
+                    self.peer,
+                    event.headers,
+                    self._scheme,
+                    websocket=True,
+                )
             origins = self.config.origins
             if origins is not None:
                 sent = [value for name, value in event.headers if name == "origin"]
@@ -541,9 +557,10 @@ class Connection(asyncio.BufferedProtocol):
                 event,
                 connection_id=self.id,
                 max_message_size=self.protocol.settings.max_message_size,
-                scheme="wss" if self._scheme == "https" else "ws",
+                scheme=scheme,
                 server_host=self.server_host,
                 client=self.client,
+                root_path=self.config.root_path,
             )
             try:
                 websocket.url  # noqa: B018 - parse now, so a bad request gets 400
@@ -603,15 +620,21 @@ class Connection(asyncio.BufferedProtocol):
 
     async def _respond(self, event: HTTPRequest) -> Response:
         """The application's response to ``event``, or the error response."""
+        scheme = self._scheme
+        if self.server.trusted_proxies is not None:
+            self.client, scheme = forwarded_client(
+                self.server.trusted_proxies, self.peer, event.headers, scheme, websocket=False
+            )
         try:
             request = Request(
                 event.method,
                 event.target,
                 event.headers,
                 event.body,
-                scheme=self._scheme,
+                scheme=scheme,
                 client=self.client,
                 server_host=self.server_host,
+                root_path=self.config.root_path,
             )
         except ValueError as error:
             return PlainTextResponse(f"Bad request: {error}\n", status_code=400)
@@ -666,6 +689,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def _write_response(self, response: Response) -> None:
         headers = list(response.header_pairs())
+        headers += self.config.headers
         if self.server.shutting_down:
             headers.append(("connection", "close"))
         self.protocol.send_response(response.status_code, tuple(headers), response.body)
@@ -673,7 +697,7 @@ class Connection(asyncio.BufferedProtocol):
     def _reject_now(self, status: int, reason: str) -> None:
         self.protocol.reject(
             status,
-            (("content-type", "text/plain; charset=utf-8"),),
+            (("content-type", "text/plain; charset=utf-8"), *self.config.headers),
             f"{reason}\n".encode(),
         )
         self.flush()
@@ -806,7 +830,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def accept(self, subprotocol: str | None, headers: tuple[tuple[str, str], ...]) -> str | None:
         """Send the 101 (``WebSocket.accept``); the extensions agreed."""
-        self.protocol.accept(subprotocol, headers)
+        self.protocol.accept(subprotocol, headers + self.config.headers)
         extensions = self.protocol.extensions
         self._accepted = True
         self._handshake_answered(101)
@@ -830,7 +854,11 @@ class Connection(asyncio.BufferedProtocol):
 
     def reject(self, response: Response) -> None:
         """Answer the handshake with ``response`` (``send_denial_response``)."""
-        self.protocol.reject(response.status_code, tuple(response.header_pairs()), response.body)
+        self.protocol.reject(
+            response.status_code,
+            (*response.header_pairs(), *self.config.headers),
+            response.body,
+        )
         self.flush()
         self._handshake_answered(response.status_code)
         self._close_transport()

@@ -47,6 +47,7 @@ class Request:
         "method",
         "path_params",
         "query_params",
+        "root_path",
         "state",
         "url",
     )
@@ -62,6 +63,7 @@ class Request:
         path_params: dict[str, Any] | None = None,
         *,
         server_host: str | None = None,
+        root_path: str = "",
     ) -> None:
         """Build a request from what the protocol core parsed.
 
@@ -78,6 +80,8 @@ class Request:
             path_params: parameters from routing.
             server_host: host to use when the request has no ``Host``
                 (see ``URL.from_target``).
+            root_path: the prefix a proxy serves the application under
+                (``ServerConfig.root_path``); ``url`` does not include it.
 
         Raises:
             ValueError: malformed target or ``Host``, several ``Host``
@@ -96,6 +100,7 @@ class Request:
         self.query_params = QueryParams(self.url.query)
         self.path_params: dict[str, Any] = dict(path_params or {})
         self.client = client
+        self.root_path = root_path
         self.body = body
         self.state = State()
         self._cookies: dict[str, str] | None = None

@@ -60,6 +60,8 @@ class Server:
         # Connection.get_buffer.  One per server, not per connection: an
         # idle connection holds no receive buffer.
         self.receive_buffer = memoryview(bytearray(RECEIVE_BUFFER_SIZE))
+        # Parsed once, not per request.
+        self.trusted_proxies = self.config.trusted_proxies
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

@@ -111,6 +111,7 @@ class WebSocket:
         server_host: str | None,
         client: Address | None,
         path_params: Mapping[str, Any] | None = None,
+        root_path: str = "",
     ) -> None:
         self._sender = sender
         self._inbox = inbox
@@ -120,6 +121,8 @@ class WebSocket:
         self._scheme = scheme
         self._server_host = server_host
         self.client = client
+        #: The prefix a proxy serves the application under (``ServerConfig.root_path``).
+        self.root_path = root_path
         self.path_params: dict[str, Any] = dict(path_params or {})
         self.state = StateBag()
         self._client_state = WebSocketState.CONNECTING
