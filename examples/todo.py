@@ -10,8 +10,15 @@ reorder moves the existing DOM nodes, it does not rebuild them).
 
 When only the connection drops (a laptop asleep, a flaky network), the page
 reconnects and resumes where it was, text typed into the form included.
-When the server restarts, the pages' snapshots (kept in its memory) are
-gone: each page says it has expired and reloads.
+By default the pages' snapshots live in the server's memory: when it
+restarts they are gone, and each page says it has expired and reloads.
+With a Redis store they survive restarts, deploys and other workers::
+
+    WSSERVER_SNAPSHOT_STORE=redis://127.0.0.1:6379/0 \
+    WSSERVER_SNAPSHOT_SECRET=$(python -c "import secrets; print(secrets.token_hex(32))") \
+    wsserver run examples.todo:TodoPage --workers 2
+
+(every worker and every restart must share the secret that signs them).
 
 ``TodoPage`` is a ``ComponentApp``, which is an ``App``, so ``wsserver
 run`` serves it as it is.
@@ -19,12 +26,16 @@ run`` serves it as it is.
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from wsserver.plugins.components import (
     Component,
     ComponentApp,
     Element,
     Event,
     PageRequest,
+    RedisStore,
     State,
     h,
 )
@@ -183,5 +194,21 @@ class TodoList(Component):
         self.items = [item for item in self.items if not item.done]
 
 
+def store_from_environment(environ: Any = os.environ) -> dict[str, Any]:
+    """``store`` and ``secret`` from ``WSSERVER_SNAPSHOT_STORE`` and ``..._SECRET``, if set."""
+    url = environ.get("WSSERVER_SNAPSHOT_STORE")
+    if not url:
+        return {}
+    secret = environ.get("WSSERVER_SNAPSHOT_SECRET")
+    if not secret:
+        raise RuntimeError("WSSERVER_SNAPSHOT_STORE needs WSSERVER_SNAPSHOT_SECRET")
+    return {"store": RedisStore(url), "secret": secret.encode()}
+
+
+def make_todo_page(**options: Any) -> ComponentApp:
+    """The to-do application, with ``ComponentApp`` options (a store, a secret)."""
+    return ComponentApp({"/": TodoList}, title="To-do", head=STYLE, **options)
+
+
 #: What ``wsserver run examples.todo:TodoPage`` serves.
-TodoPage = ComponentApp({"/": TodoList}, title="To-do", head=STYLE)
+TodoPage = make_todo_page(**store_from_environment())

@@ -42,8 +42,9 @@ from .patches import (
     SetText,
     apply_patches,
 )
+from .redis_store import RedisStore
 from .settings import PageSettings
-from .store import InMemoryStore, SessionStore, SnapshotCodec, Snapshots
+from .store import InMemoryStore, SessionStore, SnapshotCodec, Snapshots, StoreUnavailable
 from .vdom import VNode, diff
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "PageSettings",
     "PageSpec",
     "Patch",
+    "RedisStore",
     "Remove",
     "Replace",
     "SessionStore",
@@ -72,6 +74,7 @@ __all__ = [
     "SnapshotCodec",
     "Snapshots",
     "State",
+    "StoreUnavailable",
     "VNode",
     "apply_patches",
     "diff",

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, TypeVar, Unpack
 
-from ...server import App, HTMLResponse, Request, Response
+from ...server import App, HTMLResponse, PlainTextResponse, Request, Response
 from ..runtime import install, script_tag
 from ..runtime.assets import install_asset
 from .assets import components_asset, components_script_tag
@@ -33,7 +33,7 @@ from .connection import PageConnection, page_snapshot
 from .html import render_html
 from .navigation import History, PageRequest, PageRouter, PageSpec
 from .settings import PageOptions, PageSettings
-from .store import InMemoryStore, SnapshotCodec, Snapshots, SnapshotTooLarge
+from .store import InMemoryStore, SnapshotCodec, Snapshots, SnapshotTooLarge, StoreUnavailable
 from .template import Markup, render_page_html
 from .view import PageView
 
@@ -223,6 +223,15 @@ class ComponentApp(App):
                 # Not interactive rather than a reload loop.
                 logger.error("page %s is served static: %s", page_request.url, exc)
                 page_id = ""
+            except StoreUnavailable as exc:
+                # A page that could never be resumed would reload in a loop
+                # at its first reconnect: say the service is briefly away.
+                logger.error("page %s: 503, the snapshot store is away: %s", page_request.url, exc)
+                return PlainTextResponse(
+                    "Service unavailable: try again in a moment.\n",
+                    status_code=503,
+                    headers={"retry-after": "1", "cache-control": "no-store"},
+                )
         body = render_page_html(
             lang=self._settings.lang,
             title=title,

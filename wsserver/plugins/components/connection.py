@@ -54,7 +54,7 @@ from .navigation import (
     split_href,
 )
 from .patches import Patch, node_to_wire, patches_to_wire
-from .store import SnapshotError, SnapshotExpired, SnapshotTooLarge
+from .store import SnapshotError, SnapshotExpired, SnapshotTooLarge, StoreUnavailable
 from .vdom import VNode, count_nodes, diff
 
 if TYPE_CHECKING:
@@ -459,7 +459,7 @@ class PageConnection:
             return
         try:
             await self.app.snapshots.save(self.page_id, self._snapshot_data())
-        except SnapshotTooLarge as exc:
+        except (SnapshotTooLarge, StoreUnavailable) as exc:
             logger.warning("page %s cannot be resumed: %s", self.page_id, exc)
         except TypeError as exc:
             logger.error("page %s cannot be resumed: %s", self.page_id, exc)

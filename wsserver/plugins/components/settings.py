@@ -142,6 +142,11 @@ class PageSettings:
                 raise ValueError(f"PageSettings.{name} must not be negative, not {value!r}")
         if self.reconnect_base > self.reconnect_max:
             raise ValueError("PageSettings.reconnect_base must not exceed reconnect_max")
+        if self.store is not None and self.store.shared and self.secret is None:
+            raise ValueError(
+                "PageSettings.secret is needed with a shared store: every process must "
+                "sign snapshots with the same key to read each other's"
+            )
         for name, path in (("ws_path", self.ws_path), ("prefix", self.prefix)):
             if not path.startswith("/"):
                 raise ValueError(f"PageSettings.{name} must start with '/', not {path!r}")

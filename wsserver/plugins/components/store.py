@@ -7,8 +7,8 @@ connection dropped is resumed, not lost.  Two parts:
 - ``SessionStore``: an abstract, asynchronous key -> bytes store with a
   time to live: ``get``, ``set(key, value, ttl)``, ``delete``.
   ``InMemoryStore`` is the default (bounded: entries and bytes, least
-  recently used first out); a shared store (Redis, with the channel
-  manager) lets any worker resume any page.
+  recently used first out); ``RedisStore`` (``redis_store``), shared by
+  every worker and kept across restarts, lets any worker resume any page.
 - ``SnapshotCodec``: data -> bytes and back.  The data is JSON (declared
   state only, never pickle: reading a snapshot can only set values),
   compressed with zstandard, and signed with HMAC-SHA256 under a
@@ -44,6 +44,7 @@ __all__ = [
     "SnapshotInvalid",
     "SnapshotTooLarge",
     "Snapshots",
+    "StoreUnavailable",
 ]
 
 #: Seconds a snapshot lives after its last save.
@@ -71,12 +72,21 @@ class SnapshotTooLarge(SnapshotError):
     """A snapshot over the size limit."""
 
 
+class StoreUnavailable(SnapshotError):
+    """The store cannot be reached now (a shared store whose server is down)."""
+
+
 class SessionStore(abc.ABC):
     """An asynchronous key -> bytes store whose entries expire.
 
     Implementations must be safe to call from concurrent tasks of one event
-    loop.  Keys are short ASCII strings.
+    loop.  Keys are short ASCII strings.  A store that cannot be reached
+    raises ``StoreUnavailable``.
     """
+
+    #: Whether other processes read what this store holds (``RedisStore``):
+    #: they can verify snapshots only if every process signs with one secret.
+    shared = False
 
     @abc.abstractmethod
     async def get(self, key: str) -> bytes | None:
