@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -38,6 +39,11 @@ class Version(WebSocketView):
     async def on_connect(self, websocket):
         await websocket.accept()
         await websocket.send_text(VERSION)
+
+    async def on_receive(self, websocket, data):
+        if data == "die":
+            import os
+            os._exit(3)
 """
 
 #: Bound on how long a change may take to be served (the child restarts: a
@@ -174,6 +180,25 @@ async def test_a_broken_module_waits_for_the_fix(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(180)
+async def test_a_child_that_exits_later_is_restarted_at_the_next_change(tmp_path: Path) -> None:
+    write_app(tmp_path, "one")
+    async with reloading(tmp_path) as server:
+        first = server.children[0]
+        async with connect(f"ws://127.0.0.1:{server.port}/", open_timeout=TIMEOUT) as victim:
+            assert await asyncio.wait_for(victim.recv(), TIMEOUT) == "one"
+            await victim.send("die")
+            await server.read_until(
+                r"the server \(pid \d+\) exited with status 3; restarting it at the next change"
+            )
+        assert not alive(first)
+        assert server.process.returncode is None
+        await served_version_becomes(server, tmp_path, "again")
+        log = await server.stop()
+        # The child that crashed was reported then: the reloader stops cleanly.
+        assert server.process.returncode == 0, log
+
+
+@pytest.mark.timeout(180)
 async def test_the_child_stops_when_the_reloader_is_killed(tmp_path: Path) -> None:
     write_app(tmp_path, "one")
     async with reloading(tmp_path) as server:
@@ -223,6 +248,20 @@ def test_the_reload_options_imply_reload_and_default_to_the_app_dir(tmp_path: Pa
     assert hidden is not None and ".*" not in hidden.excludes
     with pytest.raises(ValueError, match="not a directory"):
         settings("--reload-dir", str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="at least one directory"):
+        ReloadSettings(dirs=())
+
+
+def test_reload_on_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(
+            "run", "examples.echo:EchoView", "--reload-dir", str(tmp_path), "--port", str(port)
+        )
+    message = assert_one_error_line(result, status=1)
+    assert message.startswith(f"cannot listen on 127.0.0.1:{port}: ")
 
 
 def test_reload_with_several_workers_is_one_error_line(tmp_path: Path) -> None:
