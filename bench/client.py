@@ -17,7 +17,11 @@ What each kind of scenario does (see bench/common.py for the list):
   timed, p50 and p99 are reported.
 - ``echo``: N connections, each keeping ``window`` messages in flight
   (pipelining); echoed messages per second.  Every echo's size is checked,
-  and for deflate the echo is decompressed and checked too.
+  and for deflate the echo is decompressed and checked too.  Two load
+  shapes (``Scenario.shape``): ``deep`` keeps up to 256 messages in flight
+  and sends replacements in quarter-window batches (``EchoClient``);
+  ``window32`` keeps at most 32 and is woken by ``SO_RCVLOWAT`` once half
+  of them have come back (``Window32Client``).
 - ``handshake``: 32 tasks each opening a connection, closing it (client
   Close, server Close, server closes TCP) and starting over; completed
   open+close cycles per second.
@@ -38,6 +42,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import socket
 import sys
 import time
 import zlib
@@ -58,7 +63,7 @@ from bench.common import (
 )
 from wsserver.testing import wire
 
-__all__ = ["DeflateCodec", "Meter", "main", "run_scenario"]
+__all__ = ["DeflateCodec", "Meter", "Window32Client", "main", "run_scenario", "wake_threshold"]
 
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
@@ -332,6 +337,11 @@ class EchoStats:
     running: bool = True
     recording: bool = False
     samples: list[int] = field(default_factory=list)
+    #: Messages written, and the most any connection had in flight at once.
+    sent: int = 0
+    max_in_flight: int = 0
+    #: Reads that delivered at least one whole frame (window32 shape only).
+    wakeups: int = 0
 
 
 def masking_key() -> bytes:
@@ -399,6 +409,10 @@ class EchoClient(Client):
                 frames.append(self.frames[self.next_payload])
                 self.next_payload = (self.next_payload + 1) % len(payloads)
         self.in_flight += count
+        stats = self.stats
+        stats.sent += count
+        if self.in_flight > stats.max_in_flight:
+            stats.max_in_flight = self.in_flight
         if self.timing:
             self.sent_at.extend([time.perf_counter_ns()] * count)
         raw = transport.underlying_transport
@@ -446,6 +460,100 @@ class EchoClient(Client):
             self.on_close(transport, frame)
 
 
+#: The most a window32 client asks the kernel to gather before waking it:
+#: uvloop reads up to 256 KiB at a time, so waiting for more would only hold
+#: replies back without saving a wake-up.
+MAX_RCVLOWAT = 256 * 1024
+
+
+def reply_frame_size(size: int) -> int:
+    """Bytes of one unmasked server frame with ``size`` payload bytes.
+
+    RFC 6455 section 5.2: a 2-byte header, plus 2 bytes of extended length
+    from 126 bytes of payload on, 8 from 64 KiB on; no masking key.
+    """
+    if size < 126:
+        return 2 + size
+    if size < 1 << 16:
+        return 4 + size
+    return 10 + size
+
+
+def wake_threshold(in_flight: int, frame_size: int, target: int) -> int:
+    """The ``SO_RCVLOWAT`` for a client with ``in_flight`` replies outstanding.
+
+    ``target`` unless fewer bytes are sure to arrive.  The kernel wakes the
+    client only once that many bytes are queued, so a threshold above what
+    can still arrive is never reached: the client (and the whole run) would
+    sleep forever, which is what happens to the last batch when the load
+    stops.  picows keeps a partial frame until it is whole, so at most
+    ``frame_size - 1`` bytes of the outstanding replies have been read
+    already: ``(in_flight - 1) * frame_size + 1`` bytes are sure to come.
+    """
+    if in_flight <= 0:
+        return 1
+    return max(1, min(target, (in_flight - 1) * frame_size + 1))
+
+
+class Window32Client(EchoClient):
+    """The "window32" load shape: a shallow window, woken in batches.
+
+    At most ``scenario.window`` (32) messages in flight; the kernel wakes the
+    client through ``SO_RCVLOWAT`` once half of the window's replies have
+    arrived (at most ``MAX_RCVLOWAT`` bytes, never more than can still
+    arrive: see ``wake_threshold``); every read's replacements go out in one
+    write.  The server never has more than 32 messages to work on per
+    connection, so a reply it holds back for a later loop iteration stalls
+    the pipeline, which the deep shape hides.  Binary, without deflate: the
+    reply size must be known to compute the threshold.
+    """
+
+    def __init__(self, stats: EchoStats, scenario: Scenario, payloads: Sequence[bytes]) -> None:
+        if scenario.text or scenario.deflate:
+            raise BenchError("the window32 shape sends binary messages without deflate")
+        super().__init__(stats, scenario, payloads)
+        self.frame_size = reply_frame_size(scenario.size)
+        self.target = max(1, min(MAX_RCVLOWAT, scenario.window * self.frame_size // 2))
+        self.lowat = 1
+        self.sock: Any = None
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        super().on_ws_connected(transport)
+        self.sock = transport.underlying_transport.get_extra_info("socket")
+
+    def set_wake_threshold(self) -> None:
+        value = wake_threshold(self.in_flight, self.frame_size, self.target)
+        if value != self.lowat:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, value)
+            self.lowat = value
+
+    def start(self) -> None:
+        super().start()
+        self.set_wake_threshold()
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind is _BINARY or kind is _TEXT or kind is _CONTINUATION:
+            self.partial += frame.payload_size
+            if frame.fin:
+                stats = self.stats
+                if self.partial != self.size:
+                    stats.errors += 1
+                self.partial = 0
+                stats.received += 1
+                self.in_flight -= 1
+                if stats.running:
+                    self.pending += 1
+            if frame.last_in_buffer:
+                # Everything this wake-up delivered: replace it in one write,
+                # then say how much to wait for next.
+                self.stats.wakeups += 1
+                self.flush()
+                self.set_wake_threshold()
+        elif kind is _CLOSE:
+            self.on_close(transport, frame)
+
+
 def percentile(sorted_values: Sequence[int], fraction: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -458,12 +566,13 @@ async def run_echo(
 ) -> dict[str, Any]:
     stats = EchoStats()
     payloads = json_messages(64, scenario.size) if scenario.text else [os.urandom(scenario.size)]
+    client_class = Window32Client if scenario.shape == "window32" else EchoClient
     clients = [
         c
         for c in await open_many(
             url,
             scenario.connections,
-            lambda: EchoClient(stats, scenario, payloads),
+            lambda: client_class(stats, scenario, payloads),
             deflate=scenario.deflate,
         )
         if isinstance(c, EchoClient)
@@ -490,7 +599,14 @@ async def run_echo(
         "msgs_per_s": done / wall,
         "mib_per_s": done * scenario.size / wall / (1024 * 1024),
         "messages": done,
+        # Over the whole run, warm-up and drain included: every message sent
+        # came back, and the window held.
+        "sent_total": stats.sent,
+        "received_total": stats.received,
+        "max_in_flight": stats.max_in_flight,
     }
+    if scenario.shape == "window32":
+        result["echoes_per_wakeup"] = stats.received / max(1, stats.wakeups)
     if scenario.kind == "latency":
         samples = sorted(stats.samples)
         result.update(

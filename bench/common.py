@@ -12,11 +12,15 @@ from typing import Literal
 __all__ = [
     "SCENARIOS",
     "SERVERS",
+    "SHAPES",
+    "WINDOW32",
     "Scenario",
+    "ShapeChoice",
     "json_messages",
     "quick_scenario",
     "raise_open_file_limit",
     "scenario_by_name",
+    "scenarios_for_shape",
 ]
 
 KiB = 1024
@@ -26,6 +30,18 @@ MiB = 1024 * 1024
 SERVERS = ("wsserver", "websockets", "aiohttp", "picows")
 
 Kind = Literal["latency", "echo", "handshake", "rss", "broadcast"]
+
+#: How an echo scenario's load generator keeps messages in flight (see
+#: bench/client.py and "Load shapes" in docs/benchmarks.md):
+#: ``deep``: a deep window (up to 256 per connection), replacements sent in
+#: quarter-window batches; ``window32``: at most 32 per connection, the client
+#: woken by ``SO_RCVLOWAT`` once half of its window's replies have arrived.
+Shape = Literal["deep", "window32"]
+SHAPES: tuple[Shape, ...] = ("deep", "window32")
+#: What ``--shape`` accepts: one shape, or both side by side.
+ShapeChoice = Shape | Literal["both"]
+#: Messages in flight per connection in the ``window32`` shape.
+WINDOW32 = 32
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,7 @@ class Scenario:
         text: send text (JSON) instead of binary messages.
         deflate: start the server with permessage-deflate and offer it.
         broadcast_count: messages per ``broadcast:`` command.
+        shape: how the echo load keeps its window full (``SHAPES``).
     """
 
     name: str
@@ -54,6 +71,7 @@ class Scenario:
     text: bool = False
     deflate: bool = False
     broadcast_count: int = 10
+    shape: Shape = "deep"
 
     @property
     def label(self) -> str:
@@ -89,9 +107,22 @@ def _echo(connections: int, size: int) -> Scenario:
     )
 
 
+def _echo_window32(connections: int, size: int) -> Scenario:
+    # The load shape of issue 16: the same echo, a window of at most 32.
+    deep = _echo(connections, size)
+    return replace(
+        deep,
+        name=f"{deep.name}@w32",
+        title=f"echo {_size_label(size)}, {{connections}} conn, window 32",
+        window=WINDOW32,
+        shape="window32",
+    )
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("latency_16", "latency", "round trip 16 B, 1 conn", size=16),
     *(_echo(c, s) for c in (1, 64) for s in (16, KiB, 64 * KiB, MiB)),
+    *(_echo_window32(c, s) for c in (1, 64) for s in (16, KiB, 64 * KiB)),
     Scenario(
         "deflate_json_c1",
         "echo",
@@ -142,6 +173,31 @@ def scenario_by_name(name: str) -> Scenario:
         if scenario.name == name:
             return scenario
     raise KeyError(f"unknown scenario {name!r}; known: {', '.join(s.name for s in SCENARIOS)}")
+
+
+def scenarios_for_shape(
+    scenarios: tuple[Scenario, ...], shape: ShapeChoice
+) -> tuple[Scenario, ...]:
+    """``scenarios`` under one load shape, or both side by side.
+
+    An echo scenario with a ``window32`` twin (``echo_c1_16`` and
+    ``echo_c1_16@w32``) is replaced by its twin for ``window32`` and followed
+    by it for ``both``; a twin named on its own is dropped for ``deep`` and
+    kept otherwise.  Every other scenario has one shape and is kept as it is.
+    Duplicates are dropped, the order is kept.
+    """
+    twins = {s.name.removesuffix("@w32"): s for s in SCENARIOS if s.shape == "window32"}
+    chosen: list[Scenario] = []
+    for scenario in scenarios:
+        if scenario.shape == "window32":
+            candidates = [] if shape == "deep" else [scenario]
+        elif scenario.name in twins:
+            twin = twins[scenario.name]
+            candidates = {"deep": [scenario], "window32": [twin], "both": [scenario, twin]}[shape]
+        else:
+            candidates = [scenario]
+        chosen += [c for c in candidates if c not in chosen]
+    return tuple(chosen)
 
 
 def quick_scenario(scenario: Scenario) -> Scenario:

@@ -1,8 +1,9 @@
 """Run the benchmarks: wsserver and its peers, side by side, same scenarios.
 
-    python -m bench.run                      # everything, 3 runs, ~30 minutes
+    python -m bench.run                      # everything, 3 runs, ~35 minutes
     python -m bench.run --servers wsserver,picows --scenarios echo_c64_1k
     python -m bench.run --quick              # one tiny scenario, wsserver only
+    python -m bench.run --shape window32     # echo under the shallow window only
     python -m bench.run --render bench/results/20260101-120000.json
 
 For every run, scenario and server: start a fresh server pinned to one CPU,
@@ -38,10 +39,13 @@ from typing import Any
 from bench.common import (
     SCENARIOS,
     SERVERS,
+    SHAPES,
     Scenario,
+    ShapeChoice,
     quick_scenario,
     raise_open_file_limit,
     scenario_by_name,
+    scenarios_for_shape,
 )
 
 __all__ = ["main", "render_markdown", "summarize"]
@@ -60,6 +64,24 @@ CLIENT_SLACK = 240.0
 NOT_APPLICABLE: dict[tuple[str, str], str] = {
     ("picows", "deflate"): "picows has no permessage-deflate",
 }
+
+#: The Method section's note on the two echo loads (``--shape``).
+LOAD_SHAPES = (
+    "- **Load shapes.** Echo rows come in two load shapes, both from the same "
+    'client.  *deep* ("pipelined" rows, scenarios such as `echo_c1_16`): the window above, '
+    "replacements in batches of a quarter window; the server always has work "
+    "queued, so the figure is its throughput when it never waits.  *window32* "
+    '("window 32" rows, `echo_c1_16@w32`): at most 32 messages in flight per connection; '
+    "the client sets `SO_RCVLOWAT` so that the kernel wakes it once half of its "
+    "window's reply bytes have arrived (at most 256 KiB, and never more than the "
+    "replies still outstanding can fill, or the last batch would never wake it), "
+    "and sends every wake-up's replacements in one write.  Here a server that "
+    "holds a reply back for a later loop iteration, or does not use its whole "
+    "core, stalls the window, which a deep window hides.  The two shapes have "
+    "ranked the servers differently (issue 16), so both are reported: a result "
+    "that holds under only one load shape is not a result.  `--shape "
+    "deep|window32|both` picks them (default both)."
+)
 
 PROFILE_START = "<!-- profile:start -->"
 PROFILE_END = "<!-- profile:end -->"
@@ -782,6 +804,7 @@ def render_markdown(data: dict[str, Any], *, profile: str | None = None) -> str:
         "except for the JSON and broadcast scenarios.  For deflate it compresses "
         "every message and decompresses every echo itself (context takeover as "
         "agreed).",
+        LOAD_SHAPES,
         f"- **Pinning.** Server on CPU {plan['server_cpu']}, load generator on CPU "
         f"{plan['client_cpu']} (`sched_setaffinity`).  Both processes' CPU time "
         "(utime + stime from /proc) is recorded over the measurement window; a "
@@ -806,7 +829,8 @@ def render_markdown(data: dict[str, Any], *, profile: str | None = None) -> str:
         "",
         "```sh",
         'pip install -e ".[bench]"     # websockets, aiohttp, picows, uvloop',
-        "python -m bench.run             # about 30 minutes; add --uvloop for a second table",
+        "python -m bench.run             # about 35 minutes, both load shapes; "
+        "add --uvloop for a second table",
         "```",
         "",
         "`python -m bench.run --help` lists the options (servers, scenarios, runs, "
@@ -849,6 +873,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--servers", default=None, help=f"comma-separated: {','.join(SERVERS)}")
     parser.add_argument(
         "--scenarios", default=None, help=f"comma-separated: {','.join(scenario_names)}"
+    )
+    parser.add_argument(
+        "--shape",
+        choices=(*SHAPES, "both"),
+        default=None,
+        help="load shape of the echo scenarios: deep window, at most 32 in flight, or both "
+        "side by side (default both; deep with --quick)",
     )
     parser.add_argument("--runs", type=int, default=None, help="runs per scenario (default 3)")
     parser.add_argument("--warmup", type=float, default=None, help="seconds (default 1)")
@@ -910,9 +941,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     cpus = os.cpu_count() or 1
     pin = not args.no_pin and cpus >= 2
+    shape: ShapeChoice = args.shape or ("deep" if quick else "both")
+    scenarios = scenarios_for_shape(tuple(scenario_by_name(n) for n in names), shape)
+    if not scenarios:
+        parser.error(f"none of the scenarios has the {shape} load shape")
     plan = Plan(
         servers=servers,
-        scenarios=tuple(scenario_by_name(n) for n in names),
+        scenarios=scenarios,
         loops=("asyncio", "uvloop") if args.uvloop else ("asyncio",),
         runs=args.runs if args.runs is not None else (1 if quick else 3),
         warmup=args.warmup if args.warmup is not None else (0.2 if quick else 1.0),
@@ -941,6 +976,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plan": {
             "servers": list(plan.servers),
             "scenarios": [s.name for s in plan.scenarios],
+            "shape": shape,
             "loops": list(plan.loops),
             "runs": plan.runs,
             "warmup": plan.warmup,

@@ -410,8 +410,12 @@ NOT_CONFIG = {
     "ssl_cert_reqs",
     "help",
     "command",
-    # Process-level: the supervisor and the channel manager's backend.
+    # Process-level: the supervisor, the reloader and the channel manager's backend.
     "workers",
+    "reload",
+    "reload_dir",
+    "reload_include",
+    "reload_exclude",
     "channels_backend",
 }
 

@@ -24,7 +24,16 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from bench.common import SCENARIOS, json_messages, quick_scenario, scenario_by_name
+from bench.client import MAX_RCVLOWAT, reply_frame_size, run_scenario, wake_threshold
+from bench.common import (
+    SCENARIOS,
+    WINDOW32,
+    ShapeChoice,
+    json_messages,
+    quick_scenario,
+    scenario_by_name,
+    scenarios_for_shape,
+)
 from bench.run import Executor, Plan, render_markdown, summarize
 from examples.bench_server import parse_broadcast
 
@@ -367,3 +376,101 @@ def test_disturbed_runs_are_repeated_and_discarded(tmp_path):
         ("echo_c1_16", "wsserver", 60.0),
     ]
     assert len(records) == 6
+
+
+# ---------------------------------------------------------------------------
+# The window32 load shape
+# ---------------------------------------------------------------------------
+
+
+def test_window32_scenarios_twin_the_small_and_medium_echo_rows():
+    twins = [s for s in SCENARIOS if s.shape == "window32"]
+    assert sorted(s.name for s in twins) == sorted(
+        f"echo_c{c}_{size}@w32" for c in (1, 64) for size in ("16", "1k", "64k")
+    )
+    for twin in twins:
+        deep = scenario_by_name(twin.name.removesuffix("@w32"))
+        assert (twin.kind, twin.size, twin.connections) == (deep.kind, deep.size, deep.connections)
+        assert twin.window == WINDOW32 == 32
+        assert not twin.text and not twin.deflate
+    assert scenario_by_name("echo_c64_16@w32").label == "echo 16 B, 64 conn, window 32"
+
+
+def test_shapes_select_deep_twin_or_both_side_by_side():
+    named = tuple(
+        scenario_by_name(n) for n in ("latency_16", "echo_c1_16", "echo_c1_1m", "handshake_c32")
+    )
+
+    def names(shape: ShapeChoice) -> list[str]:
+        return [s.name for s in scenarios_for_shape(named, shape)]
+
+    assert names("deep") == ["latency_16", "echo_c1_16", "echo_c1_1m", "handshake_c32"]
+    # 1 MiB has no window32 twin: it stays as it is.
+    assert names("window32") == ["latency_16", "echo_c1_16@w32", "echo_c1_1m", "handshake_c32"]
+    assert names("both") == [
+        "latency_16",
+        "echo_c1_16",
+        "echo_c1_16@w32",
+        "echo_c1_1m",
+        "handshake_c32",
+    ]
+    # All scenarios, as the runner's default: each twin once, right after its row.
+    both = [s.name for s in scenarios_for_shape(SCENARIOS, "both")]
+    assert len(both) == len(set(both)) == len(SCENARIOS)
+    assert both.index("echo_c64_64k@w32") == both.index("echo_c64_64k") + 1
+    assert "echo_c1_16@w32" not in [s.name for s in scenarios_for_shape(SCENARIOS, "deep")]
+
+
+@pytest.mark.parametrize(("size", "frame"), [(16, 18), (125, 127), (126, 130), (65536, 65546)])
+def test_reply_frame_size_follows_the_length_encoding(size, frame):
+    assert reply_frame_size(size) == frame
+
+
+@pytest.mark.parametrize("size", [16, 1024, 65536])
+def test_wake_threshold_never_asks_for_more_than_can_arrive(size):
+    frame = reply_frame_size(size)
+    target = min(MAX_RCVLOWAT, WINDOW32 * frame // 2)
+    # A full window: half of its replies (or the cap).
+    assert wake_threshold(WINDOW32, frame, target) == target
+    for in_flight in range(WINDOW32 + 1):
+        threshold = wake_threshold(in_flight, frame, target)
+        assert 1 <= threshold <= target
+        # Up to frame - 1 bytes of the outstanding replies may already have
+        # been read (a partial frame); the rest is sure to come.
+        assert threshold <= max(1, in_flight * frame - (frame - 1))
+    # The last reply: woken by its first byte still missing.
+    assert wake_threshold(1, frame, target) == 1
+    assert wake_threshold(0, frame, target) == 1
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", ["echo_c1_16@w32", "echo_c64_1k@w32", "echo_c64_64k@w32"])
+async def test_window32_client_against_the_server(name):
+    # A short run of the real client against the real server on loopback.
+    # What is checked is the shape, never the speed: every message sent came
+    # back with the right size (run_echo raises otherwise), the drain ended
+    # (a wake-up threshold above what can still arrive would hang it, and
+    # run_echo would raise after its bound), and no connection ever had more
+    # than 32 messages in flight, but some did reach 32.
+    scenario = quick_scenario(scenario_by_name(name))
+    with bench_server() as url:
+        result = await run_scenario(url, scenario, server_pid=None, warmup=0.1, duration=0.3)
+    assert result["messages"] > 0
+    assert result["sent_total"] == result["received_total"] >= result["messages"]
+    assert result["max_in_flight"] == WINDOW32
+    assert result["echoes_per_wakeup"] >= 1
+
+
+def test_render_puts_both_shapes_side_by_side_and_explains_them():
+    records = [
+        _record("wsserver", name, run, msgs_per_s=rate)
+        for run in range(3)
+        for name, rate in (("echo_c1_16", 200_000.0), ("echo_c1_16@w32", 100_000.0))
+    ]
+    data = _results(records, ["wsserver"], ["echo_c1_16", "echo_c1_16@w32"])
+    text = render_markdown(data)
+    deep = "| echo 16 B, 1 conn, pipelined | messages/s echoed | 200,000 |"
+    window32 = "| echo 16 B, 1 conn, window 32 | messages/s echoed | 100,000 |"
+    assert deep in text and window32 in text
+    assert text.index(window32) == text.index(deep) + len(deep) + 1  # the next row
+    assert "- **Load shapes.**" in text and "SO_RCVLOWAT" in text

@@ -4,6 +4,7 @@
 
     wsserver.cli  ->  wsserver.plugins     ->  wsserver.server  ->  wsserver.protocol  ->  stdlib
                   ->  wsserver.supervisor  ->
+                  ->  wsserver.reloader  ->  wsserver.supervisor
 
 * ``wsserver.protocol`` (the sans-I/O core) imports only the standard library,
   ``h11`` and ``wsserver.protocol.*``; and of the standard library never a
@@ -13,6 +14,9 @@
   or ``wsserver.cli``.
 * ``wsserver.plugins`` and ``wsserver.supervisor`` (the ``--workers`` processes)
   sit side by side: neither imports the other, nor ``wsserver.cli``.
+* ``wsserver.reloader`` (``--reload``) runs its child with the supervisor's
+  helpers, above it: it imports neither ``wsserver.plugins`` nor
+  ``wsserver.cli``, and nothing below it imports it.
 * ``wsserver.testing`` (the client's bytes, for tests) is a layer of its own:
   it imports only the standard library and ``wsserver.testing.*``, so that it
   stays an independent reference for the protocol core, and nothing else in
@@ -42,6 +46,7 @@ PROTOCOL = f"{PACKAGE}.protocol"
 SERVER = f"{PACKAGE}.server"
 PLUGINS = f"{PACKAGE}.plugins"
 SUPERVISOR = f"{PACKAGE}.supervisor"
+RELOADER = f"{PACKAGE}.reloader"
 CLI = f"{PACKAGE}.cli"
 TESTING = f"{PACKAGE}.testing"
 MAIN = f"{PACKAGE}.__main__"  # runs the CLI: as high as the CLI itself
@@ -72,9 +77,10 @@ PROTOCOL_FORBIDDEN_STDLIB = frozenset(
 )
 #: Layers above each layer: importing any of them (or below them) is an error.
 FORBIDDEN_UPWARDS: dict[str, tuple[str, ...]] = {
-    SERVER: (PLUGINS, SUPERVISOR, CLI, MAIN),
-    PLUGINS: (SUPERVISOR, CLI, MAIN),
-    SUPERVISOR: (PLUGINS, CLI, MAIN),
+    SERVER: (PLUGINS, SUPERVISOR, RELOADER, CLI, MAIN),
+    PLUGINS: (SUPERVISOR, RELOADER, CLI, MAIN),
+    SUPERVISOR: (PLUGINS, RELOADER, CLI, MAIN),
+    RELOADER: (PLUGINS, CLI, MAIN),
 }
 
 
@@ -316,6 +322,13 @@ def _targets(module: str, source: str, *, is_package: bool = False) -> list[str]
         ),
         ("wsserver.cli", "import wsserver.testing", "wsserver.testing"),
         ("wsserver.supervisor", "from . import testing", "wsserver.testing"),
+        (
+            "wsserver.supervisor",
+            "from .reloader import run_reloader",
+            "wsserver.reloader.run_reloader",
+        ),
+        ("wsserver.reloader", "from .cli import main", "wsserver.cli.main"),
+        ("wsserver.reloader", "from .plugins import view", "wsserver.plugins.view"),
     ],
 )
 def test_checker_reports_forbidden_import(module: str, source: str, target: str) -> None:

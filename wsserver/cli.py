@@ -20,6 +20,10 @@ module knows none of them by name.
 
 ``--workers N`` (N > 1) hands over to the supervisor
 (``wsserver.supervisor``), which runs N copies of this command on one port.
+``--reload`` (or any ``--reload-*`` option) hands over to the reloader
+(``wsserver.reloader``), which runs one copy and restarts it when watched
+files change; it never imports the application itself, and cannot be
+combined with ``--workers`` > 1.
 
 Several workers share nothing in memory: what one worker's channel manager
 broadcasts reaches another's connections only through Redis.  When an
@@ -51,6 +55,7 @@ from typing import Any, TypeVar
 
 from . import __version__
 from .protocol import LocalProtocolError
+from .reloader import DEFAULT_EXCLUDES, DEFAULT_INCLUDES, ReloadSettings, run_reloader
 from .server import ServerConfig, as_app, serve
 from .server.config import CLI_OPTION
 from .server.plugin_options import EnvironmentOption, plugin_options
@@ -361,6 +366,34 @@ def _parser(options: Sequence[EnvironmentOption] | None = None) -> argparse.Argu
         help="worker processes sharing the port with SO_REUSEPORT (default 1: no supervisor)",
     )
     run.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart the server when files change (development; needs watchfiles)",
+    )
+    run.add_argument(
+        "--reload-dir",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="watch DIR, recursively (repeatable; implies --reload; default: the app dir)",
+    )
+    run.add_argument(
+        "--reload-include",
+        action="append",
+        default=None,
+        metavar="GLOB",
+        help=f"restart on files matching GLOB (repeatable; implies --reload; "
+        f"default {' '.join(DEFAULT_INCLUDES)})",
+    )
+    run.add_argument(
+        "--reload-exclude",
+        action="append",
+        default=None,
+        metavar="GLOB",
+        help=f"never restart on files matching GLOB (repeatable; implies --reload; "
+        f"default {' '.join(DEFAULT_EXCLUDES)})",
+    )
+    run.add_argument(
         "--log-level",
         choices=("critical", "error", "warning", "info", "debug", "trace"),
         default=None,
@@ -479,8 +512,31 @@ def load_env_file(path: str) -> None:
     dotenv.load_dotenv(path, override=False)
 
 
+def reload_settings(args: argparse.Namespace, app_dir: str) -> ReloadSettings | None:
+    """What ``--reload`` and the ``--reload-*`` options ask for; ``None``: no reloading.
+
+    Raises:
+        ValueError: a directory to watch is not one.
+    """
+    if not (args.reload or args.reload_dir or args.reload_include or args.reload_exclude):
+        return None
+    dirs = tuple(os.path.abspath(d) for d in args.reload_dir or [app_dir])
+    includes = (*DEFAULT_INCLUDES, *(args.reload_include or ()))
+    # Including a glob that is excluded by default takes it off the excludes
+    # (as uvicorn does): --reload-include ".*" watches hidden files.
+    excludes = tuple(
+        g for g in (*DEFAULT_EXCLUDES, *(args.reload_exclude or ())) if g not in includes[1:]
+    )
+    return ReloadSettings(dirs=tuple(dict.fromkeys(dirs)), includes=includes, excludes=excludes)
+
+
 def _configure_logging(
-    level: str | None, worker: str | None, workers: int, log_config: str | None = None
+    level: str | None,
+    worker: str | None,
+    workers: int,
+    log_config: str | None = None,
+    *,
+    reloader: bool = False,
 ) -> None:
     if log_config is not None:
         load_log_config(log_config)
@@ -492,6 +548,8 @@ def _configure_logging(
         fmt = f"%(asctime)s %(levelname)s [worker {worker} %(process)d] %(name)s: %(message)s"
     elif workers > 1:
         fmt = "%(asctime)s %(levelname)s [supervisor %(process)d] %(name)s: %(message)s"
+    elif reloader:
+        fmt = "%(asctime)s %(levelname)s [reloader %(process)d] %(name)s: %(message)s"
     else:
         fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=_LOG_LEVELS[level], format=fmt)
@@ -505,14 +563,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     worker = os.environ.get(WORKER_ENV)
     link = worker_link()
+    app_dir = os.path.abspath(args.app_dir) if args.app_dir else os.getcwd()
     try:
-        _configure_logging(args.log_level, worker, args.workers, args.log_config)
+        # A reloader's child is a worker (it has the link): it serves.
+        reload = None if link is not None else reload_settings(args, app_dir)
+    except ValueError as error:
+        print(f"wsserver: error: {error}", file=sys.stderr)
+        return 2
+    if reload is not None and args.workers > 1:
+        print(
+            "wsserver: error: --reload runs one server process: it cannot be combined "
+            "with --workers",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        _configure_logging(
+            args.log_level, worker, args.workers, args.log_config, reloader=reload is not None
+        )
         if args.env_file is not None:
             load_env_file(args.env_file)
     except ValueError as error:
         print(f"wsserver: error: {error}", file=sys.stderr)
         return 2
-    app_dir = os.path.abspath(args.app_dir) if args.app_dir else os.getcwd()
+    if reload is not None:
+        # The reloader never imports the application: its children do.
+        try:
+            config = build_config(args)
+        except (ValueError, LocalProtocolError, OSError, ssl.SSLError) as error:
+            print(f"wsserver: error: {error}", file=sys.stderr)
+            return 2
+        return run_reloader(config, reload, partial(_worker_command, arguments))
     if app_dir not in sys.path:
         sys.path.insert(0, app_dir)
     for option in options:

@@ -21,7 +21,9 @@ its index and ``WORKER_FD_ENV`` its end of a socket pair to the supervisor
 once listening, and shuts down when the link reaches end of file.
 
 This module knows nothing of the command line: the command that starts a
-worker comes from ``wsserver.cli``.
+worker comes from ``wsserver.cli``.  The reloader (``wsserver.reloader``)
+runs its one child with the same helpers: ``reserve_port``,
+``start_worker``, ``wait_ready`` and ``stop_workers``.
 """
 
 from __future__ import annotations
@@ -44,9 +46,15 @@ __all__ = [
     "WORKER_ENV",
     "WORKER_FD_ENV",
     "WORKER_START_TIMEOUT",
+    "Worker",
     "WorkerCommand",
+    "describe_exit",
+    "reserve_port",
     "run_supervisor",
     "serve_worker",
+    "start_worker",
+    "stop_workers",
+    "wait_ready",
     "worker_link",
 ]
 
@@ -147,7 +155,7 @@ def run_supervisor(
         print("wsserver: error: --workers needs SO_REUSEPORT (Linux, BSD)", file=sys.stderr)
         return 2
     try:
-        reserved, port = _reserve_port(config)
+        reserved, port = reserve_port(config)
     except OSError as error:
         where = f"{config.host}:{config.port}"
         print(f"wsserver: error: cannot listen on {where}: {error}", file=sys.stderr)
@@ -158,7 +166,7 @@ def run_supervisor(
         reserved.close()
 
 
-def _reserve_port(config: ServerConfig) -> tuple[socket.socket, int]:
+def reserve_port(config: ServerConfig) -> tuple[socket.socket, int]:
     """Bind (without listening) a SO_REUSEPORT socket: the workers' port.
 
     With ``port=0`` this picks the free port every worker then binds; the
@@ -181,7 +189,9 @@ def _reserve_port(config: ServerConfig) -> tuple[socket.socket, int]:
 
 
 @dataclass
-class _Worker:
+class Worker:
+    """One child process: its link, and tasks for its ready byte and its exit."""
+
     index: int
     process: asyncio.subprocess.Process
     link: socket.socket
@@ -191,7 +201,8 @@ class _Worker:
     restarts: int = 0
 
 
-async def _start_worker(command: WorkerCommand, index: int, port: int) -> _Worker:
+async def start_worker(command: WorkerCommand, index: int, port: int) -> Worker:
+    """Start ``command(port)`` as worker ``index``, in its own process group."""
     loop = asyncio.get_running_loop()
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
@@ -212,7 +223,7 @@ async def _start_worker(command: WorkerCommand, index: int, port: int) -> _Worke
         )
     finally:
         theirs.close()
-    return _Worker(
+    return Worker(
         index,
         process,
         ours,
@@ -222,7 +233,7 @@ async def _start_worker(command: WorkerCommand, index: int, port: int) -> _Worke
     )
 
 
-async def _wait_ready(worker: _Worker, stop: asyncio.Event) -> bool:
+async def wait_ready(worker: Worker, stop: asyncio.Event) -> bool:
     """Wait until ``worker`` listens; ``False`` if it exits (or hangs) first."""
     stopping = asyncio.create_task(stop.wait())
     try:
@@ -244,7 +255,8 @@ async def _wait_ready(worker: _Worker, stop: asyncio.Event) -> bool:
     return False
 
 
-def _describe_exit(worker: _Worker) -> str:
+def describe_exit(worker: Worker) -> str:
+    """How a worker that did not start ended, for an error message."""
     if not worker.exited.done():
         return f"did not listen within {WORKER_START_TIMEOUT:g} s"
     code = worker.exited.result()
@@ -268,18 +280,18 @@ async def _supervise(command: WorkerCommand, count: int, port: int, config: Serv
                 if worker.process.returncode is None:
                     worker.process.kill()
 
-    workers: dict[int, _Worker] = {}
+    workers: dict[int, Worker] = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     status = 0
     try:
         for index in range(1, count + 1):
-            workers[index] = await _start_worker(command, index, port)
+            workers[index] = await start_worker(command, index, port)
         for worker in list(workers.values()):
-            if not await _wait_ready(worker, stop):
+            if not await wait_ready(worker, stop):
                 print(
                     f"wsserver: error: worker {worker.index} (pid {worker.process.pid}) "
-                    f"{_describe_exit(worker)} during start-up",
+                    f"{describe_exit(worker)} during start-up",
                     file=sys.stderr,
                 )
                 status = 1
@@ -305,33 +317,33 @@ async def _supervise(command: WorkerCommand, count: int, port: int, config: Serv
                     "worker %d (pid %d) %s; restarting it (restart %d)",
                     crashed.index,
                     crashed.process.pid,
-                    _describe_exit(crashed),
+                    describe_exit(crashed),
                     crashed.restarts + 1,
                 )
                 crashed.link.close()
                 # At most one restart a second: a worker that keeps crashing
                 # must not make the supervisor spin.
                 await asyncio.sleep(max(0.0, crashed.started + 1.0 - loop.time()))
-                replacement = await _start_worker(command, crashed.index, port)
+                replacement = await start_worker(command, crashed.index, port)
                 replacement.restarts = crashed.restarts + 1
                 workers[crashed.index] = replacement
-                if not await _wait_ready(replacement, stop):
+                if not await wait_ready(replacement, stop):
                     print(
                         f"wsserver: error: worker {replacement.index} (pid "
-                        f"{replacement.process.pid}) {_describe_exit(replacement)} "
+                        f"{replacement.process.pid}) {describe_exit(replacement)} "
                         "during start-up",
                         file=sys.stderr,
                     )
                     status = 1
                     stop.set()
     finally:
-        status = max(status, await _stop_workers(list(workers.values()), config))
+        status = max(status, await stop_workers(list(workers.values()), config))
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return status
 
 
-async def _stop_workers(workers: list[_Worker], config: ServerConfig) -> int:
+async def stop_workers(workers: list[Worker], config: ServerConfig) -> int:
     """SIGTERM every worker, wait for the graceful shutdowns, kill stragglers."""
     for worker in workers:
         if worker.process.returncode is None:
