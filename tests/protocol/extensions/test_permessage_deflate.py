@@ -87,7 +87,7 @@ class TestSettings:
         s = DeflateSettings()
         assert (s.server_max_window_bits, s.client_max_window_bits, s.mem_level) == (12, 12, 5)
         assert not s.server_no_context_takeover and not s.client_no_context_takeover
-        assert (s.compression_level, s.min_size) == (6, 64)
+        assert (s.compression_level, s.min_size) == (1, 64)
 
     @pytest.mark.parametrize(
         "kwargs",
