@@ -50,8 +50,10 @@ class RecordingSender:
     ) -> None:
         self.calls.append(("send_bytes", bytes(data), compress))
 
-    async def send_fragment(self, data: str | bytes, *, fin: bool) -> None:
-        self.calls.append(("send_fragment", data, fin))
+    async def send_fragment(
+        self, data: str | bytes, *, fin: bool, compress: bool | None = None
+    ) -> None:
+        self.calls.append(("send_fragment", data, fin, compress))
 
     def send_prepared(self, message: PreparedMessage, size: int, *, compress: bool) -> None:
         self.calls.append(("send_prepared", size, compress))
@@ -120,8 +122,8 @@ async def test_a_websocket_runs_over_any_sender_and_inbox() -> None:
         ("accept", "chat", (("x-test", "1"),)),
         ("send_text", "hé", None),
         ("send_bytes", b"\x00", False),
-        ("send_fragment", "part", False),
-        ("send_fragment", "", True),
+        ("send_fragment", "part", False, None),
+        ("send_fragment", "", True, None),
         ("ping", b"p"),
         ("close", 4000, "done"),
     ]

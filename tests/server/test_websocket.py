@@ -329,6 +329,54 @@ async def test_send_bytes_compress_false_sends_uncompressed_frames() -> None:
             await raw.close()
 
 
+async def test_every_send_takes_compress() -> None:
+    # send_text, send_json (both modes) and stream() take compress= as
+    # send_bytes does: False sends a message uncompressed even above
+    # min_size, True compresses one below it, None follows min_size.
+    big = "a" * 1000
+
+    async def body(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(big)
+        await ws.send_text(big, compress=False)
+        await ws.send_text("tiny", compress=True)
+        await ws.send_text("tiny")
+        await ws.send_json({"k": big}, compress=False)
+        await ws.send_json({"k": big}, mode="binary", compress=False)
+        async with ws.stream(compress=False) as stream:
+            await stream.write(big)
+        async with ws.stream(binary=True) as stream:
+            await stream.write(big.encode())
+
+    probe = Probe(body)
+    async with serving(probe.run) as server:
+        raw = await RawWebSocket.connect(
+            server.port, extra=[("Sec-WebSocket-Extensions", "permessage-deflate")]
+        )
+        try:
+            frames = [await raw.recv_frame() for _ in range(10)]
+            await probe.outcome()
+        finally:
+            await raw.close()
+    seen = [(f.opcode, f.fin, f.rsv1) for f in frames]
+    assert seen == [
+        (Opcode.TEXT, True, True),
+        (Opcode.TEXT, True, False),
+        (Opcode.TEXT, True, True),
+        (Opcode.TEXT, True, False),  # 4 bytes: below min_size
+        (Opcode.TEXT, True, False),
+        (Opcode.BINARY, True, False),
+        (Opcode.TEXT, False, False),  # a stream: RSV1 on its first frame or none
+        (Opcode.CONTINUATION, True, False),
+        (Opcode.BINARY, False, True),
+        (Opcode.CONTINUATION, True, False),
+    ]
+    # What went out uncompressed is the message itself.
+    assert frames[1].payload == big.encode()
+    assert frames[4].payload == b'{"k":"' + big.encode() + b'"}'
+    assert frames[6].payload == big.encode()
+
+
 async def test_stream_sends_one_message_in_several_frames_on_the_wire() -> None:
     async def body(ws: WebSocket) -> None:
         await ws.accept()

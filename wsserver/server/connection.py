@@ -474,12 +474,14 @@ class Connection(asyncio.BufferedProtocol):
         if self._writing_paused and not self._closed:
             await self._drain()
 
-    async def send_fragment(self, data: str | bytes, *, fin: bool) -> None:
+    async def send_fragment(
+        self, data: str | bytes, *, fin: bool, compress: bool | None = None
+    ) -> None:
         """Send a fragment of a streamed message (RFC 6455 section 5.4)."""
         protocol = self.protocol
         if protocol.state is not _OPEN:
             raise self._disconnected()
-        self._writer.sent(protocol.send_fragment(data, fin=fin))
+        self._writer.sent(protocol.send_fragment(data, fin=fin, compress=compress))
         if self._writing_paused and not self._closed:
             await self._drain()
 

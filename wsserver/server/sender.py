@@ -66,8 +66,13 @@ class Sender(Protocol):
         """Send a binary message (as ``send_text``)."""
         ...
 
-    async def send_fragment(self, data: str | bytes, *, fin: bool) -> None:
-        """Send one fragment of a streamed message; ``fin`` ends the message."""
+    async def send_fragment(
+        self, data: str | bytes, *, fin: bool, compress: bool | None = None
+    ) -> None:
+        """Send one fragment of a streamed message; ``fin`` ends the message.
+
+        ``compress`` counts on the first fragment only: the message is
+        compressed as a whole or not at all."""
         ...
 
     def send_prepared(self, message: PreparedMessage, size: int, *, compress: bool) -> None:

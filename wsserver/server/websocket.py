@@ -381,31 +381,43 @@ class WebSocket:
 
     # -- sending -------------------------------------------------------
 
-    async def send_text(self, data: str) -> None:
-        """Send a text message."""
+    async def send_text(self, data: str, *, compress: bool | None = None) -> None:
+        """Send a text message.
+
+        ``compress``: ``None`` (the default) compresses when permessage-deflate
+        was agreed and the message is at least ``DeflateSettings.min_size``
+        bytes; ``False`` sends it uncompressed (data that does not compress,
+        or a message whose latency matters more than its size); ``True``
+        compresses it whatever its size.  Without permessage-deflate it does
+        nothing.  The same on every send.
+        """
         if self._stream_owner is not None:  # checked here: no coroutine per send
             await self._wait_for_stream()
         self._check_can_send()
-        await self._sender.send_text(data)
+        await self._sender.send_text(data, compress)
 
     async def send_bytes(
         self, data: bytes | bytearray | memoryview, *, compress: bool | None = None
     ) -> None:
-        """Send a binary message; ``compress=False`` for already-compressed data."""
+        """Send a binary message; ``compress`` as ``send_text`` (``False`` for
+        data already compressed: images, archives)."""
         if self._stream_owner is not None:  # checked here: no coroutine per send
             await self._wait_for_stream()
         self._check_can_send()
         await self._sender.send_bytes(data, compress)
 
-    async def send_json(self, data: Any, mode: JSONMode = "text") -> None:
-        """Send ``data`` as compact JSON, in a text or binary message."""
+    async def send_json(
+        self, data: Any, mode: JSONMode = "text", *, compress: bool | None = None
+    ) -> None:
+        """Send ``data`` as compact JSON, in a text or binary message;
+        ``compress`` as ``send_text``."""
         encoded = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         if mode == "text":
-            await self.send_text(encoded)
+            await self.send_text(encoded, compress=compress)
         else:
-            await self.send_bytes(encoded.encode("utf-8"))
+            await self.send_bytes(encoded.encode("utf-8"), compress=compress)
 
-    def stream(self, *, binary: bool = False) -> MessageStream:
+    def stream(self, *, binary: bool = False, compress: bool | None = None) -> MessageStream:
         """Send one message in fragments, of a size not known in advance::
 
             async with websocket.stream(binary=True) as stream:
@@ -413,9 +425,13 @@ class WebSocket:
                     await stream.write(chunk)
 
         Other tasks' messages wait until the stream ends, so fragments of
-        different messages never interleave.
+        different messages never interleave.  A streamed message is
+        compressed as a whole or not at all (RFC 7692 section 6.1): with
+        permessage-deflate agreed it is compressed unless ``compress`` is
+        ``False`` (its size is not known in advance, so ``min_size`` cannot
+        apply).
         """
-        return MessageStream(self, binary)
+        return MessageStream(self, binary, compress)
 
     def ping(self, data: bytes | None = None) -> asyncio.Future[float]:
         """Send a ping; the returned future gives the round-trip time in seconds.
@@ -511,9 +527,10 @@ class WebSocket:
 class MessageStream:
     """A message sent fragment by fragment; see ``WebSocket.stream``."""
 
-    def __init__(self, websocket: WebSocket, binary: bool) -> None:
+    def __init__(self, websocket: WebSocket, binary: bool, compress: bool | None) -> None:
         self._websocket = websocket
         self._binary = binary
+        self._compress = compress
         self._started = False
 
     async def __aenter__(self) -> MessageStream:
@@ -535,7 +552,7 @@ class MessageStream:
         # Started before the send: if the wait for a slow peer that follows
         # is cancelled, half a message may be out (see __aexit__).
         self._started = True
-        await websocket._sender.send_fragment(chunk, fin=False)
+        await websocket._sender.send_fragment(chunk, fin=False, compress=self._compress)
 
     async def __aexit__(
         self,
@@ -549,7 +566,9 @@ class MessageStream:
                 websocket._check_can_send()
                 # The final fragment may be empty: RFC 6455 section 5.4
                 # allows zero-length fragments.
-                await websocket._sender.send_fragment(b"" if self._binary else "", fin=True)
+                await websocket._sender.send_fragment(
+                    b"" if self._binary else "", fin=True, compress=self._compress
+                )
             elif self._started and websocket._sender.is_open:
                 # Half a message is out and cannot be taken back: the peer
                 # must not mistake it for a whole one.
