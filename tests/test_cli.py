@@ -444,7 +444,7 @@ def test_build_config_maps_every_flag() -> None:
         "--deflate-client-max-window-bits", "11",
         "--deflate-server-no-context-takeover",
         "--deflate-client-no-context-takeover",
-        "--deflate-level", "1",
+        "--deflate-level", "2",
         "--deflate-mem-level", "4",
         "--reuse-port",
         "--no-access-log",
@@ -454,8 +454,18 @@ def test_build_config_maps_every_flag() -> None:
         "--root-path", "/api",
         "--header", "Server: edge-1",
         "--header", "x-frame-options:DENY",
+        "--max-connections-per-client", "none",
+        "--handshake-rate-per-client", "2.5",
+        "--handshake-burst-per-client", "5",
+        "--client-ipv6-prefix", "56",
+        "--client-table-size", "99",
     )  # fmt: skip
     config = build_config(args)
+    assert config.max_connections_per_client is None
+    assert config.handshake_rate_per_client == 2.5
+    assert config.handshake_burst_per_client == 5
+    assert config.client_ipv6_prefix == 56
+    assert config.client_table_size == 99
     assert config.backlog == 77
     assert config.proxy_headers is False
     assert config.trusted_proxies is None
@@ -489,7 +499,7 @@ def test_build_config_maps_every_flag() -> None:
         client_max_window_bits=11,
         server_no_context_takeover=True,
         client_no_context_takeover=True,
-        compression_level=1,
+        compression_level=2,
         mem_level=4,
     )
     # The flags above are all the settings flags there are: a new flag
@@ -527,6 +537,11 @@ def test_build_config_maps_every_flag() -> None:
         "forwarded_allow_ips",
         "root_path",
         "header",
+        "max_connections_per_client",
+        "handshake_rate_per_client",
+        "handshake_burst_per_client",
+        "client_ipv6_prefix",
+        "client_table_size",
     }
 
 
@@ -617,6 +632,32 @@ def test_invalid_protocol_values_are_one_line_errors(flag: str, value: str, expe
     # The protocol core raises LocalProtocolError, not ValueError.
     message = assert_one_error_line(run_cli("run", "examples.echo:EchoView", flag, value))
     assert message == expected
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--handshake-rate-per-client", "0", "must be a positive number, or 'none'"),
+        ("--handshake-rate-per-client", "nan", "must be a positive number, or 'none'"),
+        ("--handshake-rate-per-client", "fast", "must be a positive number, or 'none'"),
+        ("--max-connections-per-client", "0", "must be a whole number >= 1, or 'none'"),
+        ("--max-connections-per-client", "lots", "must be a whole number >= 1, or 'none'"),
+    ],
+)
+def test_rates_and_counts_are_checked_by_the_parser(
+    flag: str, value: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        parse(flag, value)
+    assert exit_.value.code == 2
+    assert f"argument {flag}: {expected}" in capsys.readouterr().err
+
+
+def test_the_per_client_limits_turn_off_with_none() -> None:
+    config = build_config(
+        parse("--max-connections-per-client", "off", "--handshake-rate-per-client", "none")
+    )
+    assert config.client_limiter() is None
 
 
 def test_access_log_is_on_unless_turned_off() -> None:

@@ -140,6 +140,30 @@ def _positive_float_or_none(text: str) -> float | None:
         raise argparse.ArgumentTypeError("must be positive, or 'none'") from None
 
 
+def _positive_number_or_none(text: str) -> float | None:
+    if text.lower() in ("none", "off"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a positive number, or 'none'") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError("must be a positive number, or 'none'")
+    return value
+
+
+def _count_or_none(text: str) -> int | None:
+    if text.lower() in ("none", "off"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number >= 1, or 'none'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a whole number >= 1, or 'none'")
+    return value
+
+
 def _workers(text: str) -> int:
     try:
         value = int(text)
@@ -157,6 +181,8 @@ _KINDS: dict[str, dict[str, object]] = {
     "int": {"type": int},
     "seconds": {"type": _positive_float},
     "seconds_or_none": {"type": _positive_float_or_none},
+    "number_or_none": {"type": _positive_number_or_none},
+    "count_or_none": {"type": _count_or_none},
     "flag": {"action": "store_true"},
     "switch": {"action": argparse.BooleanOptionalAction},
 }

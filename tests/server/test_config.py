@@ -41,6 +41,11 @@ DEFAULTS: dict[str, Any] = {
     "forwarded_allow_ips": "127.0.0.1",
     "root_path": "",
     "headers": (),
+    "max_connections_per_client": 256,
+    "handshake_rate_per_client": 20.0,
+    "handshake_burst_per_client": 40,
+    "client_ipv6_prefix": 64,
+    "client_table_size": 10_000,
 }
 
 
@@ -90,6 +95,10 @@ def test_every_setting_is_documented() -> None:
         ("receive_timeout", "``None``"),
         ("close_timeout", "10 s"),
         ("max_connections", "10,000"),
+        ("max_connections_per_client", "256"),
+        ("handshake_burst_per_client", "40"),
+        ("client_ipv6_prefix", "64"),
+        ("client_table_size", "10,000"),
         ("shutdown_timeout", "10 s"),
         ("backlog", "1024"),
         ("origins", "``None``"),
@@ -150,8 +159,17 @@ def test_good_values_are_accepted() -> None:
         ssl_context=context,
         backlog=0,
         reuse_port=True,
+        max_connections_per_client=None,
+        handshake_rate_per_client=None,
+        handshake_burst_per_client=1,
+        client_ipv6_prefix=128,
+        client_table_size=1,
     )
     assert config.ssl_context is context
+    assert config.client_limiter() is None
+    limiter = ServerConfig(max_connections_per_client=None).client_limiter()
+    assert limiter is not None
+    assert (limiter.max_open, limiter.rate, limiter.burst) == (None, 20.0, 40)
     assert ServerConfig(port=65535).port == 65535
     assert ServerConfig(write_timeout=math.inf).write_timeout == math.inf
 
@@ -185,6 +203,14 @@ def test_good_values_are_accepted() -> None:
         ({"close_timeout": math.nan}, "close_timeout must be positive"),
         ({"shutdown_timeout": -1}, "shutdown_timeout not negative"),
         ({"shutdown_timeout": math.nan}, "shutdown_timeout not negative"),
+        ({"max_connections_per_client": 0}, "max_connections_per_client must be at least 1"),
+        ({"handshake_rate_per_client": 0.0}, "handshake_rate_per_client must be a positive"),
+        ({"handshake_rate_per_client": math.inf}, "handshake_rate_per_client must be a positive"),
+        ({"handshake_rate_per_client": math.nan}, "handshake_rate_per_client must be a positive"),
+        ({"handshake_burst_per_client": 0}, "handshake_burst_per_client must be at least 1"),
+        ({"client_ipv6_prefix": 0}, "client_ipv6_prefix must be between 1 and 128"),
+        ({"client_ipv6_prefix": 129}, "client_ipv6_prefix must be between 1 and 128"),
+        ({"client_table_size": 0}, "client_table_size must be at least 1"),
     ],
     ids=lambda value: str(value) if isinstance(value, dict) else "",
 )

@@ -8,6 +8,7 @@ know about.
 
 from __future__ import annotations
 
+import math
 import os
 import ssl
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..protocol import DeflateSettings, ProtocolSettings
+from .limits import ClientLimiter
 from .proxy import TrustedProxies
 from .security import OriginPolicy
 
@@ -31,10 +33,21 @@ CLI_OPTION = "cli"
 #: - ``"seconds"``: a positive, finite number of seconds;
 #: - ``"seconds_or_none"``: the same, or ``none``, ``off`` or ``0`` for
 #:   ``None`` (turned off);
+#: - ``"number_or_none"``: a positive, finite number (a rate), or ``none``;
+#: - ``"count_or_none"``: a whole number >= 1, or ``none``;
 #: - ``"flag"``: ``--name`` alone sets ``True``; for settings off by default;
 #: - ``"switch"``: ``--name`` / ``--no-name``.  On a section of settings
 #:   (a field typed ``SomeSettings | None``), off means ``None``.
-OptionKind = Literal["text", "int", "seconds", "seconds_or_none", "flag", "switch"]
+OptionKind = Literal[
+    "text",
+    "int",
+    "seconds",
+    "seconds_or_none",
+    "number_or_none",
+    "count_or_none",
+    "flag",
+    "switch",
+]
 
 
 def cli_option(
@@ -176,6 +189,26 @@ class ServerConfig:
         headers: extra response header fields sent with every HTTP response
             and every handshake response (``--header server:edge-1``), in
             lower case.  None by default.
+        max_connections_per_client: open WebSockets one client address may
+            hold (``wsserver.server.limits``); past it, 429.  256 by
+            default: a few per browser tab, for every user of an office or
+            a carrier-grade NAT sharing one address, while one address holds
+            at most 2.6% of the default ``max_connections``.  ``None`` for
+            no limit.
+        handshake_rate_per_client: WebSocket handshakes per second one
+            client address may make, on average; past it, 429 with
+            ``Retry-After``.  20 by default: a page reconnecting makes one,
+            with backoff; a loop of them is refused.  ``None`` for no limit.
+        handshake_burst_per_client: handshakes a client may make at once
+            before the rate applies (the token bucket's size).  40: the
+            users behind one NAT all reconnecting after a restart.
+        client_ipv6_prefix: bits of an IPv6 address that name one client.
+            64: a customer network is a /64 at least, and a host can use any
+            address in it.
+        client_table_size: client addresses without an open WebSocket that
+            the limits remember, at most (about 320 bytes each, oldest
+            evicted first): 10,000, about 3 MiB under a flood of distinct
+            addresses.
     """
 
     host: str = field(default="127.0.0.1", metadata=cli_option("--host"))
@@ -302,10 +335,64 @@ class ServerConfig:
         ),
     )
 
+    max_connections_per_client: int | None = field(
+        default=256,
+        metadata=cli_option(
+            "--max-connections-per-client",
+            kind="count_or_none",
+            help="open WebSockets per client address (default 256; 'none': no limit); then 429",
+        ),
+    )
+    handshake_rate_per_client: float | None = field(
+        default=20.0,
+        metadata=cli_option(
+            "--handshake-rate-per-client",
+            kind="number_or_none",
+            help="WebSocket handshakes per second per client address (default 20; 'none': "
+            "no limit); then 429 with Retry-After",
+        ),
+    )
+    handshake_burst_per_client: int = field(
+        default=40,
+        metadata=cli_option(
+            "--handshake-burst-per-client",
+            kind="int",
+            help="handshakes a client address may make at once (default 40)",
+        ),
+    )
+    client_ipv6_prefix: int = field(
+        default=64,
+        metadata=cli_option(
+            "--client-ipv6-prefix",
+            kind="int",
+            help="bits of an IPv6 address that name one client for the limits (default 64)",
+        ),
+    )
+    client_table_size: int = field(
+        default=10_000,
+        metadata=cli_option(
+            "--client-table-size",
+            kind="int",
+            help="client addresses the per-client limits remember (default 10000)",
+        ),
+    )
+
     @property
     def trusted_proxies(self) -> TrustedProxies | None:
         """The peers whose forwarding headers are believed; ``None``: nobody's."""
         return TrustedProxies(self.forwarded_allow_ips) if self.proxy_headers else None
+
+    def client_limiter(self) -> ClientLimiter | None:
+        """A new limiter for the per-client limits; ``None`` when both are off."""
+        if self.max_connections_per_client is None and self.handshake_rate_per_client is None:
+            return None
+        return ClientLimiter(
+            max_open=self.max_connections_per_client,
+            rate=self.handshake_rate_per_client,
+            burst=self.handshake_burst_per_client,
+            ipv6_prefix=self.client_ipv6_prefix,
+            table_size=self.client_table_size,
+        )
 
     def __post_init__(self) -> None:
         # Checked now, so that a bad value names its setting at start-up.
@@ -326,6 +413,18 @@ class ServerConfig:
             raise ValueError("read_limit and write_limit must be at least 1")
         if self.max_connections is not None and self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        per_client = self.max_connections_per_client
+        if per_client is not None and per_client < 1:
+            raise ValueError("max_connections_per_client must be at least 1 (or None)")
+        rate = self.handshake_rate_per_client
+        if rate is not None and not (rate > 0 and math.isfinite(rate)):
+            raise ValueError("handshake_rate_per_client must be a positive number (or None)")
+        if self.handshake_burst_per_client < 1:
+            raise ValueError("handshake_burst_per_client must be at least 1")
+        if not 1 <= self.client_ipv6_prefix <= 128:
+            raise ValueError("client_ipv6_prefix must be between 1 and 128")
+        if self.client_table_size < 1:
+            raise ValueError("client_table_size must be at least 1")
         for name in (
             "write_timeout",
             "ping_interval",

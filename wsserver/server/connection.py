@@ -34,6 +34,7 @@ from ..protocol import (
     CloseReceived,
     ConnectionFailed,
     ConnectionLost,
+    Headers,
     HTTPRequest,
     LocalProtocolError,
     Pong,
@@ -50,6 +51,7 @@ from .config import ServerConfig
 from .datastructures import Address
 from .inbox import Disconnect, Inbox
 from .keepalive import Keepalive
+from .limits import ClientLimiter, ClientSlot, Refusal
 from .mistakes import ApplicationMistake, qualified_name
 from .proxy import TrustedProxies, forwarded_client
 from .requests import Request
@@ -77,6 +79,8 @@ class ConnectionOwner(Protocol):
     receive_buffer: memoryview
     #: Whose forwarding headers are believed (``ServerConfig.proxy_headers``).
     trusted_proxies: TrustedProxies | None
+    #: The per-client limits (``wsserver.server.limits``), ``None`` when off.
+    client_limiter: ClientLimiter | None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
@@ -105,6 +109,7 @@ class Connection(asyncio.BufferedProtocol):
     __slots__ = (
         "_accepted",
         "_bytes_in",
+        "_client_slot",
         "_close_timer",
         "_closed",
         "_closing_transport",
@@ -181,6 +186,7 @@ class Connection(asyncio.BufferedProtocol):
         # Set by accept(): only an accepted WebSocket gets the "open" log
         # line, and so only it gets the matching "closed" line.
         self._accepted = False
+        self._client_slot: ClientSlot | None = None
         # The WebSocket handshake's target and arrival, for its access line.
         self._target: str | None = None
         self._request_started = 0.0
@@ -266,8 +272,10 @@ class Connection(asyncio.BufferedProtocol):
                 drain.set_result(None)
         self._drain_waiters.clear()
         self.server.connection_closed(self)
-        # (Was ``websocket.application_state is not None``, always true: a
-        # refused handshake logged a "closed" line without an "open" one.)
+        if self._client_slot is not None:
+            self._client_slot.release()
+            self._client_slot = None
+        # Only an accepted WebSocket logged an "open" line.
         if websocket is not None and self._accepted:
             logger.info(
                 "conn %d closed path=%s code=%s duration=%.3fs in=%d out=%d",
@@ -544,6 +552,19 @@ class Connection(asyncio.BufferedProtocol):
                     self._scheme,
                     websocket=True,
                 )
+            limiter = self.server.client_limiter
+            if limiter is not None and self._limited_client():
+                assert self.client is not None
+                admitted = limiter.admit(self.client.host)
+                if isinstance(admitted, Refusal):
+                    self._reject_now(
+                        admitted.status,
+                        admitted.reason,
+                        (("retry-after", str(admitted.retry_after)),),
+                    )
+                    return
+                # Given back when the connection ends, however it ends.
+                self._client_slot = admitted
             origins = self.config.origins
             if origins is not None:
                 sent = [value for name, value in event.headers if name == "origin"]
@@ -600,6 +621,19 @@ class Connection(asyncio.BufferedProtocol):
                     started=time.perf_counter(),
                     connection_id=self.id,
                 )
+
+    def _limited_client(self) -> bool:
+        """Whether the per-client limits count this request's client.
+
+        Not a peer without an address (a Unix socket), nor a trusted proxy
+        that forwarded no client address: every client behind it would
+        share its count, and one busy proxy would lock them all out.
+        """
+        client = self.client
+        if client is None:
+            return False
+        trusted = self.server.trusted_proxies
+        return not (client == self.peer and trusted is not None and trusted.trusts(client.host))
 
     async def _serve_http(self, event: HTTPRequest, started: float) -> None:
         try:
@@ -696,10 +730,10 @@ class Connection(asyncio.BufferedProtocol):
             headers.append(("connection", "close"))
         self.protocol.send_response(response.status_code, tuple(headers), response.body)
 
-    def _reject_now(self, status: int, reason: str) -> None:
+    def _reject_now(self, status: int, reason: str, headers: Headers = ()) -> None:
         self.protocol.reject(
             status,
-            (("content-type", "text/plain; charset=utf-8"), *self.config.headers),
+            (("content-type", "text/plain; charset=utf-8"), *headers, *self.config.headers),
             f"{reason}\n".encode(),
         )
         self.flush()

@@ -17,8 +17,11 @@ Who is "a client":
   ``ipv6_prefix`` bits (64 by default: one customer network gets a /64 at
   least, and a host can pick any of its 2**64 addresses at will); an
   IPv4-mapped IPv6 address counts as its IPv4 address;
-- a peer without an address (a Unix socket with no forwarded header) is not
-  limited: every client of a local proxy would share it.
+- a peer without an address (a Unix socket), or a trusted proxy that sent
+  no ``X-Forwarded-For``, is not limited: every client behind it would
+  share its count (the connection decides this, ``Connection``; by default
+  127.0.0.1 is a trusted proxy, so local load tests are not limited
+  either).
 
 Memory stays bounded under a flood of distinct addresses.  Clients with open
 WebSockets are held while they have them (at most ``max_connections`` of

@@ -62,6 +62,8 @@ class Server:
         self.receive_buffer = memoryview(bytearray(RECEIVE_BUFFER_SIZE))
         # Parsed once, not per request.
         self.trusted_proxies = self.config.trusted_proxies
+        # Open WebSockets and handshakes per client address (limits.py).
+        self.client_limiter = self.config.client_limiter()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
