@@ -29,8 +29,31 @@ exponential backoff and jitter (``reconnect_base`` doubling up to
 its presence again (a restarted Redis without persistence has lost it), and
 logs the recovery.
 
-Delivery is at most once: what is published while Redis or a subscriber is
-away is lost, never retried, so no message is ever delivered twice.
+Plain publications are at most once: what is published while Redis or a
+subscriber is away is lost, never retried, so no message is ever delivered
+twice.
+
+Topic history (``append``, ``history``), on Redis Streams.  Per topic, a
+hash ``<prefix>:hist-meta:<topic>`` holds the epoch (a random token, set by
+whoever finds it missing) and the last offset (``HINCRBY``); a stream
+``<prefix>:hist:<topic>`` holds the messages, with the stream id
+``0-<offset>`` (an explicit counter rather than Redis's time-based ids:
+offsets are then 1, 2, 3..., so a gap is visible, and a page can compare
+two positions).  One Lua script does, atomically: create the epoch if the
+hash is gone (and drop a stream left over), number the message, ``XADD``
+it with ``MAXLEN`` = ``size`` (exact trimming) and the Redis server's time,
+refresh the expiries, and ``PUBLISH`` it on the topic's channel with its
+offset.  Live delivery is thus still pub/sub, and a node that missed some
+reads them back with ``XRANGE`` (another script, which also drops entries
+older than ``ttl`` by the same clock).  If Redis loses the data (flushed,
+or restarted without persistence), the next append finds the hash gone and
+starts a new epoch at offset 1: subscribers see the epoch change.
+
+While Redis is away, appends wait in a bounded outbox (``max_outbox``) and
+are sent, in order, when it is back; beyond the bound ``append`` raises
+``BackendUnavailable`` (logged once): never a silent loss.  Each append
+carries this node's sequence number, remembered in the topic's hash, so an
+append retried after a connection broke mid-flight is not numbered twice.
 """
 
 from __future__ import annotations
@@ -48,6 +71,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .backends import Backend, BackendUnavailable, Receiver, StatusCallback, new_node_id
+from .history import HistoryEntry, HistoryRange, new_epoch
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -63,6 +87,107 @@ DEFAULT_URL = "redis://127.0.0.1:6379/0"
 _BATCH = 256
 # Seconds the reader waits for a message before checking its state again.
 _READ_POLL = 1.0
+#: Topic messages with history that may wait for Redis during an outage: at
+#: a kilobyte each, ten megabytes at most.
+DEFAULT_MAX_OUTBOX = 10_000
+#: Seconds a topic's epoch and counter outlive its last message: a day, so a
+#: page that comes back after the history expired is told "trimmed" (its
+#: epoch still holds) rather than "another epoch".
+DEFAULT_HISTORY_META_TTL = 86_400.0
+
+# KEYS: meta hash, stream.  ARGV: a new epoch, size, ttl ms, meta ttl ms,
+# payload (JSON), pub/sub channel, node id, the node's sequence number.
+_APPEND = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+end
+local mark = 'n:' .. ARGV[7]
+local done = tonumber(redis.call('HGET', KEYS[1], mark) or '0')
+if done >= tonumber(ARGV[8]) then
+  return {epoch, -1}
+end
+redis.call('HSET', KEYS[1], mark, ARGV[8])
+local offset = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local now = redis.call('TIME')
+local ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '0-' .. offset, 't', ms, 'd', ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', ARGV[6],
+  '{"op":"hist","ep":"' .. epoch .. '","off":' .. offset .. ',"p":' .. ARGV[5] .. '}')
+return {epoch, offset}
+"""
+
+# KEYS: meta hash, stream.  ARGV: a new epoch, after (-1: position only),
+# ttl ms, meta ttl ms.  Returns epoch, top, then id, payload pairs.
+_RANGE = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
+local out = {epoch, redis.call('HGET', KEYS[1], 'seq')}
+local after = tonumber(ARGV[2])
+if after < 0 then
+  return out
+end
+local now = redis.call('TIME')
+local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
+for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '0-' .. (after + 1), '+')) do
+  local fields = entry[2]
+  local t, d
+  for i = 1, #fields, 2 do
+    if fields[i] == 't' then
+      t = tonumber(fields[i + 1])
+    elseif fields[i] == 'd' then
+      d = fields[i + 1]
+    end
+  end
+  if t and d and t >= oldest then
+    table.insert(out, entry[1])
+    table.insert(out, d)
+  end
+end
+return out
+"""
+
+
+class _Append:
+    """A topic message waiting to be appended (the outbox's items)."""
+
+    __slots__ = ("data", "seq", "size", "subject", "topic", "ttl_ms", "waiter")
+
+    def __init__(
+        self,
+        subject: str,
+        topic: str,
+        data: bytes,
+        seq: int,
+        waiter: asyncio.Future[HistoryEntry | None] | None,
+        *,
+        size: int,
+        ttl_ms: int,
+    ) -> None:
+        self.size = size
+        self.ttl_ms = ttl_ms
+        self.subject = subject
+        self.topic = topic
+        self.data = data
+        self.seq = seq
+        self.waiter = waiter
+
+    def settle(self, entry: HistoryEntry | None) -> bool:
+        """Give the waiting publisher its entry; whether somebody took it."""
+        waiter, self.waiter = self.waiter, None
+        if waiter is None or waiter.done():
+            return False
+        waiter.set_result(entry)
+        return True
 
 
 def _import_redis() -> Any:
@@ -140,6 +265,11 @@ class RedisBackend(Backend):
             publishes fail (Redis is too slow), instead of using memory.
         subscribe_timeout: seconds to wait for Redis to confirm a
             subscription.
+        max_outbox: topic messages with history that may wait for Redis
+            (during an outage, or while it is slow); beyond it ``append``
+            raises ``BackendUnavailable``.
+        history_meta_ttl: seconds a topic's epoch and counter are kept after
+            its last message.
 
     Raises:
         ImportError: redis-py is not installed.
@@ -151,6 +281,7 @@ class RedisBackend(Backend):
 
     name = "redis"
     cross_process = True
+    keeps_history = True
 
     def __init__(
         self,
@@ -166,12 +297,14 @@ class RedisBackend(Backend):
         node_ttl: float | None = None,
         max_pending: int = 10_000,
         subscribe_timeout: float = 5.0,
+        max_outbox: int = DEFAULT_MAX_OUTBOX,
+        history_meta_ttl: float = DEFAULT_HISTORY_META_TTL,
     ) -> None:
         self._redis = _import_redis()
         if not prefix or any(c.isspace() for c in prefix):
             raise ValueError("prefix must be a non-empty name without spaces")
-        if max_pending < 1:
-            raise ValueError("max_pending must be at least 1")
+        if max_pending < 1 or max_outbox < 1:
+            raise ValueError("max_pending and max_outbox must be at least 1")
         self.url = url
         self.prefix = prefix
         self.node_id = node_id if node_id is not None else new_node_id()
@@ -187,6 +320,11 @@ class RedisBackend(Backend):
         )
         self.max_pending = max_pending
         self.subscribe_timeout = _check_seconds(subscribe_timeout, "subscribe_timeout")
+        self.max_outbox = max_outbox
+        self.history_meta_ttl = _check_seconds(history_meta_ttl, "history_meta_ttl")
+        self._outbox: deque[_Append] = deque()
+        self._append_seq = 0
+        self._outbox_logged = False
         self._errors: tuple[type[BaseException], ...] = (
             self._redis.exceptions.RedisError,
             OSError,
@@ -235,6 +373,9 @@ class RedisBackend(Backend):
 
     def _node_key(self, node_id: str) -> str:
         return f"{self.prefix}:node:{node_id}"
+
+    def _history_keys(self, topic: str) -> tuple[str, str]:
+        return f"{self.prefix}:hist-meta:{topic}", f"{self.prefix}:hist:{topic}"
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -438,6 +579,8 @@ class RedisBackend(Backend):
             if waiter is not None and not waiter.done():
                 waiter.set_exception(error)
         self.dropped += lost
+        for item in self._outbox:
+            item.settle(None)  # kept: sent when Redis is back
         if was_up and self._on_status is not None:
             self._on_status(False)
 
@@ -551,9 +694,12 @@ class RedisBackend(Backend):
         raise BackendUnavailable(why)
 
     async def _publish_loop(self, client: Redis) -> None:
+        self._wakeup.set()  # what waited in the outbox goes first
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            while self._outbox:
+                await self._append_batch(client)
             while self._queue:
                 batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
                 pipe = client.pipeline(transaction=False)
@@ -571,6 +717,156 @@ class RedisBackend(Backend):
                 for (_, _, waiter), count in zip(batch, counts, strict=True):
                     if waiter is not None and not waiter.done():
                         waiter.set_result(int(count))
+
+    # -- topic history ---------------------------------------------------------------
+
+    async def append(
+        self,
+        subject: str,
+        topic: str,
+        message: Any,
+        ignore: str | None,
+        *,
+        size: int,
+        ttl: float,
+    ) -> HistoryEntry | None:
+        """Number and keep a topic message in Redis; see ``Backend.append``.
+
+        While Redis is away it waits in the outbox (``None`` is returned) and
+        goes out, in order, when Redis is back.
+        """
+        data = json.dumps(
+            {"topic": topic, "msg": message, "ignore": ignore},
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        ).encode("utf-8")
+        if len(self._outbox) >= self.max_outbox:
+            self.dropped += 1
+            if not self._outbox_logged:
+                self._outbox_logged = True
+                logger.warning(
+                    "channels: %d topic messages are waiting for Redis; refusing more "
+                    "(publish raises BackendUnavailable)",
+                    self.max_outbox,
+                )
+            raise BackendUnavailable(f"{self.max_outbox} topic messages are waiting for Redis")
+        self._append_seq += 1
+        waiter: asyncio.Future[HistoryEntry | None] | None = None
+        if self._up:
+            waiter = asyncio.get_running_loop().create_future()
+        self._outbox.append(
+            _Append(
+                subject,
+                topic,
+                data,
+                self._append_seq,
+                waiter,
+                size=size,
+                ttl_ms=math.ceil(ttl * 1000),
+            )
+        )
+        self._wakeup.set()
+        if waiter is None:
+            return None
+        return await waiter
+
+    def _append_args(self, item: _Append) -> list[Any]:
+        return [
+            new_epoch(),
+            item.size,
+            item.ttl_ms,
+            math.ceil(self.history_meta_ttl * 1000),
+            item.data,
+            self._channel_name(item.subject),
+            self.node_id,
+            item.seq,
+        ]
+
+    async def _append_batch(self, client: Redis) -> None:
+        # Peeked, not popped: if the connection breaks, they are sent again
+        # (the script skips what it already numbered).
+        batch = [self._outbox[i] for i in range(min(_BATCH, len(self._outbox)))]
+        pipe = client.pipeline(transaction=False)
+        for item in batch:
+            meta, stream = self._history_keys(item.topic)
+            pipe.eval(_APPEND, 2, meta, stream, *self._append_args(item))
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except BaseException:
+            for item in batch:
+                item.settle(None)
+            raise
+        for item, result in zip(batch, results, strict=True):
+            self._outbox.popleft()
+            if isinstance(result, Exception):
+                if isinstance(result, self._errors) and not isinstance(
+                    result, self._redis.exceptions.ResponseError
+                ):
+                    raise result
+                # Redis refused this one (a key of another type...): it
+                # would be refused forever; the publisher is told.
+                logger.error(
+                    "channels: Redis refused a topic message for %r: %s", item.topic, result
+                )
+                waiter, item.waiter = item.waiter, None
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(BackendUnavailable(f"Redis refused it: {result}"))
+                continue
+            epoch, offset = _text(result[0]), int(result[1])
+            if offset < 0:
+                item.settle(None)  # numbered already, before the connection broke
+                continue
+            inner = json.loads(item.data)
+            entry = HistoryEntry(item.topic, epoch, offset, inner.get("msg"), inner.get("ignore"))
+            if not item.settle(entry):
+                # Nobody waits (it was sent after an outage): this node's own
+                # feed learns its offset like the other nodes do.
+                self._deliver_own(item.subject, entry)
+        if not self._outbox:
+            self._outbox_logged = False
+
+    def _deliver_own(self, subject: str, entry: HistoryEntry) -> None:
+        if self._receiver is None or subject not in self._desired:
+            return
+        try:
+            self._receiver(subject, entry.to_payload())
+        except Exception:
+            logger.exception("channels: error delivering a %r payload", subject)
+
+    async def history(self, topic: str, after: int | None, *, ttl: float) -> HistoryRange:
+        """The topic's epoch, last offset and kept messages after ``after``, from Redis."""
+        client = self._client
+        if not self._up or client is None:
+            raise BackendUnavailable("Redis is unavailable")
+        meta, stream = self._history_keys(topic)
+        args: list[str | int] = [
+            new_epoch(),
+            -1 if after is None else after,
+            math.ceil(ttl * 1000),
+            math.ceil(self.history_meta_ttl * 1000),
+        ]
+        try:
+            async with asyncio.timeout(self.command_timeout):
+                found = await _reply(client.eval(_RANGE, 2, meta, stream, *args))
+        except self._errors as exc:
+            raise BackendUnavailable(f"Redis is unavailable: {exc}") from exc
+        epoch, top = _text(found[0]), int(found[1])
+        entries = []
+        for index in range(2, len(found) - 1, 2):
+            offset = int(_text(found[index]).partition("-")[2])
+            inner = json.loads(found[index + 1])
+            ignore = inner.get("ignore")
+            entries.append(
+                HistoryEntry(
+                    topic,
+                    epoch,
+                    offset,
+                    inner.get("msg"),
+                    ignore if isinstance(ignore, str) else None,
+                )
+            )
+        return HistoryRange(epoch, top, tuple(entries))
 
     async def _heartbeat(self, client: Redis) -> None:
         while True:
@@ -621,3 +917,8 @@ class RedisBackend(Backend):
         except self._errors as exc:
             raise BackendUnavailable(f"Redis is unavailable: {exc}") from exc
         return channels - stale
+
+
+def _text(value: object) -> str:
+    """A Redis reply as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)

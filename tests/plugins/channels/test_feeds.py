@@ -1,0 +1,223 @@
+"""Tests for wsserver.plugins.channels.feeds: each topic message once, in order.
+
+Two nodes joined by a ``Hub`` (the in-process backend keeps history too),
+real servers and WebSocket clients speaking the protocol (``ChannelClient``):
+offsets and positions on the wire, a reconnecting client replayed exactly
+what it missed (from the positions its ``ready`` carries, or ``since``), a
+gap it cannot be replayed (``ch/lost``), Python listeners, and the feed's
+own sequencing: duplicates dropped, a gap read back from history, another
+epoch announced.  The same over Redis, with outages, is in
+test_redis_backend.py; in Chromium, in test_manager.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from wsserver.plugins.channels import (
+    ChannelManager,
+    HistoryEntry,
+    HistoryLost,
+    InProcessBackend,
+    Position,
+)
+
+from ._helpers import TIMEOUT, ChannelClient, serve_manager, two_nodes, wait_until
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
+
+
+async def test_topic_messages_carry_offsets_on_every_node() -> None:
+    async with two_nodes(history_size=10) as (a, b, server_a, server_b):
+        here = await ChannelClient.connect(server_a.port)
+        there = await ChannelClient.connect(server_b.port)
+        await a.subscribe(here.channel, "t")
+        await b.subscribe(there.channel, "t")
+        position = await here.next("pos")
+        assert (position["topic"], position["off"]) == ("t", 0)
+        assert (await there.next("pos"))["ep"] == position["ep"]
+        assert await a.publish("t", "one") == 1
+        assert await b.publish("t", "two", ignore_channel=there.channel) == 0
+        for client in (here, there):
+            one = await client.next()
+            assert (one["data"], one["topic"], one["off"], one["ep"]) == (
+                "one",
+                "t",
+                1,
+                position["ep"],
+            )
+        assert (await here.next())["off"] == 2
+        await there.nothing()  # left out, as asked
+        assert a.topic_position("t") == Position(position["ep"], 2)
+        # local_only messages are not numbered (a source on every node).
+        await a.publish("t", "local", local_only=True)
+        assert "off" not in await here.next()
+        await here.close()
+        await there.close()
+
+
+async def test_a_reconnecting_client_gets_exactly_what_it_missed() -> None:
+    manager = ChannelManager(history_size=50)
+    async with serve_manager(manager) as server:
+        first = await ChannelClient.connect(server.port)
+        await manager.subscribe(first.channel, "t")
+        for n in range(3):
+            await manager.publish("t", n)
+        seen = [await first.next() for _ in range(3)]
+        await first.close()
+        for n in range(3, 8):
+            await manager.publish("t", n)
+        last = seen[-1]
+        again = await ChannelClient.connect(
+            server.port, positions={"t": {"ep": last["ep"], "off": last["off"]}}
+        )
+        # The application subscribes the new channel as it did the old one.
+        await manager.subscribe(again.channel, "t")
+        replay = [await again.next() for _ in range(5)]
+        assert [(m["data"], m["off"]) for m in replay] == [(n, n + 1) for n in range(3, 8)]
+        await manager.publish("t", "live")
+        assert (await again.next())["data"] == "live"
+        await again.nothing()
+        await again.nothing("lost")
+        await again.close()
+
+
+async def test_a_gap_beyond_the_history_is_said_not_hidden() -> None:
+    manager = ChannelManager(history_size=3)
+    async with serve_manager(manager) as server:
+        client = await ChannelClient.connect(server.port)
+        await manager.publish("t", "seen")  # no subscriber yet: kept all the same
+        for n in range(10):
+            await manager.publish("t", n)
+        epoch = (await manager.backend.history("t", None, ttl=60)).epoch
+        await manager.subscribe(client.channel, "t", since=Position(epoch, 1))
+        lost = await client.next("lost")
+        assert (lost["topic"], lost["reason"], lost["ep"], lost["off"]) == (
+            "t",
+            "trimmed",
+            epoch,
+            11,
+        )
+        await client.nothing()  # no partial replay
+        await manager.publish("t", "after")
+        assert (await client.next())["off"] == 12
+        await client.close()
+
+
+async def test_positions_from_a_page_are_checked() -> None:
+    manager = ChannelManager(history_size=5, max_recover_topics=2)
+    async with serve_manager(manager) as server:
+        many = {f"t{n}": {"ep": "e", "off": n} for n in range(5)}
+        client = await ChannelClient.connect(server.port, positions=many)
+        channel = manager.channel(client.channel)
+        assert channel is not None and set(channel.recovery) == {"t0", "t1"}
+        await client.close()
+        async with connect(f"ws://127.0.0.1:{server.port}/ws") as bad:
+            assert json.loads(await bad.recv())["k"] == "init"  # the runtime's
+            await bad.send('{"p":"ch","k":"ready","pos":{"t":{"ep":3,"off":1}}}')
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(bad.recv(), TIMEOUT)
+            assert bad.close_code == 1007
+
+
+async def test_a_listener_recovers_and_is_told_when_it_cannot() -> None:
+    manager = ChannelManager(history_size=5, max_listener_queue=3)
+    async with manager:
+        with pytest.raises(ValueError, match="no history"):
+            ChannelManager().listen("t")
+        for n in range(4):
+            await manager.publish("t", n)
+        epoch = (await manager.backend.history("t", None, ttl=60)).epoch
+        async with manager.listen("t", since=Position(epoch, 2)) as listener:
+            assert [(await anext(listener)).message for _ in range(2)] == [2, 3]
+            assert listener.position == Position(epoch, 4)
+            for n in range(4, 8):  # more than its queue holds
+                await manager.publish("t", n)
+            with pytest.raises(HistoryLost) as caught:
+                await anext(listener)
+            assert caught.value.reason == "overflow"
+            # Offsets 5 to 7 filled the queue; 8 overflowed it: all dropped.
+            assert caught.value.position == Position(epoch, 8)
+            assert listener.position == Position(epoch, 8)
+            await manager.publish("t", "next")
+            assert (await anext(listener)).position == Position(epoch, 9)
+        async with manager.listen("t", since=Position(epoch, 1)) as late:
+            with pytest.raises(HistoryLost) as caught:
+                await anext(late)
+            assert caught.value.reason == "trimmed"
+        async with manager.listen("t") as now:
+            assert now.position == Position(epoch, 9)
+            await now.close()
+            assert [item async for item in now] == []
+
+
+async def test_the_feed_drops_duplicates_and_reads_gaps_back() -> None:
+    manager = ChannelManager(history_size=20)
+    async with serve_manager(manager) as server:
+        client = await ChannelClient.connect(server.port)
+        await manager.subscribe(client.channel, "t")
+        await client.next("pos")
+        backend = manager.backend
+        assert isinstance(backend, InProcessBackend)
+        kept = [backend.hub.history.append("t", n, None, size=20, ttl=60) for n in range(3)]
+        feeds = manager._feeds
+        # Offset 3 first: 1 and 2 are missing, read back from the history.
+        assert feeds.offer(kept[2]) == 0
+        got = [await client.next() for _ in range(3)]
+        assert [m["data"] for m in got] == [0, 1, 2]
+        assert feeds.offer(kept[0]) == 0 and feeds.offer(kept[2]) == 0  # duplicates
+        await client.nothing()
+        # Another epoch: the history was lost; the subscriber is told.
+        fresh = HistoryEntry("t", "another", 1, "new")
+        feeds.offer(fresh)
+        lost = await client.next("lost")
+        assert (lost["reason"], lost["ep"], lost["off"]) == ("epoch", "another", 0)
+        assert (await client.next())["data"] == "new"
+        feeds.offer(kept[1])  # the old epoch is over: ignored
+        await client.nothing()
+        await client.close()
+
+
+async def test_a_subscriber_that_leaves_is_forgotten() -> None:
+    manager = ChannelManager(history_size=5)
+    async with serve_manager(manager) as server:
+        client = await ChannelClient.connect(server.port)
+        await manager.subscribe(client.channel, "t")
+        await manager.subscribe(client.channel, "t")  # again: no second position
+        await client.next("pos")
+        await client.nothing("pos")
+        await manager.unsubscribe(client.channel, "t")
+        assert manager.topic_position("t") is None
+        await manager.publish("t", "nobody")
+        await client.nothing()
+        await client.close()
+        await wait_until(lambda: not manager.channels, TIMEOUT)
+
+
+async def test_publishing_waits_for_nothing_but_the_number() -> None:
+    """Concurrent publishers: one order for everybody."""
+    async with two_nodes(history_size=100) as (a, b, server_a, server_b):
+        here = await ChannelClient.connect(server_a.port)
+        there = await ChannelClient.connect(server_b.port)
+        await a.subscribe(here.channel, "t")
+        await b.subscribe(there.channel, "t")
+
+        async def burst(manager: ChannelManager, tag: str) -> None:
+            for n in range(20):
+                await manager.publish("t", f"{tag}{n}")
+
+        await asyncio.gather(burst(a, "a"), burst(b, "b"))
+        seen: list[list[Any]] = []
+        for client in (here, there):
+            got = [await client.next() for _ in range(40)]
+            assert [m["off"] for m in got] == list(range(1, 41))
+            seen.append([m["data"] for m in got])
+        assert seen[0] == seen[1]
+        await here.close()
+        await there.close()
