@@ -410,7 +410,7 @@ async def follower_cut_while_publishing(
         return True
 
     @app.route("/")
-    async def page(request: Request) -> Response:
+    async def home(request: Request) -> Response:
         tags = script_tag("/ws", reconnect_base=0.05, reconnect_max=0.3, reconnect_attempts=10_000)
         return HTMLResponse(
             f"<!doctype html><title>t</title>{tags}{channels_script_tag()}{FOLLOWER}"
