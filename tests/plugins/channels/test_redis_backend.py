@@ -561,3 +561,20 @@ async def test_a_full_outbox_refuses_the_publisher(private_redis: RedisServer) -
                 await asyncio.sleep(0.01)
         found = await manager.backend.history("t", 0, ttl=60)
         assert [e.message for e in found.entries] == [0, 1, 2]
+
+
+async def test_a_stray_cancellation_is_a_lost_connection_not_the_end(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Python 3.11's asyncio.timeout (inside redis-py) can cancel a later await
+    of the task it timed; the backend's tasks must survive that."""
+    async with started(fast(redis_server.url, prefix="stray"), "all") as (b, got, statuses):
+        (reader,) = [t for t in asyncio.all_tasks() if t.get_name() == "redis-reader"]
+        reader.cancel()  # as a stray cancellation would: nobody stops the backend
+        await wait_until(lambda: statuses == [True, False, True])
+        assert b.outages == 1 and "stray cancellation" in caplog.text
+        await b.publish("all", {"n": 1}, wait=True)
+        # And it still receives (its own node's subject, from another node).
+        async with started(fast(redis_server.url, prefix="stray")) as (other, _, _):
+            await other.publish(f"node:{b.node_id}", {"hello": 1}, wait=True)
+        await wait_until(lambda: (f"node:{b.node_id}", {"hello": 1}) in got)

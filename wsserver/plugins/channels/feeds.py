@@ -384,6 +384,13 @@ class TopicFeeds:
         if entry.offset <= feed.last:
             return 0  # a duplicate
         if feed.fetching or entry.offset != feed.last + 1:
+            logger.debug(
+                "channels: topic %r: holding offset %d (last %d%s)",
+                entry.topic,
+                entry.offset,
+                feed.last,
+                ", reading history" if feed.fetching else "",
+            )
             self._hold(feed, entry)
             if not feed.fetching:
                 self._start_fetch(feed)

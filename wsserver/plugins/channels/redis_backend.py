@@ -85,8 +85,6 @@ logger = logging.getLogger("wsserver.plugins.channels")
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 # Payloads handed to one pipeline round trip at most.
 _BATCH = 256
-# Seconds the reader waits for a message before checking its state again.
-_READ_POLL = 1.0
 #: Topic messages with history that may wait for Redis during an outage: at
 #: a kilobyte each, ten megabytes at most.
 DEFAULT_MAX_OUTBOX = 10_000
@@ -343,6 +341,7 @@ class RedisBackend(Backend):
         self._wakeup = asyncio.Event()
         self._lock = asyncio.Lock()
         self._client: Redis | None = None
+        self._listener: Redis | None = None
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
         self._up = False
@@ -431,6 +430,10 @@ class RedisBackend(Backend):
                 await self._serve(first)
             except self._errors as exc:
                 self._went_down(exc)
+            except asyncio.CancelledError as exc:
+                if _stopping():
+                    raise
+                self._went_down(_stray(exc))
             except Exception as exc:
                 # A bug here must not end the backend for good: log it, and
                 # go on as for an outage.
@@ -469,7 +472,19 @@ class RedisBackend(Backend):
             for channel_id, user_id in self._presence.items():
                 pipe.sadd(self._presence_key(user_id), channel_id)
             await pipe.execute()
-        self._pubsub = client.pubsub()
+        # Pub/sub on a client of its own, without a read timeout: its reader
+        # waits for the next message as long as it takes (a quiet node is not
+        # an outage), with no timer that could expire under it (see
+        # ``_stray``).  A dead Redis is noticed by the heartbeat on the other
+        # client, which ends this one's reader too.
+        self._listener = redis.asyncio.Redis.from_url(
+            self.url,
+            socket_connect_timeout=self.connect_timeout,
+            socket_timeout=None,
+            retry=redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0),
+            client_name=f"wsserver-{self.node_id}",
+        )
+        self._pubsub = self._listener.pubsub()
 
     @property
     def _ttl_ms(self) -> int:
@@ -499,7 +514,7 @@ class RedisBackend(Backend):
             if confirmed not in done:
                 confirmed.cancel()
                 for task in done:
-                    task.result()  # raises what stopped it
+                    _result(task)  # raises what stopped it
                 raise TimeoutError("Redis did not confirm the subscriptions")
             confirmed.result()
             self._came_up()
@@ -509,7 +524,7 @@ class RedisBackend(Backend):
             await self._reconcile()
             finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in finished:
-                task.result()
+                _result(task)
         finally:
             for task in tasks:
                 task.cancel()
@@ -518,6 +533,7 @@ class RedisBackend(Backend):
     async def _disconnect(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
         client, self._client = self._client, None
+        listener, self._listener = self._listener, None
         # A broken connection may fail to close cleanly: it is gone either way.
         if pubsub is not None:
             # Typed through a variable: redis-py annotates PubSub.aclose only
@@ -526,9 +542,10 @@ class RedisBackend(Backend):
             close_pubsub: Callable[[], Awaitable[None]] = pubsub.aclose
             with contextlib.suppress(Exception):
                 await close_pubsub()
-        if client is not None:
-            with contextlib.suppress(Exception):
-                await client.aclose()
+        for each in (client, listener):
+            if each is not None:
+                with contextlib.suppress(Exception):
+                    await each.aclose()
 
     def _came_up(self) -> None:
         self._up = True
@@ -632,7 +649,7 @@ class RedisBackend(Backend):
     async def _read(self, pubsub: PubSub) -> None:
         prefix = self.prefix + ":"
         while True:
-            message = await pubsub.get_message(timeout=_READ_POLL)
+            message = await pubsub.get_message(timeout=None)
             if message is None:
                 continue
             kind = message.get("type")
@@ -922,3 +939,33 @@ class RedisBackend(Backend):
 def _text(value: object) -> str:
     """A Redis reply as text."""
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _stopping() -> bool:
+    """Whether the current task is being cancelled (stopped), as opposed to
+    hit by a stray cancellation (``_stray``)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
+def _stray(exc: BaseException) -> ConnectionError:
+    """A cancellation nobody asked for, as the lost connection it amounts to.
+
+    Python 3.11's ``asyncio.timeout`` (which redis-py uses for its reads) can
+    leave its cancellation pending when it expires in the same loop iteration
+    as the awaited read completes; the ``CancelledError`` then lands on a
+    later ``await`` of the same task.  Seen on a busy machine: it ended the
+    backend's reader, and with it the backend, silently.  A read or write cut
+    anywhere is treated like a broken connection: logged, reconnected.
+    """
+    error = ConnectionError("a Redis command was interrupted by a stray cancellation")
+    error.__cause__ = exc
+    return error
+
+
+def _result(task: asyncio.Future[Any]) -> None:
+    """Raise what ended one of the backend's tasks (a stray cancellation as a
+    lost connection: the backend itself is not being stopped)."""
+    if task.cancelled():
+        raise _stray(asyncio.CancelledError())
+    task.result()
