@@ -27,6 +27,7 @@ from wsserver.plugins.channels import (
     InProcessBackend,
     Position,
 )
+from wsserver.plugins.channels.history import HistoryRange
 
 from ._helpers import TIMEOUT, ChannelClient, serve_manager, two_nodes, wait_until
 
@@ -221,3 +222,72 @@ async def test_publishing_waits_for_nothing_but_the_number() -> None:
         assert seen[0] == seen[1]
         await here.close()
         await there.close()
+
+
+async def test_a_listener_waits_for_the_next_message() -> None:
+    async with ChannelManager(history_size=5) as manager, manager.listen("t") as listener:
+        waiting = asyncio.create_task(anext(listener))
+        await asyncio.sleep(0)  # it is waiting now
+        assert not waiting.done()
+        await manager.publish("t", "hello")
+        assert (await asyncio.wait_for(waiting, TIMEOUT)).message == "hello"
+
+
+async def test_a_gap_the_history_no_longer_covers_is_said_to_every_subscriber() -> None:
+    manager = ChannelManager(history_size=5)
+    async with serve_manager(manager) as server, manager.listen("t") as listener:
+        client = await ChannelClient.connect(server.port)
+        await manager.subscribe(client.channel, "t")
+        await client.next("pos")
+        backend = manager.backend
+        assert isinstance(backend, InProcessBackend)
+        # Twenty this node never heard of, with five kept: 1 to 15 are gone.
+        kept = [backend.hub.history.append("t", n, None, size=5, ttl=60) for n in range(20)]
+        manager._feeds.offer(kept[-1])
+        lost = await client.next("lost")
+        assert (lost["reason"], lost["off"]) == ("trimmed", 15)
+        assert [(await client.next())["data"] for _ in range(5)] == [15, 16, 17, 18, 19]
+        with pytest.raises(HistoryLost):
+            await anext(listener)
+        assert [(await anext(listener)).message for _ in range(5)] == [15, 16, 17, 18, 19]
+        await client.close()
+
+
+class SlowHistory(InProcessBackend):
+    """Reads of the history wait for ``gate`` while it is closed (a slow Redis)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.reading = asyncio.Event()
+
+    async def history(self, topic: str, after: int | None, *, ttl: float) -> HistoryRange:
+        self.reading.set()
+        await self.gate.wait()
+        return await super().history(topic, after, ttl=ttl)
+
+
+async def test_live_messages_during_a_replay_are_held_then_sent_once() -> None:
+    backend = SlowHistory()
+    manager = ChannelManager(backend, history_size=50)
+    async with serve_manager(manager) as server, manager.listen("t"):
+        for n in range(5):
+            await manager.publish("t", n)
+        epoch = backend.hub.history.epoch
+        client = await ChannelClient.connect(server.port)
+        backend.gate.clear()
+        backend.reading.clear()
+        recovering = asyncio.create_task(
+            manager.subscribe(client.channel, "t", since=Position(epoch, 2))
+        )
+        await backend.reading.wait()  # the replay is reading the history
+        for n in range(5, 8):
+            await manager.publish("t", n)  # live meanwhile: held for the client
+        backend.gate.set()
+        await recovering
+        got = [await client.next() for _ in range(6)]
+        # The replay (2 to 4), then what was held (5 to 7), once each.
+        assert [(m["data"], m["off"]) for m in got] == [(n, n + 1) for n in range(2, 8)]
+        await client.nothing()
+        await client.close()

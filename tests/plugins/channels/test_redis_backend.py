@@ -578,3 +578,45 @@ async def test_a_stray_cancellation_is_a_lost_connection_not_the_end(
         async with started(fast(redis_server.url, prefix="stray")) as (other, _, _):
             await other.publish(f"node:{b.node_id}", {"hello": 1}, wait=True)
         await wait_until(lambda: (f"node:{b.node_id}", {"hello": 1}) in got)
+
+
+async def test_live_messages_during_a_replay_come_once_and_in_order(
+    redis_server: RedisServer,
+) -> None:
+    async with two_managers(redis_server.url, history_size=500) as (a, b, _, server_b):
+        for n in range(100):
+            await a.publish("busy", n)
+        epoch = (await a.backend.history("busy", None, ttl=60)).epoch
+        # Another subscriber keeps b's feed of the topic live meanwhile.
+        async with b.listen("busy"):
+            client = await ChannelClient.connect(server_b.port)
+
+            async def publish_more() -> None:
+                for n in range(100, 200):
+                    await a.publish("busy", n)
+
+            more = asyncio.create_task(publish_more())
+            await b.subscribe(client.channel, "busy", since=Position(epoch, 50))
+            await more
+            got = await topic_messages(client, 150)
+            assert [m["data"] for m in got] == list(range(50, 200))
+            await client.nothing()
+            await client.close()
+
+
+async def test_a_recovery_while_redis_is_away_says_so(private_redis: RedisServer) -> None:
+    async with two_managers(private_redis.url, history_size=5) as (a, b, _, server_b):
+        await a.publish("away", "kept")
+        epoch = (await a.backend.history("away", None, ttl=60)).epoch
+        client = await ChannelClient.connect(server_b.port)
+        private_redis.stop()
+        await wait_until(lambda: not b.backend.available)
+        await b.subscribe(client.channel, "away", since=Position(epoch, 0))
+        lost = await client.next("lost")
+        assert lost["reason"] == "unavailable" and "ep" not in lost
+        private_redis.start()  # empty: a new epoch
+        await wait_until(lambda: a.backend.available and b.backend.available)
+        await wait_until(lambda: b.topic_position("away") is not None)
+        await a.publish("away", "after")
+        assert (await client.next())["data"] == "after"
+        await client.close()
