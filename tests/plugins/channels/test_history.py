@@ -114,7 +114,8 @@ def test_entries_travel_as_payloads() -> None:
 
 
 @pytest.mark.parametrize(
-    ("epoch", "offset"), [("", 1), ("x" * 65, 1), (3, 1), ("e", -1), ("e", True), ("e", 1.5)]
+    ("epoch", "offset"),
+    [("", 1), ("x" * 65, 1), (3, 1), ("e", -1), ("e", True), ("e", 1.5), ("e", 2**53)],
 )
 def test_positions_are_checked(epoch: object, offset: object) -> None:
     with pytest.raises(ValueError):

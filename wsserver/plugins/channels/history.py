@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_HISTORY_SIZE",
     "DEFAULT_HISTORY_TTL",
     "MAX_EPOCH_LENGTH",
+    "MAX_OFFSET",
     "HistoryEntry",
     "HistoryRange",
     "MemoryHistory",
@@ -52,6 +53,9 @@ DEFAULT_HISTORY_SIZE = 100
 DEFAULT_HISTORY_TTL = 300.0
 #: Epochs are ours (16 hex digits); anything longer from a page is refused.
 MAX_EPOCH_LENGTH = 64
+#: The largest offset: JavaScript's largest exact integer, since pages keep
+#: offsets as numbers (beyond it a page's position is refused as malformed).
+MAX_OFFSET = 2**53 - 1
 
 
 def new_epoch() -> str:
@@ -75,8 +79,8 @@ class Position:
         offset: object = self.offset
         if not isinstance(epoch, str) or not 0 < len(epoch) <= MAX_EPOCH_LENGTH:
             raise ValueError(f"an epoch is 1 to {MAX_EPOCH_LENGTH} characters")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise ValueError("an offset is an integer >= 0")
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+            raise ValueError(f"an offset is an integer from 0 to {MAX_OFFSET}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,7 +120,9 @@ return {epoch, offset}
 """
 
 # KEYS: meta hash, stream.  ARGV: a new epoch, after (-1: position only),
-# ttl ms, meta ttl ms.  Returns epoch, top, then id, payload pairs.
+# ttl ms, meta ttl ms, the first stream id to read ("0-<after + 1>", made in
+# Python: Lua would print a large number in exponent notation).  Returns
+# epoch, top, then id, payload pairs.
 _RANGE = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
@@ -136,7 +138,7 @@ if after < 0 then
 end
 local now = redis.call('TIME')
 local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
-for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '0-' .. (after + 1), '+')) do
+for _, entry in ipairs(redis.call('XRANGE', KEYS[2], ARGV[5], '+')) do
   local fields = entry[2]
   local t, d
   for i = 1, #fields, 2 do
@@ -862,6 +864,7 @@ class RedisBackend(Backend):
             -1 if after is None else after,
             math.ceil(ttl * 1000),
             math.ceil(self.history_meta_ttl * 1000),
+            f"0-{0 if after is None else after + 1}",
         ]
         try:
             async with asyncio.timeout(self.command_timeout):
