@@ -220,8 +220,9 @@ class TopicFeeds:
         """Append to the topic's history; deliver here once numbered.
 
         Returns:
-            This node's subscribers of the topic (each gets it once), or 0
-            while it waits in the backend's outbox.
+            This node's subscribers of the topic (each gets it once it is
+            numbered: at once in-process, after a round trip to Redis, or
+            when Redis is back).
 
         Raises:
             BackendUnavailable: the backend's outbox is full.
@@ -236,11 +237,9 @@ class TopicFeeds:
             size=settings.history_size,
             ttl=settings.history_ttl,
         )
-        if entry is None:
-            return 0
-        self.offer(entry)
-        # Counted, not measured: the copy Redis echoes back on the topic's
-        # channel may have delivered it here already.
+        if entry is not None:
+            self.offer(entry)  # numbered at once (in-process)
+        # Counted, not measured: with Redis, they get it once it is numbered.
         return len(self._registry.subscribers(topic) - {ignore})
 
     # -- subscribers ---------------------------------------------------------------

@@ -636,14 +636,15 @@ class ChannelManager:
                 on every node, such as the ticker's simulated prices).
 
         On a topic with history the message is first numbered by the
-        backend (one round trip to Redis), then delivered here and on every
-        node in that order; while Redis is away it waits in the backend's
-        outbox (``RedisBackend(max_outbox=...)``) and goes out, in order,
-        when Redis is back.  ``local_only`` messages have no history.
+        backend, then delivered here and on every node in that order: with
+        Redis it goes to the backend's outbox (``max_outbox``), sent in
+        order with one round trip per batch, and kept while Redis is away
+        until it is back.  ``local_only`` messages have no history.
 
         Returns:
-            The number of this node's channels it was queued for (0 while
-            a message with history waits in the outbox).
+            The number of this node's channels it was queued for; on a topic
+            with history, the number of this node's subscribers it is for
+            (they get it once it is numbered).
 
         Raises:
             ValueError: an invalid topic; ``message`` not JSON-serialisable.

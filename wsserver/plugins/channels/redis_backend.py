@@ -160,18 +160,10 @@ return out
 class _Append:
     """A topic message waiting to be appended (the outbox's items)."""
 
-    __slots__ = ("data", "seq", "size", "subject", "topic", "ttl_ms", "waiter")
+    __slots__ = ("data", "seq", "size", "subject", "topic", "ttl_ms")
 
     def __init__(
-        self,
-        subject: str,
-        topic: str,
-        data: bytes,
-        seq: int,
-        waiter: asyncio.Future[HistoryEntry | None] | None,
-        *,
-        size: int,
-        ttl_ms: int,
+        self, subject: str, topic: str, data: bytes, seq: int, *, size: int, ttl_ms: int
     ) -> None:
         self.size = size
         self.ttl_ms = ttl_ms
@@ -179,15 +171,6 @@ class _Append:
         self.topic = topic
         self.data = data
         self.seq = seq
-        self.waiter = waiter
-
-    def settle(self, entry: HistoryEntry | None) -> bool:
-        """Give the waiting publisher its entry; whether somebody took it."""
-        waiter, self.waiter = self.waiter, None
-        if waiter is None or waiter.done():
-            return False
-        waiter.set_result(entry)
-        return True
 
 
 def _import_redis() -> Any:
@@ -598,8 +581,6 @@ class RedisBackend(Backend):
             if waiter is not None and not waiter.done():
                 waiter.set_exception(error)
         self.dropped += lost
-        for item in self._outbox:
-            item.settle(None)  # kept: sent when Redis is back
         if was_up and self._on_status is not None:
             self._on_status(False)
 
@@ -749,10 +730,12 @@ class RedisBackend(Backend):
         size: int,
         ttl: float,
     ) -> HistoryEntry | None:
-        """Number and keep a topic message in Redis; see ``Backend.append``.
+        """Queue a topic message for Redis to number and keep; see ``Backend.append``.
 
-        While Redis is away it waits in the outbox (``None`` is returned) and
-        goes out, in order, when Redis is back.
+        Returns ``None`` at once: the message is numbered in the next round
+        trip (with the others queued meanwhile: one pipeline), or, while
+        Redis is away, when it is back, in order.  This node's own feed
+        learns the offset then, like the other nodes.
         """
         data = json.dumps(
             {"topic": topic, "msg": message, "ignore": ignore},
@@ -771,24 +754,16 @@ class RedisBackend(Backend):
                 )
             raise BackendUnavailable(f"{self.max_outbox} topic messages are waiting for Redis")
         self._append_seq += 1
-        waiter: asyncio.Future[HistoryEntry | None] | None = None
-        if self._up:
-            waiter = asyncio.get_running_loop().create_future()
         self._outbox.append(
-            _Append(
-                subject,
-                topic,
-                data,
-                self._append_seq,
-                waiter,
-                size=size,
-                ttl_ms=math.ceil(ttl * 1000),
-            )
+            _Append(subject, topic, data, self._append_seq, size=size, ttl_ms=math.ceil(ttl * 1000))
         )
         self._wakeup.set()
-        if waiter is None:
-            return None
-        return await waiter
+        return None
+
+    @property
+    def history_pending(self) -> int:
+        """Topic messages in the outbox, waiting to be numbered."""
+        return len(self._outbox)
 
     def _append_args(self, item: _Append) -> list[Any]:
         return [
@@ -810,38 +785,29 @@ class RedisBackend(Backend):
         for item in batch:
             meta, stream = self._history_keys(item.topic)
             pipe.eval(_APPEND, 2, meta, stream, *self._append_args(item))
-        try:
-            results = await pipe.execute(raise_on_error=False)
-        except BaseException:
-            for item in batch:
-                item.settle(None)
-            raise
+        results = await pipe.execute(raise_on_error=False)
         for item, result in zip(batch, results, strict=True):
+            if isinstance(result, Exception) and not isinstance(
+                result, self._redis.exceptions.ResponseError
+            ):
+                raise result  # the connection: this one and the rest are sent again
             self._outbox.popleft()
             if isinstance(result, Exception):
-                if isinstance(result, self._errors) and not isinstance(
-                    result, self._redis.exceptions.ResponseError
-                ):
-                    raise result
-                # Redis refused this one (a key of another type...): it
-                # would be refused forever; the publisher is told.
+                # Redis refused this one (a key of another type, out of
+                # memory...): it would be refused forever.
+                self.dropped += 1
                 logger.error(
-                    "channels: Redis refused a topic message for %r: %s", item.topic, result
+                    "channels: Redis refused a message of topic %r, dropped: %s", item.topic, result
                 )
-                waiter, item.waiter = item.waiter, None
-                if waiter is not None and not waiter.done():
-                    waiter.set_exception(BackendUnavailable(f"Redis refused it: {result}"))
                 continue
             epoch, offset = _text(result[0]), int(result[1])
             if offset < 0:
-                item.settle(None)  # numbered already, before the connection broke
-                continue
+                continue  # numbered already, before the connection broke
             inner = json.loads(item.data)
             entry = HistoryEntry(item.topic, epoch, offset, inner.get("msg"), inner.get("ignore"))
-            if not item.settle(entry):
-                # Nobody waits (it was sent after an outage): this node's own
-                # feed learns its offset like the other nodes do.
-                self._deliver_own(item.subject, entry)
+            # Delivered here as on the other nodes (which get Redis's PUBLISH):
+            # this node's feed keeps the order and drops the echo.
+            self._deliver_own(item.subject, entry)
         if not self._outbox:
             self._outbox_logged = False
 
