@@ -28,6 +28,7 @@ from wsserver.plugins.channels import (
     Position,
 )
 from wsserver.plugins.channels.history import HistoryRange
+from wsserver.plugins.runtime.messages import MessageTooLarge
 
 from ._helpers import TIMEOUT, ChannelClient, serve_manager, two_nodes, wait_until
 
@@ -290,4 +291,27 @@ async def test_live_messages_during_a_replay_are_held_then_sent_once() -> None:
         # The replay (2 to 4), then what was held (5 to 7), once each.
         assert [(m["data"], m["off"]) for m in got] == [(n, n + 1) for n in range(2, 8)]
         await client.nothing()
+        await client.close()
+
+
+async def test_what_cannot_be_sent_is_refused_before_it_is_numbered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with ChannelManager(history_size=5, max_chunked_size=200) as manager:
+        with pytest.raises(MessageTooLarge):
+            await manager.publish("t", "x" * 300)
+        with pytest.raises(ValueError):
+            await manager.publish("t", float("nan"))
+        assert (await manager.backend.history("t", None, ttl=60)).top == 0
+
+    class NoHistory(InProcessBackend):
+        keeps_history = False
+
+    manager = ChannelManager(NoHistory(), history_size=5)
+    assert "keeps no history" in caplog.text
+    async with serve_manager(manager) as server:
+        client = await ChannelClient.connect(server.port)
+        await manager.subscribe(client.channel, "t")
+        await manager.publish("t", "plain")
+        assert "off" not in await client.next()  # plain pub/sub
         await client.close()

@@ -226,8 +226,14 @@ class TopicFeeds:
 
         Raises:
             BackendUnavailable: the backend's outbox is full.
+            TypeError, ValueError, MessageTooLarge: as ``ChannelManager.publish``.
         """
         settings = self._settings
+        # Checked before it is numbered: a message nobody could be sent must
+        # not take an offset (the widest epoch and offset, for the size).
+        self._delivery.message(
+            "msg", {"data": message, "topic": topic, "ep": "0" * 16, "off": 2**53 - 1}
+        )
         await self._link.start()
         entry = await self._link.backend.append(
             topic_subject(topic),
@@ -498,7 +504,15 @@ class TopicFeeds:
             if channel is None:
                 continue
             if outgoing is None:
-                outgoing = self._delivery.message("msg", _msg_fields(entry))
+                try:
+                    outgoing = self._delivery.message("msg", _msg_fields(entry))
+                except (TypeError, ValueError) as exc:  # MessageTooLarge: a ValueError
+                    # Published by a node with larger limits than this one's.
+                    logger.warning(
+                        "channels: topic %r: message %d not delivered here: %s",
+                        *_about(entry, exc),
+                    )
+                    return delivered
             if self._delivery.put(channel, outgoing):
                 delivered += 1
         return delivered
@@ -534,8 +548,12 @@ class TopicFeeds:
             key._put(TopicMessage(entry.topic, entry.position, entry.message))
             return
         channel = self._registry.get(key)
-        if channel is not None:
+        if channel is None:
+            return
+        try:
             self._delivery.send(channel, "msg", _msg_fields(entry))
+        except (TypeError, ValueError) as exc:  # as in _deliver
+            logger.warning("channels: topic %r: message %d not replayed: %s", *_about(entry, exc))
 
     def _send_lost(self, key: _Key, lost: HistoryLost) -> None:
         if isinstance(key, TopicListener):
@@ -552,3 +570,7 @@ class TopicFeeds:
 
 def _msg_fields(entry: HistoryEntry) -> dict[str, Any]:
     return {"data": entry.message, "topic": entry.topic, "ep": entry.epoch, "off": entry.offset}
+
+
+def _about(entry: HistoryEntry, exc: Exception) -> tuple[str, int, Exception]:
+    return entry.topic, entry.offset, exc

@@ -219,6 +219,12 @@ class ChannelManager:
             max_listener_queue=max_listener_queue,
         )
         self.backend = backend if backend is not None else backend_from_env()
+        if self.settings.history_size and not self.backend.keeps_history:
+            logger.warning(
+                "channels: history_size is set but the %s backend keeps no history: "
+                "topics are plain pub/sub",
+                self.backend.name,
+            )
         self.registry: Registry[Channel] = Registry()
         self._handlers = HandlerTable()
         self._link = NodeLink(
