@@ -27,7 +27,7 @@ from wsserver.plugins.channels import (
     InProcessBackend,
     Position,
 )
-from wsserver.plugins.channels.history import HistoryRange
+from wsserver.plugins.channels.history import HistoryRange, MemoryHistory
 from wsserver.plugins.runtime.messages import MessageTooLarge
 
 from ._helpers import TIMEOUT, ChannelClient, serve_manager, two_nodes, wait_until
@@ -120,12 +120,13 @@ async def test_positions_from_a_page_are_checked() -> None:
         channel = manager.channel(client.channel)
         assert channel is not None and set(channel.recovery) == {"t0", "t1"}
         await client.close()
-        async with connect(f"ws://127.0.0.1:{server.port}/ws") as bad:
-            assert json.loads(await bad.recv())["k"] == "init"  # the runtime's
-            await bad.send('{"p":"ch","k":"ready","pos":{"t":{"ep":3,"off":1}}}')
-            with pytest.raises(ConnectionClosed):
-                await asyncio.wait_for(bad.recv(), TIMEOUT)
-            assert bad.close_code == 1007
+        for pos in ('{"t":{"ep":3,"off":1}}', "[1]", '{"t":5}', '{"":{"ep":"e","off":1}}'):
+            async with connect(f"ws://127.0.0.1:{server.port}/ws") as bad:
+                assert json.loads(await bad.recv())["k"] == "init"  # the runtime's
+                await bad.send(f'{{"p":"ch","k":"ready","pos":{pos}}}')
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(bad.recv(), TIMEOUT)
+                assert bad.close_code == 1007, pos
 
 
 async def test_a_listener_recovers_and_is_told_when_it_cannot() -> None:
@@ -314,4 +315,29 @@ async def test_what_cannot_be_sent_is_refused_before_it_is_numbered(
         await manager.subscribe(client.channel, "t")
         await manager.publish("t", "plain")
         assert "off" not in await client.next()  # plain pub/sub
+        await client.close()
+
+
+async def test_a_node_that_finds_another_epoch_tells_its_subscribers() -> None:
+    manager = ChannelManager(history_size=5)
+    async with serve_manager(manager) as server, manager.listen("t") as listener:
+        client = await ChannelClient.connect(server.port)
+        await manager.subscribe(client.channel, "t")
+        await client.next("pos")
+        await manager.publish("t", "old")
+        assert (await client.next())["data"] == "old"
+        backend = manager.backend
+        assert isinstance(backend, InProcessBackend)
+        # The history is lost (as when Redis is flushed), and a message of
+        # the new epoch was published that this node did not hear.
+        backend.hub.history = MemoryHistory()
+        backend.hub.history.append("t", "new", None, size=5, ttl=60)
+        manager._feeds.resync()  # what the backend's return triggers
+        lost = await client.next("lost")
+        assert (lost["reason"], lost["ep"], lost["off"]) == ("epoch", backend.hub.history.epoch, 0)
+        assert (await client.next())["data"] == "new"
+        assert (await anext(listener)).message == "old"
+        with pytest.raises(HistoryLost):
+            await anext(listener)
+        assert (await anext(listener)).message == "new"
         await client.close()

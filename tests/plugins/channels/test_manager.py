@@ -136,6 +136,7 @@ async def test_the_settings_read_as_attributes() -> None:
     assert manager.max_queue_bytes == manager.settings.max_queue_bytes
     assert manager.queue_policy == "close" and manager.compress is False
     assert manager.max_request_timeout == 600.0 and manager.max_inbox == 64
+    assert (manager.history_size, manager.history_ttl) == (0, 300.0)
     assert (manager.max_chunked_size, manager.max_chunks, manager.max_pending_chunked) == (
         8 << 20,
         1024,
@@ -541,6 +542,33 @@ async def test_the_chat_between_two_pages(browser: Browser) -> None:
     app = chat.create_app()
     async with serving_app(app) as server:
         await chat_between_two_pages(browser, server.port, server.port)
+
+
+async def test_a_chat_page_that_reconnects_catches_up(browser: Browser) -> None:
+    app = chat.create_app()
+    manager: ChannelManager = app.state.channels
+    async with serving_app(app) as server:
+        page = await open_chat(browser, server.port, "Ann")
+        try:
+            (channel_id,) = manager.channels
+            channel = manager.channel(channel_id)
+            assert channel is not None
+            await channel.session.close(1012, "restart")
+            # Said while Ann is away (nothing here lets the loop accept her
+            # reconnection in between).
+            for n in range(20):
+                await manager.publish(
+                    "room:lobby",
+                    {"type": "message", "room": "lobby", "username": "Bob", "text": f"m{n}"},
+                )
+            await page.wait_for_function(
+                "() => document.querySelectorAll('#messages .chat').length >= 20",
+                timeout=WAIT * 2000,
+            )
+            said = await texts(page, "#messages .chat")
+            assert said == [f"Bob: m{n}" for n in range(20)]  # in order, once each
+        finally:
+            await page.context.close()
 
 
 async def test_the_chat_shows_one_notice_per_outage(browser: Browser) -> None:
