@@ -24,6 +24,7 @@ from wsserver.plugins.channels import (
     ChannelManager,
     HistoryEntry,
     HistoryLost,
+    Hub,
     InProcessBackend,
     Position,
 )
@@ -341,3 +342,27 @@ async def test_a_node_that_finds_another_epoch_tells_its_subscribers() -> None:
             await anext(listener)
         assert (await anext(listener)).message == "new"
         await client.close()
+
+
+async def test_a_message_too_large_for_this_node_is_logged_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = Hub()
+    big = ChannelManager(InProcessBackend(hub), history_size=5, max_chunked_size=1 << 20)
+    small = ChannelManager(InProcessBackend(hub), history_size=5, max_chunked_size=500)
+    async with big, serve_manager(small) as server:
+        client = await ChannelClient.connect(server.port)
+        await small.subscribe(client.channel, "t")
+        await client.next("pos")
+        await big.publish("t", "x" * 1000)
+        await big.publish("t", "fits")
+        assert (await client.next())["data"] == "fits"
+        assert "message 1 not delivered here" in caplog.text
+        # A replay of it is skipped the same way.
+        epoch = hub.history.epoch
+        again = await ChannelClient.connect(server.port)
+        await small.subscribe(again.channel, "t", since=Position(epoch, 0))
+        assert (await again.next())["data"] == "fits"
+        assert "message 1 not replayed" in caplog.text
+        await client.close()
+        await again.close()

@@ -623,3 +623,34 @@ async def test_a_recovery_while_redis_is_away_says_so(private_redis: RedisServer
         await a.publish("away", "after")
         assert (await client.next())["data"] == "after"
         await client.close()
+
+
+async def test_an_append_sent_again_is_not_numbered_twice(redis_server: RedisServer) -> None:
+    async with started(fast(redis_server.url, prefix="again"), "topic:t") as (b, _, _):
+        await b.append("topic:t", "t", "once", None, size=10, ttl=60)
+        await wait_until(lambda: b.history_pending == 0)
+        # The same append again, as after a connection that broke before its
+        # answer came back: same node, same sequence number.
+        b._append_seq -= 1
+        await b.append("topic:t", "t", "once", None, size=10, ttl=60)
+        await wait_until(lambda: b.history_pending == 0)
+        await b.append("topic:t", "t", "next", None, size=10, ttl=60)
+        await wait_until(lambda: b.history_pending == 0)
+        found = await b.history("t", 0, ttl=60)
+        assert [(e.offset, e.message) for e in found.entries] == [(1, "once"), (2, "next")]
+
+
+async def test_a_message_redis_refuses_is_logged_and_the_rest_go_on(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with started(fast(redis_server.url, prefix="refused"), "topic:t") as (b, _, _):
+        await b.append("topic:bad", "bad", "kept", None, size=10, ttl=60)
+        await wait_until(lambda: b.history_pending == 0)
+        # Another program wrote over the topic's stream.
+        redis_server.command("SET", "refused:hist:bad", "not-a-stream")
+        await b.append("topic:bad", "bad", "x", None, size=10, ttl=60)
+        await b.append("topic:t", "t", "fine", None, size=10, ttl=60)
+        await wait_until(lambda: b.history_pending == 0)
+        assert "Redis refused a message of topic 'bad'" in caplog.text and b.dropped == 1
+        assert [e.message for e in (await b.history("t", 0, ttl=60)).entries] == ["fine"]
+        assert b.available
