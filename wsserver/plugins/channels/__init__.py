@@ -15,6 +15,8 @@
   in-process store;
 - ``feeds``: topics with history on this node: each message once and in
   order for every subscriber, replays, ``TopicListener``;
+- ``presence``: topic presence: who follows a topic on every node, joins
+  and leaves;
 - ``nodes``: the link to the other nodes (the backend, background tasks);
 - ``errors``: the error family and how errors travel between nodes;
 - ``addresses``: the plugin name, channel ids, topics, backend subjects;

@@ -11,6 +11,8 @@ requests and replies of ``send_and_wait``.  Every backend has one interface:
   node receives (its manager's ``receiver`` is called with each);
 - presence: ``add_presence`` / ``remove_presence`` / ``user_channels``, so
   that ``get_user_channels`` sees a user's channels on every node;
+- topic presence: ``join_topic`` / ``leave_topic`` / ``topic_members``:
+  which channels, on every node, follow a topic (for topics with presence);
 - topic history (``history``): ``append`` numbers a topic message (an
   offset in the topic's epoch) and keeps it, bounded, and hands it to every
   node subscribed to the topic, this one included (``op: hist``);
@@ -186,6 +188,24 @@ class Backend(abc.ABC):
 
     #: Whether ``append`` and ``history`` work (topic history).
     keeps_history: ClassVar[bool] = False
+    #: Whether ``join_topic``, ``leave_topic`` and ``topic_members`` work.
+    keeps_topic_presence: ClassVar[bool] = False
+
+    async def join_topic(self, topic: str, channel_id: str, user_id: str | None) -> None:
+        """Record that ``channel_id`` (of this node) follows ``topic``."""
+        raise NotImplementedError(f"the {self.name} backend keeps no topic presence")
+
+    async def leave_topic(self, topic: str, channel_id: str) -> None:
+        """Forget ``join_topic``."""
+        raise NotImplementedError(f"the {self.name} backend keeps no topic presence")
+
+    async def topic_members(self, topic: str) -> dict[str, str | None]:
+        """The channels following ``topic`` on every live node, with their users.
+
+        Raises:
+            BackendUnavailable: the other nodes cannot be reached now.
+        """
+        raise NotImplementedError(f"the {self.name} backend keeps no topic presence")
 
     async def append(
         self,
@@ -242,6 +262,8 @@ class Hub:
 
         self.nodes: dict[str, InProcessBackend] = {}
         self.presence: dict[str, dict[str, str]] = {}  # user -> channel -> node
+        # topic -> channel -> (user, node)
+        self.topic_presence: dict[str, dict[str, tuple[str | None, str]]] = {}
         self.history: MemoryHistory = MemoryHistory()
 
 
@@ -257,6 +279,7 @@ class InProcessBackend(Backend):
     name = "memory"
     cross_process = False
     keeps_history = True
+    keeps_topic_presence = True
 
     def __init__(self, hub: Hub | None = None, *, node_id: str | None = None) -> None:
         self.hub = hub if hub is not None else Hub()
@@ -295,6 +318,12 @@ class InProcessBackend(Backend):
                 del channels[channel_id]
             if not channels:
                 del self.hub.presence[user_id]
+        for topic in list(self.hub.topic_presence):
+            members = self.hub.topic_presence[topic]
+            for channel_id in [c for c, (_, node) in members.items() if node == self.node_id]:
+                del members[channel_id]
+            if not members:
+                del self.hub.topic_presence[topic]
         self.subjects.clear()
         self._receiver = None
 
@@ -371,6 +400,23 @@ class InProcessBackend(Backend):
         """The user's channels on every node of the hub."""
         channels = self.hub.presence.get(user_id, {})
         return {channel for channel, node in channels.items() if node in self.hub.nodes}
+
+    async def join_topic(self, topic: str, channel_id: str, user_id: str | None) -> None:
+        """Record the channel among the topic's members in the hub."""
+        self.hub.topic_presence.setdefault(topic, {})[channel_id] = (user_id, self.node_id)
+
+    async def leave_topic(self, topic: str, channel_id: str) -> None:
+        """Forget the channel among the topic's members."""
+        members = self.hub.topic_presence.get(topic)
+        if members is not None:
+            members.pop(channel_id, None)
+            if not members:
+                del self.hub.topic_presence[topic]
+
+    async def topic_members(self, topic: str) -> dict[str, str | None]:
+        """The topic's members on every node of the hub."""
+        members = self.hub.topic_presence.get(topic, {})
+        return {c: user for c, (user, node) in members.items() if node in self.hub.nodes}
 
     def describe(self) -> str:
         """``memory (node <id>)``."""

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .inbound import Inbound
     from .manager import ChannelManager
     from .nodes import NodeLink
+    from .presence import TopicPresence
     from .registry import Registry
 
 __all__ = ["Lifecycle"]
@@ -51,6 +52,7 @@ class Lifecycle:
         delivery: sends ``ch/init``.
         inbound: handles the page's messages.
         feeds: topics with history (replays and positions on subscription).
+        presence: topics with presence (joins and leaves).
         settings: the send queues' limits and what ``ch/init`` announces.
     """
 
@@ -63,6 +65,7 @@ class Lifecycle:
         delivery: Delivery,
         inbound: Inbound,
         feeds: TopicFeeds,
+        presence: TopicPresence,
         settings: ChannelSettings,
     ) -> None:
         self._manager = manager
@@ -71,6 +74,7 @@ class Lifecycle:
         self._delivery = delivery
         self._inbound = inbound
         self._feeds = feeds
+        self._presence = presence
         self._settings = settings
 
     def attach(self, session: Session, identity: Identity | None = None) -> Channel:
@@ -155,13 +159,18 @@ class Lifecycle:
             return
         if new and self._feeds.wants(topic):
             await self._feeds.add_channel(channel, topic, since)
+        if new and self._presence.wants(topic):
+            await self._presence.joined(channel, topic)
 
     async def unsubscribe(self, channel_id: str, topic: str) -> None:
         """See ``ChannelManager.unsubscribe``."""
         check_topic(topic)
         self._feeds.forget(channel_id, (topic,))
+        was = topic in self._registry.topics_of(channel_id)
         if self._registry.unsubscribe(channel_id, topic):
             await self._release_topic(topic)
+        if was and self._presence.wants(topic):
+            await self._presence.left(channel_id, self._registry.user_of(channel_id), topic)
 
     # -- the end -----------------------------------------------------------------------
 
@@ -179,6 +188,11 @@ class Lifecycle:
             )
         for topic in removed.emptied_topics:
             self._link.spawn(self._release_topic(topic), "channels-release-topic")
+        for topic in sorted(topics):
+            if self._presence.wants(topic):
+                self._link.spawn(
+                    self._presence.left(channel.id, removed.user_id, topic), "channels-leave-topic"
+                )
 
     async def _release_user(self, user_id: str, channel_id: str) -> None:
         # Checked now, not when the channel left: another tab of the user may

@@ -79,6 +79,7 @@ from .history import DEFAULT_HISTORY_TTL, Position
 from .inbound import CustomHandler, HandlerTable, Inbound
 from .lifecycle import Lifecycle
 from .nodes import NodeLink
+from .presence import TopicPresence
 from .queues import DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES, OverflowPolicy
 from .registry import Registry
 from .remote import RemoteMessages
@@ -171,6 +172,9 @@ class ChannelManager:
         max_recover_topics: topic positions a page may send back on
             reconnection.
         max_listener_queue: messages a Python listener may have waiting.
+        presence_topics: prefixes of the topics with presence (default:
+            none): their subscribers are recorded on every node and their
+            joins and leaves announced to the other subscribers.
 
     Attributes:
         backend: the ``Backend``.
@@ -199,6 +203,7 @@ class ChannelManager:
         history_topics: tuple[str, ...] = ("",),
         max_recover_topics: int = DEFAULT_MAX_RECOVER_TOPICS,
         max_listener_queue: int = DEFAULT_MAX_LISTENER_QUEUE,
+        presence_topics: tuple[str, ...] = (),
     ) -> None:
         self.settings = ChannelSettings(
             max_queue=max_queue,
@@ -217,6 +222,7 @@ class ChannelManager:
             history_topics=history_topics,
             max_recover_topics=max_recover_topics,
             max_listener_queue=max_listener_queue,
+            presence_topics=presence_topics,
         )
         self.backend = backend if backend is not None else backend_from_env()
         if self.settings.history_size and not self.backend.keeps_history:
@@ -237,12 +243,16 @@ class ChannelManager:
         self._feeds = TopicFeeds(
             link=self._link, registry=self.registry, delivery=self._delivery, settings=self.settings
         )
+        self._presence = TopicPresence(
+            link=self._link, registry=self.registry, delivery=self._delivery, settings=self.settings
+        )
         self._remote = RemoteMessages(
             node_id=self.node_id,
             registry=self.registry,
             delivery=self._delivery,
             requests=self._requests,
             feeds=self._feeds,
+            presence=self._presence,
         )
         self._inbound = Inbound(
             handlers=self._handlers, delivery=self._delivery, settings=self.settings
@@ -254,6 +264,7 @@ class ChannelManager:
             delivery=self._delivery,
             inbound=self._inbound,
             feeds=self._feeds,
+            presence=self._presence,
             settings=self.settings,
         )
         _MANAGERS.add(self)
@@ -613,6 +624,20 @@ class ChannelManager:
                 "that keeps history)"
             )
         return TopicListener(self._feeds, topic, since)
+
+    async def presence(self, topic: str) -> dict[str, str | None]:
+        """Who follows ``topic``: its channels on every node, with their users.
+
+        On a topic with presence (``presence_topics``); otherwise, and while
+        the backend is unavailable (with a warning), this node's channels.
+        The channels of a node that died count until its node key expires
+        (``RedisBackend(node_ttl=...)``).
+
+        Raises:
+            ValueError: an invalid topic.
+        """
+        check_topic(topic)
+        return await self._presence.members(topic)
 
     def topic_position(self, topic: str) -> Position | None:
         """This node's last delivered position of a topic with history it follows."""

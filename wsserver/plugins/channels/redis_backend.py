@@ -265,6 +265,7 @@ class RedisBackend(Backend):
     name = "redis"
     cross_process = True
     keeps_history = True
+    keeps_topic_presence = True
 
     def __init__(
         self,
@@ -322,6 +323,7 @@ class RedisBackend(Backend):
         self._actual: set[str] = set()
         self._confirm: dict[str, asyncio.Future[None]] = {}
         self._presence: dict[str, str] = {}  # channel -> user
+        self._topic_presence: dict[tuple[str, str], str | None] = {}  # (topic, channel) -> user
         self._queue: deque[tuple[str, bytes, asyncio.Future[int] | None]] = deque()
         self._wakeup = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -357,6 +359,9 @@ class RedisBackend(Backend):
 
     def _node_key(self, node_id: str) -> str:
         return f"{self.prefix}:node:{node_id}"
+
+    def _topic_presence_key(self, topic: str) -> str:
+        return f"{self.prefix}:topic-presence:{topic}"
 
     def _history_keys(self, topic: str) -> tuple[str, str]:
         return f"{self.prefix}:hist-meta:{topic}", f"{self.prefix}:hist:{topic}"
@@ -397,6 +402,8 @@ class RedisBackend(Backend):
                     pipe = client.pipeline(transaction=False)
                     for channel_id, user_id in self._presence.items():
                         pipe.srem(self._presence_key(user_id), channel_id)
+                    for topic, channel_id in self._topic_presence:
+                        pipe.hdel(self._topic_presence_key(topic), channel_id)
                     pipe.delete(self._node_key(self.node_id))
                     await pipe.execute()
         task, self._task = self._task, None
@@ -405,6 +412,7 @@ class RedisBackend(Backend):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._presence.clear()
+        self._topic_presence.clear()
         self._desired.clear()
 
     async def _run(self, first: asyncio.Future[None]) -> None:
@@ -456,6 +464,8 @@ class RedisBackend(Backend):
             pipe.set(self._node_key(self.node_id), b"1", px=self._ttl_ms)
             for channel_id, user_id in self._presence.items():
                 pipe.sadd(self._presence_key(user_id), channel_id)
+            for (topic, channel_id), member in self._topic_presence.items():
+                pipe.hset(self._topic_presence_key(topic), channel_id, json.dumps(member))
             await pipe.execute()
         # Pub/sub on a client of its own, without a read timeout: its reader
         # waits for the next message as long as it takes (a quiet node is not
@@ -903,6 +913,58 @@ class RedisBackend(Backend):
         except self._errors as exc:
             raise BackendUnavailable(f"Redis is unavailable: {exc}") from exc
         return channels - stale
+
+    # -- topic presence -------------------------------------------------------------
+
+    async def join_topic(self, topic: str, channel_id: str, user_id: str | None) -> None:
+        """Add the channel to the topic's hash (again after every reconnection)."""
+        self._topic_presence[topic, channel_id] = user_id
+        client = self._client
+        if not self._up or client is None:
+            return  # written when the connection is back
+        try:
+            await _reply(
+                client.hset(self._topic_presence_key(topic), channel_id, json.dumps(user_id))
+            )
+        except self._errors as exc:
+            logger.debug("channels: topic presence update failed (%s); redone on reconnection", exc)
+
+    async def leave_topic(self, topic: str, channel_id: str) -> None:
+        """Remove the channel from the topic's hash."""
+        self._topic_presence.pop((topic, channel_id), None)
+        await self._presence_command("hdel", self._topic_presence_key(topic), channel_id)
+
+    async def topic_members(self, topic: str) -> dict[str, str | None]:
+        """The topic's members on every live node (read from Redis).
+
+        Members of a node whose key has expired (it crashed) are left out,
+        and removed for everyone.
+        """
+        client = self._client
+        if not self._up or client is None:
+            raise BackendUnavailable("Redis is unavailable")
+        key = self._topic_presence_key(topic)
+        try:
+            raw = await _reply(client.hgetall(key))
+            members: dict[str, str | None] = {}
+            for field, value in raw.items():
+                user = json.loads(value)
+                members[_text(field)] = user if isinstance(user, str) else None
+            nodes = sorted({channel.partition(".")[0] for channel in members})
+            if not nodes:
+                return {}
+            pipe = client.pipeline(transaction=False)
+            for node in nodes:
+                pipe.exists(self._node_key(node))
+            alive = {node for node, found in zip(nodes, await pipe.execute(), strict=True) if found}
+            stale = [channel for channel in members if channel.partition(".")[0] not in alive]
+            if stale:
+                await _reply(client.hdel(key, *stale))
+        except self._errors as exc:
+            raise BackendUnavailable(f"Redis is unavailable: {exc}") from exc
+        except ValueError:
+            members, stale = {}, []  # not ours: written by something else
+        return {channel: user for channel, user in members.items() if channel not in stale}
 
 
 def _text(value: object) -> str:

@@ -12,6 +12,8 @@ already):
 ``req``       a ``send_and_wait`` to this node's ``channel`` (``send_and_wait.py``)
 ``rep``       the answer to one of this node's ``send_and_wait`` calls
 ``cancel``    the asking node stopped waiting for ``rid``
+``pres``      a channel of ``o`` joined or left ``topic`` (``ev``, ``channel``,
+              ``user``), for the topic's subscribers here (``presence``)
 ``hist``      a numbered message of a topic with history (``ep``, ``off``, and
               ``p``: ``topic``, ``msg``, ``ignore``), for ``feeds``; this
               node's own are **not** ignored: they are how it learns the
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from .channel import Channel
     from .delivery import Delivery
     from .feeds import TopicFeeds
+    from .presence import TopicPresence
     from .registry import Registry
     from .send_and_wait import Requests
 
@@ -51,6 +54,7 @@ class RemoteMessages:
         delivery: queues messages on them.
         requests: the ``send_and_wait`` calls, ours and those we serve.
         feeds: the topics with history.
+        presence: the topics with presence.
     """
 
     def __init__(
@@ -61,9 +65,11 @@ class RemoteMessages:
         delivery: Delivery,
         requests: Requests,
         feeds: TopicFeeds,
+        presence: TopicPresence,
     ) -> None:
         self._node_id = node_id
         self._feeds = feeds
+        self._presence = presence
         self._registry = registry
         self._delivery = delivery
         self._requests = requests
@@ -97,6 +103,8 @@ class RemoteMessages:
                 outgoing = self._delivery.message("msg", fields)
                 ids = self._registry.subscribers(topic)
                 self._delivery.to_channels(ids, outgoing, payload.get("ignore"))
+            elif op == "pres":
+                self._presence.receive(payload)
             elif op == "send":
                 channel = self._registry.get(str(payload["channel"]))
                 if channel is None:

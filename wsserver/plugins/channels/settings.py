@@ -82,10 +82,17 @@ class ChannelSettings:
     history_topics: tuple[str, ...] = ("",)
     max_recover_topics: int = DEFAULT_MAX_RECOVER_TOPICS
     max_listener_queue: int = DEFAULT_MAX_LISTENER_QUEUE
+    # None by default: presence costs a backend write and an event to every
+    # subscriber per subscription.
+    presence_topics: tuple[str, ...] = ()
 
     def has_history(self, topic: str) -> bool:
         """Whether ``topic``'s messages are numbered and kept."""
         return self.history_size > 0 and topic.startswith(self.history_topics)
+
+    def has_presence(self, topic: str) -> bool:
+        """Whether ``topic``'s subscribers are recorded and announced."""
+        return bool(self.presence_topics) and topic.startswith(self.presence_topics)
 
     def __post_init__(self) -> None:
         check_history(self.history_size, self.history_ttl)
@@ -93,6 +100,10 @@ class ChannelSettings:
         if not isinstance(prefixes, tuple | list) or not all(isinstance(p, str) for p in prefixes):
             raise ValueError("history_topics must be a tuple of topic prefixes")
         object.__setattr__(self, "history_topics", tuple(self.history_topics))
+        presence: object = self.presence_topics
+        if not isinstance(presence, tuple | list) or not all(isinstance(p, str) for p in presence):
+            raise ValueError("presence_topics must be a tuple of topic prefixes")
+        object.__setattr__(self, "presence_topics", tuple(self.presence_topics))
         if self.max_recover_topics < 1 or self.max_listener_queue < 1:
             raise ValueError("max_recover_topics and max_listener_queue must be at least 1")
         object.__setattr__(self, "history_ttl", float(self.history_ttl))

@@ -15,6 +15,9 @@
  *   onTopic(topic, fn)        the same, for one topic's messages
  *   onLost(fn)                fn({topic, reason, epoch, offset}) when a topic's
  *                             missed messages could not be recovered
+ *   onPresence(fn)            fn({topic, event, channel, user}) when a channel
+ *                             joins ("join") or leaves ("leave") a topic with
+ *                             presence that this page follows
  *   position(topic)           {epoch, offset} last seen in a topic with history
  *   forget(topic)             stop remembering a topic's position
  *   onRequest(fn)             the one handler of the server's send_and_wait:
@@ -62,6 +65,7 @@
   var limits = { maxChunkedSize: 8388608, maxChunks: 1024, chunkTimeoutMs: 10000 };
   var listeners = new Set();
   var lostListeners = new Set();
+  var presenceListeners = new Set();
   var positions = new Map(); // topic -> {epoch, offset}, topics with history
   var topicListeners = new Map(); // topic -> Set of functions
   var requestHandler = null;
@@ -277,7 +281,25 @@
     window.dispatchEvent(new CustomEvent("wsserver:lost", { detail: detail }));
   }
 
-  var kinds = { init: onInit, msg: onMsg, res: onRes, pos: onPos, lost: onLost };
+  function onPresence(message) {
+    if (typeof message.topic !== "string" || typeof message.channel !== "string") return;
+    var detail = Object.freeze({
+      topic: message.topic,
+      event: message.event === "leave" ? "leave" : "join",
+      channel: message.channel,
+      user: typeof message.user === "string" ? message.user : null,
+    });
+    presenceListeners.forEach(function (fn) {
+      try {
+        fn(detail);
+      } catch (err) {
+        console.error("wsserver channels: presence handler failed:", err);
+      }
+    });
+    window.dispatchEvent(new CustomEvent("wsserver:presence", { detail: detail }));
+  }
+
+  var kinds = { init: onInit, msg: onMsg, res: onRes, pos: onPos, lost: onLost, presence: onPresence };
 
   function dropAssembly(id) {
     var assembly = assemblies.get(id);
@@ -377,6 +399,7 @@
   rt.on(PLUGIN, "chunk", onChunk);
   rt.on(PLUGIN, "pos", onPos);
   rt.on(PLUGIN, "lost", onLost);
+  rt.on(PLUGIN, "presence", onPresence);
   if (rt.status === "open") sayReady();
 
   // -- the API -----------------------------------------------------------------
@@ -413,6 +436,12 @@
       checkFunction(fn);
       lostListeners.add(fn);
       return remover(lostListeners, fn);
+    },
+    /** fn({topic, event, channel, user}) for joins and leaves of topics with presence. */
+    onPresence: function (fn) {
+      checkFunction(fn);
+      presenceListeners.add(fn);
+      return remover(presenceListeners, fn);
     },
     /** {epoch, offset} last seen in a topic with history, or null. */
     position: function (topic) {
