@@ -9,6 +9,9 @@ dies without a goodbye: its members disappear once its node key expires.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -16,7 +19,16 @@ import pytest
 from wsserver.plugins.channels import ChannelManager, RedisBackend
 from wsserver.plugins.channels.settings import ChannelSettings
 
-from ._helpers import TIMEOUT, ChannelClient, RedisServer, serve_manager, two_nodes, wait_until
+from ..._live import http_get
+from ._helpers import (
+    TIMEOUT,
+    ChannelClient,
+    NodeProcess,
+    RedisServer,
+    serve_manager,
+    two_nodes,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
 
@@ -68,6 +80,13 @@ async def test_presence_is_off_by_default_and_checked() -> None:
         await client.close()
 
 
+async def wait_until_async(read: Callable[[], Awaitable[Any]], want: Any) -> None:
+    """Poll ``read()`` until it returns ``want`` (bounded by ``TIMEOUT``)."""
+    async with asyncio.timeout(3 * TIMEOUT):
+        while await read() != want:
+            await asyncio.sleep(0.05)
+
+
 def fast(url: str, **options: Any) -> RedisBackend:
     return RedisBackend(
         url,
@@ -111,3 +130,32 @@ async def test_a_dead_node_leaves_within_its_node_ttl(redis_server: RedisServer)
         assert there.channel.encode() not in members  # tidied away for everyone
         await here.close()
         await there.close()
+
+
+async def members_seen_by(port: int, topic: str) -> dict[str, Any]:
+    result = await http_get(port, f"/presence?topic={topic}")
+    found: dict[str, Any] = json.loads(result.body)
+    return found
+
+
+async def test_a_worker_killed_with_sigkill_leaves_within_its_node_ttl(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ttl = 1.0
+    monkeypatch.setenv("WSSERVER_TEST_NODE_TTL", str(ttl))
+    async with NodeProcess(redis_server.url) as one, NodeProcess(redis_server.url) as two:
+        here = await ChannelClient.connect(one.port)
+        there = await ChannelClient.connect(two.port)
+        for client in (here, there):
+            assert (await client.request("follow", "killed"))["ok"] is True
+        await wait_until_async(
+            lambda: members_seen_by(one.port, "killed"), {here.channel: None, there.channel: None}
+        )
+        assert two.process is not None
+        two.process.kill()  # SIGKILL: no goodbye
+        await two.process.wait()
+        begun = time.monotonic()
+        await wait_until_async(lambda: members_seen_by(one.port, "killed"), {here.channel: None})
+        # Within the stated bound: the node key's ttl (with room for a busy machine).
+        assert time.monotonic() - begun < ttl + 2.0
+        await here.close()
