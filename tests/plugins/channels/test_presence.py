@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from wsserver.plugins.channels import ChannelManager, RedisBackend
+from wsserver.plugins.channels import ChannelManager, Hub, InProcessBackend, RedisBackend
 from wsserver.plugins.channels.settings import ChannelSettings
 
 from ..._live import http_get
@@ -159,3 +159,48 @@ async def test_a_worker_killed_with_sigkill_leaves_within_its_node_ttl(
         # Within the stated bound: the node key's ttl (with room for a busy machine).
         assert time.monotonic() - begun < ttl + 2.0
         await here.close()
+
+
+async def test_presence_through_an_outage(
+    private_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = ChannelManager(fast(private_redis.url), presence_topics=("",))
+    b = ChannelManager(fast(private_redis.url), presence_topics=("",))
+    async with serve_manager(a) as server_a, b:
+        here = await ChannelClient.connect(server_a.port, "/ws?user=ann")
+        assert await b.presence("empty") == {}
+        private_redis.stop()
+        await wait_until(lambda: not a.backend.available)
+        await a.subscribe(here.channel, "t")  # recorded when Redis is back
+        assert await a.presence("t") == {here.channel: None}  # this node's only
+        assert "presence('t'): this node only" in caplog.text
+        private_redis.start()  # empty: every node writes its members again
+        await wait_until(lambda: a.backend.available and b.backend.available)
+        async with asyncio.timeout(TIMEOUT):
+            while await b.presence("t") != {here.channel: None}:
+                await asyncio.sleep(0.05)
+        await here.close()
+
+
+async def test_malformed_presence_events_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    hub = Hub()
+    manager = ChannelManager(InProcessBackend(hub), presence_topics=("",))
+    bare = InProcessBackend(hub)
+    await bare.start(lambda subject, payload: None)
+    async with serve_manager(manager) as server:
+        client = await ChannelClient.connect(server.port)
+        await manager.subscribe(client.channel, "t")
+        await client.next("presence")
+        for bad in (
+            {"topic": "t", "ev": "dance", "channel": "x"},
+            {"topic": "t", "ev": "join", "channel": 3},
+            {"topic": "t", "ev": "join"},
+        ):
+            await bare.publish("topic:t", {"op": "pres", "o": bare.node_id, **bad})
+        await wait_until(lambda: caplog.text.count("malformed 'pres' payload") == 3)
+        await bare.publish(
+            "topic:t", {"op": "pres", "o": bare.node_id, "topic": "t", "ev": "join", "channel": "y"}
+        )
+        assert (await client.next("presence"))["channel"] == "y"
+        await client.close()
+    await bare.close()
