@@ -21,7 +21,9 @@ The server side is a ``ChannelManager`` with three custom message kinds:
 - ``message`` ``{"room", "text"}``: publish ``{"type": "message",
   "username", "text", "room"}``;
 
-and a connection that ends leaves its rooms with a notice.  Every answer is
+and a connection that ends leaves its rooms with a notice.  The rooms have
+history (``history_size=100``): a page that reconnects is replayed what it
+missed, in order, or shows that it could not be (``onLost``).  Every answer is
 the page's ``request()`` result; a refusal (a bad name, a room not joined)
 is a ``HandlerError`` whose text the page shows.
 
@@ -107,7 +109,13 @@ def create_app(manager: ChannelManager | None = None) -> App:
     The manager's backend comes from ``WSSERVER_CHANNELS_BACKEND``
     (``--channels-backend``) unless a manager is given.
     """
-    channels = manager if manager is not None else ChannelManager()
+    # History for the rooms: a page that reconnects after a network drop is
+    # replayed what was said meanwhile (or told it cannot be).
+    channels = (
+        manager
+        if manager is not None
+        else ChannelManager(history_size=100, history_topics=(_ROOM_PREFIX,))
+    )
     brython = brython_directory()
     app = App()
     app.state.channels = channels

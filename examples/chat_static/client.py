@@ -87,6 +87,7 @@ class ChatApp:
     def connect(self):
         """Listen to the rooms' messages and to the connection's status."""
         channels.on(self.on_message)
+        channels.onLost(self.on_lost)
         window.addEventListener("wsserver:status", self.on_status)
         window.addEventListener("wsserver:channel", self.on_channel)
         if channels.channel is not None:
@@ -108,6 +109,10 @@ class ChatApp:
         if self.room is not None:
             self.join()  # a new connection is a new channel: join again
 
+    def on_lost(self, detail):
+        # History no longer covered the gap: say so rather than pretend.
+        self.add_system_message("Some messages were missed while disconnected")
+
     def join(self):
         """Join the room in the room box, under the name in the name box."""
         name = self.name_input.value.strip()
@@ -118,6 +123,7 @@ class ChatApp:
         previous = self.room
         if previous is not None and previous != room:
             channels.request("leave", {"room": previous})
+            channels.forget("room:" + previous)  # nothing to recover there
 
         def joined(answer):
             self.username = answer.username

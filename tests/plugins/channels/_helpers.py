@@ -71,9 +71,19 @@ class RedisServer:
         executable: the redis-server binary.
         directory: its working directory (a temporary one).
         port: the port (default: a free one).
+        persistent: keep the data across a stop (append-only file, written
+            before each reply), as a production Redis with persistence does.
     """
 
-    def __init__(self, executable: str, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        executable: str,
+        directory: Path,
+        port: int | None = None,
+        *,
+        persistent: bool = False,
+    ) -> None:
+        self.persistent = persistent
         self.executable = executable
         self.directory = directory
         self.port = port if port is not None else free_port()
@@ -96,7 +106,11 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                # Persistent: every write on disk before it is acknowledged,
+                # so a SIGKILL loses nothing (a Redis that keeps its data).
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(self.directory),
                 "--daemonize",
@@ -228,15 +242,26 @@ class ChannelClient:
 
     @classmethod
     async def connect(
-        cls, port: int, path: str = "/ws", *, ready: bool = True, **options: Any
+        cls,
+        port: int,
+        path: str = "/ws",
+        *,
+        ready: bool = True,
+        positions: dict[str, Any] | None = None,
+        **options: Any,
     ) -> ChannelClient:
-        """Connect, say ``ch/ready`` (the page's channels module would), get ``ch/init``."""
+        """Connect, say ``ch/ready`` (the page's channels module would), get ``ch/init``.
+
+        ``positions`` go in ``ready`` as ``pos``, as channels.js sends those
+        it reached before reconnecting.
+        """
         connection = await connect(f"ws://127.0.0.1:{port}{path}", **options)
         try:
             first = json.loads(await asyncio.wait_for(connection.recv(), TIMEOUT))
             assert (first["p"], first["k"]) == ("rt", "init"), first
             if ready:
-                await connection.send('{"p":"ch","k":"ready"}')
+                fields = {} if positions is None else {"pos": positions}
+                await connection.send(json.dumps({"p": "ch", "k": "ready", **fields}))
             second = json.loads(await asyncio.wait_for(connection.recv(), TIMEOUT))
             assert (second["p"], second["k"]) == ("ch", "init"), second
         except BaseException:

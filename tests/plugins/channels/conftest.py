@@ -48,3 +48,14 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server that keeps its data when stopped and started."""
+    server = RedisServer(_executable(), tmp_path, persistent=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

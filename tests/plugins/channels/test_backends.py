@@ -175,3 +175,16 @@ def test_backend_from_url_and_env() -> None:
 def test_the_interface_is_abstract() -> None:
     with pytest.raises(TypeError):
         Backend()  # type: ignore[abstract]
+
+
+async def test_a_backend_keeps_no_history_unless_it_says_so() -> None:
+    class Minimal(InProcessBackend):
+        keeps_history = False
+
+    backend = Minimal()
+    # The base class's methods, as a third-party backend inherits them.
+    with pytest.raises(NotImplementedError, match="keeps no topic history"):
+        await Backend.append(backend, "topic:t", "t", 1, None, size=1, ttl=1)
+    with pytest.raises(NotImplementedError, match="keeps no topic history"):
+        await Backend.history(backend, "t", None, ttl=1)
+    assert InProcessBackend.keeps_history and RedisBackend.keeps_history

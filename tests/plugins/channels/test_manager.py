@@ -136,6 +136,7 @@ async def test_the_settings_read_as_attributes() -> None:
     assert manager.max_queue_bytes == manager.settings.max_queue_bytes
     assert manager.queue_policy == "close" and manager.compress is False
     assert manager.max_request_timeout == 600.0 and manager.max_inbox == 64
+    assert (manager.history_size, manager.history_ttl) == (0, 300.0)
     assert (manager.max_chunked_size, manager.max_chunks, manager.max_pending_chunked) == (
         8 << 20,
         1024,
@@ -364,6 +365,106 @@ async def test_a_reconnected_page_is_a_new_channel(browser: Browser) -> None:
         assert second != first and manager.channels == [second]
 
 
+class Gate:
+    """Refuses WebSocket handshakes while closed (a network cut, as the page sees it)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.refused = 0
+
+    async def authenticate(self, websocket: WebSocket) -> Response | None:
+        if not self.closed:
+            return None
+        self.refused += 1
+        return Response(b"down for a moment", status_code=503)
+
+
+FOLLOWER = """<script>
+window.got = []; window.lost = []; window.follows = 0;
+wsserverChannels.onTopic("ticks", (data, meta) => got.push([data, meta.offset]));
+wsserverChannels.onLost((detail) => lost.push(detail));
+function follow() {
+  wsserverChannels.request("follow", "ticks").then(() => { window.follows += 1; });
+}
+// Every new channel (the first, and each after a reconnection) follows again,
+// as an application subscribes again; the server replays what was missed.
+addEventListener("wsserver:channel", follow);
+if (wsserverChannels.channel !== null) follow();
+</script>"""
+
+
+@asynccontextmanager
+async def follower_cut_while_publishing(
+    browser: Browser, history_size: int, during: int
+) -> AsyncIterator[tuple[Page, ChannelManager]]:
+    """A page follows "ticks" and has 5 messages; then its connection drops,
+    and its reconnections are refused (a network cut, as the page sees it)
+    while ``during`` more are published and until it has retried three
+    times; then it reconnects, and follows "ticks" again."""
+    manager = ChannelManager(history_size=history_size)
+    gate = Gate()
+    app = App(authenticate=gate.authenticate)
+
+    @manager.handler("follow")
+    async def follow(channel: Channel, topic: Any) -> Any:
+        await manager.subscribe(channel.id, str(topic))
+        return True
+
+    @app.route("/")
+    async def home(request: Request) -> Response:
+        tags = script_tag("/ws", reconnect_base=0.05, reconnect_max=0.3, reconnect_attempts=10_000)
+        return HTMLResponse(
+            f"<!doctype html><title>t</title>{tags}{channels_script_tag()}{FOLLOWER}"
+        )
+
+    async with serve_manager(manager, app=app) as server:
+        context = await browser.new_context()
+        try:
+            page = await context.new_page()
+            await page.goto(f"http://127.0.0.1:{server.port}/")
+            await page.wait_for_function("() => window.follows === 1", timeout=WAIT * 1000)
+            for n in range(5):
+                await manager.publish("ticks", n)
+            await page.wait_for_function("() => window.got.length === 5", timeout=WAIT * 1000)
+            gate.closed = True
+            (channel_id,) = manager.channels
+            channel = manager.channel(channel_id)
+            assert channel is not None
+            await channel.session.close(1012, "cut")
+            await wait_until(lambda: not manager.channels)
+            for n in range(5, 5 + during):
+                await manager.publish("ticks", n)
+            await wait_until(lambda: gate.refused >= 3, WAIT)
+            gate.closed = False
+            await page.wait_for_function("() => window.follows === 2", timeout=WAIT * 1000)
+            yield page, manager
+        finally:
+            await context.close()
+
+
+async def test_a_page_that_reconnects_gets_what_it_missed(browser: Browser) -> None:
+    async with follower_cut_while_publishing(browser, 200, 100) as (page, manager):
+        await manager.publish("ticks", "live")
+        await page.wait_for_function("() => window.got.length === 106", timeout=WAIT * 1000)
+        got = await page.evaluate("window.got")
+        assert [data for data, _ in got] == [*range(105), "live"]
+        assert [offset for _, offset in got] == list(range(1, 107))  # in order, once each
+        assert await page.evaluate("window.lost") == []
+        position = await page.evaluate("wsserverChannels.position('ticks')")
+        assert position["offset"] == 106
+
+
+async def test_a_page_told_it_cannot_recover(browser: Browser) -> None:
+    async with follower_cut_while_publishing(browser, 20, 100) as (page, manager):
+        await page.wait_for_function("() => window.lost.length === 1", timeout=WAIT * 1000)
+        lost = await page.evaluate("window.lost[0]")
+        assert (lost["topic"], lost["reason"], lost["offset"]) == ("ticks", "trimmed", 105)
+        assert await page.evaluate("window.got.length") == 5  # no partial replay
+        await manager.publish("ticks", "live")
+        await page.wait_for_function("() => window.got.length === 6", timeout=WAIT * 1000)
+        assert await page.evaluate("window.got[5]") == ["live", 106]
+
+
 # ---------------------------------------------------------------------------
 # The examples, end to end
 # ---------------------------------------------------------------------------
@@ -441,6 +542,33 @@ async def test_the_chat_between_two_pages(browser: Browser) -> None:
     app = chat.create_app()
     async with serving_app(app) as server:
         await chat_between_two_pages(browser, server.port, server.port)
+
+
+async def test_a_chat_page_that_reconnects_catches_up(browser: Browser) -> None:
+    app = chat.create_app()
+    manager: ChannelManager = app.state.channels
+    async with serving_app(app) as server:
+        page = await open_chat(browser, server.port, "Ann")
+        try:
+            (channel_id,) = manager.channels
+            channel = manager.channel(channel_id)
+            assert channel is not None
+            await channel.session.close(1012, "restart")
+            # Said while Ann is away (nothing here lets the loop accept her
+            # reconnection in between).
+            for n in range(20):
+                await manager.publish(
+                    "room:lobby",
+                    {"type": "message", "room": "lobby", "username": "Bob", "text": f"m{n}"},
+                )
+            await page.wait_for_function(
+                "() => document.querySelectorAll('#messages .chat').length >= 20",
+                timeout=WAIT * 2000,
+            )
+            said = await texts(page, "#messages .chat")
+            assert said == [f"Bob: m{n}" for n in range(20)]  # in order, once each
+        finally:
+            await page.context.close()
 
 
 async def test_the_chat_shows_one_notice_per_outage(browser: Browser) -> None:

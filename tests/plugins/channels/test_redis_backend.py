@@ -29,6 +29,8 @@ from wsserver.plugins.channels import (
     ChannelDisconnected,
     ChannelManager,
     ChannelNotFound,
+    HistoryLost,
+    Position,
     RedisBackend,
     ReplyTimeout,
 )
@@ -399,3 +401,256 @@ async def test_the_chat_with_a_page_on_each_of_two_processes(
     ):
         await chat_between_two_pages(browser, one.port, two.port)
     assert "Traceback" not in "".join(one.log + two.log)
+
+
+# ---------------------------------------------------------------------------
+# Topic history on Redis Streams: offsets, outages, lost data
+# ---------------------------------------------------------------------------
+
+
+async def topic_messages(client: ChannelClient, count: int) -> list[dict[str, Any]]:
+    """The next ``count`` topic messages of ``client``, in arrival order."""
+    got: list[dict[str, Any]] = []
+    async with asyncio.timeout(4 * TIMEOUT):
+        while len(got) < count:
+            message = json.loads(await client.connection.recv())
+            assert message["k"] != "lost", message
+            if message["k"] == "msg":
+                got.append(message)
+    return got
+
+
+async def test_history_numbers_and_keeps_topic_messages(redis_server: RedisServer) -> None:
+    backend = fast(redis_server.url, prefix="numbers")
+    async with started(backend, "topic:t") as (b, received, _):
+        # Queued, not awaited: numbered in the next round trip.
+        assert await b.append("topic:t", "t", {"n": 1}, None, size=3, ttl=60) is None
+        for n in range(2, 6):
+            await b.append("topic:t", "t", {"n": n}, "c1", size=3, ttl=60)
+        # Every node on the subject gets each with its offset, this one too
+        # (twice here: its own result, and Redis's PUBLISH).
+        await wait_until(lambda: len(received) == 10)
+        assert sorted({p["off"] for _, p in received}) == [1, 2, 3, 4, 5]
+        (epoch,) = {p["ep"] for _, p in received}
+        found = await b.history("t", 0, ttl=60)
+        # Exactly the last three (MAXLEN without ~), in order, one epoch.
+        assert (found.epoch, found.top) == (epoch, 5)
+        assert [(e.offset, e.message["n"], e.ignore) for e in found.entries] == [
+            (3, 3, "c1"),
+            (4, 4, "c1"),
+            (5, 5, "c1"),
+        ]
+        assert [e.offset for e in (await b.history("t", 4, ttl=60)).entries] == [5]
+        position = await b.history("t", None, ttl=60)
+        assert (position.top, position.entries) == (5, ())
+        # A topic never published has an epoch at offset 0 already.
+        assert (await b.history("fresh", 0, ttl=60)).top == 0
+
+
+async def test_history_expires_by_age_on_the_redis_clock(redis_server: RedisServer) -> None:
+    async with started(fast(redis_server.url, prefix="ages")) as (b, _, _):
+        await b.append("topic:t", "t", "old", None, size=10, ttl=0.2)
+        await wait_until(lambda: b.history_pending == 0)
+        await asyncio.sleep(0.3)  # the age is the point: older than the ttl
+        await b.append("topic:t", "t", "new", None, size=10, ttl=0.2)
+        await wait_until(lambda: b.history_pending == 0)
+        found = await b.history("t", 0, ttl=0.2)
+        assert [e.message for e in found.entries] == ["new"] and found.top == 2
+
+
+async def test_an_outage_loses_no_topic_message_on_either_node(
+    persistent_redis: RedisServer,
+) -> None:
+    count = 1000
+    options = {"history_size": 2 * count}
+    async with two_managers(persistent_redis.url, **options) as (a, b, server_a, server_b):
+        here = await ChannelClient.connect(server_a.port)
+        there = await ChannelClient.connect(server_b.port)
+        await a.subscribe(here.channel, "feed")
+        await b.subscribe(there.channel, "feed")
+        async with b.listen("feed") as listener:
+            assert await a.publish("feed", "before") == 1
+            assert [m["data"] for m in await topic_messages(there, 1)] == ["before"]
+            await topic_messages(here, 1)
+            persistent_redis.stop()
+            await wait_until(lambda: not a.backend.available and not b.backend.available)
+            # Both nodes publish while Redis is away: it all waits in their outboxes.
+            for n in range(count):
+                publisher = a if n % 10 else b
+                assert await publisher.publish("feed", n) == 1  # its subscriber, later
+            persistent_redis.start()
+            want = list(range(count))
+            for client in (here, there):
+                got = await topic_messages(client, count)
+                # Every message once; one order for everybody, offsets 2, 3...
+                assert sorted(m["data"] for m in got) == want
+                assert [m["off"] for m in got] == list(range(2, count + 2))
+                assert len({m["ep"] for m in got}) == 1
+                order = [m["data"] for m in got]
+                # What one node published keeps its order.
+                assert [n for n in order if n % 10] == [n for n in want if n % 10]
+                assert [n for n in order if not n % 10] == [n for n in want if not n % 10]
+            heard = []
+            async for item in listener:
+                heard.append(item.message)
+                if len(heard) == count + 1:
+                    break
+            assert heard[1:] == order
+            await here.nothing()
+            await there.nothing()
+        await here.close()
+        await there.close()
+
+
+async def test_a_node_that_missed_messages_reads_them_from_the_stream(
+    persistent_redis: RedisServer,
+) -> None:
+    """The subscriber's node loses Redis while the publisher's does not."""
+    async with two_managers(persistent_redis.url, history_size=100) as (a, b, _, server_b):
+        there = await ChannelClient.connect(server_b.port)
+        await b.subscribe(there.channel, "feed")
+        await a.publish("feed", 0)
+        await topic_messages(there, 1)
+        # Kill b's connections only: a keeps publishing through Redis.
+        persistent_redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+        for n in range(1, 51):
+            await a.publish("feed", n)
+        got = await topic_messages(there, 50)
+        assert [m["data"] for m in got] == list(range(1, 51))
+        await there.nothing()
+        await there.close()
+
+
+async def test_a_flushed_redis_is_a_new_epoch_not_a_silent_gap(redis_server: RedisServer) -> None:
+    async with two_managers(redis_server.url, history_size=10) as (a, b, _, server_b):
+        there = await ChannelClient.connect(server_b.port)
+        await b.subscribe(there.channel, "flush")
+        async with b.listen("flush") as listener:
+            await a.publish("flush", "one")
+            one = await there.next()
+            assert (one["data"], one["off"]) == ("one", 1)
+            redis_server.command("FLUSHALL")
+            await a.publish("flush", "two")
+            lost = await there.next("lost")
+            assert lost["reason"] == "epoch" and lost["ep"] != one["ep"]
+            two = await there.next()
+            assert (two["data"], two["off"], two["ep"]) == ("two", 1, lost["ep"])
+            assert (await anext(listener)).message == "one"
+            with pytest.raises(HistoryLost) as caught:
+                await anext(listener)
+            assert caught.value.reason == "epoch"
+            assert (await anext(listener)).message == "two"  # and on it goes
+        # A page that comes back with the old epoch is told, not replayed.
+        again = await ChannelClient.connect(server_b.port)
+        await b.subscribe(again.channel, "flush", since=Position(one["ep"], 1))
+        assert (await again.next("lost"))["reason"] == "epoch"
+        await again.close()
+        await there.close()
+
+
+async def test_a_full_outbox_refuses_the_publisher(private_redis: RedisServer) -> None:
+    manager = ChannelManager(fast(private_redis.url, max_outbox=3), history_size=10)
+    async with manager:
+        private_redis.stop()
+        await wait_until(lambda: not manager.backend.available)
+        for n in range(3):
+            assert await manager.publish("t", n) == 0
+        with pytest.raises(BackendUnavailable):
+            await manager.publish("t", "one too many")
+        private_redis.start()
+        await wait_until(lambda: manager.backend.available)
+        async with asyncio.timeout(TIMEOUT):
+            while (await manager.backend.history("t", 0, ttl=60)).top < 3:
+                await asyncio.sleep(0.01)
+        found = await manager.backend.history("t", 0, ttl=60)
+        assert [e.message for e in found.entries] == [0, 1, 2]
+
+
+async def test_a_stray_cancellation_is_a_lost_connection_not_the_end(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Python 3.11's asyncio.timeout (inside redis-py) can cancel a later await
+    of the task it timed; the backend's tasks must survive that."""
+    async with started(fast(redis_server.url, prefix="stray"), "all") as (b, got, statuses):
+        (reader,) = [t for t in asyncio.all_tasks() if t.get_name() == "redis-reader"]
+        reader.cancel()  # as a stray cancellation would: nobody stops the backend
+        await wait_until(lambda: statuses == [True, False, True])
+        assert b.outages == 1 and "stray cancellation" in caplog.text
+        await b.publish("all", {"n": 1}, wait=True)
+        # And it still receives (its own node's subject, from another node).
+        async with started(fast(redis_server.url, prefix="stray")) as (other, _, _):
+            await other.publish(f"node:{b.node_id}", {"hello": 1}, wait=True)
+        await wait_until(lambda: (f"node:{b.node_id}", {"hello": 1}) in got)
+
+
+async def test_live_messages_during_a_replay_come_once_and_in_order(
+    redis_server: RedisServer,
+) -> None:
+    async with two_managers(redis_server.url, history_size=500) as (a, b, _, server_b):
+        for n in range(100):
+            await a.publish("busy", n)
+        epoch = (await a.backend.history("busy", None, ttl=60)).epoch
+        # Another subscriber keeps b's feed of the topic live meanwhile.
+        async with b.listen("busy"):
+            client = await ChannelClient.connect(server_b.port)
+
+            async def publish_more() -> None:
+                for n in range(100, 200):
+                    await a.publish("busy", n)
+
+            more = asyncio.create_task(publish_more())
+            await b.subscribe(client.channel, "busy", since=Position(epoch, 50))
+            await more
+            got = await topic_messages(client, 150)
+            assert [m["data"] for m in got] == list(range(50, 200))
+            await client.nothing()
+            await client.close()
+
+
+async def test_a_recovery_while_redis_is_away_says_so(private_redis: RedisServer) -> None:
+    async with two_managers(private_redis.url, history_size=5) as (a, b, _, server_b):
+        await a.publish("away", "kept")
+        epoch = (await a.backend.history("away", None, ttl=60)).epoch
+        client = await ChannelClient.connect(server_b.port)
+        private_redis.stop()
+        await wait_until(lambda: not b.backend.available)
+        await b.subscribe(client.channel, "away", since=Position(epoch, 0))
+        lost = await client.next("lost")
+        assert lost["reason"] == "unavailable" and "ep" not in lost
+        private_redis.start()  # empty: a new epoch
+        await wait_until(lambda: a.backend.available and b.backend.available)
+        await wait_until(lambda: b.topic_position("away") is not None)
+        await a.publish("away", "after")
+        assert (await client.next())["data"] == "after"
+        await client.close()
+
+
+async def test_an_append_sent_again_is_not_numbered_twice(redis_server: RedisServer) -> None:
+    async with started(fast(redis_server.url, prefix="again"), "topic:t") as (b, _, _):
+        await b.append("topic:t", "t", "once", None, size=10, ttl=60)
+        await wait_until(lambda: b.history_pending == 0)
+        # The same append again, as after a connection that broke before its
+        # answer came back: same node, same sequence number.
+        b._append_seq -= 1
+        await b.append("topic:t", "t", "once", None, size=10, ttl=60)
+        await wait_until(lambda: b.history_pending == 0)
+        await b.append("topic:t", "t", "next", None, size=10, ttl=60)
+        await wait_until(lambda: b.history_pending == 0)
+        found = await b.history("t", 0, ttl=60)
+        assert [(e.offset, e.message) for e in found.entries] == [(1, "once"), (2, "next")]
+
+
+async def test_a_message_redis_refuses_is_logged_and_the_rest_go_on(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with started(fast(redis_server.url, prefix="refused"), "topic:t") as (b, _, _):
+        await b.append("topic:bad", "bad", "kept", None, size=10, ttl=60)
+        await wait_until(lambda: b.history_pending == 0)
+        # Another program wrote over the topic's stream.
+        redis_server.command("SET", "refused:hist:bad", "not-a-stream")
+        await b.append("topic:bad", "bad", "x", None, size=10, ttl=60)
+        await b.append("topic:t", "t", "fine", None, size=10, ttl=60)
+        await wait_until(lambda: b.history_pending == 0)
+        assert "Redis refused a message of topic 'bad'" in caplog.text and b.dropped == 1
+        assert [e.message for e in (await b.history("t", 0, ttl=60)).entries] == ["fine"]
+        assert b.available

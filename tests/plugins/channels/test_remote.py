@@ -85,6 +85,10 @@ async def test_own_publications_are_ignored_and_malformed_ones_logged(
             for payload in malformed
         ]
         assert f"unknown operation 'dance' from node {bare.node_id!r}" in caplog.text
+        caplog.clear()
+        for bad in ({"op": "hist"}, {"op": "hist", "ep": "e", "off": 1, "p": {"topic": ""}}):
+            await bare.publish(node, bad)
+        await wait_until(lambda: caplog.text.count("malformed 'hist' payload") == 2)
         # Nothing reached the page, and the node goes on.
         await client.nothing()
         await bare.publish("all", {"op": "bcast", "msg": "still here", "o": bare.node_id})

@@ -56,6 +56,12 @@ def test_settings_keep_their_defaults_and_checked_values() -> None:
         ({"max_request_timeout": -1}, "max_request_timeout must be a positive number"),
         ({"chunk_timeout": float("inf")}, "chunk_timeout must be a positive number"),
         ({"request_timeout": True}, "request_timeout must be a positive number"),
+        ({"history_size": -1}, "history_size must be an integer >= 0"),
+        ({"history_ttl": 0}, "history_ttl must be a positive number of seconds"),
+        ({"history_topics": "room:"}, "history_topics must be a tuple of topic prefixes"),
+        ({"history_topics": (1,)}, "history_topics must be a tuple of topic prefixes"),
+        ({"max_recover_topics": 0}, "max_recover_topics and max_listener_queue must be"),
+        ({"max_listener_queue": 0}, "max_recover_topics and max_listener_queue must be"),
     ],
 )
 def test_each_setting_says_what_is_wrong(options: dict[str, Any], message: str) -> None:
@@ -67,3 +73,12 @@ def test_check_timeout() -> None:
     assert check_timeout(1) == 1.0
     with pytest.raises(ValueError, match="wait must be a positive number of seconds, not 0"):
         check_timeout(0, "wait")
+
+
+def test_which_topics_have_history() -> None:
+    assert not ChannelSettings().has_history("room:a")  # none by default
+    settings = ChannelSettings(history_size=10, history_topics=["room:", "feed:"])  # type: ignore[arg-type]
+    assert settings.history_topics == ("room:", "feed:")
+    assert settings.has_history("room:a") and settings.has_history("feed:x")
+    assert not settings.has_history("ticker:AAPL")
+    assert ChannelSettings(history_size=1).has_history("anything")

@@ -11,6 +11,12 @@
 - ``send_and_wait``: asking a page and waiting for its answer, on any node;
 - ``remote``: what the other nodes publish;
 - ``delivery``: messages encoded once and queued on this node's channels;
+- ``history``: topic history: ``Position`` (epoch, offset), entries, the
+  in-process store;
+- ``feeds``: topics with history on this node: each message once and in
+  order for every subscriber, replays, ``TopicListener``;
+- ``presence``: topic presence: who follows a topic on every node, joins
+  and leaves;
 - ``nodes``: the link to the other nodes (the backend, background tasks);
 - ``errors``: the error family and how errors travel between nodes;
 - ``addresses``: the plugin name, channel ids, topics, backend subjects;
@@ -47,7 +53,16 @@ from .backends import (
 )
 from .channel import Channel, Identity
 from .chunks import ChunkError, Reassembler, make_chunks
-from .errors import ChannelDisconnected, ChannelNotFound, HandlerError, ReplyError, ReplyTimeout
+from .errors import (
+    ChannelDisconnected,
+    ChannelNotFound,
+    HandlerError,
+    HistoryLost,
+    ReplyError,
+    ReplyTimeout,
+)
+from .feeds import TopicListener, TopicMessage
+from .history import HistoryEntry, Position
 from .inbound import CustomHandler
 from .manager import ChannelManager, managers
 from .queues import OverflowPolicy, SendQueue
@@ -71,16 +86,21 @@ __all__ = [
     "ChunkError",
     "CustomHandler",
     "HandlerError",
+    "HistoryEntry",
+    "HistoryLost",
     "Hub",
     "Identity",
     "InProcessBackend",
     "OverflowPolicy",
+    "Position",
     "Reassembler",
     "RedisBackend",
     "Registry",
     "ReplyError",
     "ReplyTimeout",
     "SendQueue",
+    "TopicListener",
+    "TopicMessage",
     "backend_from_env",
     "backend_from_url",
     "channels_asset",

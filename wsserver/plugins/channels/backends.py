@@ -10,7 +10,13 @@ requests and replies of ``send_and_wait``.  Every backend has one interface:
 - ``subscribe(subject)`` / ``unsubscribe(subject)``: which subjects this
   node receives (its manager's ``receiver`` is called with each);
 - presence: ``add_presence`` / ``remove_presence`` / ``user_channels``, so
-  that ``get_user_channels`` sees a user's channels on every node.
+  that ``get_user_channels`` sees a user's channels on every node;
+- topic presence: ``join_topic`` / ``leave_topic`` / ``topic_members``:
+  which channels, on every node, follow a topic (for topics with presence);
+- topic history (``history``): ``append`` numbers a topic message (an
+  offset in the topic's epoch) and keeps it, bounded, and hands it to every
+  node subscribed to the topic, this one included (``op: hist``);
+  ``history`` reads what is kept after an offset.
 
 Subjects are ``all``, ``node:<node id>``, ``user:<user id>`` and
 ``topic:<topic>``; the manager decides what they mean.
@@ -24,8 +30,10 @@ Two backends:
 - ``RedisBackend`` (``redis_backend``): Redis pub/sub, for many processes
   and hosts.
 
-Delivery between nodes is **at most once**: a payload published while the
-backend is down, or while a node is reconnecting, is lost, never repeated.
+Plain publications between nodes are **at most once**: a payload published
+while the backend is down, or while a node is reconnecting, is lost, never
+repeated.  Topic messages with history are numbered, so a node that missed
+some reads them back from the history (``feeds``).
 
 ``backend_from_env`` picks one from ``WSSERVER_CHANNELS_BACKEND``
 (``memory://`` or ``redis://host:port/db``), which ``wsserver run
@@ -41,9 +49,12 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...server.plugin_options import EnvironmentOption
+
+if TYPE_CHECKING:
+    from .history import HistoryEntry, HistoryRange, MemoryHistory
 
 __all__ = [
     "BACKEND_OPTION",
@@ -175,6 +186,69 @@ class Backend(abc.ABC):
             BackendUnavailable: the other nodes cannot be reached now.
         """
 
+    #: Whether ``append`` and ``history`` work (topic history).
+    keeps_history: ClassVar[bool] = False
+    #: Whether ``join_topic``, ``leave_topic`` and ``topic_members`` work.
+    keeps_topic_presence: ClassVar[bool] = False
+
+    async def join_topic(self, topic: str, channel_id: str, user_id: str | None) -> None:
+        """Record that ``channel_id`` (of this node) follows ``topic``."""
+        raise NotImplementedError(f"the {self.name} backend keeps no topic presence")
+
+    async def leave_topic(self, topic: str, channel_id: str) -> None:
+        """Forget ``join_topic``."""
+        raise NotImplementedError(f"the {self.name} backend keeps no topic presence")
+
+    async def topic_members(self, topic: str) -> dict[str, str | None]:
+        """The channels following ``topic`` on every live node, with their users.
+
+        Raises:
+            BackendUnavailable: the other nodes cannot be reached now.
+        """
+        raise NotImplementedError(f"the {self.name} backend keeps no topic presence")
+
+    async def append(
+        self,
+        subject: str,
+        topic: str,
+        message: Any,
+        ignore: str | None,
+        *,
+        size: int,
+        ttl: float,
+    ) -> HistoryEntry | None:
+        """Number a topic message, keep it, and hand it to every node on ``subject``.
+
+        Every node subscribed to ``subject`` (this one too) receives it as an
+        ``op: hist`` payload (``HistoryEntry.to_payload``), in offset order.
+
+        Args:
+            subject: the topic's subject.
+            topic, message, ignore: what ``publish`` got.
+            size: messages kept for the topic, at most.
+            ttl: seconds a message is kept.
+
+        Returns:
+            The entry, once numbered; ``None`` when it waits in an outbox
+            for the backend to come back (it is delivered then).
+
+        Raises:
+            BackendUnavailable: it cannot be kept (an outbox is full).
+            TypeError, ValueError: ``message`` is not JSON-serialisable.
+        """
+        raise NotImplementedError(f"the {self.name} backend keeps no topic history")
+
+    async def history(self, topic: str, after: int | None, *, ttl: float) -> HistoryRange:
+        """The topic's epoch, last offset, and the messages kept after ``after``.
+
+        ``after=None`` asks for the position only.  A topic never published
+        gets its epoch here (offset 0).
+
+        Raises:
+            BackendUnavailable: the history cannot be read now.
+        """
+        raise NotImplementedError(f"the {self.name} backend keeps no topic history")
+
     def describe(self) -> str:
         """A one-line description for logs."""
         return self.name
@@ -184,8 +258,13 @@ class Hub:
     """The shared medium of ``InProcessBackend`` nodes in one process."""
 
     def __init__(self) -> None:
+        from .history import MemoryHistory  # history.py needs this module's errors
+
         self.nodes: dict[str, InProcessBackend] = {}
         self.presence: dict[str, dict[str, str]] = {}  # user -> channel -> node
+        # topic -> channel -> (user, node)
+        self.topic_presence: dict[str, dict[str, tuple[str | None, str]]] = {}
+        self.history: MemoryHistory = MemoryHistory()
 
 
 class InProcessBackend(Backend):
@@ -199,6 +278,8 @@ class InProcessBackend(Backend):
 
     name = "memory"
     cross_process = False
+    keeps_history = True
+    keeps_topic_presence = True
 
     def __init__(self, hub: Hub | None = None, *, node_id: str | None = None) -> None:
         self.hub = hub if hub is not None else Hub()
@@ -237,6 +318,12 @@ class InProcessBackend(Backend):
                 del channels[channel_id]
             if not channels:
                 del self.hub.presence[user_id]
+        for topic in list(self.hub.topic_presence):
+            members = self.hub.topic_presence[topic]
+            for channel_id in [c for c, (_, node) in members.items() if node == self.node_id]:
+                del members[channel_id]
+            if not members:
+                del self.hub.topic_presence[topic]
         self.subjects.clear()
         self._receiver = None
 
@@ -265,6 +352,29 @@ class InProcessBackend(Backend):
             reached += 1
         return reached if wait else None
 
+    async def append(
+        self,
+        subject: str,
+        topic: str,
+        message: Any,
+        ignore: str | None,
+        *,
+        size: int,
+        ttl: float,
+    ) -> HistoryEntry | None:
+        """Number and keep the message in the hub; every node on ``subject`` gets it."""
+        _copy({"msg": message})  # raises for what JSON cannot carry, before numbering
+        entry = self.hub.history.append(topic, message, ignore, size=size, ttl=ttl)
+        payload = entry.to_payload()
+        for node in list(self.hub.nodes.values()):
+            if subject in node.subjects and node._loop is not None:
+                node._loop.call_soon(node._deliver, subject, _copy(payload))
+        return entry
+
+    async def history(self, topic: str, after: int | None, *, ttl: float) -> HistoryRange:
+        """What the hub keeps for ``topic``."""
+        return self.hub.history.range(topic, after, ttl=ttl)
+
     def _deliver(self, subject: str, payload: dict[str, Any]) -> None:
         # Checked again on arrival: the node may have unsubscribed meanwhile.
         if self._receiver is None or subject not in self.subjects:
@@ -290,6 +400,23 @@ class InProcessBackend(Backend):
         """The user's channels on every node of the hub."""
         channels = self.hub.presence.get(user_id, {})
         return {channel for channel, node in channels.items() if node in self.hub.nodes}
+
+    async def join_topic(self, topic: str, channel_id: str, user_id: str | None) -> None:
+        """Record the channel among the topic's members in the hub."""
+        self.hub.topic_presence.setdefault(topic, {})[channel_id] = (user_id, self.node_id)
+
+    async def leave_topic(self, topic: str, channel_id: str) -> None:
+        """Forget the channel among the topic's members."""
+        members = self.hub.topic_presence.get(topic)
+        if members is not None:
+            members.pop(channel_id, None)
+            if not members:
+                del self.hub.topic_presence[topic]
+
+    async def topic_members(self, topic: str) -> dict[str, str | None]:
+        """The topic's members on every node of the hub."""
+        members = self.hub.topic_presence.get(topic, {})
+        return {c: user for c, (user, node) in members.items() if node in self.hub.nodes}
 
     def describe(self) -> str:
         """``memory (node <id>)``."""

@@ -23,6 +23,7 @@ from .inbound import ChunkAssembly, HandlerInbox
 from .queues import SendQueue
 
 if TYPE_CHECKING:
+    from .history import Position
     from .manager import ChannelManager
 
 __all__ = ["Channel", "Identity"]
@@ -77,6 +78,9 @@ class Channel:
         self.manager = manager
         self.queue = queue
         self.state: dict[str, Any] = {}
+        # Topic positions the page had reached before reconnecting (its
+        # ch/ready), used once each when the channel is subscribed again.
+        self.recovery: dict[str, Position] = {}
         self.replies: PendingReplies[str] = PendingReplies(
             logger=logger, label=f"conn {session.connection_id}: reply", level=logging.DEBUG
         )

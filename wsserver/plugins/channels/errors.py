@@ -15,9 +15,12 @@ the same class again (``rebuild_error``)::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backends import BackendUnavailable, ChannelError
+
+if TYPE_CHECKING:
+    from .history import Position
 
 __all__ = [
     "BackendUnavailable",
@@ -25,6 +28,7 @@ __all__ = [
     "ChannelError",
     "ChannelNotFound",
     "HandlerError",
+    "HistoryLost",
     "ReplyError",
     "ReplyTimeout",
     "describe_error",
@@ -56,6 +60,28 @@ class ReplyError(ChannelError):
         super().__init__(f"{name}: {message}")
         self.name = name
         self.message = message
+
+
+class HistoryLost(ChannelError):
+    """History does not cover what a subscriber missed.
+
+    The subscriber goes on receiving from ``position`` on; what came between
+    its old position and this one is gone: reload your state.
+
+    Attributes:
+        topic: the topic.
+        position: where the subscriber continues from (the current one).
+        reason: ``"epoch"`` (the history was lost: another epoch),
+            ``"trimmed"`` (the missed messages were dropped by
+            ``history_size`` or ``history_ttl``), ``"overflow"`` (a Python
+            listener did not keep up with its queue).
+    """
+
+    def __init__(self, topic: str, position: Position | None, reason: str) -> None:
+        super().__init__(f"history of topic {topic!r} lost ({reason}); continuing from {position}")
+        self.topic = topic
+        self.position = position
+        self.reason = reason
 
 
 class HandlerError(Exception):

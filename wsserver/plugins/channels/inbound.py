@@ -3,7 +3,9 @@
 A page sends four kinds of ``ch`` messages:
 
 - ``ready``: its channels module is loaded (the lifecycle then sends
-  ``ch/init``);
+  ``ch/init``); with ``pos``, the positions it had reached in topics with
+  history before it reconnected (``{topic: {"ep": epoch, "off": offset}}``),
+  kept on the channel for when the application subscribes it again;
 - ``reply``: its answer to a ``send_and_wait`` (``response_for`` names the
   question's ``rchan``);
 - ``custom``: a message of the application's (``kind``, ``data``, and an
@@ -28,10 +30,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..runtime.messages import Envelope, MalformedMessage, UnknownKindLog, decode, validate_name
-from .addresses import PLUGIN
+from .addresses import PLUGIN, check_topic
 from .backends import ChannelError
 from .chunks import CHUNK_KIND, Reassembler, parse_chunk
 from .errors import HandlerError, ReplyError
+from .history import Position
 from .settings import ChannelSettings
 
 if TYPE_CHECKING:
@@ -237,10 +240,46 @@ class Inbound:
             on_ready: called on the page's ``ch/ready``.
         """
         session = channel.session
-        session.on(PLUGIN, "ready", lambda message: on_ready(channel))
+        session.on(PLUGIN, "ready", lambda message: self._on_ready(channel, message, on_ready))
         session.on(PLUGIN, "reply", lambda message: self._on_reply(channel, message))
         session.on(PLUGIN, "custom", lambda message: self._on_custom(channel, message))
         session.on(PLUGIN, CHUNK_KIND, lambda message: self._on_chunk(channel, message))
+
+    def _on_ready(
+        self, channel: Channel, message: Envelope, on_ready: Callable[[Channel], None]
+    ) -> None:
+        positions = message.get("pos")
+        if positions is not None:
+            channel.recovery = self._positions(positions)
+        on_ready(channel)
+
+    def _positions(self, positions: object) -> dict[str, Position]:
+        """The page's ``pos`` map, checked.
+
+        Raises:
+            MalformedMessage: not a map of topics to ``{ep, off}`` (the
+                runtime closes the connection with 1007).  Beyond
+                ``max_recover_topics`` positions are ignored.
+        """
+        if not isinstance(positions, dict):
+            raise MalformedMessage("ready: pos must be an object")
+        checked: dict[str, Position] = {}
+        limit = self._settings.max_recover_topics
+        if len(positions) > limit:
+            # Not an attack worth a close: a page that followed many topics.
+            # The first ones are kept; the others start afresh.
+            logger.info("channels: ready: %d topic positions, %d kept", len(positions), limit)
+        for topic, position in list(positions.items())[:limit]:
+            try:
+                check_topic(topic)
+                if not isinstance(position, dict):
+                    raise TypeError("a position is an object")
+                epoch: Any = position.get("ep")
+                offset: Any = position.get("off")
+                checked[topic] = Position(epoch, offset)  # checks both
+            except (TypeError, ValueError) as exc:
+                raise MalformedMessage(f"ready: bad position for {topic!r}: {exc}") from None
+        return checked
 
     # -- answers to send_and_wait -----------------------------------------------------------
 

@@ -7,7 +7,9 @@
 3. Once the page has said ``ch/ready`` too, ``ch/init`` goes out, followed
    by whatever was queued for the channel meanwhile.
 4. ``subscribe`` / ``unsubscribe``: topics; the node subscribes a topic's
-   subject while it has a subscriber.
+   subject while it has a subscriber.  On a topic with history the channel
+   is replayed what it missed since the position its page sent back
+   (``feeds``), or told the current position.
 5. When the connection ends, every index forgets the channel, what waits on
    the page fails at once, and the backend subscriptions nobody needs any
    more are released (checked then, not when the channel left: another tab
@@ -28,9 +30,12 @@ from .settings import ChannelSettings
 
 if TYPE_CHECKING:
     from .delivery import Delivery
+    from .feeds import TopicFeeds
+    from .history import Position
     from .inbound import Inbound
     from .manager import ChannelManager
     from .nodes import NodeLink
+    from .presence import TopicPresence
     from .registry import Registry
 
 __all__ = ["Lifecycle"]
@@ -46,6 +51,8 @@ class Lifecycle:
             presence follow the channels).
         delivery: sends ``ch/init``.
         inbound: handles the page's messages.
+        feeds: topics with history (replays and positions on subscription).
+        presence: topics with presence (joins and leaves).
         settings: the send queues' limits and what ``ch/init`` announces.
     """
 
@@ -57,6 +64,8 @@ class Lifecycle:
         link: NodeLink,
         delivery: Delivery,
         inbound: Inbound,
+        feeds: TopicFeeds,
+        presence: TopicPresence,
         settings: ChannelSettings,
     ) -> None:
         self._manager = manager
@@ -64,6 +73,8 @@ class Lifecycle:
         self._link = link
         self._delivery = delivery
         self._inbound = inbound
+        self._feeds = feeds
+        self._presence = presence
         self._settings = settings
 
     def attach(self, session: Session, identity: Identity | None = None) -> Channel:
@@ -130,23 +141,36 @@ class Lifecycle:
 
     # -- topics ------------------------------------------------------------------------
 
-    async def subscribe(self, channel_id: str, topic: str) -> None:
+    async def subscribe(self, channel_id: str, topic: str, since: Position | None = None) -> None:
         """See ``ChannelManager.subscribe``."""
         check_topic(topic)
         channel = self._registry.get(channel_id)
         if channel is None or channel.closed:
             raise ChannelNotFound(f"no channel {channel_id!r} on this node")
+        if since is None:
+            # Where the page was before it reconnected, if it said so.
+            since = channel.recovery.pop(topic, None)
+        new = topic not in self._registry.topics_of(channel_id)
         self._registry.subscribe(channel_id, topic)
         await self._link.start()
         await self._link.backend.subscribe(topic_subject(topic))
         if channel.id not in self._registry:  # it ended meanwhile
             await self._release_topic(topic)
+            return
+        if new and self._feeds.wants(topic):
+            await self._feeds.add_channel(channel, topic, since)
+        if new and self._presence.wants(topic):
+            await self._presence.joined(channel, topic)
 
     async def unsubscribe(self, channel_id: str, topic: str) -> None:
         """See ``ChannelManager.unsubscribe``."""
         check_topic(topic)
+        self._feeds.forget(channel_id, (topic,))
+        was = topic in self._registry.topics_of(channel_id)
         if self._registry.unsubscribe(channel_id, topic):
             await self._release_topic(topic)
+        if was and self._presence.wants(topic):
+            await self._presence.left(channel_id, self._registry.user_of(channel_id), topic)
 
     # -- the end -----------------------------------------------------------------------
 
@@ -154,6 +178,7 @@ class Lifecycle:
         """The connection is gone: clean every index, fail what waits on it."""
         topics = self._registry.topics_of(channel.id)
         removed = self._registry.remove(channel.id)
+        self._feeds.forget(channel.id, topics)
         channel.end(topics)
         if removed is None:
             return
@@ -163,6 +188,11 @@ class Lifecycle:
             )
         for topic in removed.emptied_topics:
             self._link.spawn(self._release_topic(topic), "channels-release-topic")
+        for topic in sorted(topics):
+            if self._presence.wants(topic):
+                self._link.spawn(
+                    self._presence.left(channel.id, removed.user_id, topic), "channels-leave-topic"
+                )
 
     async def _release_user(self, user_id: str, channel_id: str) -> None:
         # Checked now, not when the channel left: another tab of the user may
@@ -172,5 +202,6 @@ class Lifecycle:
         await self._link.backend.remove_presence(user_id, channel_id)
 
     async def _release_topic(self, topic: str) -> None:
-        if not self._registry.subscribers(topic):
+        if not self._registry.subscribers(topic) and not self._feeds.has_listeners(topic):
+            self._feeds.drop(topic)
             await self._link.backend.unsubscribe(topic_subject(topic))

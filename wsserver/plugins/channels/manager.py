@@ -74,15 +74,20 @@ from .errors import (
     ReplyError,
     ReplyTimeout,
 )
+from .feeds import TopicFeeds, TopicListener
+from .history import DEFAULT_HISTORY_TTL, Position
 from .inbound import CustomHandler, HandlerTable, Inbound
 from .lifecycle import Lifecycle
 from .nodes import NodeLink
+from .presence import TopicPresence
 from .queues import DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES, OverflowPolicy
 from .registry import Registry
 from .remote import RemoteMessages
 from .send_and_wait import Requests
 from .settings import (
     DEFAULT_MAX_INBOX,
+    DEFAULT_MAX_LISTENER_QUEUE,
+    DEFAULT_MAX_RECOVER_TOPICS,
     DEFAULT_MAX_REQUEST_TIMEOUT,
     DEFAULT_REQUEST_TIMEOUT,
     ChannelSettings,
@@ -158,6 +163,18 @@ class ChannelManager:
         chunk_timeout: seconds a chunked message may take to arrive whole.
         max_inbox: custom messages of one connection waiting for their
             handler; beyond it the connection's reading pauses.
+        history_size: messages kept per topic, so that subscribers recover
+            what they missed; 0 (the default): no history, topics are
+            plain pub/sub.
+        history_ttl: seconds a topic message is kept in history.
+        history_topics: prefixes of the topics with history (default: all,
+            when ``history_size`` is set).
+        max_recover_topics: topic positions a page may send back on
+            reconnection.
+        max_listener_queue: messages a Python listener may have waiting.
+        presence_topics: prefixes of the topics with presence (default:
+            none): their subscribers are recorded on every node and their
+            joins and leaves announced to the other subscribers.
 
     Attributes:
         backend: the ``Backend``.
@@ -181,6 +198,12 @@ class ChannelManager:
         max_pending_chunked: int = DEFAULT_MAX_PENDING,
         chunk_timeout: float = DEFAULT_CHUNK_TIMEOUT,
         max_inbox: int = DEFAULT_MAX_INBOX,
+        history_size: int = 0,
+        history_ttl: float = DEFAULT_HISTORY_TTL,
+        history_topics: tuple[str, ...] = ("",),
+        max_recover_topics: int = DEFAULT_MAX_RECOVER_TOPICS,
+        max_listener_queue: int = DEFAULT_MAX_LISTENER_QUEUE,
+        presence_topics: tuple[str, ...] = (),
     ) -> None:
         self.settings = ChannelSettings(
             max_queue=max_queue,
@@ -194,8 +217,20 @@ class ChannelManager:
             max_pending_chunked=max_pending_chunked,
             chunk_timeout=chunk_timeout,
             max_inbox=max_inbox,
+            history_size=history_size,
+            history_ttl=history_ttl,
+            history_topics=history_topics,
+            max_recover_topics=max_recover_topics,
+            max_listener_queue=max_listener_queue,
+            presence_topics=presence_topics,
         )
         self.backend = backend if backend is not None else backend_from_env()
+        if self.settings.history_size and not self.backend.keeps_history:
+            logger.warning(
+                "channels: history_size is set but the %s backend keeps no history: "
+                "topics are plain pub/sub",
+                self.backend.name,
+            )
         self.registry: Registry[Channel] = Registry()
         self._handlers = HandlerTable()
         self._link = NodeLink(
@@ -205,11 +240,19 @@ class ChannelManager:
         self._requests = Requests(
             registry=self.registry, link=self._link, delivery=self._delivery, settings=self.settings
         )
+        self._feeds = TopicFeeds(
+            link=self._link, registry=self.registry, delivery=self._delivery, settings=self.settings
+        )
+        self._presence = TopicPresence(
+            link=self._link, registry=self.registry, delivery=self._delivery, settings=self.settings
+        )
         self._remote = RemoteMessages(
             node_id=self.node_id,
             registry=self.registry,
             delivery=self._delivery,
             requests=self._requests,
+            feeds=self._feeds,
+            presence=self._presence,
         )
         self._inbound = Inbound(
             handlers=self._handlers, delivery=self._delivery, settings=self.settings
@@ -220,6 +263,8 @@ class ChannelManager:
             link=self._link,
             delivery=self._delivery,
             inbound=self._inbound,
+            feeds=self._feeds,
+            presence=self._presence,
             settings=self.settings,
         )
         _MANAGERS.add(self)
@@ -294,6 +339,16 @@ class ChannelManager:
         """Custom messages of one connection waiting for their handler."""
         return self.settings.max_inbox
 
+    @property
+    def history_size(self) -> int:
+        """Messages kept per topic with history (0: no history)."""
+        return self.settings.history_size
+
+    @property
+    def history_ttl(self) -> float:
+        """Seconds a topic message is kept in history."""
+        return self.settings.history_ttl
+
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
@@ -320,7 +375,10 @@ class ChannelManager:
         self._remote.receive(subject, payload)
 
     def _on_backend_status(self, up: bool) -> None:
-        if not up:
+        if up:
+            # Topics with history read what they missed while it was away.
+            self._feeds.resync()
+        else:
             # Replies from other nodes cannot arrive now: fail at once rather
             # than at the timeout.
             self._requests.backend_down()
@@ -521,19 +579,69 @@ class ChannelManager:
 
     # -- topics ------------------------------------------------------------------------
 
-    async def subscribe(self, channel_id: str, topic: str) -> None:
+    async def subscribe(
+        self, channel_id: str, topic: str, *, since: Position | None = None
+    ) -> None:
         """Subscribe a channel of this node to a topic.
+
+        On a topic with history (``history_size``), the channel is first sent
+        what came after ``since`` (by default: the position its page sent back
+        on reconnection for this topic, if any), in order, then the live
+        messages, each once; or ``ch/lost`` when history does not cover the
+        gap.  Without a position, the page is told the current one
+        (``ch/pos``) so that it can recover from there later.
 
         Raises:
             ValueError: an invalid topic name.
             ChannelNotFound: no such channel on this node (subscribe where
                 the connection is, typically in a custom handler).
         """
-        await self._lifecycle.subscribe(channel_id, topic)
+        await self._lifecycle.subscribe(channel_id, topic, since)
 
     async def unsubscribe(self, channel_id: str, topic: str) -> None:
         """Unsubscribe a channel of this node from a topic (no error if it was not)."""
         await self._lifecycle.unsubscribe(channel_id, topic)
+
+    def listen(self, topic: str, *, since: Position | None = None) -> TopicListener:
+        """A Python subscriber of a topic with history, from ``since`` or from now.
+
+        ::
+
+            async with manager.listen("room:lobby", since=saved) as listener:
+                async for item in listener:      # TopicMessage: topic, position, message
+                    ...
+
+        Iteration raises ``HistoryLost`` where history does not cover a gap
+        (the listener then goes on from ``lost.position``).
+
+        Raises:
+            ValueError: an invalid topic, or one without history.
+        """
+        check_topic(topic)
+        if not self._feeds.wants(topic):
+            raise ValueError(
+                f"topic {topic!r} has no history (history_size, history_topics, and a backend "
+                "that keeps history)"
+            )
+        return TopicListener(self._feeds, topic, since)
+
+    async def presence(self, topic: str) -> dict[str, str | None]:
+        """Who follows ``topic``: its channels on every node, with their users.
+
+        On a topic with presence (``presence_topics``); otherwise, and while
+        the backend is unavailable (with a warning), this node's channels.
+        The channels of a node that died count until its node key expires
+        (``RedisBackend(node_ttl=...)``).
+
+        Raises:
+            ValueError: an invalid topic.
+        """
+        check_topic(topic)
+        return await self._presence.members(topic)
+
+    def topic_position(self, topic: str) -> Position | None:
+        """This node's last delivered position of a topic with history it follows."""
+        return self._feeds.position(topic)
 
     def topic_subscribers(self, topic: str) -> set[str]:
         """The topic's channels on this node."""
@@ -558,14 +666,26 @@ class ChannelManager:
             local_only: this node's subscribers only (for a source that runs
                 on every node, such as the ticker's simulated prices).
 
+        On a topic with history the message is first numbered by the
+        backend, then delivered here and on every node in that order: with
+        Redis it goes to the backend's outbox (``max_outbox``), sent in
+        order with one round trip per batch, and kept while Redis is away
+        until it is back.  ``local_only`` messages have no history.
+
         Returns:
-            The number of this node's channels it was queued for.
+            The number of this node's channels it was queued for; on a topic
+            with history, the number of this node's subscribers it is for
+            (they get it once it is numbered).
 
         Raises:
             ValueError: an invalid topic; ``message`` not JSON-serialisable.
+            BackendUnavailable: a message with history cannot be kept: the
+                outbox is full (nothing is dropped silently).
             TypeError, MessageTooLarge: as ``broadcast``.
         """
         check_topic(topic)
+        if not local_only and self._feeds.wants(topic):
+            return await self._feeds.publish(topic, message, ignore_channel)
         outgoing = self._delivery.message("msg", {"data": message, "topic": topic})
         local = self.registry.subscribers(topic)
         delivered = self._delivery.to_channels(local, outgoing, ignore_channel)

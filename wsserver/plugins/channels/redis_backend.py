@@ -29,8 +29,31 @@ exponential backoff and jitter (``reconnect_base`` doubling up to
 its presence again (a restarted Redis without persistence has lost it), and
 logs the recovery.
 
-Delivery is at most once: what is published while Redis or a subscriber is
-away is lost, never retried, so no message is ever delivered twice.
+Plain publications are at most once: what is published while Redis or a
+subscriber is away is lost, never retried, so no message is ever delivered
+twice.
+
+Topic history (``append``, ``history``), on Redis Streams.  Per topic, a
+hash ``<prefix>:hist-meta:<topic>`` holds the epoch (a random token, set by
+whoever finds it missing) and the last offset (``HINCRBY``); a stream
+``<prefix>:hist:<topic>`` holds the messages, with the stream id
+``0-<offset>`` (an explicit counter rather than Redis's time-based ids:
+offsets are then 1, 2, 3..., so a gap is visible, and a page can compare
+two positions).  One Lua script does, atomically: create the epoch if the
+hash is gone (and drop a stream left over), number the message, ``XADD``
+it with ``MAXLEN`` = ``size`` (exact trimming) and the Redis server's time,
+refresh the expiries, and ``PUBLISH`` it on the topic's channel with its
+offset.  Live delivery is thus still pub/sub, and a node that missed some
+reads them back with ``XRANGE`` (another script, which also drops entries
+older than ``ttl`` by the same clock).  If Redis loses the data (flushed,
+or restarted without persistence), the next append finds the hash gone and
+starts a new epoch at offset 1: subscribers see the epoch change.
+
+While Redis is away, appends wait in a bounded outbox (``max_outbox``) and
+are sent, in order, when it is back; beyond the bound ``append`` raises
+``BackendUnavailable`` (logged once): never a silent loss.  Each append
+carries this node's sequence number, remembered in the topic's hash, so an
+append retried after a connection broke mid-flight is not numbered twice.
 """
 
 from __future__ import annotations
@@ -48,6 +71,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .backends import Backend, BackendUnavailable, Receiver, StatusCallback, new_node_id
+from .history import HistoryEntry, HistoryRange, new_epoch
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -61,8 +85,92 @@ logger = logging.getLogger("wsserver.plugins.channels")
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 # Payloads handed to one pipeline round trip at most.
 _BATCH = 256
-# Seconds the reader waits for a message before checking its state again.
-_READ_POLL = 1.0
+#: Topic messages with history that may wait for Redis during an outage: at
+#: a kilobyte each, ten megabytes at most.
+DEFAULT_MAX_OUTBOX = 10_000
+#: Seconds a topic's epoch and counter outlive its last message: a day, so a
+#: page that comes back after the history expired is told "trimmed" (its
+#: epoch still holds) rather than "another epoch".
+DEFAULT_HISTORY_META_TTL = 86_400.0
+
+# KEYS: meta hash, stream.  ARGV: a new epoch, size, ttl ms, meta ttl ms,
+# payload (JSON), pub/sub channel, node id, the node's sequence number.
+_APPEND = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+end
+local mark = 'n:' .. ARGV[7]
+local done = tonumber(redis.call('HGET', KEYS[1], mark) or '0')
+if done >= tonumber(ARGV[8]) then
+  return {epoch, -1}
+end
+redis.call('HSET', KEYS[1], mark, ARGV[8])
+local offset = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local now = redis.call('TIME')
+local ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '0-' .. offset, 't', ms, 'd', ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', ARGV[6],
+  '{"op":"hist","ep":"' .. epoch .. '","off":' .. offset .. ',"p":' .. ARGV[5] .. '}')
+return {epoch, offset}
+"""
+
+# KEYS: meta hash, stream.  ARGV: a new epoch, after (-1: position only),
+# ttl ms, meta ttl ms, the first stream id to read ("0-<after + 1>", made in
+# Python: Lua would print a large number in exponent notation).  Returns
+# epoch, top, then id, payload pairs.
+_RANGE = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
+local out = {epoch, redis.call('HGET', KEYS[1], 'seq')}
+local after = tonumber(ARGV[2])
+if after < 0 then
+  return out
+end
+local now = redis.call('TIME')
+local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
+for _, entry in ipairs(redis.call('XRANGE', KEYS[2], ARGV[5], '+')) do
+  local fields = entry[2]
+  local t, d
+  for i = 1, #fields, 2 do
+    if fields[i] == 't' then
+      t = tonumber(fields[i + 1])
+    elseif fields[i] == 'd' then
+      d = fields[i + 1]
+    end
+  end
+  if t and d and t >= oldest then
+    table.insert(out, entry[1])
+    table.insert(out, d)
+  end
+end
+return out
+"""
+
+
+class _Append:
+    """A topic message waiting to be appended (the outbox's items)."""
+
+    __slots__ = ("data", "seq", "size", "subject", "topic", "ttl_ms")
+
+    def __init__(
+        self, subject: str, topic: str, data: bytes, seq: int, *, size: int, ttl_ms: int
+    ) -> None:
+        self.size = size
+        self.ttl_ms = ttl_ms
+        self.subject = subject
+        self.topic = topic
+        self.data = data
+        self.seq = seq
 
 
 def _import_redis() -> Any:
@@ -140,6 +248,11 @@ class RedisBackend(Backend):
             publishes fail (Redis is too slow), instead of using memory.
         subscribe_timeout: seconds to wait for Redis to confirm a
             subscription.
+        max_outbox: topic messages with history that may wait for Redis
+            (during an outage, or while it is slow); beyond it ``append``
+            raises ``BackendUnavailable``.
+        history_meta_ttl: seconds a topic's epoch and counter are kept after
+            its last message.
 
     Raises:
         ImportError: redis-py is not installed.
@@ -151,6 +264,8 @@ class RedisBackend(Backend):
 
     name = "redis"
     cross_process = True
+    keeps_history = True
+    keeps_topic_presence = True
 
     def __init__(
         self,
@@ -166,12 +281,14 @@ class RedisBackend(Backend):
         node_ttl: float | None = None,
         max_pending: int = 10_000,
         subscribe_timeout: float = 5.0,
+        max_outbox: int = DEFAULT_MAX_OUTBOX,
+        history_meta_ttl: float = DEFAULT_HISTORY_META_TTL,
     ) -> None:
         self._redis = _import_redis()
         if not prefix or any(c.isspace() for c in prefix):
             raise ValueError("prefix must be a non-empty name without spaces")
-        if max_pending < 1:
-            raise ValueError("max_pending must be at least 1")
+        if max_pending < 1 or max_outbox < 1:
+            raise ValueError("max_pending and max_outbox must be at least 1")
         self.url = url
         self.prefix = prefix
         self.node_id = node_id if node_id is not None else new_node_id()
@@ -187,6 +304,11 @@ class RedisBackend(Backend):
         )
         self.max_pending = max_pending
         self.subscribe_timeout = _check_seconds(subscribe_timeout, "subscribe_timeout")
+        self.max_outbox = max_outbox
+        self.history_meta_ttl = _check_seconds(history_meta_ttl, "history_meta_ttl")
+        self._outbox: deque[_Append] = deque()
+        self._append_seq = 0
+        self._outbox_logged = False
         self._errors: tuple[type[BaseException], ...] = (
             self._redis.exceptions.RedisError,
             OSError,
@@ -201,10 +323,12 @@ class RedisBackend(Backend):
         self._actual: set[str] = set()
         self._confirm: dict[str, asyncio.Future[None]] = {}
         self._presence: dict[str, str] = {}  # channel -> user
+        self._topic_presence: dict[tuple[str, str], str | None] = {}  # (topic, channel) -> user
         self._queue: deque[tuple[str, bytes, asyncio.Future[int] | None]] = deque()
         self._wakeup = asyncio.Event()
         self._lock = asyncio.Lock()
         self._client: Redis | None = None
+        self._listener: Redis | None = None
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
         self._up = False
@@ -235,6 +359,12 @@ class RedisBackend(Backend):
 
     def _node_key(self, node_id: str) -> str:
         return f"{self.prefix}:node:{node_id}"
+
+    def _topic_presence_key(self, topic: str) -> str:
+        return f"{self.prefix}:topic-presence:{topic}"
+
+    def _history_keys(self, topic: str) -> tuple[str, str]:
+        return f"{self.prefix}:hist-meta:{topic}", f"{self.prefix}:hist:{topic}"
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -272,6 +402,8 @@ class RedisBackend(Backend):
                     pipe = client.pipeline(transaction=False)
                     for channel_id, user_id in self._presence.items():
                         pipe.srem(self._presence_key(user_id), channel_id)
+                    for topic, channel_id in self._topic_presence:
+                        pipe.hdel(self._topic_presence_key(topic), channel_id)
                     pipe.delete(self._node_key(self.node_id))
                     await pipe.execute()
         task, self._task = self._task, None
@@ -280,6 +412,7 @@ class RedisBackend(Backend):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._presence.clear()
+        self._topic_presence.clear()
         self._desired.clear()
 
     async def _run(self, first: asyncio.Future[None]) -> None:
@@ -290,6 +423,10 @@ class RedisBackend(Backend):
                 await self._serve(first)
             except self._errors as exc:
                 self._went_down(exc)
+            except asyncio.CancelledError as exc:
+                if _stopping():
+                    raise
+                self._went_down(_stray(exc))
             except Exception as exc:
                 # A bug here must not end the backend for good: log it, and
                 # go on as for an outage.
@@ -327,8 +464,22 @@ class RedisBackend(Backend):
             pipe.set(self._node_key(self.node_id), b"1", px=self._ttl_ms)
             for channel_id, user_id in self._presence.items():
                 pipe.sadd(self._presence_key(user_id), channel_id)
+            for (topic, channel_id), member in self._topic_presence.items():
+                pipe.hset(self._topic_presence_key(topic), channel_id, json.dumps(member))
             await pipe.execute()
-        self._pubsub = client.pubsub()
+        # Pub/sub on a client of its own, without a read timeout: its reader
+        # waits for the next message as long as it takes (a quiet node is not
+        # an outage), with no timer that could expire under it (see
+        # ``_stray``).  A dead Redis is noticed by the heartbeat on the other
+        # client, which ends this one's reader too.
+        self._listener = redis.asyncio.Redis.from_url(
+            self.url,
+            socket_connect_timeout=self.connect_timeout,
+            socket_timeout=None,
+            retry=redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0),
+            client_name=f"wsserver-{self.node_id}",
+        )
+        self._pubsub = self._listener.pubsub()
 
     @property
     def _ttl_ms(self) -> int:
@@ -358,7 +509,7 @@ class RedisBackend(Backend):
             if confirmed not in done:
                 confirmed.cancel()
                 for task in done:
-                    task.result()  # raises what stopped it
+                    _result(task)  # raises what stopped it
                 raise TimeoutError("Redis did not confirm the subscriptions")
             confirmed.result()
             self._came_up()
@@ -368,7 +519,7 @@ class RedisBackend(Backend):
             await self._reconcile()
             finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in finished:
-                task.result()
+                _result(task)
         finally:
             for task in tasks:
                 task.cancel()
@@ -377,6 +528,7 @@ class RedisBackend(Backend):
     async def _disconnect(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
         client, self._client = self._client, None
+        listener, self._listener = self._listener, None
         # A broken connection may fail to close cleanly: it is gone either way.
         if pubsub is not None:
             # Typed through a variable: redis-py annotates PubSub.aclose only
@@ -385,9 +537,10 @@ class RedisBackend(Backend):
             close_pubsub: Callable[[], Awaitable[None]] = pubsub.aclose
             with contextlib.suppress(Exception):
                 await close_pubsub()
-        if client is not None:
-            with contextlib.suppress(Exception):
-                await client.aclose()
+        for each in (client, listener):
+            if each is not None:
+                with contextlib.suppress(Exception):
+                    await each.aclose()
 
     def _came_up(self) -> None:
         self._up = True
@@ -489,7 +642,7 @@ class RedisBackend(Backend):
     async def _read(self, pubsub: PubSub) -> None:
         prefix = self.prefix + ":"
         while True:
-            message = await pubsub.get_message(timeout=_READ_POLL)
+            message = await pubsub.get_message(timeout=None)
             if message is None:
                 continue
             kind = message.get("type")
@@ -551,9 +704,12 @@ class RedisBackend(Backend):
         raise BackendUnavailable(why)
 
     async def _publish_loop(self, client: Redis) -> None:
+        self._wakeup.set()  # what waited in the outbox goes first
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            while self._outbox:
+                await self._append_batch(client)
             while self._queue:
                 batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
                 pipe = client.pipeline(transaction=False)
@@ -571,6 +727,142 @@ class RedisBackend(Backend):
                 for (_, _, waiter), count in zip(batch, counts, strict=True):
                     if waiter is not None and not waiter.done():
                         waiter.set_result(int(count))
+
+    # -- topic history ---------------------------------------------------------------
+
+    async def append(
+        self,
+        subject: str,
+        topic: str,
+        message: Any,
+        ignore: str | None,
+        *,
+        size: int,
+        ttl: float,
+    ) -> HistoryEntry | None:
+        """Queue a topic message for Redis to number and keep; see ``Backend.append``.
+
+        Returns ``None`` at once: the message is numbered in the next round
+        trip (with the others queued meanwhile: one pipeline), or, while
+        Redis is away, when it is back, in order.  This node's own feed
+        learns the offset then, like the other nodes.
+        """
+        data = json.dumps(
+            {"topic": topic, "msg": message, "ignore": ignore},
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        ).encode("utf-8")
+        if len(self._outbox) >= self.max_outbox:
+            self.dropped += 1
+            if not self._outbox_logged:
+                self._outbox_logged = True
+                logger.warning(
+                    "channels: %d topic messages are waiting for Redis; refusing more "
+                    "(publish raises BackendUnavailable)",
+                    self.max_outbox,
+                )
+            raise BackendUnavailable(f"{self.max_outbox} topic messages are waiting for Redis")
+        self._append_seq += 1
+        self._outbox.append(
+            _Append(subject, topic, data, self._append_seq, size=size, ttl_ms=math.ceil(ttl * 1000))
+        )
+        self._wakeup.set()
+        return None
+
+    @property
+    def history_pending(self) -> int:
+        """Topic messages in the outbox, waiting to be numbered."""
+        return len(self._outbox)
+
+    def _append_args(self, item: _Append) -> list[Any]:
+        return [
+            new_epoch(),
+            item.size,
+            item.ttl_ms,
+            math.ceil(self.history_meta_ttl * 1000),
+            item.data,
+            self._channel_name(item.subject),
+            self.node_id,
+            item.seq,
+        ]
+
+    async def _append_batch(self, client: Redis) -> None:
+        # Peeked, not popped: if the connection breaks, they are sent again
+        # (the script skips what it already numbered).
+        batch = [self._outbox[i] for i in range(min(_BATCH, len(self._outbox)))]
+        pipe = client.pipeline(transaction=False)
+        for item in batch:
+            meta, stream = self._history_keys(item.topic)
+            pipe.eval(_APPEND, 2, meta, stream, *self._append_args(item))
+        results = await pipe.execute(raise_on_error=False)
+        for item, result in zip(batch, results, strict=True):
+            if isinstance(result, Exception) and not isinstance(
+                result, self._redis.exceptions.ResponseError
+            ):
+                raise result  # the connection: this one and the rest are sent again
+            self._outbox.popleft()
+            if isinstance(result, Exception):
+                # Redis refused this one (a key of another type, out of
+                # memory...): it would be refused forever.
+                self.dropped += 1
+                logger.error(
+                    "channels: Redis refused a message of topic %r, dropped: %s", item.topic, result
+                )
+                continue
+            epoch, offset = _text(result[0]), int(result[1])
+            if offset < 0:
+                continue  # numbered already, before the connection broke
+            inner = json.loads(item.data)
+            entry = HistoryEntry(item.topic, epoch, offset, inner.get("msg"), inner.get("ignore"))
+            # Delivered here as on the other nodes (which get Redis's PUBLISH):
+            # this node's feed keeps the order and drops the echo.
+            self._deliver_own(item.subject, entry)
+        if not self._outbox:
+            self._outbox_logged = False
+
+    def _deliver_own(self, subject: str, entry: HistoryEntry) -> None:
+        if self._receiver is None or subject not in self._desired:
+            return
+        try:
+            self._receiver(subject, entry.to_payload())
+        except Exception:
+            logger.exception("channels: error delivering a %r payload", subject)
+
+    async def history(self, topic: str, after: int | None, *, ttl: float) -> HistoryRange:
+        """The topic's epoch, last offset and kept messages after ``after``, from Redis."""
+        client = self._client
+        if not self._up or client is None:
+            raise BackendUnavailable("Redis is unavailable")
+        meta, stream = self._history_keys(topic)
+        args: list[str | int] = [
+            new_epoch(),
+            -1 if after is None else after,
+            math.ceil(ttl * 1000),
+            math.ceil(self.history_meta_ttl * 1000),
+            f"0-{0 if after is None else after + 1}",
+        ]
+        try:
+            async with asyncio.timeout(self.command_timeout):
+                found = await _reply(client.eval(_RANGE, 2, meta, stream, *args))
+        except self._errors as exc:
+            raise BackendUnavailable(f"Redis is unavailable: {exc}") from exc
+        epoch, top = _text(found[0]), int(found[1])
+        entries = []
+        for index in range(2, len(found) - 1, 2):
+            offset = int(_text(found[index]).partition("-")[2])
+            inner = json.loads(found[index + 1])
+            ignore = inner.get("ignore")
+            entries.append(
+                HistoryEntry(
+                    topic,
+                    epoch,
+                    offset,
+                    inner.get("msg"),
+                    ignore if isinstance(ignore, str) else None,
+                )
+            )
+        return HistoryRange(epoch, top, tuple(entries))
 
     async def _heartbeat(self, client: Redis) -> None:
         while True:
@@ -621,3 +913,90 @@ class RedisBackend(Backend):
         except self._errors as exc:
             raise BackendUnavailable(f"Redis is unavailable: {exc}") from exc
         return channels - stale
+
+    # -- topic presence -------------------------------------------------------------
+
+    async def join_topic(self, topic: str, channel_id: str, user_id: str | None) -> None:
+        """Add the channel to the topic's hash (again after every reconnection)."""
+        self._topic_presence[topic, channel_id] = user_id
+        client = self._client
+        if not self._up or client is None:
+            return  # written when the connection is back
+        try:
+            await _reply(
+                client.hset(self._topic_presence_key(topic), channel_id, json.dumps(user_id))
+            )
+        except self._errors as exc:
+            logger.debug("channels: topic presence update failed (%s); redone on reconnection", exc)
+
+    async def leave_topic(self, topic: str, channel_id: str) -> None:
+        """Remove the channel from the topic's hash."""
+        self._topic_presence.pop((topic, channel_id), None)
+        await self._presence_command("hdel", self._topic_presence_key(topic), channel_id)
+
+    async def topic_members(self, topic: str) -> dict[str, str | None]:
+        """The topic's members on every live node (read from Redis).
+
+        Members of a node whose key has expired (it crashed) are left out,
+        and removed for everyone.
+        """
+        client = self._client
+        if not self._up or client is None:
+            raise BackendUnavailable("Redis is unavailable")
+        key = self._topic_presence_key(topic)
+        try:
+            raw = await _reply(client.hgetall(key))
+            members: dict[str, str | None] = {}
+            for field, value in raw.items():
+                user = json.loads(value)
+                members[_text(field)] = user if isinstance(user, str) else None
+            nodes = sorted({channel.partition(".")[0] for channel in members})
+            if not nodes:
+                return {}
+            pipe = client.pipeline(transaction=False)
+            for node in nodes:
+                pipe.exists(self._node_key(node))
+            alive = {node for node, found in zip(nodes, await pipe.execute(), strict=True) if found}
+            stale = [channel for channel in members if channel.partition(".")[0] not in alive]
+            if stale:
+                await _reply(client.hdel(key, *stale))
+        except self._errors as exc:
+            raise BackendUnavailable(f"Redis is unavailable: {exc}") from exc
+        except ValueError:
+            members, stale = {}, []  # not ours: written by something else
+        return {channel: user for channel, user in members.items() if channel not in stale}
+
+
+def _text(value: object) -> str:
+    """A Redis reply as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _stopping() -> bool:
+    """Whether the current task is being cancelled (stopped), as opposed to
+    hit by a stray cancellation (``_stray``)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
+def _stray(exc: BaseException) -> ConnectionError:
+    """A cancellation nobody asked for, as the lost connection it amounts to.
+
+    Python 3.11's ``asyncio.timeout`` (which redis-py uses for its reads) can
+    leave its cancellation pending when it expires in the same loop iteration
+    as the awaited read completes; the ``CancelledError`` then lands on a
+    later ``await`` of the same task.  Seen on a busy machine: it ended the
+    backend's reader, and with it the backend, silently.  A read or write cut
+    anywhere is treated like a broken connection: logged, reconnected.
+    """
+    error = ConnectionError("a Redis command was interrupted by a stray cancellation")
+    error.__cause__ = exc
+    return error
+
+
+def _result(task: asyncio.Future[Any]) -> None:
+    """Raise what ended one of the backend's tasks (a stray cancellation as a
+    lost connection: the backend itself is not being stopped)."""
+    if task.cancelled():
+        raise _stray(asyncio.CancelledError())
+    task.result()

@@ -12,6 +12,12 @@ already):
 ``req``       a ``send_and_wait`` to this node's ``channel`` (``send_and_wait.py``)
 ``rep``       the answer to one of this node's ``send_and_wait`` calls
 ``cancel``    the asking node stopped waiting for ``rid``
+``pres``      a channel of ``o`` joined or left ``topic`` (``ev``, ``channel``,
+              ``user``), for the topic's subscribers here (``presence``)
+``hist``      a numbered message of a topic with history (``ep``, ``off``, and
+              ``p``: ``topic``, ``msg``, ``ignore``), for ``feeds``; this
+              node's own are **not** ignored: they are how it learns the
+              offsets of what it published while Redis was away
 ============  ==================================================================
 
 A malformed payload is logged (one warning) and dropped; nothing a node
@@ -24,10 +30,13 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .addresses import check_topic
+from .history import HistoryEntry
 
 if TYPE_CHECKING:
     from .channel import Channel
     from .delivery import Delivery
+    from .feeds import TopicFeeds
+    from .presence import TopicPresence
     from .registry import Registry
     from .send_and_wait import Requests
 
@@ -44,6 +53,8 @@ class RemoteMessages:
         registry: this node's channels.
         delivery: queues messages on them.
         requests: the ``send_and_wait`` calls, ours and those we serve.
+        feeds: the topics with history.
+        presence: the topics with presence.
     """
 
     def __init__(
@@ -53,14 +64,27 @@ class RemoteMessages:
         registry: Registry[Channel],
         delivery: Delivery,
         requests: Requests,
+        feeds: TopicFeeds,
+        presence: TopicPresence,
     ) -> None:
         self._node_id = node_id
+        self._feeds = feeds
+        self._presence = presence
         self._registry = registry
         self._delivery = delivery
         self._requests = requests
 
     def receive(self, subject: str, payload: dict[str, Any]) -> None:
         """One message from the backend (the backend's ``receiver``)."""
+        if payload.get("op") == "hist":
+            try:
+                entry = HistoryEntry.from_payload(payload)
+                check_topic(entry.topic)
+            except (KeyError, TypeError, ValueError) as exc:
+                logger.warning("channels: malformed 'hist' payload: %s", exc)
+                return
+            self._feeds.offer(entry)
+            return
         if payload.get("o") == self._node_id:
             return  # our own publication: delivered locally already
         op = payload.get("op")
@@ -79,6 +103,8 @@ class RemoteMessages:
                 outgoing = self._delivery.message("msg", fields)
                 ids = self._registry.subscribers(topic)
                 self._delivery.to_channels(ids, outgoing, payload.get("ignore"))
+            elif op == "pres":
+                self._presence.receive(payload)
             elif op == "send":
                 channel = self._registry.get(str(payload["channel"]))
                 if channel is None:

@@ -15,10 +15,13 @@ from .chunks import (
     DEFAULT_MAX_CHUNKS,
     DEFAULT_MAX_PENDING,
 )
+from .history import DEFAULT_HISTORY_TTL, check_history
 from .queues import DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES, OverflowPolicy
 
 __all__ = [
     "DEFAULT_MAX_INBOX",
+    "DEFAULT_MAX_LISTENER_QUEUE",
+    "DEFAULT_MAX_RECOVER_TOPICS",
     "DEFAULT_MAX_REQUEST_TIMEOUT",
     "DEFAULT_REQUEST_TIMEOUT",
     "ChannelSettings",
@@ -33,6 +36,13 @@ DEFAULT_MAX_REQUEST_TIMEOUT = 600.0
 #: Custom messages of one connection waiting for their handler: enough for a
 #: burst of clicks, small enough that a flooding page is stopped by TCP.
 DEFAULT_MAX_INBOX = 64
+#: Topic positions one page may send back to recover from on reconnection:
+#: more topics than a page sensibly follows, few enough that reading them
+#: costs nothing.
+DEFAULT_MAX_RECOVER_TOPICS = 64
+#: Messages a Python topic listener may have waiting before it is told it
+#: fell behind (``HistoryLost``, reason ``"overflow"``): a burst, not a backlog.
+DEFAULT_MAX_LISTENER_QUEUE = 1024
 
 
 def check_timeout(timeout: float, name: str = "timeout") -> float:
@@ -65,8 +75,38 @@ class ChannelSettings:
     max_pending_chunked: int = DEFAULT_MAX_PENDING
     chunk_timeout: float = DEFAULT_CHUNK_TIMEOUT
     max_inbox: int = DEFAULT_MAX_INBOX
+    # 0: no history, topics are plain pub/sub (at most once), as before this
+    # setting existed; history costs a backend round trip per publication.
+    history_size: int = 0
+    history_ttl: float = DEFAULT_HISTORY_TTL
+    history_topics: tuple[str, ...] = ("",)
+    max_recover_topics: int = DEFAULT_MAX_RECOVER_TOPICS
+    max_listener_queue: int = DEFAULT_MAX_LISTENER_QUEUE
+    # None by default: presence costs a backend write and an event to every
+    # subscriber per subscription.
+    presence_topics: tuple[str, ...] = ()
+
+    def has_history(self, topic: str) -> bool:
+        """Whether ``topic``'s messages are numbered and kept."""
+        return self.history_size > 0 and topic.startswith(self.history_topics)
+
+    def has_presence(self, topic: str) -> bool:
+        """Whether ``topic``'s subscribers are recorded and announced."""
+        return bool(self.presence_topics) and topic.startswith(self.presence_topics)
 
     def __post_init__(self) -> None:
+        check_history(self.history_size, self.history_ttl)
+        prefixes: object = self.history_topics
+        if not isinstance(prefixes, tuple | list) or not all(isinstance(p, str) for p in prefixes):
+            raise ValueError("history_topics must be a tuple of topic prefixes")
+        object.__setattr__(self, "history_topics", tuple(self.history_topics))
+        presence: object = self.presence_topics
+        if not isinstance(presence, tuple | list) or not all(isinstance(p, str) for p in presence):
+            raise ValueError("presence_topics must be a tuple of topic prefixes")
+        object.__setattr__(self, "presence_topics", tuple(self.presence_topics))
+        if self.max_recover_topics < 1 or self.max_listener_queue < 1:
+            raise ValueError("max_recover_topics and max_listener_queue must be at least 1")
+        object.__setattr__(self, "history_ttl", float(self.history_ttl))
         if self.queue_policy not in ("close", "drop_oldest"):
             raise ValueError('queue_policy must be "close" or "drop_oldest"')
         if min(self.max_queue, self.max_queue_bytes, self.max_chunked_size, self.max_chunks) < 1:

@@ -10,8 +10,16 @@
  * window.wsserverChannels, a frozen object:
  *   channel, user, node       this connection's channel (from ch/init)
  *   ready()                   a promise of the channel id, once open
- *   on(fn)                    fn(data, {topic}) for every server message
- *   onTopic(topic, fn)        fn(data, {topic}) for one topic's messages
+ *   on(fn)                    fn(data, {topic, epoch, offset}) for every server
+ *                             message (epoch and offset: topics with history)
+ *   onTopic(topic, fn)        the same, for one topic's messages
+ *   onLost(fn)                fn({topic, reason, epoch, offset}) when a topic's
+ *                             missed messages could not be recovered
+ *   onPresence(fn)            fn({topic, event, channel, user}) when a channel
+ *                             joins ("join") or leaves ("leave") a topic with
+ *                             presence that this page follows
+ *   position(topic)           {epoch, offset} last seen in a topic with history
+ *   forget(topic)             stop remembering a topic's position
  *   onRequest(fn)             the one handler of the server's send_and_wait:
  *                             what it returns (or resolves to) is the answer
  *   send(kind, data)          a custom message; true if sent
@@ -19,6 +27,13 @@
  *                             a custom message whose handler's return value
  *                             comes back: a promise
  * on, onTopic and onRequest return a function that removes the handler.
+ *
+ * Topics with history: every message carries its epoch and offset; this
+ * module remembers the last one per topic, drops a message it has already
+ * seen, and on each new connection sends the positions back in ch/ready, so
+ * that when the application subscribes the new channel to the topic again,
+ * the server replays what was missed (or says ch/lost: onLost, and a
+ * "wsserver:lost" event).
  *
  * Messages larger than the connection's limit travel as ch/chunk messages
  * with an index and a count, both ways; the receiver reassembles them in
@@ -49,6 +64,9 @@
   var info = { channel: null, user: null, node: null };
   var limits = { maxChunkedSize: 8388608, maxChunks: 1024, chunkTimeoutMs: 10000 };
   var listeners = new Set();
+  var lostListeners = new Set();
+  var presenceListeners = new Set();
+  var positions = new Map(); // topic -> {epoch, offset}, topics with history
   var topicListeners = new Map(); // topic -> Set of functions
   var requestHandler = null;
   var pending = new Map(); // rchan -> {resolve, reject, timer}
@@ -138,9 +156,27 @@
 
   // -- receiving -------------------------------------------------------------
 
+  function isPosition(message) {
+    return typeof message.ep === "string" && Number.isInteger(message.off) && message.off >= 0;
+  }
+
+  // Whether a topic message is new (and remember it); a repeat is dropped.
+  function advance(topic, message) {
+    if (topic === null || !isPosition(message)) return true;
+    var known = positions.get(topic);
+    if (known !== undefined && known.epoch === message.ep && message.off <= known.offset) return false;
+    positions.set(topic, { epoch: message.ep, offset: message.off });
+    return true;
+  }
+
   function deliver(message) {
     var topic = typeof message.topic === "string" ? message.topic : null;
-    var meta = Object.freeze({ topic: topic });
+    if (!advance(topic, message)) return;
+    var meta = Object.freeze(
+      isPosition(message)
+        ? { topic: topic, epoch: message.ep, offset: message.off }
+        : { topic: topic },
+    );
     var targets = Array.from(listeners);
     if (topic !== null && topicListeners.has(topic)) {
       targets = targets.concat(Array.from(topicListeners.get(topic)));
@@ -220,7 +256,50 @@
     window.dispatchEvent(new CustomEvent("wsserver:channel", { detail: info }));
   }
 
-  var kinds = { init: onInit, msg: onMsg, res: onRes };
+  function onPos(message) {
+    if (typeof message.topic === "string" && isPosition(message)) {
+      positions.set(message.topic, { epoch: message.ep, offset: message.off });
+    }
+  }
+
+  function onLost(message) {
+    if (typeof message.topic !== "string") return;
+    var detail = { topic: message.topic, reason: String(message.reason || "lost"), epoch: null, offset: null };
+    if (isPosition(message)) {
+      positions.set(message.topic, { epoch: message.ep, offset: message.off });
+      detail.epoch = message.ep;
+      detail.offset = message.off;
+    }
+    detail = Object.freeze(detail);
+    lostListeners.forEach(function (fn) {
+      try {
+        fn(detail);
+      } catch (err) {
+        console.error("wsserver channels: lost handler failed:", err);
+      }
+    });
+    window.dispatchEvent(new CustomEvent("wsserver:lost", { detail: detail }));
+  }
+
+  function onPresence(message) {
+    if (typeof message.topic !== "string" || typeof message.channel !== "string") return;
+    var detail = Object.freeze({
+      topic: message.topic,
+      event: message.event === "leave" ? "leave" : "join",
+      channel: message.channel,
+      user: typeof message.user === "string" ? message.user : null,
+    });
+    presenceListeners.forEach(function (fn) {
+      try {
+        fn(detail);
+      } catch (err) {
+        console.error("wsserver channels: presence handler failed:", err);
+      }
+    });
+    window.dispatchEvent(new CustomEvent("wsserver:presence", { detail: detail }));
+  }
+
+  var kinds = { init: onInit, msg: onMsg, res: onRes, pos: onPos, lost: onLost, presence: onPresence };
 
   function dropAssembly(id) {
     var assembly = assemblies.get(id);
@@ -284,8 +363,14 @@
   // The server holds the channel's messages until this module says it can
   // handle them: on every new connection, and now if one is open already
   // (the runtime may have connected while this file was loading).
+  // With the positions reached in topics with history, for the server to
+  // replay what this page missed when it subscribes the new channel again.
   function sayReady() {
-    rt.send(PLUGIN, "ready", {});
+    var pos = {};
+    positions.forEach(function (position, topic) {
+      pos[topic] = { ep: position.epoch, off: position.offset };
+    });
+    rt.send(PLUGIN, "ready", positions.size ? { pos: pos } : {});
   }
 
   // A new connection is a new channel: what waited on the old one fails now.
@@ -312,6 +397,9 @@
   rt.on(PLUGIN, "msg", onMsg);
   rt.on(PLUGIN, "res", onRes);
   rt.on(PLUGIN, "chunk", onChunk);
+  rt.on(PLUGIN, "pos", onPos);
+  rt.on(PLUGIN, "lost", onLost);
+  rt.on(PLUGIN, "presence", onPresence);
   if (rt.status === "open") sayReady();
 
   // -- the API -----------------------------------------------------------------
@@ -343,7 +431,28 @@
         readyWaiters.push(resolve);
       });
     },
-    /** fn(data, {topic}) for every message from the server; returns an off function. */
+    /** fn({topic, reason, epoch, offset}) when missed messages cannot be recovered. */
+    onLost: function (fn) {
+      checkFunction(fn);
+      lostListeners.add(fn);
+      return remover(lostListeners, fn);
+    },
+    /** fn({topic, event, channel, user}) for joins and leaves of topics with presence. */
+    onPresence: function (fn) {
+      checkFunction(fn);
+      presenceListeners.add(fn);
+      return remover(presenceListeners, fn);
+    },
+    /** {epoch, offset} last seen in a topic with history, or null. */
+    position: function (topic) {
+      var known = positions.get(String(topic));
+      return known === undefined ? null : Object.freeze({ epoch: known.epoch, offset: known.offset });
+    },
+    /** Stop remembering a topic's position (after leaving it). */
+    forget: function (topic) {
+      positions.delete(String(topic));
+    },
+    /** fn(data, {topic, epoch, offset}) for every message from the server; returns an off function. */
     on: function (fn) {
       checkFunction(fn);
       listeners.add(fn);
