@@ -30,6 +30,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage, InvalidStatus
@@ -43,10 +44,11 @@ from wsserver.cli import (
     _worker_command,
     build_config,
     import_from_string,
+    load_app,
     main,
 )
 from wsserver.protocol import DeflateSettings, ProtocolSettings
-from wsserver.server import ServerConfig
+from wsserver.server import App, ServerConfig
 from wsserver.server.config import CLI_OPTION, cli_option
 
 from ._live import TIMEOUT, handshake_headers, http_get
@@ -399,6 +401,7 @@ NOT_CONFIG = {
     "target",
     "factory",
     "path",
+    "interface",
     "loop",
     "log_level",
     "log_config",
@@ -1123,3 +1126,80 @@ def test_the_optional_libraries_are_named_when_missing(
     assert str(caught.value) == (
         "a YAML logging configuration needs PyYAML: pip install 'wsserver[standard]'"
     )
+
+
+# ---------------------------------------------------------------------------
+# ASGI applications (--interface)
+# ---------------------------------------------------------------------------
+
+
+async def test_run_serves_a_starlette_application_detected_as_asgi() -> None:
+    async with running("examples.starlette_app:app") as server:
+        async with httpx.AsyncClient(trust_env=False, timeout=TIMEOUT) as client:
+            response = await client.get(f"http://127.0.0.1:{server.port}/")
+        assert response.text == "hello (started=True)\n"
+        async with connect(f"ws://127.0.0.1:{server.port}/rooms/blue") as websocket:
+            await websocket.send('{"n": 1}')
+            reply = await asyncio.wait_for(websocket.recv(), TIMEOUT)
+        assert json.loads(reply) == {"room": "blue", "echo": {"n": 1}}
+    assert server.returncode == 0
+    assert "Traceback" not in server.stderr
+
+
+async def test_the_asgi_echo_example_echoes_text_and_bytes() -> None:
+    async with (
+        running("examples.asgi_echo:app", "--interface", "asgi") as server,
+        connect(f"ws://127.0.0.1:{server.port}/") as client,
+    ):
+        await client.send("text")
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == "text"
+        await client.send(b"\x00\xff")
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == b"\x00\xff"
+
+
+def test_a_failing_lifespan_startup_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    (tmp_path / "apps.py").write_text(
+        "import contextlib\n"
+        "from starlette.applications import Starlette\n"
+        "@contextlib.asynccontextmanager\n"
+        "async def lifespan(app):\n"
+        "    raise ConnectionRefusedError('database at db:5432 refused')\n"
+        "    yield\n"
+        "app = Starlette(lifespan=lifespan)\n"
+    )
+    result = run_cli("run", "apps:app", "--port", "0", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        "wsserver: error: the application's lifespan startup failed: "
+        "ConnectionRefusedError: database at db:5432 refused"
+    )
+    assert "listening" not in result.stderr
+
+
+def test_interface_native_refuses_an_asgi_application() -> None:
+    message = assert_one_error_line(
+        run_cli("run", "examples.asgi_echo:app", "--interface", "native")
+    )
+    assert "is not a WebSocketView subclass, an App, or an async WebSocket endpoint" in message
+    assert "ASGI" not in message
+
+
+def test_interface_asgi_needs_a_callable() -> None:
+    message = assert_one_error_line(
+        run_cli("run", "examples.echo:annotations", "--interface", "asgi")
+    )
+    assert message.endswith("is not an ASGI application: it is not callable")
+
+
+def test_load_app_by_interface() -> None:
+    from examples.asgi_echo import app as starlette_app
+    from examples.echo import EchoView
+    from wsserver.server.asgi import ASGIApp
+
+    assert isinstance(load_app(starlette_app), ASGIApp)
+    assert isinstance(load_app(starlette_app, "asgi"), ASGIApp)
+    assert isinstance(load_app(EchoView), App)
+    assert isinstance(load_app(EchoView, "native"), App)
+    with pytest.raises(TypeError, match="nor an ASGI 3 application"):
+        load_app(42)

@@ -130,6 +130,7 @@ class Connection(asyncio.BufferedProtocol):
         "client",
         "config",
         "id",
+        "local",
         "loop",
         "peer",
         "protocol",
@@ -152,6 +153,8 @@ class Connection(asyncio.BufferedProtocol):
         self.peer: Address | None = None
         self.client: Address | None = None
         self.server_host: str | None = None
+        # The local address the transport was accepted on (ASGI's ``server``).
+        self.local: Address | None = None
         self._writer = Writer(self.protocol, self.loop, self.config.write_limit)
         # Set with the WebSocket, when a handshake request arrives.
         self._inbox: Inbox | None = None
@@ -200,6 +203,7 @@ class Connection(asyncio.BufferedProtocol):
         sock = transport.get_extra_info("sockname")
         if isinstance(sock, tuple) and len(sock) >= 2:
             self.server_host = f"{sock[0]}:{sock[1]}"
+            self.local = Address(str(sock[0]), int(sock[1]))
         self.server.connection_opened(self)
         self._start_open_timer()
 
@@ -561,6 +565,7 @@ class Connection(asyncio.BufferedProtocol):
                 server_host=self.server_host,
                 client=self.client,
                 root_path=self.config.root_path,
+                server=self.local,
             )
             try:
                 websocket.url  # noqa: B018 - parse now, so a bad request gets 400
@@ -635,6 +640,8 @@ class Connection(asyncio.BufferedProtocol):
                 client=self.client,
                 server_host=self.server_host,
                 root_path=self.config.root_path,
+                server=self.local,
+                http_version=event.http_version,
             )
         except ValueError as error:
             return PlainTextResponse(f"Bad request: {error}\n", status_code=400)

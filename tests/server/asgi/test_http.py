@@ -1,0 +1,287 @@
+"""The HTTP cycle: its state machine alone, then over loopback with httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from wsserver.server import Server, ServerConfig
+from wsserver.server.asgi import ASGIApp, ClientDisconnected
+from wsserver.server.asgi.http import HTTPCycle, decode_headers
+
+from ..helpers import TIMEOUT
+
+Message = dict[str, Any]
+
+# ---------------------------------------------------------------------------
+# The cycle alone
+# ---------------------------------------------------------------------------
+
+
+async def test_receive_gives_the_body_then_disconnect_once_answered() -> None:
+    cycle = HTTPCycle(b"hello", 100)
+    assert await cycle.receive() == {"type": "http.request", "body": b"hello", "more_body": False}
+    waiting = asyncio.ensure_future(cycle.receive())
+    await asyncio.sleep(0)
+    assert not waiting.done()  # nothing more arrives before the response
+    await cycle.send({"type": "http.response.start", "status": 201, "headers": [(b"a", b"b")]})
+    assert cycle.started
+    await cycle.send({"type": "http.response.body", "body": b"x", "more_body": True})
+    await cycle.send({"type": "http.response.body", "body": bytearray(b"y")})
+    assert await asyncio.wait_for(waiting, TIMEOUT) == {"type": "http.disconnect"}
+    response = cycle.response.result()
+    assert (response.status_code, response.body) == (201, b"xy")
+    assert response.header_pairs() == [("a", "b")]
+    assert await cycle.receive() == {"type": "http.disconnect"}
+
+
+async def test_a_cancelled_receive_leaves_the_response_alone() -> None:
+    cycle = HTTPCycle(b"", 100)
+    await cycle.receive()
+    waiting = asyncio.ensure_future(cycle.receive())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert not cycle.response.done()
+
+
+@pytest.mark.parametrize(
+    ("events", "error"),
+    [
+        ([{"type": "http.response.body", "body": b""}], "'http.response.body' before http."),
+        (
+            [{"type": "http.response.start", "status": 200}] * 2,
+            "'http.response.start' after http.response.start",
+        ),
+        (
+            [
+                {"type": "http.response.start", "status": 200},
+                {"type": "http.response.body"},
+                {"type": "http.response.body"},
+            ],
+            "'http.response.body' after the last http.response.body",
+        ),
+        ([{"type": "websocket.accept"}], "unexpected ASGI message 'websocket.accept' before"),
+        (
+            [{"type": "http.response.start", "status": 200, "trailers": True}],
+            "trailers are not supported",
+        ),
+    ],
+)
+async def test_events_out_of_order_name_the_event_and_the_state(
+    events: list[Message], error: str
+) -> None:
+    cycle = HTTPCycle(b"", 100)
+    with pytest.raises(RuntimeError, match=error):
+        for event in events:
+            await cycle.send(event)
+
+
+@pytest.mark.parametrize(
+    ("event", "error"),
+    [
+        ({"type": "http.response.start", "status": "200"}, "status must be an int"),
+        ({"type": "http.response.start", "status": True}, "status must be an int"),
+        ({"type": "http.response.start", "status": 200, "headers": [(b"a",)]}, "pair"),
+        ({"type": "http.response.start", "status": 200, "headers": [("a", "b")]}, "bytes"),
+    ],
+)
+async def test_malformed_start_events_are_type_errors(event: Message, error: str) -> None:
+    with pytest.raises(TypeError, match=error):
+        await HTTPCycle(b"", 100).send(event)
+
+
+async def test_a_body_that_is_not_bytes_is_a_type_error() -> None:
+    cycle = HTTPCycle(b"", 100)
+    await cycle.send({"type": "http.response.start", "status": 200})
+    with pytest.raises(TypeError, match="body must be bytes"):
+        await cycle.send({"type": "http.response.body", "body": "text"})
+
+
+async def test_a_response_over_the_limit_is_refused() -> None:
+    cycle = HTTPCycle(b"", 4)
+    await cycle.send({"type": "http.response.start", "status": 200})
+    await cycle.send({"type": "http.response.body", "body": b"1234", "more_body": True})
+    with pytest.raises(RuntimeError, match=r"larger than max_response_size \(4 bytes\)"):
+        await cycle.send({"type": "http.response.body", "body": b"5"})
+
+
+async def test_sending_after_the_request_was_abandoned_is_client_disconnected() -> None:
+    cycle = HTTPCycle(b"", 4)
+    cycle.response.cancel()
+    with pytest.raises(ClientDisconnected):
+        await cycle.send({"type": "http.response.start", "status": 200})
+    assert issubclass(ClientDisconnected, OSError)
+
+
+def test_decode_headers_lowercases_names_and_keeps_every_byte() -> None:
+    assert decode_headers([(b"X-A", b"\xff v"), [bytearray(b"b"), b""]], "e") == [
+        ("x-a", "\xff v"),
+        ("b", ""),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Over loopback
+# ---------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def serving(app: Any, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    server = Server(
+        ASGIApp(app, **options), ServerConfig(port=0, ping_interval=None, shutdown_timeout=2.0)
+    )
+    await server.start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{server.port}", timeout=TIMEOUT, trust_env=False
+        ) as client:
+            yield client
+    finally:
+        await server.shutdown()
+
+
+async def test_body_chunks_headers_and_status_reach_the_client() -> None:
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        request = await receive()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 202,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"999")],
+            }
+        )
+        for part in (b"got ", request["body"], b"!"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body"})
+
+    async with serving(app) as client:
+        response = await client.post("/echo", content=b"payload")
+        head = await client.head("/echo")
+    assert response.status_code == 202
+    assert response.text == "got payload!"
+    # The length is the body's, whatever the application said.
+    assert response.headers["content-length"] == "12"
+    assert head.status_code == 202
+    assert head.content == b""
+
+
+async def test_the_response_goes_out_before_the_application_returns() -> None:
+    finished = asyncio.Event()
+    release = asyncio.Event()
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"early"})
+        # A background task after the response, as Starlette runs them.
+        await release.wait()
+        assert await receive() == {"type": "http.request", "body": b"", "more_body": False}
+        assert await receive() == {"type": "http.disconnect"}
+        finished.set()
+
+    async with serving(app) as client:
+        response = await client.get("/")
+        assert response.text == "early"
+        assert not finished.is_set()
+        release.set()
+        await asyncio.wait_for(finished.wait(), TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("app_body", "logged"),
+    [
+        ("raise KeyError('boom')", "KeyError: 'boom'"),
+        (
+            "await send({'type': 'http.response.start', 'status': 200}); raise KeyError('boom')",
+            "KeyError: 'boom'",
+        ),
+        ("await send({'type': 'http.response.body'})", "unexpected ASGI message"),
+        ("return", "returned without sending its response"),
+        (
+            "await send({'type': 'http.response.start', 'status': 200})",
+            "returned without completing its response",
+        ),
+        (
+            "await send({'type': 'http.response.start', 'status': 200});"
+            "await send({'type': 'http.response.body', 'body': b'x' * 11})",
+            "max_response_size",
+        ),
+    ],
+)
+async def test_application_errors_are_500_and_one_log_line(
+    app_body: str, logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    namespace: dict[str, Any] = {}
+    exec(  # the failing application, written out per case
+        f"async def app(scope, receive, send):\n"
+        f"    if scope['type'] != 'http':\n"
+        f"        return\n"
+        f"    {app_body}\n",
+        namespace,
+    )
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        async with serving(namespace["app"], max_response_size=10) as client:
+            response = await client.get("/broken")
+            # The connection is still usable afterwards.
+            again = await client.get("/broken")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error\n"
+    assert again.status_code == 500
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 2
+    assert logged in caplog.text
+
+
+async def test_an_error_after_the_response_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    done = asyncio.Event()
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 204})
+        await send({"type": "http.response.body"})
+        try:
+            raise ValueError("background failed")
+        finally:
+            asyncio.get_running_loop().call_soon(done.set)
+
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        async with serving(app) as client:
+            assert (await client.get("/job")).status_code == 204
+            await asyncio.wait_for(done.wait(), TIMEOUT)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "error in the ASGI application after its response to GET /job"
+    ]
+
+
+async def test_shutdown_cancels_applications_still_running_after_their_response() -> None:
+    cancelled = asyncio.Event()
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body"})
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with serving(app, shutdown_timeout=0.1) as client:
+        assert (await client.get("/")).status_code == 200
+    assert cancelled.is_set()
