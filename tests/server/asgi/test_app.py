@@ -433,3 +433,53 @@ async def test_a_starlette_startup_failure_is_reported_with_its_message() -> Non
     server = Server(ASGIApp(Starlette(lifespan=lifespan)), ServerConfig(port=0))
     with pytest.raises(LifespanFailed, match="database at db:5432 refused"):
         await server.start()
+
+
+async def test_lifespan_can_be_turned_off() -> None:
+    scopes: list[str] = []
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        scopes.append(scope["type"])
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"no lifespan"})
+
+    server = Server(ASGIApp(app, lifespan=False), ServerConfig(port=0))
+    async with server, httpx.AsyncClient(trust_env=False) as client:
+        response = await client.get(f"http://127.0.0.1:{server.port}/")
+    assert response.text == "no lifespan"
+    assert scopes == ["http"]
+
+
+@pytest.mark.parametrize("sends_after_cancel", [False, True])
+async def test_a_request_cut_short_by_shutdown_cancels_the_application(
+    sends_after_cancel: bool,
+) -> None:
+    started = asyncio.Event()
+    outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if not sends_after_cancel:
+                outcome.set_result("cancelled")
+                raise
+        try:
+            await send({"type": "http.response.start", "status": 200})
+        except OSError as error:
+            outcome.set_result(type(error).__name__)
+            raise  # the server takes it quietly: the client is gone
+
+    server = Server(ASGIApp(app), ServerConfig(port=0, shutdown_timeout=0.1))
+    await server.start()
+    async with httpx.AsyncClient(trust_env=False, timeout=TIMEOUT) as client:
+        request = asyncio.ensure_future(client.get(f"http://127.0.0.1:{server.port}/"))
+        await asyncio.wait_for(started.wait(), TIMEOUT)
+        await server.shutdown()
+        with contextlib.suppress(httpx.HTTPError):
+            await request
+    expected = "ClientDisconnected" if sends_after_cancel else "cancelled"
+    assert await asyncio.wait_for(outcome, TIMEOUT) == expected

@@ -151,3 +151,39 @@ async def test_an_application_that_never_returns_after_shutdown_is_cancelled() -
     await lifespan.startup()
     await lifespan.shutdown()
     await asyncio.wait_for(cancelled.wait(), 5)
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"type": "lifespan.startup.failed"}, "startup failed: (no message)"),
+        ({"type": "lifespan.shutdown.complete"}, "startup failed: lifespan.shutdown.complete"),
+    ],
+)
+async def test_startup_answers_other_than_complete_fail(answer: Message, error: str) -> None:
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        await receive()
+        await send(answer)
+        await receive()
+
+    with pytest.raises(LifespanFailed) as caught:
+        await Lifespan(app).startup()
+    assert str(caught.value).endswith(error)
+
+
+async def test_a_traceback_message_is_logged_and_summed_up_in_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    traceback_text = 'Traceback (most recent call last):\n  File "app.py"\nOSError: no disk\n'
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": traceback_text})
+
+    with (
+        caplog.at_level(logging.ERROR, logger="wsserver"),
+        pytest.raises(LifespanFailed) as caught,
+    ):
+        await Lifespan(app).startup()
+    assert str(caught.value) == "the application's lifespan startup failed: OSError: no disk"
+    assert 'File "app.py"' in caplog.text

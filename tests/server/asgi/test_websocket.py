@@ -252,13 +252,16 @@ async def test_an_exception_is_500_before_accept_and_1011_after(
             await send({"type": "websocket.accept"})
         raise KeyError("boom")
 
+    probe = Probe(body)
     with caplog.at_level(logging.ERROR, logger="wsserver"):
-        async with serving_asgi(Probe(body)) as server:
+        async with serving_asgi(probe) as server:
             if accept_first:
                 async with ws_client(server) as client:
                     assert (await closed_with(client))[0] == outcome
             else:
                 assert (await refused(server))[0] == outcome
+            with pytest.raises(KeyError):
+                await probe.outcome()
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
     assert "KeyError: 'boom'" in caplog.text
@@ -333,3 +336,31 @@ async def test_a_message_over_the_limit_closes_with_1009_and_the_app_is_told() -
         event = await probe.outcome()
     assert event["type"] == "websocket.disconnect"
     assert event["code"] == 1009
+
+
+@pytest.mark.parametrize(
+    ("events", "error"),
+    [
+        ([{"type": "websocket.http.response.start", "status": "403"}], "status must be an int"),
+        (
+            [
+                {"type": "websocket.http.response.start", "status": 403},
+                {"type": "websocket.http.response.body", "body": "text"},
+            ],
+            "body must be bytes",
+        ),
+    ],
+)
+async def test_malformed_denial_events_are_type_errors_and_500(
+    events: list[Message], error: str
+) -> None:
+    async def body(receive: Receive, send: Send) -> None:
+        await receive()
+        for event in events:
+            await send(event)
+
+    probe = Probe(body)
+    async with serving_asgi(probe) as server:
+        assert (await refused(server))[0] == 500
+        with pytest.raises(TypeError, match=error):
+            await probe.outcome()

@@ -142,10 +142,7 @@ class WebSocketCycle:
         elif stage is _Stage.CONNECTING:
             if kind == "websocket.accept":
                 headers = decode_headers(message.get("headers") or (), "websocket.accept")
-                try:
-                    await websocket.accept(message.get("subprotocol"), headers)
-                except WebSocketDisconnect as gone:
-                    raise ClientDisconnected(f"websocket.accept: the peer left ({gone})") from None
+                await websocket.accept(message.get("subprotocol"), headers)
                 self._stage = _Stage.CONNECTED
                 self._accepted = True
                 return
