@@ -73,11 +73,6 @@ def test_is_asgi_app_tells_the_two_faces_apart() -> None:
     assert not is_asgi_app(lambda a, b: None)
 
 
-def test_max_response_size_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="max_response_size"):
-        ASGIApp(raw_asgi, max_response_size=0)
-
-
 # ---------------------------------------------------------------------------
 # Lifespan through the server
 # ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 from wsserver.server import Server, ServerConfig
 from wsserver.server.asgi import ASGIApp, ClientDisconnected
 from wsserver.server.asgi.http import HTTPCycle, decode_headers
+from wsserver.server.responses import StreamingResponse
 
 from ..helpers import TIMEOUT
 
@@ -25,24 +26,95 @@ Message = dict[str, Any]
 
 
 async def test_receive_gives_the_body_then_disconnect_once_answered() -> None:
-    cycle = HTTPCycle(b"hello", 100)
+    cycle = HTTPCycle(b"hello")
     assert await cycle.receive() == {"type": "http.request", "body": b"hello", "more_body": False}
     waiting = asyncio.ensure_future(cycle.receive())
     await asyncio.sleep(0)
     assert not waiting.done()  # nothing more arrives before the response
     await cycle.send({"type": "http.response.start", "status": 201, "headers": [(b"a", b"b")]})
     assert cycle.started
-    await cycle.send({"type": "http.response.body", "body": b"x", "more_body": True})
-    await cycle.send({"type": "http.response.body", "body": bytearray(b"y")})
+    await cycle.send({"type": "http.response.body", "body": bytearray(b"xy")})
+    assert cycle.complete
+    assert not cycle.streaming
     assert await asyncio.wait_for(waiting, TIMEOUT) == {"type": "http.disconnect"}
     response = cycle.response.result()
+    assert not isinstance(response, StreamingResponse)
     assert (response.status_code, response.body) == (201, b"xy")
     assert response.header_pairs() == [("a", "b")]
     assert await cycle.receive() == {"type": "http.disconnect"}
 
 
+async def test_a_body_in_several_events_is_streamed_one_piece_at_a_time() -> None:
+    cycle = HTTPCycle(b"")
+    await cycle.send({"type": "http.response.start", "status": 200})
+    await cycle.send({"type": "http.response.body", "body": b"one", "more_body": True})
+    assert cycle.streaming
+    response = cycle.response.result()
+    assert isinstance(response, StreamingResponse)
+    # One piece in hand: the next send waits for the connection to take it.
+    second = asyncio.ensure_future(
+        cycle.send({"type": "http.response.body", "body": b"two", "more_body": True})
+    )
+    await asyncio.sleep(0)
+    assert not second.done()
+    pieces = aiter(response.content)
+    assert await anext(pieces) == b"one"
+    await asyncio.wait_for(second, TIMEOUT)
+    await cycle.receive()  # the request body
+    disconnect = asyncio.ensure_future(cycle.receive())
+    ended = asyncio.ensure_future(cycle.send({"type": "http.response.body", "more_body": False}))
+    assert await anext(pieces) == b"two"
+    await asyncio.wait_for(ended, TIMEOUT)
+    assert not disconnect.done()  # the connection has not taken the end yet
+    with pytest.raises(StopAsyncIteration):
+        await anext(pieces)
+    assert cycle.complete
+    assert await asyncio.wait_for(disconnect, TIMEOUT) == {"type": "http.disconnect"}
+
+
+async def test_a_client_that_leaves_mid_stream_is_client_disconnected() -> None:
+    cycle = HTTPCycle(b"")
+    await cycle.send({"type": "http.response.start", "status": 200})
+    await cycle.send({"type": "http.response.body", "body": b"one", "more_body": True})
+    response = cycle.response.result()
+    assert isinstance(response, StreamingResponse)
+    pieces = aiter(response.content)
+    assert await anext(pieces) == b"one"
+    blocked = asyncio.ensure_future(
+        cycle.send({"type": "http.response.body", "body": b"two", "more_body": True})
+    )
+    await asyncio.sleep(0)
+    third = asyncio.ensure_future(
+        cycle.send({"type": "http.response.body", "body": b"three", "more_body": True})
+    )
+    await asyncio.sleep(0)
+    await pieces.aclose()  # type: ignore[attr-defined]  # the connection gives up
+    await asyncio.wait_for(blocked, TIMEOUT)
+    with pytest.raises(ClientDisconnected):
+        await asyncio.wait_for(third, TIMEOUT)
+    await cycle.receive()
+    assert await cycle.receive() == {"type": "http.disconnect"}
+
+
+@pytest.mark.parametrize("full", [False, True])
+async def test_a_failure_mid_stream_reaches_the_connection(full: bool) -> None:
+    cycle = HTTPCycle(b"")
+    await cycle.send({"type": "http.response.start", "status": 200})
+    await cycle.send({"type": "http.response.body", "body": b"one", "more_body": True})
+    response = cycle.response.result()
+    assert isinstance(response, StreamingResponse)
+    pieces = aiter(response.content)
+    if not full:
+        assert await anext(pieces) == b"one"
+    cycle.fail(KeyError("boom"))
+    if full:
+        assert await anext(pieces) == b"one"
+    with pytest.raises(KeyError, match="boom"):
+        await anext(pieces)
+
+
 async def test_a_cancelled_receive_leaves_the_response_alone() -> None:
-    cycle = HTTPCycle(b"", 100)
+    cycle = HTTPCycle(b"")
     await cycle.receive()
     waiting = asyncio.ensure_future(cycle.receive())
     await asyncio.sleep(0)
@@ -78,7 +150,7 @@ async def test_a_cancelled_receive_leaves_the_response_alone() -> None:
 async def test_events_out_of_order_name_the_event_and_the_state(
     events: list[Message], error: str
 ) -> None:
-    cycle = HTTPCycle(b"", 100)
+    cycle = HTTPCycle(b"")
     with pytest.raises(RuntimeError, match=error):
         for event in events:
             await cycle.send(event)
@@ -95,27 +167,21 @@ async def test_events_out_of_order_name_the_event_and_the_state(
 )
 async def test_malformed_start_events_are_type_errors(event: Message, error: str) -> None:
     with pytest.raises(TypeError, match=error):
-        await HTTPCycle(b"", 100).send(event)
+        await HTTPCycle(b"").send(event)
 
 
 async def test_a_body_that_is_not_bytes_is_a_type_error() -> None:
-    cycle = HTTPCycle(b"", 100)
+    cycle = HTTPCycle(b"")
     await cycle.send({"type": "http.response.start", "status": 200})
     with pytest.raises(TypeError, match="body must be bytes"):
         await cycle.send({"type": "http.response.body", "body": "text"})
 
 
-async def test_a_response_over_the_limit_is_refused() -> None:
-    cycle = HTTPCycle(b"", 4)
-    await cycle.send({"type": "http.response.start", "status": 200})
-    await cycle.send({"type": "http.response.body", "body": b"1234", "more_body": True})
-    with pytest.raises(RuntimeError, match=r"larger than max_response_size \(4 bytes\)"):
-        await cycle.send({"type": "http.response.body", "body": b"5"})
-
-
 async def test_sending_after_the_request_was_abandoned_is_client_disconnected() -> None:
-    cycle = HTTPCycle(b"", 4)
-    cycle.response.cancel()
+    cycle = HTTPCycle(b"")
+    cycle.abandon()
+    assert await cycle.receive() == {"type": "http.request", "body": b"", "more_body": False}
+    assert await cycle.receive() == {"type": "http.disconnect"}
     with pytest.raises(ClientDisconnected):
         await cycle.send({"type": "http.response.start", "status": 200})
     assert issubclass(ClientDisconnected, OSError)
@@ -169,10 +235,117 @@ async def test_body_chunks_headers_and_status_reach_the_client() -> None:
         head = await client.head("/echo")
     assert response.status_code == 202
     assert response.text == "got payload!"
-    # The length is the body's, whatever the application said.
-    assert response.headers["content-length"] == "12"
+    # Several pieces are streamed: chunked, whatever length the app said.
+    assert response.headers["transfer-encoding"] == "chunked"
+    assert "content-length" not in response.headers
     assert head.status_code == 202
     assert head.content == b""
+
+
+async def test_a_body_in_one_event_gets_its_length() -> None:
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"whole"})
+
+    async with serving(app) as client:
+        response = await client.get("/")
+    assert response.text == "whole"
+    assert response.headers["content-length"] == "5"
+    assert "transfer-encoding" not in response.headers
+
+
+async def test_streamed_pieces_reach_the_client_as_they_are_sent() -> None:
+    next_piece = asyncio.Event()
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200})
+        for n in range(3):
+            await send({"type": "http.response.body", "body": b"event %d\n" % n, "more_body": True})
+            await next_piece.wait()
+            next_piece.clear()
+        await send({"type": "http.response.body"})
+
+    async with serving(app) as client, client.stream("GET", "/events") as response:
+        lines = aiter(response.aiter_lines())
+        for n in range(3):
+            # Each piece arrives while the application still waits.
+            assert await asyncio.wait_for(anext(lines), TIMEOUT) == f"event {n}"
+            next_piece.set()
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(lines), TIMEOUT)
+
+
+async def test_a_client_leaving_mid_stream_stops_the_application() -> None:
+    outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    first_sent = asyncio.Event()
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x" * 1024, "more_body": True})
+                first_sent.set()
+        except ClientDisconnected:
+            outcome.set_result((await receive())["type"] + " then " + (await receive())["type"])
+
+    async with serving(app) as client:
+        async with client.stream("GET", "/endless") as response:
+            await anext(aiter(response.aiter_bytes()))
+        # The client closed the connection after the first bytes.
+        assert await asyncio.wait_for(outcome, TIMEOUT) == "http.request then http.disconnect"
+    assert first_sent.is_set()
+
+
+@pytest.mark.parametrize("ending", ["raise KeyError('mid-stream')", "return"])
+async def test_a_failure_mid_stream_drops_the_connection(
+    ending: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    namespace: dict[str, Any] = {}
+    exec(  # the application, ending mid-body as the case says
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        return\n"
+        "    await send({'type': 'http.response.start', 'status': 200})\n"
+        "    await send({'type': 'http.response.body', 'body': b'half', 'more_body': True})\n"
+        f"    {ending}\n",
+        namespace,
+    )
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        async with serving(namespace["app"]) as client:
+            # Not a complete response: the client must not take it for one.
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.get("/")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "connection dropped" in errors[0].getMessage()
+    assert ("mid-stream" if "raise" in ending else "without completing") in caplog.text
+
+
+async def test_starlettes_streaming_response_is_streamed() -> None:
+    from starlette.responses import StreamingResponse as StarletteStreaming
+
+    release = asyncio.Event()
+
+    async def numbers() -> AsyncIterator[str]:
+        yield "first\n"
+        await release.wait()
+        yield "second\n"
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await StarletteStreaming(numbers(), media_type="text/plain")(scope, receive, send)
+
+    async with serving(app) as client, client.stream("GET", "/") as response:
+        lines = aiter(response.aiter_lines())
+        assert await asyncio.wait_for(anext(lines), TIMEOUT) == "first"
+        release.set()
+        assert await asyncio.wait_for(anext(lines), TIMEOUT) == "second"
 
 
 async def test_the_response_goes_out_before_the_application_returns() -> None:
@@ -212,11 +385,6 @@ async def test_the_response_goes_out_before_the_application_returns() -> None:
             "await send({'type': 'http.response.start', 'status': 200})",
             "returned without completing its response",
         ),
-        (
-            "await send({'type': 'http.response.start', 'status': 200});"
-            "await send({'type': 'http.response.body', 'body': b'x' * 11})",
-            "max_response_size",
-        ),
     ],
 )
 async def test_application_errors_are_500_and_one_log_line(
@@ -231,7 +399,7 @@ async def test_application_errors_are_500_and_one_log_line(
         namespace,
     )
     with caplog.at_level(logging.ERROR, logger="wsserver"):
-        async with serving(namespace["app"], max_response_size=10) as client:
+        async with serving(namespace["app"]) as client:
             response = await client.get("/broken")
             # The connection is still usable afterwards.
             again = await client.get("/broken")

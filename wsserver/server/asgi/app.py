@@ -24,14 +24,9 @@ from .lifespan import ASGICallable, Lifespan
 from .scope import http_scope, websocket_scope
 from .websocket import WebSocketCycle
 
-__all__ = ["DEFAULT_MAX_RESPONSE_SIZE", "ASGIApp", "is_asgi_app"]
+__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "ASGIApp", "is_asgi_app"]
 
 logger = logging.getLogger("wsserver")
-
-#: The largest HTTP response body held in memory (64 MiB): responses are
-#: sent whole, with a Content-Length, so an endless stream (server-sent
-#: events) must be refused rather than grow without bound.
-DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
 
 #: Seconds ``shutdown()`` waits for applications still running after their
 #: response (background tasks) before it cancels them: the server's own
@@ -46,7 +41,6 @@ class ASGIApp:
         app: the ASGI application.
         lifespan: run the lifespan protocol (``startup()``/``shutdown()``);
             an application that does not speak it is tolerated.
-        max_response_size: see ``DEFAULT_MAX_RESPONSE_SIZE``.
         shutdown_timeout: see ``DEFAULT_SHUTDOWN_TIMEOUT``.
     """
 
@@ -55,14 +49,10 @@ class ASGIApp:
         app: ASGICallable,
         *,
         lifespan: bool = True,
-        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
     ) -> None:
-        if max_response_size < 1:
-            raise ValueError("max_response_size must be positive")
         self.app = app
         self.lifespan = Lifespan(app) if lifespan else None
-        self.max_response_size = max_response_size
         self.shutdown_timeout = shutdown_timeout
         # Applications still running after their response was sent.
         self._running: set[asyncio.Task[None]] = set()
@@ -95,14 +85,15 @@ class ASGIApp:
         """Run the application for one request; its response once complete.
 
         The application runs in a task of its own: the response goes out
-        as soon as its last body chunk is sent, while the application may
-        go on (a background task after the response).
+        as soon as its last body chunk is sent (a streamed one as soon as
+        its first is), while the application may go on (a background task
+        after the response).
 
         Raises:
             Exception: what the application raised before its response was
                 complete (the connection answers 500 and logs it).
         """
-        cycle = HTTPCycle(request.body, self.max_response_size)
+        cycle = HTTPCycle(request.body)
         scope = http_scope(request, self.state)
         task = asyncio.get_running_loop().create_task(self._run_http(scope, cycle))
         self._running.add(task)
@@ -110,7 +101,7 @@ class ASGIApp:
         try:
             return await asyncio.shield(cycle.response)
         except asyncio.CancelledError:
-            cycle.response.cancel()
+            cycle.abandon()
             task.cancel()
             raise
 
@@ -122,7 +113,11 @@ class ASGIApp:
             return
         except Exception as error:
             if not response.done():
+                # The connection answers 500 and logs it.
                 response.set_exception(error)
+            elif cycle.streaming and not cycle.complete:
+                # The connection logs it and drops the half-sent response.
+                cycle.fail(error)
             elif not response.cancelled():
                 logger.exception(
                     "error in the ASGI application after its response to %s %s",
@@ -133,12 +128,16 @@ class ASGIApp:
         except asyncio.CancelledError:
             if not response.done():
                 response.cancel()
+            elif cycle.streaming and not cycle.complete:
+                cycle.fail(RuntimeError("the ASGI application was cancelled mid-response"))
             raise
-        if not response.done():
+        if not cycle.complete:
             what = "completing" if cycle.started else "sending"
-            response.set_exception(
-                RuntimeError(f"the ASGI application returned without {what} its response")
-            )
+            unfinished = RuntimeError(f"the ASGI application returned without {what} its response")
+            if response.done():
+                cycle.fail(unfinished)
+            else:
+                response.set_exception(unfinished)
 
     async def handle_websocket(self, websocket: WebSocket) -> None:
         """Run the application for one WebSocket handshake and connection."""

@@ -8,9 +8,14 @@ called after a response has been sent").  Until then a second ``receive()``
 waits, as it would for a client that sends nothing more.
 
 ``send()`` takes ``http.response.start`` and then ``http.response.body``
-events; the body is collected (up to ``max_response_size``) and answered
-as one response with a ``Content-Length`` when the last chunk arrives
-(``more_body`` false), while the application may go on running (a
+events.  A body sent in one event (``more_body`` false: Starlette's
+``Response``) is answered as one response with a ``Content-Length``.  A
+body in several events (``StreamingResponse``, server-sent events) is
+streamed: the connection gets a ``StreamingResponse`` at the first
+piece and sends each piece as it comes, chunked; ``send()`` waits while
+the client does not read (one piece in hand at most), and raises
+``ClientDisconnected`` once it has gone.  Either way the response goes out
+as soon as it is complete, while the application may go on running (a
 background task after the response).  An event out of order raises a
 ``RuntimeError`` naming it and the state of the cycle.
 """
@@ -19,10 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from ..responses import Response
+from ..responses import Response, StreamingResponse
 
 __all__ = ["ClientDisconnected", "HTTPCycle", "decode_headers"]
 
@@ -63,31 +68,75 @@ def decode_headers(headers: Iterable[Any], event: str) -> list[tuple[str, str]]:
     return pairs
 
 
+class _Failed:
+    """What the stream's consumer raises: the application failed mid-body."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+#: The end of a streamed body.
+_END = None
+
+
 class HTTPCycle:
-    """``receive`` and ``send`` for one request, and the response they build.
+    """``receive`` and ``send`` for one request, and the response they make.
 
     Args:
         body: the request's whole body.
-        max_response_size: the most body bytes collected for one response;
-            a larger one raises ``RuntimeError`` in ``send()`` (and the
-            client gets 500): responses are held in memory until complete.
     """
 
-    def __init__(self, body: bytes, max_response_size: int) -> None:
+    def __init__(self, body: bytes) -> None:
         self._body: bytes | None = body
-        self._max_response_size = max_response_size
         self._stage = _Stage.START
         self._status = 200
         self._headers: list[tuple[str, str]] = []
-        self._chunks: list[bytes] = []
-        self._size = 0
-        #: Resolved with the complete ``Response``.
-        self.response: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        #: Resolved with the ``Response`` (a ``StreamingResponse`` at the
+        #: first of several pieces).
+        self.response: asyncio.Future[Response] = loop.create_future()
+        # Set once the response is over: sent whole, streamed to its end,
+        # abandoned by the client, or the request cancelled.
+        self._over: asyncio.Future[None] = loop.create_future()
+        # A streamed body's pieces, one at a time: the producer waits for
+        # the connection to take each before it makes the next.
+        self._pieces: asyncio.Queue[bytes | _Failed | None] = asyncio.Queue(maxsize=1)
+        self._streaming = False
+        self._gone = False
 
     @property
     def started(self) -> bool:
         """Whether ``http.response.start`` was sent."""
         return self._stage is not _Stage.START
+
+    @property
+    def complete(self) -> bool:
+        """Whether the last ``http.response.body`` was sent."""
+        return self._stage is _Stage.DONE
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the body is being streamed (sent in several events)."""
+        return self._streaming
+
+    def abandon(self) -> None:
+        """The request is given up (the connection's task was cancelled)."""
+        self.response.cancel()
+        self._end()
+
+    def fail(self, error: BaseException) -> None:
+        """The application failed in the middle of a streamed body."""
+        if self._pieces.full():
+            # The connection takes the piece in hand, then finds this.
+            self._failure = _Failed(error)
+        else:
+            self._pieces.put_nowait(_Failed(error))
+
+    _failure: _Failed | None = None
+
+    def _end(self) -> None:
+        if not self._over.done():
+            self._over.set_result(None)
 
     async def receive(self) -> Message:
         """``http.request`` with the whole body, then ``http.disconnect``."""
@@ -95,25 +144,25 @@ class HTTPCycle:
         if body is not None:
             self._body = None
             return {"type": "http.request", "body": body, "more_body": False}
-        if not self.response.done():
-            # Nothing more will arrive before the response is complete.
-            # ``wait`` rather than awaiting the future itself: cancelling
-            # this receive (Starlette cancels its disconnect listener) must
-            # not cancel the response.
-            await asyncio.wait((self.response,))
+        if not self._over.done():
+            # Nothing more arrives before the response is over or the
+            # client has gone.  ``wait`` rather than awaiting the future:
+            # cancelling this receive (Starlette cancels its disconnect
+            # listener) must not cancel it.
+            await asyncio.wait((self._over,))
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:
         """Take the next response event.
 
         Raises:
-            RuntimeError: an event out of order, or a body over the limit.
+            RuntimeError: an event out of order.
+            ClientDisconnected: the client has gone (or the request was
+                given up).
             TypeError, ValueError: an event with a field of the wrong type
                 or value (a status outside 100-599).
         """
-        if self.response.cancelled():
-            # The request was abandoned (its connection is gone, or the
-            # server is past its shutdown grace period).
+        if self.response.cancelled() or self._gone:
             raise ClientDisconnected(f"{message.get('type')}: the client has gone")
         kind = message.get("type")
         stage = self._stage
@@ -131,19 +180,47 @@ class HTTPCycle:
             chunk = message.get("body", b"")
             if not isinstance(chunk, bytes | bytearray | memoryview):
                 raise TypeError(f"http.response.body: body must be bytes, not {type(chunk)}")
-            if chunk:
-                self._size += len(chunk)
-                if self._size > self._max_response_size:
-                    raise RuntimeError(
-                        f"http.response.body: the response is larger than "
-                        f"max_response_size ({self._max_response_size} bytes)"
-                    )
-                self._chunks.append(bytes(chunk))
-            if not message.get("more_body", False):
+            more = bool(message.get("more_body", False))
+            if not self._streaming:
+                if not more:
+                    # The whole body in one event: one response, with its length.
+                    self._stage = _Stage.DONE
+                    self.response.set_result(Response(bytes(chunk), self._status, self._headers))
+                    self._end()
+                    return
+                self._streaming = True
+                self.response.set_result(
+                    StreamingResponse(self._stream(), self._status, self._headers)
+                )
+            if not more:
                 self._stage = _Stage.DONE
-                response = Response(b"".join(self._chunks), self._status, self._headers)
-                self._chunks = []
-                if not self.response.done():
-                    self.response.set_result(response)
+            if chunk:
+                await self._pieces.put(bytes(chunk))
+            if not more:
+                await self._pieces.put(_END)
+            elif self._gone:
+                # The connection stopped taking pieces: this one was dropped.
+                raise ClientDisconnected(f"{kind}: the client has gone")
             return
         raise RuntimeError(f"unexpected ASGI message {kind!r} {stage.value}")
+
+    async def _stream(self) -> AsyncIterator[bytes]:
+        """The streamed body's pieces, for the connection to send."""
+        pieces = self._pieces
+        try:
+            while True:
+                if self._failure is not None and pieces.empty():
+                    raise self._failure.error
+                piece = await pieces.get()
+                if piece is _END:
+                    return
+                if isinstance(piece, _Failed):
+                    raise piece.error
+                yield piece
+        finally:
+            # Ended, failed, or the client left: a producer waiting to put
+            # a piece must not wait for ever, and learns it at its next send.
+            self._gone = True
+            while not pieces.empty():
+                pieces.get_nowait()
+            self._end()
