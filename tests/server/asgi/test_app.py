@@ -3,7 +3,9 @@
 A Starlette, a FastAPI and a Lilya application, each with HTTP routes, a
 WebSocket route with a path parameter, JSON messages, a denial response,
 lifespan state and a background task, are served by wsserver and driven
-over loopback by httpx and the ``websockets`` client.
+over loopback by httpx and the ``websockets`` client.  And a differential
+test: one recording application served by uvicorn and by wsserver sees the
+same scopes and the same events for the same requests.
 """
 
 from __future__ import annotations
@@ -478,3 +480,132 @@ async def test_a_request_cut_short_by_shutdown_cancels_the_application(
             await request
     expected = "ClientDisconnected" if sends_after_cancel else "cancelled"
     assert await asyncio.wait_for(outcome, TIMEOUT) == expected
+
+
+# ---------------------------------------------------------------------------
+# Against uvicorn: the same application sees the same scopes and events
+# ---------------------------------------------------------------------------
+
+
+class Recorder:
+    """Records each connection's scope and the events it receives.
+
+    HTTP: reads the body, answers ``ok``.  WebSocket: accepts with the
+    first subprotocol offered and echoes every message until the peer
+    leaves.
+    """
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Message, list[Message]]] = []
+
+    async def __call__(self, scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan here")
+        events: list[Message] = []
+        self.seen.append((dict(scope), events))
+        if scope["type"] == "http":
+            while True:
+                events.append(await receive())
+                if not events[-1].get("more_body"):
+                    break
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.body", "body": b"ok"})
+            return
+        events.append(await receive())
+        await send({"type": "websocket.accept", "subprotocol": scope["subprotocols"][0]})
+        while True:
+            event = await receive()
+            events.append(event)
+            if event["type"] == "websocket.disconnect":
+                return
+            data = {key: value for key, value in event.items() if key != "type"}
+            await send({"type": "websocket.send", **data})
+
+
+async def drive(port: int) -> None:
+    """The same requests, whoever serves them."""
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=TIMEOUT
+    ) as client:
+        assert (await client.get("/a%20b/c%2Fd?x=1&y=%C3%A9", headers={"X-A": "1"})).text == "ok"
+        assert (await client.post("/upload", content=b"hello")).text == "ok"
+        assert (await client.head("/")).status_code == 200
+    async with ws_client_at(port, "/ws/r%C3%A9?q=1", subprotocols=["chat", "x"]) as websocket:
+        await websocket.send("hi")
+        assert await websocket.recv() == "hi"
+        await websocket.send(b"\x00\x01")
+        assert await websocket.recv() == b"\x00\x01"
+        await websocket.close(4001, "bye")
+
+
+def ws_client_at(port: int, path: str, **options: Any) -> Any:
+    from websockets.asyncio.client import connect
+
+    return connect(f"ws://127.0.0.1:{port}{path}", proxy=None, open_timeout=TIMEOUT, **options)
+
+
+def comparable(scope: Message, port: int) -> Message:
+    """A scope without what differs by nature between two servers and runs.
+
+    The ports (each server has its own), the random handshake key, the
+    specification revision each claims, and the extensions wsserver adds
+    (checked below to be a superset of uvicorn's).
+    """
+    scope = dict(scope)
+    assert scope.pop("server") == ("127.0.0.1", port)
+    host, client_port = scope.pop("client")
+    assert host == "127.0.0.1"
+    assert isinstance(client_port, int)
+    assert scope.pop("asgi")["version"] == "3.0"
+    scope.pop("extensions", None)
+    scope["headers"] = [
+        (name, b"127.0.0.1:PORT" if name == b"host" else value)
+        for name, value in scope["headers"]
+        if name != b"sec-websocket-key"
+    ]
+    return scope
+
+
+async def test_scopes_and_events_are_uvicorns() -> None:
+    import socket
+
+    import uvicorn
+
+    uvicorn_app = Recorder()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    uvicorn_port = listener.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(uvicorn_app, lifespan="off", log_level="warning", ws="websockets-sansio")
+    )
+    serving_task = asyncio.ensure_future(server.serve(sockets=[listener]))
+    try:
+        while not server.started:
+            assert not serving_task.done()
+            await asyncio.sleep(0.01)
+        await drive(uvicorn_port)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving_task, TIMEOUT)
+        listener.close()
+
+    ours = Recorder()
+    async with serving_asgi(ours) as wsserver:
+        our_port = wsserver.port
+        await drive(our_port)
+        await asyncio.wait_for(wait_for_events(ours, 4), TIMEOUT)
+
+    assert len(ours.seen) == len(uvicorn_app.seen) == 4
+    for (their_scope, their_events), (our_scope, our_events) in zip(
+        uvicorn_app.seen, ours.seen, strict=True
+    ):
+        assert set(their_scope.get("extensions") or {}) <= set(our_scope["extensions"])
+        assert comparable(our_scope, our_port) == comparable(their_scope, uvicorn_port)
+        assert our_events == their_events
+
+
+async def wait_for_events(recorder: Recorder, count: int) -> None:
+    """Until the last connection's disconnect is recorded."""
+    while len(recorder.seen) < count or recorder.seen[-1][1][-1]["type"] != "websocket.disconnect":
+        await asyncio.sleep(0.01)

@@ -46,8 +46,9 @@ _WEBSOCKET_EXTENSIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def _address(address: Address | None) -> list[Any] | None:
-    return None if address is None else [address[0], address[1]]
+def _address(address: Address | None) -> tuple[str, int] | None:
+    # A plain tuple, as uvicorn gives (the address is a NamedTuple here).
+    return None if address is None else (address[0], address[1])
 
 
 def _headers(pairs: tuple[tuple[str, str], ...]) -> list[tuple[bytes, bytes]]:
