@@ -427,6 +427,7 @@ def test_build_config_maps_every_flag() -> None:
         "--ws-max-size", "1000",
         "--ws-max-frame-size", "500",
         "--ws-max-fragments", "7",
+        "--http-max-body-size", "2048",
         "--ws-max-queue", "3",
         "--ws-ping-interval", "5",
         "--ws-ping-timeout", "none",
@@ -465,7 +466,7 @@ def test_build_config_maps_every_flag() -> None:
     assert config.port == 9001
     assert config.uds == "/tmp/ws.sock"
     assert config.protocol == ProtocolSettings(
-        max_message_size=1000, max_frame_size=500, max_fragments=7
+        max_message_size=1000, max_frame_size=500, max_fragments=7, max_body_size=2048
     )
     assert config.max_queue == 3
     assert config.ping_interval == 5.0
@@ -502,6 +503,7 @@ def test_build_config_maps_every_flag() -> None:
         "ws_max_size",
         "ws_max_frame_size",
         "ws_max_fragments",
+        "http_max_body_size",
         "ws_max_queue",
         "ws_ping_interval",
         "ws_ping_timeout",

@@ -11,12 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
+from wsserver.protocol import ProtocolSettings
 from wsserver.server import Server, ServerConfig
 from wsserver.server.asgi import ASGIApp, ClientDisconnected
 from wsserver.server.asgi.http import HTTPCycle, decode_headers
 from wsserver.server.responses import StreamingResponse
 
 from ..helpers import TIMEOUT
+from .helpers import serving_asgi
 
 Message = dict[str, Any]
 
@@ -453,3 +455,26 @@ async def test_shutdown_cancels_applications_still_running_after_their_response(
     async with serving(app, shutdown_timeout=0.1) as client:
         assert (await client.get("/")).status_code == 200
     assert cancelled.is_set()
+
+
+@pytest.mark.parametrize(("limit", "status"), [(None, 413), (4 * 1024 * 1024, 200)])
+async def test_uploads_over_the_body_limit_are_413_unless_it_is_raised(
+    limit: int | None, status: int
+) -> None:
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = (await receive())["body"]
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": str(len(body)).encode()})
+
+    upload = b"u" * (2 * 1024 * 1024)
+    protocol = ProtocolSettings() if limit is None else ProtocolSettings(max_body_size=limit)
+    async with (
+        serving_asgi(app, protocol=protocol) as server,
+        httpx.AsyncClient(trust_env=False, timeout=TIMEOUT) as client,
+    ):
+        response = await client.post(f"http://127.0.0.1:{server.port}/", content=upload)
+    assert response.status_code == status
+    if status == 200:
+        assert response.text == str(len(upload))
