@@ -72,6 +72,9 @@ async def test_a_body_in_several_events_is_streamed_one_piece_at_a_time() -> Non
         await anext(pieces)
     assert cycle.complete
     assert await asyncio.wait_for(disconnect, TIMEOUT) == {"type": "http.disconnect"}
+    # Once the body has ended, a send is out of order, not a disconnect.
+    with pytest.raises(RuntimeError, match=r"after the last http\.response\.body"):
+        await cycle.send({"type": "http.response.body"})
 
 
 async def test_a_client_that_leaves_mid_stream_is_client_disconnected() -> None:

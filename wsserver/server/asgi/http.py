@@ -162,7 +162,7 @@ class HTTPCycle:
             TypeError, ValueError: an event with a field of the wrong type
                 or value (a status outside 100-599).
         """
-        if self.response.cancelled() or self._gone:
+        if self.response.cancelled() or (self._gone and self._stage is not _Stage.DONE):
             raise ClientDisconnected(f"{message.get('type')}: the client has gone")
         kind = message.get("type")
         stage = self._stage
