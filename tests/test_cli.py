@@ -402,6 +402,7 @@ NOT_CONFIG = {
     "factory",
     "path",
     "interface",
+    "lifespan",
     "loop",
     "log_level",
     "log_config",
@@ -1205,3 +1206,18 @@ def test_load_app_by_interface() -> None:
     assert isinstance(load_app(EchoView, "native"), App)
     with pytest.raises(TypeError, match="nor an ASGI 3 application"):
         load_app(42)
+    off = load_app(starlette_app, lifespan="off")
+    assert isinstance(off, ASGIApp)
+    assert off.lifespan is None
+
+
+def test_lifespan_on_refuses_an_application_without_it(tmp_path: Path) -> None:
+    (tmp_path / "apps.py").write_text(
+        "async def app(scope, receive, send):\n    assert scope['type'] == 'http', 'http only'\n"
+    )
+    # (--lifespan auto serves it: see tests/server/asgi/test_lifespan.py.)
+    result = run_cli("run", "apps:app", "--lifespan", "on", "--port", "0", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "wsserver: error: the application's lifespan startup failed: AssertionError: http only"
+    )

@@ -56,6 +56,7 @@ from .protocol import LocalProtocolError
 from .server import ServerConfig, as_app, serve
 from .server.app import Application
 from .server.asgi import ASGIApp, is_asgi_app
+from .server.asgi.app import LIFESPAN_MODES
 from .server.config import CLI_OPTION
 from .server.plugin_options import EnvironmentOption, plugin_options
 from .server.startup import ApplicationStartupError
@@ -336,6 +337,12 @@ def _parser(options: Sequence[EnvironmentOption] | None = None) -> argparse.Argu
         help="what the target is: an ASGI 3 application, a native one, or detect it (default)",
     )
     run.add_argument(
+        "--lifespan",
+        choices=LIFESPAN_MODES,
+        default="auto",
+        help="an ASGI application's lifespan: run it if spoken (auto), require it (on), skip it",
+    )
+    run.add_argument(
         "--app-dir",
         default="",
         metavar="DIR",
@@ -390,7 +397,9 @@ def _parser(options: Sequence[EnvironmentOption] | None = None) -> argparse.Argu
     return parser
 
 
-def load_app(target: object, interface: str = "auto", *, path: str = "/") -> Application:
+def load_app(
+    target: object, interface: str = "auto", *, path: str = "/", lifespan: str = "auto"
+) -> Application:
     """The application to serve for ``target`` and ``--interface``.
 
     ``auto`` serves an ASGI 3 application (``is_asgi_app``) through
@@ -402,7 +411,7 @@ def load_app(target: object, interface: str = "auto", *, path: str = "/") -> App
     if interface == "asgi" or (interface == "auto" and is_asgi_app(target)):
         if not callable(target):
             raise TypeError(f"{target!r} is not an ASGI application: it is not callable")
-        return ASGIApp(target)
+        return ASGIApp(target, lifespan=lifespan)
     try:
         return as_app(target, path=path)
     except TypeError as error:
@@ -571,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ImportFromStringError(
                     f'factory "{args.target}" failed: {type(error).__name__}: {error}'
                 ) from error
-        app = load_app(target, args.interface, path=args.path)
+        app = load_app(target, args.interface, path=args.path, lifespan=args.lifespan)
     except (ImportFromStringError, TypeError) as error:
         print(f"wsserver: error: {error}", file=sys.stderr)
         return 2

@@ -440,7 +440,7 @@ async def test_lifespan_can_be_turned_off() -> None:
         await send({"type": "http.response.start", "status": 200})
         await send({"type": "http.response.body", "body": b"no lifespan"})
 
-    server = Server(ASGIApp(app, lifespan=False), ServerConfig(port=0))
+    server = Server(ASGIApp(app, lifespan="off"), ServerConfig(port=0))
     async with server, httpx.AsyncClient(trust_env=False) as client:
         response = await client.get(f"http://127.0.0.1:{server.port}/")
     assert response.text == "no lifespan"
@@ -609,3 +609,21 @@ async def wait_for_events(recorder: Recorder, count: int) -> None:
     """Until the last connection's disconnect is recorded."""
     while len(recorder.seen) < count or recorder.seen[-1][1][-1]["type"] != "websocket.disconnect":
         await asyncio.sleep(0.01)
+
+
+async def test_lifespan_on_requires_the_application_to_speak_it() -> None:
+    async def http_only(scope: Message, receive: Any, send: Any) -> None:
+        assert scope["type"] == "http", "http only"
+
+    server = Server(ASGIApp(http_only, lifespan="on"), ServerConfig(port=0))
+    with pytest.raises(LifespanFailed, match="AssertionError: http only"):
+        await server.start()
+    assert server.addresses == []
+
+    async def returns(scope: Message, receive: Any, send: Any) -> None:
+        pass
+
+    with pytest.raises(LifespanFailed, match=r"returned without answering lifespan\.startup"):
+        await Server(ASGIApp(returns, lifespan="on"), ServerConfig(port=0)).start()
+    with pytest.raises(ValueError, match="lifespan must be one of auto, on, off"):
+        ASGIApp(returns, lifespan="yes")

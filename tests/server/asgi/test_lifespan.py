@@ -157,6 +157,10 @@ async def test_an_application_that_never_returns_after_shutdown_is_cancelled() -
     ("answer", "error"),
     [
         ({"type": "lifespan.startup.failed"}, "startup failed: (no message)"),
+        (
+            {"type": "lifespan.startup.failed", "message": "line one\n  line two"},
+            "startup failed: line one line two",
+        ),
         ({"type": "lifespan.shutdown.complete"}, "startup failed: lifespan.shutdown.complete"),
     ],
 )

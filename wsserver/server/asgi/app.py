@@ -24,7 +24,10 @@ from .lifespan import ASGICallable, Lifespan
 from .scope import http_scope, websocket_scope
 from .websocket import WebSocketCycle
 
-__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "ASGIApp", "is_asgi_app"]
+__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "LIFESPAN_MODES", "ASGIApp", "is_asgi_app"]
+
+#: The values of ``ASGIApp(lifespan=...)`` and ``--lifespan``, as uvicorn's.
+LIFESPAN_MODES = ("auto", "on", "off")
 
 logger = logging.getLogger("wsserver")
 
@@ -39,8 +42,10 @@ class ASGIApp:
 
     Args:
         app: the ASGI application.
-        lifespan: run the lifespan protocol (``startup()``/``shutdown()``);
-            an application that does not speak it is tolerated.
+        lifespan: uvicorn's ``--lifespan``: ``auto`` runs the lifespan
+            protocol (``startup()``/``shutdown()``) and tolerates an
+            application that does not speak it; ``on`` requires it (such an
+            application does not start); ``off`` skips it.
         shutdown_timeout: see ``DEFAULT_SHUTDOWN_TIMEOUT``.
     """
 
@@ -48,11 +53,14 @@ class ASGIApp:
         self,
         app: ASGICallable,
         *,
-        lifespan: bool = True,
+        lifespan: str = "auto",
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
     ) -> None:
+        if lifespan not in LIFESPAN_MODES:
+            raise ValueError(f"lifespan must be one of {', '.join(LIFESPAN_MODES)}: {lifespan!r}")
         self.app = app
-        self.lifespan = Lifespan(app) if lifespan else None
+        self._lifespan_required = lifespan == "on"
+        self.lifespan = None if lifespan == "off" else Lifespan(app)
         self.shutdown_timeout = shutdown_timeout
         # Applications still running after their response was sent.
         self._running: set[asyncio.Task[None]] = set()
@@ -65,7 +73,8 @@ class ASGIApp:
     async def startup(self) -> None:
         """The lifespan startup (``LifespanFailed`` if the application refuses)."""
         if self.lifespan is not None:
-            self.lifespan = Lifespan(self.app)  # a fresh run for each start
+            # A fresh run for each start.
+            self.lifespan = Lifespan(self.app, required=self._lifespan_required)
             await self.lifespan.startup()
 
     async def shutdown(self) -> None:

@@ -9,7 +9,8 @@ connection's scope gets a shallow copy of it.
 
 An application that does not speak the protocol (it raises on the
 ``lifespan`` scope, or returns, before answering startup) is served
-without it, with one debug line, as uvicorn's ``--lifespan auto`` does.
+without it, with one debug line, as uvicorn's ``--lifespan auto`` does;
+with ``required`` (``--lifespan on``) that is a failure too.
 An application that answers ``startup.failed``, or raises after it
 started answering, does not start: ``LifespanFailed``.
 """
@@ -48,10 +49,10 @@ def _summary(message: object) -> str:
     text = str(message or "").strip()
     if not text:
         return "(no message)"
-    if "\n" not in text:
-        return text
-    logger.error("the ASGI application's lifespan reported:\n%s", text)
-    return text.splitlines()[-1]
+    if text.startswith("Traceback (most recent call last)"):
+        logger.error("the ASGI application's lifespan reported:\n%s", text)
+        return text.splitlines()[-1]
+    return " ".join(line.strip() for line in text.splitlines())
 
 
 class LifespanFailed(ApplicationStartupError):
@@ -61,8 +62,9 @@ class LifespanFailed(ApplicationStartupError):
 class Lifespan:
     """One run of the lifespan protocol (``startup()`` then ``shutdown()``)."""
 
-    def __init__(self, app: ASGICallable) -> None:
+    def __init__(self, app: ASGICallable, *, required: bool = False) -> None:
         self._app = app
+        self._required = required
         #: The lifespan scope's ``state``, shared with every connection's scope.
         self.state: dict[str, Any] = {}
         self._events: asyncio.Queue[Message] = asyncio.Queue()
@@ -127,6 +129,15 @@ class Lifespan:
         try:
             await self._app(lifespan_scope(self.state), self._receive, self._send)
         except Exception as error:
+            if not self._answered_startup and self._required:
+                logger.exception("the ASGI application failed on the lifespan scope")
+                self._answers.put_nowait(
+                    {
+                        "type": "lifespan.startup.failed",
+                        "message": f"{type(error).__name__}: {error}",
+                    }
+                )
+                return
             if not self._answered_startup:
                 self.supported = False
                 logger.debug(
@@ -143,6 +154,10 @@ class Lifespan:
             self._answers.put_nowait(
                 {"type": "lifespan.failed", "message": f"{type(error).__name__}: {error}"}
             )
+            return
+        if not self._answered_startup and self._required:
+            message = "the application returned without answering lifespan.startup"
+            self._answers.put_nowait({"type": "lifespan.startup.failed", "message": message})
             return
         if not self._answered_startup:
             self.supported = False
