@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -73,6 +73,12 @@ def test_is_asgi_app_tells_the_two_faces_apart() -> None:
     assert not is_asgi_app(42)
     assert not is_asgi_app(iter)  # no signature to read
     assert not is_asgi_app(lambda a, b: None)
+
+    class CallableNative(CallableApp):
+        async def handle_http(self, request: Any) -> Any: ...
+        async def handle_websocket(self, websocket: Any) -> None: ...
+
+    assert not is_asgi_app(CallableNative())  # native first, even if callable
 
 
 # ---------------------------------------------------------------------------
@@ -335,17 +341,33 @@ def lilya_app(background: Background) -> Any:
             await websocket.send_text(f"iter:{chunk}")
         await websocket.close(code=4000, reason="done")
 
-    return Lilya(
-        routes=[
-            Path("/hello", hello),
-            Path("/items/{item_id:int}", item),
-            Path("/echo", echo, methods=["POST"]),
-            Path("/job", job),
-            WebSocketPath("/rooms/{room}", room),
-            WebSocketPath("/kinds", kinds),
-        ],
-        lifespan=lifespan,
-    )
+    # Lilya sets the root logger up (INFO, a stderr handler) when an
+    # application is built: the rest of the test session must not inherit
+    # that (caplog-based tests count records, memory tests count bytes).
+    with root_logging_kept():
+        return Lilya(
+            routes=[
+                Path("/hello", hello),
+                Path("/items/{item_id:int}", item),
+                Path("/echo", echo, methods=["POST"]),
+                Path("/job", job),
+                WebSocketPath("/rooms/{room}", room),
+                WebSocketPath("/kinds", kinds),
+            ],
+            lifespan=lifespan,
+        )
+
+
+@contextlib.contextmanager
+def root_logging_kept() -> Iterator[None]:
+    """Put the root logger's level and handlers back as they were."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 FRAMEWORKS: dict[str, Callable[[Background], Any]] = {

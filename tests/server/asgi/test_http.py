@@ -481,3 +481,32 @@ async def test_uploads_over_the_body_limit_are_413_unless_it_is_raised(
     assert response.status_code == status
     if status == 200:
         assert response.text == str(len(upload))
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_an_application_cancelled_from_inside_is_500_or_a_dropped_stream(
+    streaming: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if streaming:
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.body", "body": b"half", "more_body": True})
+        waiting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(waiting.cancel)
+        await waiting  # CancelledError in the application's own task
+
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        async with serving(app) as client:
+            if streaming:
+                with pytest.raises(httpx.RemoteProtocolError):
+                    await client.get("/")
+            else:
+                assert (await client.get("/")).status_code == 500
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    if streaming:
+        assert "connection dropped" in record.getMessage()
+        assert "cancelled mid-response" in caplog.text
+    else:
+        assert record.getMessage().endswith("the HTTP handler was cancelled; answered 500")

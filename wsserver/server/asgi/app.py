@@ -17,7 +17,6 @@ from typing import Any
 
 from ..requests import Request
 from ..responses import Response
-from ..views import WebSocketView
 from ..websocket import WebSocket
 from .http import ClientDisconnected, HTTPCycle
 from .lifespan import ASGICallable, Lifespan
@@ -162,7 +161,7 @@ def is_asgi_app(target: object) -> bool:
     """Whether ``target`` looks like an ASGI 3 application.
 
     That is: not a native application (``App``, anything with
-    ``handle_http``), not a ``WebSocketView`` class, and callable with
+    ``handle_http``), not a class (a ``WebSocketView``), and callable with
     three positional arguments (``scope, receive, send``): an ``async
     def`` function, an instance with an ``async def __call__`` (Starlette,
     FastAPI, Lilya) or middleware wrapping one.  A native
@@ -171,8 +170,6 @@ def is_asgi_app(target: object) -> bool:
     if inspect.isclass(target) or not callable(target):
         return False
     if hasattr(target, "handle_http") and hasattr(target, "handle_websocket"):
-        return False
-    if isinstance(target, WebSocketView):
         return False
     try:
         signature = inspect.signature(target)
