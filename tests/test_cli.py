@@ -30,6 +30,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage, InvalidStatus
@@ -43,10 +44,11 @@ from wsserver.cli import (
     _worker_command,
     build_config,
     import_from_string,
+    load_app,
     main,
 )
 from wsserver.protocol import DeflateSettings, ProtocolSettings
-from wsserver.server import ServerConfig
+from wsserver.server import App, ServerConfig
 from wsserver.server.config import CLI_OPTION, cli_option
 
 from ._live import TIMEOUT, handshake_headers, http_get
@@ -399,6 +401,8 @@ NOT_CONFIG = {
     "target",
     "factory",
     "path",
+    "interface",
+    "lifespan",
     "loop",
     "log_level",
     "log_config",
@@ -428,6 +432,7 @@ def test_build_config_maps_every_flag() -> None:
         "--ws-max-size", "1000",
         "--ws-max-frame-size", "500",
         "--ws-max-fragments", "7",
+        "--http-max-body-size", "2048",
         "--ws-max-queue", "3",
         "--ws-ping-interval", "5",
         "--ws-ping-timeout", "none",
@@ -476,7 +481,7 @@ def test_build_config_maps_every_flag() -> None:
     assert config.port == 9001
     assert config.uds == "/tmp/ws.sock"
     assert config.protocol == ProtocolSettings(
-        max_message_size=1000, max_frame_size=500, max_fragments=7
+        max_message_size=1000, max_frame_size=500, max_fragments=7, max_body_size=2048
     )
     assert config.max_queue == 3
     assert config.ping_interval == 5.0
@@ -513,6 +518,7 @@ def test_build_config_maps_every_flag() -> None:
         "ws_max_size",
         "ws_max_frame_size",
         "ws_max_fragments",
+        "http_max_body_size",
         "ws_max_queue",
         "ws_ping_interval",
         "ws_ping_timeout",
@@ -1167,4 +1173,96 @@ def test_the_optional_libraries_are_named_when_missing(
         load_log_config(str(tmp_path / "logging.yaml"))
     assert str(caught.value) == (
         "a YAML logging configuration needs PyYAML: pip install 'wsserver[standard]'"
+    )
+
+
+# ---------------------------------------------------------------------------
+# ASGI applications (--interface)
+# ---------------------------------------------------------------------------
+
+
+async def test_run_serves_a_starlette_application_detected_as_asgi() -> None:
+    async with running("examples.starlette_app:app") as server:
+        async with httpx.AsyncClient(trust_env=False, timeout=TIMEOUT) as client:
+            response = await client.get(f"http://127.0.0.1:{server.port}/")
+        assert response.text == "hello (started=True)\n"
+        async with connect(f"ws://127.0.0.1:{server.port}/rooms/blue") as websocket:
+            await websocket.send('{"n": 1}')
+            reply = await asyncio.wait_for(websocket.recv(), TIMEOUT)
+        assert json.loads(reply) == {"room": "blue", "echo": {"n": 1}}
+    assert server.returncode == 0
+    assert "Traceback" not in server.stderr
+
+
+async def test_the_asgi_echo_example_echoes_text_and_bytes() -> None:
+    async with (
+        running("examples.asgi_echo:app", "--interface", "asgi") as server,
+        connect(f"ws://127.0.0.1:{server.port}/") as client,
+    ):
+        await client.send("text")
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == "text"
+        await client.send(b"\x00\xff")
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == b"\x00\xff"
+
+
+def test_a_failing_lifespan_startup_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    (tmp_path / "apps.py").write_text(
+        "import contextlib\n"
+        "from starlette.applications import Starlette\n"
+        "@contextlib.asynccontextmanager\n"
+        "async def lifespan(app):\n"
+        "    raise ConnectionRefusedError('database at db:5432 refused')\n"
+        "    yield\n"
+        "app = Starlette(lifespan=lifespan)\n"
+    )
+    result = run_cli("run", "apps:app", "--port", "0", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        "wsserver: error: the application's lifespan startup failed: "
+        "ConnectionRefusedError: database at db:5432 refused"
+    )
+    assert "listening" not in result.stderr
+
+
+def test_interface_native_refuses_an_asgi_application() -> None:
+    message = assert_one_error_line(
+        run_cli("run", "examples.asgi_echo:app", "--interface", "native")
+    )
+    assert "is not a WebSocketView subclass, an App, or an async WebSocket endpoint" in message
+    assert "ASGI" not in message
+
+
+def test_interface_asgi_needs_a_callable() -> None:
+    message = assert_one_error_line(
+        run_cli("run", "examples.echo:annotations", "--interface", "asgi")
+    )
+    assert message.endswith("is not an ASGI application: it is not callable")
+
+
+def test_load_app_by_interface() -> None:
+    from examples.asgi_echo import app as starlette_app
+    from examples.echo import EchoView
+    from wsserver.server.asgi import ASGIApp
+
+    assert isinstance(load_app(starlette_app), ASGIApp)
+    assert isinstance(load_app(starlette_app, "asgi"), ASGIApp)
+    assert isinstance(load_app(EchoView), App)
+    assert isinstance(load_app(EchoView, "native"), App)
+    with pytest.raises(TypeError, match="nor an ASGI 3 application"):
+        load_app(42)
+    off = load_app(starlette_app, lifespan="off")
+    assert isinstance(off, ASGIApp)
+    assert off.lifespan is None
+
+
+def test_lifespan_on_refuses_an_application_without_it(tmp_path: Path) -> None:
+    (tmp_path / "apps.py").write_text(
+        "async def app(scope, receive, send):\n    assert scope['type'] == 'http', 'http only'\n"
+    )
+    # (--lifespan auto serves it: see tests/server/asgi/test_lifespan.py.)
+    result = run_cli("run", "apps:app", "--lifespan", "on", "--port", "0", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "wsserver: error: the application's lifespan startup failed: AssertionError: http only"
     )

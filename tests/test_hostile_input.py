@@ -41,6 +41,8 @@ from wsserver.protocol import (
     TextMessage,
     WebSocketRequest,
 )
+from wsserver.server.app import Application
+from wsserver.server.asgi import ASGIApp
 from wsserver.server.requests import Request
 from wsserver.server.responses import Response
 from wsserver.server.websocket import Disconnect, WebSocket
@@ -99,13 +101,47 @@ async def recording(ended: asyncio.Future[Disconnect], websocket: WebSocket) -> 
             await websocket.send_bytes(message.data)
 
 
-def recording_app() -> tuple[FunctionApp, asyncio.Future[Disconnect]]:
+#: Builds an echo application and the future of how its connection ended.
+RecordingApp = Callable[[], "tuple[Application, asyncio.Future[Disconnect]]"]
+
+
+def recording_app() -> tuple[Application, asyncio.Future[Disconnect]]:
     ended: asyncio.Future[Disconnect] = asyncio.get_running_loop().create_future()
 
     async def handler(websocket: WebSocket) -> None:
         await recording(ended, websocket)
 
     return FunctionApp(handler), ended
+
+
+def asgi_recording_app() -> tuple[Application, asyncio.Future[Disconnect]]:
+    """``recording_app`` written as an ASGI application, served by ``ASGIApp``."""
+    ended: asyncio.Future[Disconnect] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            raise RuntimeError("websocket only")  # no lifespan: tolerated
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            event = await receive()
+            if event["type"] == "websocket.disconnect":
+                if not ended.done():
+                    ended.set_result(Disconnect(event["code"], event["reason"]))
+                return
+            await send(
+                {"type": "websocket.send", **{k: v for k, v in event.items() if k != "type"}}
+            )
+
+    return ASGIApp(app), ended
+
+
+@pytest.fixture(params=["native", "asgi"])
+def make_recording_app(
+    request: pytest.FixtureRequest,
+) -> RecordingApp:
+    """The threats below, against a native endpoint and an ASGI application."""
+    return recording_app if request.param == "native" else asgi_recording_app
 
 
 def open_connection(settings: ProtocolSettings | None = None) -> ServerConnection:
@@ -204,7 +240,9 @@ def compressed_frames(payload: bytes, fragments: int) -> bytes:
 
 @pytest.mark.parametrize("fragments", [1, 64], ids=["one-frame", "64-fragments"])
 async def test_decompression_bomb_is_stopped_at_the_limit_with_1009(
-    h: Harness, fragments: int
+    h: Harness,
+    fragments: int,
+    make_recording_app: RecordingApp,
 ) -> None:
     """Threat: a decompression bomb, 16 KiB on the wire inflating to 16 MiB.
 
@@ -216,7 +254,7 @@ async def test_decompression_bomb_is_stopped_at_the_limit_with_1009(
     """
     limit = 1 * MIB
     bomb = 16 * limit
-    app, ended = recording_app()
+    app, ended = make_recording_app()
     server = await h.serve(app, protocol=ProtocolSettings(max_message_size=limit))
     raw = await h.raw(server)
     await raw.send(handshake_request(extra="Sec-WebSocket-Extensions: permessage-deflate\r\n"))
@@ -245,7 +283,9 @@ async def test_decompression_bomb_is_stopped_at_the_limit_with_1009(
 
 @pytest.mark.parametrize("declared", [2**62, MIB + 1], ids=["2**62", "limit+1"])
 async def test_declared_length_over_the_limit_fails_at_once_from_the_header(
-    h: Harness, declared: int
+    h: Harness,
+    declared: int,
+    make_recording_app: RecordingApp,
 ) -> None:
     """Threat: a frame header declaring more than the limit (up to 2**62).
 
@@ -254,7 +294,7 @@ async def test_declared_length_over_the_limit_fails_at_once_from_the_header(
     in, before the masking key or any payload: 1009 at once, nothing
     allocated for the declared size.
     """
-    app, ended = recording_app()
+    app, ended = make_recording_app()
     server = await h.serve(app, protocol=ProtocolSettings(max_message_size=MIB))
     raw = await h.raw(server)
     await raw.handshake()
@@ -673,7 +713,9 @@ async def test_slow_tls_handshake_is_closed_by_the_open_timeout(h: Harness, tmp_
 
 
 async def test_fragment_storm_is_cut_off_after_max_fragments_with_1009(
-    h: Harness, monkeypatch: pytest.MonkeyPatch
+    h: Harness,
+    monkeypatch: pytest.MonkeyPatch,
+    make_recording_app: RecordingApp,
 ) -> None:
     """Threat: a 16 MiB message sent as 1-byte fragments (each costs a
     header parse and a stored piece; 112 MB on the wire).
@@ -684,7 +726,7 @@ async def test_fragment_storm_is_cut_off_after_max_fragments_with_1009(
     """
     max_fragments = ProtocolSettings().max_fragments
     counter = CountingMask().install(monkeypatch)
-    app, ended = recording_app()
+    app, ended = make_recording_app()
     server = await h.serve(app, protocol=ProtocolSettings(max_message_size=16 * MIB))
     raw = await h.raw(server)
     await raw.handshake()
@@ -972,7 +1014,11 @@ async def test_ten_thousand_abrupt_disconnects_leak_nothing(h: Harness) -> None:
 
 
 @pytest.mark.parametrize("where", ["idle", "mid-frame"])
-async def test_half_open_peer_is_detected_by_heartbeats_and_freed(h: Harness, where: str) -> None:
+async def test_half_open_peer_is_detected_by_heartbeats_and_freed(
+    h: Harness,
+    where: str,
+    make_recording_app: RecordingApp,
+) -> None:
     """Threat: a half-open connection, the peer gone without a FIN (it
     never reads, never sends, never closes), possibly inside a frame.
 
@@ -981,7 +1027,7 @@ async def test_half_open_peer_is_detected_by_heartbeats_and_freed(h: Harness, wh
     aborts it since the peer never ends TCP; its descriptor is freed.
     """
     interval, ping_timeout, close_timeout = 0.1, 0.2, 0.3
-    app, ended = recording_app()
+    app, ended = make_recording_app()
     server = await h.serve(
         app, ping_interval=interval, ping_timeout=ping_timeout, close_timeout=close_timeout
     )

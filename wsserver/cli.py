@@ -2,7 +2,9 @@
 
 ``attr`` is a ``WebSocketView`` subclass, an ``App`` (or any object with
 ``handle_http`` and ``handle_websocket``), an ``async def endpoint(ws)``,
-or with ``--factory`` a callable returning one of those.  The current
+an ASGI 3 application (Starlette, FastAPI, Lilya: ``--interface`` says
+which kind, detected by default), or with ``--factory`` a callable
+returning one of those.  The current
 directory is on ``sys.path``, as with uvicorn, so ``examples.echo:EchoView``
 works from the repository root.
 
@@ -57,8 +59,12 @@ from . import __version__
 from .protocol import LocalProtocolError
 from .reloader import DEFAULT_EXCLUDES, DEFAULT_INCLUDES, ReloadSettings, run_reloader
 from .server import ServerConfig, as_app, serve
+from .server.app import Application
+from .server.asgi import ASGIApp, is_asgi_app
+from .server.asgi.app import LIFESPAN_MODES
 from .server.config import CLI_OPTION
 from .server.plugin_options import EnvironmentOption, plugin_options
+from .server.startup import ApplicationStartupError
 from .supervisor import WORKER_ENV, WORKER_FD_ENV, run_supervisor, serve_worker, worker_link
 
 __all__ = [
@@ -67,6 +73,7 @@ __all__ = [
     "ImportFromStringError",
     "build_config",
     "import_from_string",
+    "load_app",
     "main",
 ]
 
@@ -355,6 +362,18 @@ def _parser(options: Sequence[EnvironmentOption] | None = None) -> argparse.Argu
     run.add_argument("--factory", action="store_true", help="attr is a factory to call")
     run.add_argument("--path", default="/", help="where a lone view is mounted")
     run.add_argument(
+        "--interface",
+        choices=("auto", "asgi", "native"),
+        default="auto",
+        help="what the target is: an ASGI 3 application, a native one, or detect it (default)",
+    )
+    run.add_argument(
+        "--lifespan",
+        choices=LIFESPAN_MODES,
+        default="auto",
+        help="an ASGI application's lifespan: run it if spoken (auto), require it (on), skip it",
+    )
+    run.add_argument(
         "--app-dir",
         default="",
         metavar="DIR",
@@ -435,6 +454,29 @@ def _parser(options: Sequence[EnvironmentOption] | None = None) -> argparse.Argu
     for option in plugin_options() if options is None else options:
         run.add_argument(option.flag, default=None, metavar=option.metavar, help=option.help)
     return parser
+
+
+def load_app(
+    target: object, interface: str = "auto", *, path: str = "/", lifespan: str = "auto"
+) -> Application:
+    """The application to serve for ``target`` and ``--interface``.
+
+    ``auto`` serves an ASGI 3 application (``is_asgi_app``) through
+    ``ASGIApp`` and anything else natively (``as_app``).
+
+    Raises:
+        TypeError: ``target`` is not what ``interface`` says.
+    """
+    if interface == "asgi" or (interface == "auto" and is_asgi_app(target)):
+        if not callable(target):
+            raise TypeError(f"{target!r} is not an ASGI application: it is not callable")
+        return ASGIApp(target, lifespan=lifespan)
+    try:
+        return as_app(target, path=path)
+    except TypeError as error:
+        if interface == "auto":
+            raise TypeError(f"{error}, nor an ASGI 3 application") from None
+        raise
 
 
 def build_config(args: argparse.Namespace) -> ServerConfig:
@@ -645,7 +687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ImportFromStringError(
                     f'factory "{args.target}" failed: {type(error).__name__}: {error}'
                 ) from error
-        app = as_app(target, path=args.path)
+        app = load_app(target, args.interface, path=args.path, lifespan=args.lifespan)
     except (ImportFromStringError, TypeError) as error:
         print(f"wsserver: error: {error}", file=sys.stderr)
         return 2
@@ -654,6 +696,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, LocalProtocolError, OSError, ssl.SSLError) as error:
         print(f"wsserver: error: {error}", file=sys.stderr)
         return 2
+    if isinstance(app, ASGIApp):
+        app.shutdown_timeout = config.shutdown_timeout
     if args.workers > 1 and config.uds is not None:
         print("wsserver: error: --workers needs TCP: it cannot share --uds", file=sys.stderr)
         return 2
@@ -674,6 +718,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             uvloop.run(run)
         else:
             asyncio.run(run)
+    except ApplicationStartupError as error:
+        print(f"wsserver: error: {error}", file=sys.stderr)
+        return 3
     except OSError as error:
         # Binding failed (port in use, no permission, bad address): nothing
         # was served.  Connection-level errors never reach here.

@@ -313,6 +313,27 @@ class TestHandshake:
         assert written(conn).startswith(b"HTTP/1.1 101 ")
         assert state_of(conn) is State.OPEN
 
+    def test_a_streamed_response_then_the_next_request(self) -> None:
+        conn = ServerConnection()
+        [page] = feed(conn, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + handshake())
+        assert isinstance(page, HTTPRequest)
+        conn.start_response(200, (("Content-Type", "text/plain"),))
+        conn.send_body(b"part")
+        conn.end_response()
+        assert written(conn) == (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n4\r\npart\r\n0\r\n\r\n"
+        )
+        [request] = conn.events()
+        assert isinstance(request, WebSocketRequest)
+        conn.accept()
+        with pytest.raises(LocalProtocolError, match="after the WebSocket handshake"):
+            conn.start_response(200)
+        with pytest.raises(LocalProtocolError, match="after the WebSocket handshake"):
+            conn.send_body(b"")
+        with pytest.raises(LocalProtocolError, match="after the WebSocket handshake"):
+            conn.end_response()
+
     def test_plain_http_with_connection_close(self) -> None:
         conn = ServerConnection()
         [page] = feed(conn, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

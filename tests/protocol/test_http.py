@@ -620,6 +620,89 @@ class TestPlainHTTP:
         assert closes(phase)
 
 
+class TestStreamedResponses:
+    """``start_response``, ``send_body``, ``end_response``: a body in pieces."""
+
+    def test_chunked_for_http_1_1_then_keep_alive(self) -> None:
+        phase = receive(request(target="/") + request(target="/next"))
+        assert isinstance(phase.next_event(), HTTPRequest)
+        phase.start_response(200, (("Content-Type", "text/plain"),))
+        assert phase.streaming
+        assert output(phase) == (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        phase.send_body(b"hello")
+        phase.send_body(b"")  # not a chunk: it would end the body
+        phase.send_body(b" world!")
+        assert output(phase) == b"5\r\nhello\r\n7\r\n world!\r\n"
+        # Nothing is parsed while the response is streaming.
+        assert phase.next_event() is None
+        phase.end_response()
+        assert output(phase) == b"0\r\n\r\n"
+        assert not phase.streaming
+        assert not closes(phase)
+        event = phase.next_event()
+        assert isinstance(event, HTTPRequest)
+        assert event.target == "/next"
+
+    def test_http_1_0_is_framed_by_closing(self) -> None:
+        phase = receive(b"GET / HTTP/1.0\r\n\r\n")
+        phase.next_event()
+        phase.start_response(200)
+        phase.send_body(b"abc")
+        phase.end_response()
+        assert output(phase) == b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nabc"
+        assert closes(phase)
+
+    def test_head_204_and_304_drop_the_body(self) -> None:
+        for method, status, head in [
+            # The headers a GET would get (RFC 9110 section 9.3.2), no body.
+            ("HEAD", 200, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            ("GET", 204, b"HTTP/1.1 204 No Content\r\n\r\n"),
+            ("GET", 304, b"HTTP/1.1 304 Not Modified\r\n\r\n"),
+        ]:
+            phase = receive(request(method=method, target="/"))
+            phase.next_event()
+            phase.start_response(status)
+            phase.send_body(b"dropped")
+            phase.end_response()
+            assert output(phase) == head
+            assert not closes(phase)
+
+    def test_a_closing_request_gets_connection_close(self) -> None:
+        phase = receive(request(fields=[("Host", "x")]))
+        phase.next_event()
+        phase.receive_eof()
+        phase.start_response(200)
+        phase.end_response()
+        assert b"Connection: close" in response_headers(output(phase))
+        assert closes(phase)
+
+    def test_caller_mistakes_raise(self) -> None:
+        phase = receive(request(target="/"))
+        with pytest.raises(LocalProtocolError, match="without a pending HTTPRequest"):
+            phase.start_response(200)
+        with pytest.raises(LocalProtocolError, match="send_body\\(\\) without start_response"):
+            phase.send_body(b"x")
+        with pytest.raises(LocalProtocolError, match="end_response\\(\\) without"):
+            phase.end_response()
+        phase.next_event()
+        with pytest.raises(LocalProtocolError, match="not a final status"):
+            phase.start_response(101)
+        with pytest.raises(LocalProtocolError, match="invalid response header"):
+            phase.start_response(200, (("Bad Name", "x"),))
+        assert output(phase) == b""
+        phase.start_response(200)
+        with pytest.raises(LocalProtocolError, match="while a streamed response"):
+            phase.start_response(200)
+        with pytest.raises(LocalProtocolError, match="while a streamed response"):
+            phase.send_response(200)
+        with pytest.raises(LocalProtocolError):
+            phase.accept(None, None)
+        phase.end_response()
+        assert output(phase).endswith(b"0\r\n\r\n")
+
+
 class TestPlainHTTPRejections:
     @pytest.mark.parametrize(
         "data",

@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from wsserver.protocol import BinaryMessage, TextMessage
 from wsserver.server import App, PlainTextResponse, Request, Response, Server, as_app
 from wsserver.server.datastructures import Address
+from wsserver.server.responses import StreamingResponse
 from wsserver.server.security import OriginPolicy
 from wsserver.server.websocket import Disconnect, WebSocket, WebSocketDisconnect
 from wsserver.testing import wire
@@ -1102,3 +1103,123 @@ async def test_extra_headers_go_with_every_kind_of_response() -> None:
     for head in heads:
         assert b"\r\nserver: edge-1\r\n" in head
         assert b"\r\nx-frame-options: DENY\r\n" in head
+
+
+# ---------------------------------------------------------------------------
+# Streamed HTTP responses
+# ---------------------------------------------------------------------------
+
+GET = b"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+class Producer:
+    """A streamed body: yields ``pieces``, then does what ``ending`` says."""
+
+    def __init__(self, pieces: list[bytes | str], ending: str = "end") -> None:
+        self.pieces = pieces
+        self.ending = ending
+        self.made = 0
+        self.closed = asyncio.Event()
+
+    async def content(self) -> AsyncIterator[bytes | str]:
+        try:
+            for piece in self.pieces:
+                self.made += 1
+                yield piece
+            if self.ending == "raise":
+                raise KeyError("producer broke")
+            if self.ending == "hang":
+                await asyncio.Event().wait()
+        finally:
+            self.closed.set()
+
+
+class StreamingApp(FunctionApp):
+    def __init__(self, producer: Producer, status: int = 200) -> None:
+        super().__init__()
+        self.producer = producer
+        self.status = status
+
+    async def handle_http(self, request: Request) -> Response:
+        return StreamingResponse(
+            self.producer.content(), status_code=self.status, media_type="text/plain"
+        )
+
+
+async def test_a_streamed_response_is_chunked_then_the_connection_is_reused(
+    h: Harness,
+) -> None:
+    producer = Producer([b"abc", "\u00e9", b""])
+    server = await h.serve(StreamingApp(producer))
+    raw = await h.raw(server)
+    await raw.send(GET)
+    status, headers = await raw.response_head()
+    assert status == 200
+    assert headers["transfer-encoding"] == "chunked"
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+    assert await raw.read_until(b"0\r\n\r\n") == b"3\r\nabc\r\n2\r\n\xc3\xa9\r\n0\r\n\r\n"
+    assert producer.closed.is_set()
+    # Keep-alive: the same connection serves the next request.
+    producer.pieces = [b"again"]
+    await raw.send(GET)
+    assert (await raw.response_head())[0] == 200
+    assert await raw.read_until(b"0\r\n\r\n") == b"5\r\nagain\r\n0\r\n\r\n"
+
+
+async def test_a_peer_not_reading_holds_the_producer_back(h: Harness) -> None:
+    producer = Producer([b"x" * 65536] * 200)  # 12.5 MiB if nothing held it back
+    server = await h.serve(StreamingApp(producer), write_limit=65536)
+    raw = await h.raw(server, rcvbuf=4096)
+    await raw.send(GET)
+    connection = only_connection(server)
+    await wait_until(lambda: connection.writing_paused)
+    made = producer.made
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert producer.made == made < 200
+    # The client leaves: the waiting producer is closed.
+    raw.close()
+    await asyncio.wait_for(producer.closed.wait(), TIMEOUT)
+    assert producer.made == made
+
+
+@pytest.mark.parametrize("ending", ["raise", "leave"])
+async def test_a_stream_that_fails_or_loses_its_client_drops_the_connection(
+    h: Harness, caplog: pytest.LogCaptureFixture, ending: str
+) -> None:
+    producer = Producer([b"half"], "raise" if ending == "raise" else "hang")
+    server = await h.serve(StreamingApp(producer))
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        raw = await h.raw(server)
+        await raw.send(GET)
+        assert (await raw.response_head())[0] == 200
+        if ending == "leave":
+            await raw.read_until(b"half\r\n")
+            raw.close()
+            # The hanging producer is not closed by the client leaving
+            # until it yields again; the server's shutdown cancels it.
+            await h.close()
+        else:
+            # No last chunk: the client cannot take the part for the whole.
+            assert await raw.read_to_eof() == b"4\r\nhalf\r\n"
+        await asyncio.wait_for(producer.closed.wait(), TIMEOUT)
+    messages = [r.getMessage() for r in error_records(caplog)]
+    if ending == "raise":
+        assert len(messages) == 1
+        assert messages[0].endswith(
+            ": error in the streamed body of GET /stream; connection dropped"
+        )
+    else:
+        assert messages == []
+
+
+async def test_a_streamed_head_the_core_cannot_send_is_500(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    producer = Producer([b"never"])
+    server = await h.serve(StreamingApp(producer, status=103))
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        assert await http_status(h, server, "/stream") == 500
+    assert producer.made == 0
+    (record,) = error_records(caplog)
+    assert "StreamingResponse(status_code=103) cannot be sent" in record.getMessage()

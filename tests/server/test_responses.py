@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -13,6 +14,7 @@ from wsserver.server.responses import (
     PlainTextResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 
 
@@ -137,3 +139,17 @@ def test_repr() -> None:
     assert repr(PlainTextResponse("abc", status_code=404)) == (
         "PlainTextResponse(status_code=404, body=<3 bytes>)"
     )
+
+
+def test_streaming_response_takes_an_async_iterable() -> None:
+    async def pieces() -> AsyncIterator[str]:
+        yield "a"
+
+    content = pieces()
+    response = StreamingResponse(content, status_code=201, media_type="text/event-stream")
+    assert response.content is content
+    assert response.body == b""
+    assert response.header_pairs() == [("content-type", "text/event-stream; charset=utf-8")]
+    assert repr(response) == "StreamingResponse(status_code=201)"
+    with pytest.raises(TypeError, match="must be an async iterable"):
+        StreamingResponse([b"a list"])  # type: ignore[arg-type]

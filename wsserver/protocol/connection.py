@@ -393,6 +393,27 @@ class ServerConnection:
             raise LocalProtocolError("send_response() after the WebSocket handshake")
         self._http.send_response(status, headers, body)
 
+    def start_response(self, status: int, headers: Headers = ()) -> None:
+        """Answer the pending ``HTTPRequest`` with a streamed body.
+
+        The head is queued now; send the body with ``send_body`` and end it
+        with ``end_response`` (see ``HTTPPhase.start_response``).
+        """
+        self._http_phase("start_response").start_response(status, headers)
+
+    def send_body(self, data: bytes) -> None:
+        """Queue the next piece of a body begun with ``start_response``."""
+        self._http_phase("send_body").send_body(data)
+
+    def end_response(self) -> None:
+        """End a body begun with ``start_response``; then as ``send_response``."""
+        self._http_phase("end_response").end_response()
+
+    def _http_phase(self, action: str) -> HTTPPhase:
+        if self._http is None:
+            raise LocalProtocolError(f"{action}() after the WebSocket handshake")
+        return self._http
+
     def _pending_request(self, action: str, trigger: Trigger) -> WebSocketRequest:
         # A WebSocketRequest is pending only while CONNECTING; the table is
         # asked as well, before the call writes anything.

@@ -128,6 +128,10 @@ class HTTPPhase:
         self._overflow = False
         self._max_buffered = settings.max_head_size + settings.max_body_size
         self._bytes_examined = 0
+        # A response begun with start_response() and not ended yet, and
+        # whether its body is sent at all (not for HEAD, 204, 304).
+        self._streaming = False
+        self._stream_body = False
         self._new_cycle()
 
     def _new_cycle(self) -> None:
@@ -292,8 +296,79 @@ class HTTPPhase:
                 "send_response() without a pending HTTPRequest: call it once per "
                 "HTTPRequest returned by next_event()"
             )
+        self._check_not_streaming("send_response")
         closing = self._eof or self._overflow
         self._answer(status, headers, body, close=closing)
+        self._next_request(closing)
+
+    def start_response(self, status: int, headers: Headers = ()) -> None:
+        """Answer the pending ``HTTPRequest`` with a body sent piece by piece.
+
+        The head goes out now, without ``Content-Length``: h11 frames the
+        body with ``Transfer-Encoding: chunked`` for an HTTP/1.1 client, and
+        by closing the connection after it for an HTTP/1.0 one (RFC 9112
+        section 6.3).  Send the body with ``send_body`` and end it with
+        ``end_response``; nothing else is parsed meanwhile.
+
+        Raises:
+            LocalProtocolError: as ``send_response``.
+        """
+        pending = self._pending
+        if not isinstance(pending, HTTPRequest):
+            raise LocalProtocolError("start_response() without a pending HTTPRequest")
+        self._check_not_streaming("start_response")
+        if not 200 <= status <= 599 or isinstance(status, bool):
+            raise LocalProtocolError(f"status {status!r} is not a final status code (200-599)")
+        fields = _encode_headers(headers, _FRAMING_HEADERS)
+        if self._eof or self._overflow:
+            fields = _with_connection_close(fields)
+        try:
+            response = h11.Response(status_code=status, headers=fields, reason=_reason(status))
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(f"invalid response header: {exc}") from None
+        self._output.append(self._conn.send(response))
+        # RFC 9110 sections 9.3.2, 15.3.5 and 15.4.5: no content for HEAD,
+        # 204 and 304 (h11 framed them with a zero length).
+        self._stream_body = self._method != b"HEAD" and status not in (204, 304)
+        self._streaming = True
+
+    def send_body(self, data: bytes) -> None:
+        """Send the next piece of a body begun with ``start_response``.
+
+        An empty piece sends nothing (a zero-length chunk would end the
+        body).  The pieces of a response to ``HEAD``, or of a 204 or 304,
+        are dropped.
+
+        Raises:
+            LocalProtocolError: no streamed response is in progress.
+        """
+        if not self._streaming:
+            raise LocalProtocolError("send_body() without start_response()")
+        if data and self._stream_body:
+            self._output.append(self._conn.send(h11.Data(data=data)))
+
+    def end_response(self) -> None:
+        """End the body begun with ``start_response``; as ``send_response`` after.
+
+        Raises:
+            LocalProtocolError: no streamed response is in progress.
+        """
+        if not self._streaming:
+            raise LocalProtocolError("end_response() without start_response()")
+        self._streaming = False
+        self._output.append(self._conn.send(h11.EndOfMessage()))
+        self._next_request(self._eof or self._overflow)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether a response begun with ``start_response`` is not ended yet."""
+        return self._streaming
+
+    def _check_not_streaming(self, action: str) -> None:
+        if self._streaming:
+            raise LocalProtocolError(f"{action}() while a streamed response is in progress")
+
+    def _next_request(self, closing: bool) -> None:
         self._pending = None
         conn = self._conn
         if not closing and conn.our_state is h11.DONE and conn.their_state is h11.DONE:

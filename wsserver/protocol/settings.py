@@ -45,7 +45,10 @@ class ProtocolSettings:
             limits above cannot be reached.  431 beyond.
         max_body_size: largest plain-HTTP request body held in memory, 1 MiB;
             the HTTP side serves pages, static files and health checks, not
-            uploads.  413 beyond.
+            uploads.  413 beyond.  An application that takes uploads (an
+            ASGI application's forms) raises it with ``--http-max-body-size``;
+            while a request waits for its answer, a connection may hold this
+            much again of what the client pipelined.
 
     A field's ``"cli"`` metadata names its ``wsserver run`` option, as plain
     data (see ``wsserver.server.config.cli_option``: the core imports
@@ -65,7 +68,9 @@ class ProtocolSettings:
     max_header_line: int = 8 * 1024
     max_headers: int = 128
     max_head_size: int = 64 * 1024
-    max_body_size: int = 1 << 20
+    max_body_size: int = field(
+        default=1 << 20, metadata={"cli": {"flags": ("--http-max-body-size",), "kind": "int"}}
+    )
 
     def __post_init__(self) -> None:
         for name in (

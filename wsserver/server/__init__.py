@@ -15,6 +15,7 @@ from .responses import (
     PlainTextResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 from .routing import Mount, Route, Router, WebSocketRoute
 from .security import OriginPolicy, secrets_equal
@@ -58,6 +59,7 @@ __all__ = [
     "ServerConfig",
     "State",
     "StaticFiles",
+    "StreamingResponse",
     "WebSocket",
     "WebSocketDisconnect",
     "WebSocketRoute",

@@ -55,7 +55,7 @@ from .limits import ClientLimiter, ClientSlot, Refusal
 from .mistakes import ApplicationMistake, qualified_name
 from .proxy import TrustedProxies, forwarded_client
 from .requests import Request
-from .responses import PlainTextResponse, Response
+from .responses import PlainTextResponse, Response, StreamingResponse
 from .websocket import WebSocket, WebSocketDisconnect
 from .writer import Writer
 
@@ -135,6 +135,7 @@ class Connection(asyncio.BufferedProtocol):
         "client",
         "config",
         "id",
+        "local",
         "loop",
         "peer",
         "protocol",
@@ -157,6 +158,8 @@ class Connection(asyncio.BufferedProtocol):
         self.peer: Address | None = None
         self.client: Address | None = None
         self.server_host: str | None = None
+        # The local address the transport was accepted on (ASGI's ``server``).
+        self.local: Address | None = None
         self._writer = Writer(self.protocol, self.loop, self.config.write_limit)
         # Set with the WebSocket, when a handshake request arrives.
         self._inbox: Inbox | None = None
@@ -206,6 +209,7 @@ class Connection(asyncio.BufferedProtocol):
         sock = transport.get_extra_info("sockname")
         if isinstance(sock, tuple) and len(sock) >= 2:
             self.server_host = f"{sock[0]}:{sock[1]}"
+            self.local = Address(str(sock[0]), int(sock[1]))
         self.server.connection_opened(self)
         self._start_open_timer()
 
@@ -584,6 +588,7 @@ class Connection(asyncio.BufferedProtocol):
                 server_host=self.server_host,
                 client=self.client,
                 root_path=self.config.root_path,
+                server=self.local,
             )
             try:
                 websocket.url  # noqa: B018 - parse now, so a bad request gets 400
@@ -651,8 +656,71 @@ class Connection(asyncio.BufferedProtocol):
                 )
                 self._send_response(event, _internal_error(), started)
             raise
-        if not self._closed:
+        if self._closed:
+            return
+        if isinstance(response, StreamingResponse):
+            await self._stream_response(event, response, started)
+        else:
             self._send_response(event, response, started)
+
+    async def _stream_response(
+        self, event: HTTPRequest, response: StreamingResponse, started: float
+    ) -> None:
+        """Send the head, then each piece of the body as the application makes it.
+
+        Waits while the transport is backed up, as a WebSocket send does.
+        Once the head is out there is no taking it back: if the content
+        fails or is cancelled, the connection is dropped without the end of
+        the body, so that the client does not take a part for the whole.
+        """
+        try:
+            self.protocol.start_response(response.status_code, self._response_headers(response))
+        except LocalProtocolError as error:
+            # As in _send_response: nothing was written, answer 500.
+            logger.error(
+                "conn %d: %s %s: the HTTP handler's response %r cannot be sent (%s); answered 500",
+                self.id,
+                event.method,
+                event.target,
+                response,
+                error,
+            )
+            await _close_content(response)
+            self._send_response(event, _internal_error(), started)
+            return
+        self.flush()
+        charset = response.charset
+        finished = False
+        try:
+            async for piece in response.content:
+                data = piece.encode(charset) if isinstance(piece, str) else bytes(piece)
+                self.protocol.send_body(data)
+                self.flush()
+                while self._writing_paused and not self._closed:
+                    waiter = self.loop.create_future()
+                    self._drain_waiters.append(waiter)
+                    await waiter
+                if self._closed:
+                    break  # not one piece more for a client that has gone
+            else:
+                finished = True
+        except Exception:
+            logger.exception(
+                "conn %d: error in the streamed body of %s %s; connection dropped",
+                self.id,
+                event.method,
+                event.target,
+            )
+        except asyncio.CancelledError:
+            self._abort_or_close(abort=True)
+            raise
+        finally:
+            await _close_content(response)
+        if not finished:
+            self._abort_or_close(abort=True)
+            return
+        self.protocol.end_response()
+        self._response_sent(event, response.status_code, started)
 
     async def _respond(self, event: HTTPRequest) -> Response:
         """The application's response to ``event``, or the error response."""
@@ -671,6 +739,8 @@ class Connection(asyncio.BufferedProtocol):
                 client=self.client,
                 server_host=self.server_host,
                 root_path=self.config.root_path,
+                server=self.local,
+                http_version=event.http_version,
             )
         except ValueError as error:
             return PlainTextResponse(f"Bad request: {error}\n", status_code=400)
@@ -707,6 +777,10 @@ class Connection(asyncio.BufferedProtocol):
             )
             response = _internal_error()
             self._write_response(response)
+        self._response_sent(event, response.status_code, started)
+
+    def _response_sent(self, event: HTTPRequest, status: int, started: float) -> None:
+        """Write what is left of a response; log it; wait for the next request."""
         self.flush()
         self._task = None
         if self.config.access_log:
@@ -715,7 +789,7 @@ class Connection(asyncio.BufferedProtocol):
                 method=event.method,
                 path=event.target,
                 http_version=event.http_version,
-                status_code=response.status_code,
+                status_code=status,
                 started=started,
                 connection_id=self.id,
             )
@@ -723,12 +797,17 @@ class Connection(asyncio.BufferedProtocol):
             self._start_open_timer()
         self.pump()
 
-    def _write_response(self, response: Response) -> None:
+    def _response_headers(self, response: Response) -> tuple[tuple[str, str], ...]:
         headers = list(response.header_pairs())
         headers += self.config.headers
         if self.server.shutting_down:
             headers.append(("connection", "close"))
-        self.protocol.send_response(response.status_code, tuple(headers), response.body)
+        return tuple(headers)
+
+    def _write_response(self, response: Response) -> None:
+        self.protocol.send_response(
+            response.status_code, self._response_headers(response), response.body
+        )
 
     def _reject_now(self, status: int, reason: str, headers: Headers = ()) -> None:
         self.protocol.reject(
@@ -1030,6 +1109,16 @@ def _suspended_in(task: asyncio.Task[None]) -> str | None:
 
 
 _SERVER_PACKAGE = __name__.rpartition(".")[0] + "."
+
+
+async def _close_content(response: StreamingResponse) -> None:
+    """Close a streamed body's producer (an async generator's ``finally`` runs)."""
+    aclose = getattr(response.content, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            logger.exception("error closing the streamed body of %r", response)
 
 
 def _internal_error() -> Response:

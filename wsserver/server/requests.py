@@ -30,6 +30,8 @@ class Request:
         path_params: parameters the router extracted from the path (``int``
             for ``{name:int}``); the server may fill it after construction.
         client: the peer's address, if known.
+        server: the address the request arrived on (host, port), if known.
+        http_version: ``1.0`` or ``1.1``.
         body: the whole request body.
         state: free per-request storage for the application and hooks.
 
@@ -44,10 +46,12 @@ class Request:
         "body",
         "client",
         "headers",
+        "http_version",
         "method",
         "path_params",
         "query_params",
         "root_path",
+        "server",
         "state",
         "url",
     )
@@ -64,6 +68,8 @@ class Request:
         *,
         server_host: str | None = None,
         root_path: str = "",
+        server: Address | None = None,
+        http_version: str = "1.1",
     ) -> None:
         """Build a request from what the protocol core parsed.
 
@@ -82,6 +88,8 @@ class Request:
                 (see ``URL.from_target``).
             root_path: the prefix a proxy serves the application under
                 (``ServerConfig.root_path``); ``url`` does not include it.
+            server: the local address the request arrived on.
+            http_version: the request's HTTP version.
 
         Raises:
             ValueError: malformed target or ``Host``, several ``Host``
@@ -101,6 +109,8 @@ class Request:
         self.path_params: dict[str, Any] = dict(path_params or {})
         self.client = client
         self.root_path = root_path
+        self.server = server
+        self.http_version = http_version
         self.body = body
         self.state = State()
         self._cookies: dict[str, str] | None = None
@@ -129,6 +139,7 @@ class Request:
             client,
             path_params,
             server_host=server_host,
+            http_version=event.http_version,
         )
 
     @property

@@ -10,7 +10,7 @@ out of ``header_pairs()`` instead of risking a body that disagrees with them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from urllib.parse import quote
 
 from .datastructures import URL, MutableHeaders
@@ -21,6 +21,7 @@ __all__ = [
     "PlainTextResponse",
     "RedirectResponse",
     "Response",
+    "StreamingResponse",
 ]
 
 # Headers only the connection may write: it computes the length from the body
@@ -190,3 +191,46 @@ class RedirectResponse(Response):
             raise ValueError(f"redirect status must be 3xx, got {status_code!r}")
         super().__init__(b"", status_code, headers)
         self.headers["location"] = quote(str(url), safe=_LOCATION_SAFE)
+
+
+class StreamingResponse(Response):
+    """A response whose body is sent piece by piece as ``content`` yields it.
+
+    For a body not known in advance (a long report, server-sent events).
+    The connection sends the head at once, then each piece as it comes,
+    with ``Transfer-Encoding: chunked`` (HTTP/1.1) or by closing the
+    connection after it (HTTP/1.0); it waits while the client does not
+    read, so a slow client holds the producer back rather than memory
+    growing.  A ``str`` piece is encoded with ``charset``.  If ``content``
+    raises, the connection is closed without the body's end, so that the
+    client cannot mistake what it got for the whole.  If the client leaves,
+    ``content`` is closed (``aclose()``, for an async generator).
+
+    Example:
+        >>> async def numbers():
+        ...     for n in range(3):
+        ...         yield f"{n}\\n"
+        >>> StreamingResponse(numbers(), media_type="text/plain").status_code
+        200
+    """
+
+    def __init__(
+        self,
+        content: AsyncIterable[bytes | str],
+        status_code: int = 200,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        """Build the response; see ``Response`` for the arguments.
+
+        Raises:
+            TypeError: ``content`` is not an async iterable.
+            ValueError: as ``Response``.
+        """
+        if not hasattr(content, "__aiter__"):
+            raise TypeError(f"StreamingResponse content must be an async iterable, not {content!r}")
+        super().__init__(b"", status_code, headers, media_type)
+        self.content = content
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status_code={self.status_code})"

@@ -4,6 +4,12 @@
 order: stop accepting; answer new handshakes on open connections with 503;
 close every WebSocket with 1001 (going away), flushing what was already
 passed to ``send``; wait up to ``shutdown_timeout``; abort what is left.
+
+An application may have two optional hooks, ``async def startup()`` and
+``async def shutdown()`` (an ASGI application's lifespan, through
+``ASGIApp``): ``start()`` awaits the first before it listens, and a failure
+there (``ApplicationStartupError``) leaves the server not listening;
+``shutdown()`` awaits the second once every connection and handler is done.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from .app import Application
 from .config import ServerConfig
 from .connection import Connection
 from .descriptors import limit_accept_failure_logs
-from .startup import StartupContext, startup_warnings
+from .startup import ApplicationStartupError, StartupContext, startup_warnings
 from .websocket import WebSocket
 
 __all__ = ["Server", "serve"]
@@ -56,6 +62,9 @@ class Server:
         # shutdown() can wait for them: a connection leaves ``connections``
         # when its transport is gone, which may be before its handler returns.
         self._tasks: set[asyncio.Task[None]] = set()
+        # Whether the application's startup() hook ran and its shutdown()
+        # is owed.
+        self._app_started = False
         # Where every connection's transport reads into: see
         # Connection.get_buffer.  One per server, not per connection: an
         # idle connection holds no receive buffer.
@@ -72,7 +81,46 @@ class Server:
         return self._loop
 
     async def start(self) -> None:
-        """Bind and start accepting connections."""
+        """Run the application's ``startup()`` hook, bind, start accepting.
+
+        Raises:
+            ApplicationStartupError: the hook failed; nothing is listening.
+            OSError: binding failed (the ``shutdown()`` hook has run).
+        """
+        await self._start_app()
+        try:
+            await self._listen()
+        except BaseException:
+            await self._stop_app()
+            raise
+
+    async def _start_app(self) -> None:
+        startup = getattr(self.app, "startup", None)
+        if startup is None or self._app_started:
+            return
+        try:
+            await startup()
+        except ApplicationStartupError:
+            raise
+        except Exception as error:
+            raise ApplicationStartupError(
+                f"application startup failed: {type(error).__name__}: {error}"
+            ) from error
+        self._app_started = True
+
+    async def _stop_app(self) -> None:
+        shutdown = getattr(self.app, "shutdown", None)
+        if shutdown is None or not self._app_started:
+            return
+        self._app_started = False
+        try:
+            await shutdown()
+        except Exception:
+            # The server is stopping anyway: say why the application's own
+            # clean-up did not finish, and go on.
+            logger.exception("the application's shutdown hook failed")
+
+    async def _listen(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._all_closed = asyncio.Event()
         self._all_closed.set()
@@ -235,6 +283,7 @@ class Server:
             # next start() would fail on it with "address already in use".
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.config.uds)
+        await self._stop_app()
 
     async def serve_forever(self, stop: asyncio.Event | None = None) -> None:
         """Serve until ``stop`` is set (or SIGINT/SIGTERM when it is not given)."""

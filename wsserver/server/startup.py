@@ -29,12 +29,21 @@ from .app import Application
 from .config import ServerConfig
 
 __all__ = [
+    "ApplicationStartupError",
     "StartupCheck",
     "StartupContext",
     "add_startup_check",
     "remove_startup_check",
     "startup_warnings",
 ]
+
+
+class ApplicationStartupError(Exception):
+    """The application's ``startup()`` hook failed: the server did not listen.
+
+    ``wsserver run`` prints the message and exits with status 3 (as
+    uvicorn does when an ASGI application's lifespan startup fails).
+    """
 
 
 @dataclass(frozen=True, kw_only=True)

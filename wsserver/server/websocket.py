@@ -112,6 +112,7 @@ class WebSocket:
         client: Address | None,
         path_params: Mapping[str, Any] | None = None,
         root_path: str = "",
+        server: Address | None = None,
     ) -> None:
         self._sender = sender
         self._inbox = inbox
@@ -123,6 +124,8 @@ class WebSocket:
         self.client = client
         #: The prefix a proxy serves the application under (``ServerConfig.root_path``).
         self.root_path = root_path
+        #: The local address the connection arrived on (ASGI's ``server``).
+        self.server = server
         self.path_params: dict[str, Any] = dict(path_params or {})
         self.state = StateBag()
         self._client_state = WebSocketState.CONNECTING

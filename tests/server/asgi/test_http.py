@@ -1,0 +1,512 @@
+"""The HTTP cycle: its state machine alone, then over loopback with httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from wsserver.protocol import ProtocolSettings
+from wsserver.server import Server, ServerConfig
+from wsserver.server.asgi import ASGIApp, ClientDisconnected
+from wsserver.server.asgi.http import HTTPCycle, decode_headers
+from wsserver.server.responses import StreamingResponse
+
+from ..helpers import TIMEOUT
+from .helpers import serving_asgi
+
+Message = dict[str, Any]
+
+# ---------------------------------------------------------------------------
+# The cycle alone
+# ---------------------------------------------------------------------------
+
+
+async def test_receive_gives_the_body_then_disconnect_once_answered() -> None:
+    cycle = HTTPCycle(b"hello")
+    assert await cycle.receive() == {"type": "http.request", "body": b"hello", "more_body": False}
+    waiting = asyncio.ensure_future(cycle.receive())
+    await asyncio.sleep(0)
+    assert not waiting.done()  # nothing more arrives before the response
+    await cycle.send({"type": "http.response.start", "status": 201, "headers": [(b"a", b"b")]})
+    assert cycle.started
+    await cycle.send({"type": "http.response.body", "body": bytearray(b"xy")})
+    assert cycle.complete
+    assert not cycle.streaming
+    assert await asyncio.wait_for(waiting, TIMEOUT) == {"type": "http.disconnect"}
+    response = cycle.response.result()
+    assert not isinstance(response, StreamingResponse)
+    assert (response.status_code, response.body) == (201, b"xy")
+    assert response.header_pairs() == [("a", "b")]
+    assert await cycle.receive() == {"type": "http.disconnect"}
+
+
+async def test_a_body_in_several_events_is_streamed_one_piece_at_a_time() -> None:
+    cycle = HTTPCycle(b"")
+    await cycle.send({"type": "http.response.start", "status": 200})
+    await cycle.send({"type": "http.response.body", "body": b"one", "more_body": True})
+    assert cycle.streaming
+    response = cycle.response.result()
+    assert isinstance(response, StreamingResponse)
+    # One piece in hand: the next send waits for the connection to take it.
+    second = asyncio.ensure_future(
+        cycle.send({"type": "http.response.body", "body": b"two", "more_body": True})
+    )
+    await asyncio.sleep(0)
+    assert not second.done()
+    pieces = aiter(response.content)
+    assert await anext(pieces) == b"one"
+    await asyncio.wait_for(second, TIMEOUT)
+    await cycle.receive()  # the request body
+    disconnect = asyncio.ensure_future(cycle.receive())
+    ended = asyncio.ensure_future(cycle.send({"type": "http.response.body", "more_body": False}))
+    assert await anext(pieces) == b"two"
+    await asyncio.wait_for(ended, TIMEOUT)
+    assert not disconnect.done()  # the connection has not taken the end yet
+    with pytest.raises(StopAsyncIteration):
+        await anext(pieces)
+    assert cycle.complete
+    assert await asyncio.wait_for(disconnect, TIMEOUT) == {"type": "http.disconnect"}
+    # Once the body has ended, a send is out of order, not a disconnect.
+    with pytest.raises(RuntimeError, match=r"after the last http\.response\.body"):
+        await cycle.send({"type": "http.response.body"})
+
+
+async def test_a_client_that_leaves_mid_stream_is_client_disconnected() -> None:
+    cycle = HTTPCycle(b"")
+    await cycle.send({"type": "http.response.start", "status": 200})
+    await cycle.send({"type": "http.response.body", "body": b"one", "more_body": True})
+    response = cycle.response.result()
+    assert isinstance(response, StreamingResponse)
+    pieces = aiter(response.content)
+    assert await anext(pieces) == b"one"
+    blocked = asyncio.ensure_future(
+        cycle.send({"type": "http.response.body", "body": b"two", "more_body": True})
+    )
+    await asyncio.sleep(0)
+    third = asyncio.ensure_future(
+        cycle.send({"type": "http.response.body", "body": b"three", "more_body": True})
+    )
+    await asyncio.sleep(0)
+    await pieces.aclose()  # type: ignore[attr-defined]  # the connection gives up
+    await asyncio.wait_for(blocked, TIMEOUT)
+    with pytest.raises(ClientDisconnected):
+        await asyncio.wait_for(third, TIMEOUT)
+    await cycle.receive()
+    assert await cycle.receive() == {"type": "http.disconnect"}
+
+
+@pytest.mark.parametrize("full", [False, True])
+async def test_a_failure_mid_stream_reaches_the_connection(full: bool) -> None:
+    cycle = HTTPCycle(b"")
+    await cycle.send({"type": "http.response.start", "status": 200})
+    await cycle.send({"type": "http.response.body", "body": b"one", "more_body": True})
+    response = cycle.response.result()
+    assert isinstance(response, StreamingResponse)
+    pieces = aiter(response.content)
+    if not full:
+        assert await anext(pieces) == b"one"
+    cycle.fail(KeyError("boom"))
+    if full:
+        assert await anext(pieces) == b"one"
+    with pytest.raises(KeyError, match="boom"):
+        await anext(pieces)
+
+
+async def test_a_cancelled_receive_leaves_the_response_alone() -> None:
+    cycle = HTTPCycle(b"")
+    await cycle.receive()
+    waiting = asyncio.ensure_future(cycle.receive())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert not cycle.response.done()
+
+
+@pytest.mark.parametrize(
+    ("events", "error"),
+    [
+        ([{"type": "http.response.body", "body": b""}], "'http.response.body' before http."),
+        (
+            [{"type": "http.response.start", "status": 200}] * 2,
+            "'http.response.start' after http.response.start",
+        ),
+        (
+            [
+                {"type": "http.response.start", "status": 200},
+                {"type": "http.response.body"},
+                {"type": "http.response.body"},
+            ],
+            "'http.response.body' after the last http.response.body",
+        ),
+        ([{"type": "websocket.accept"}], "unexpected ASGI message 'websocket.accept' before"),
+        (
+            [{"type": "http.response.start", "status": 200, "trailers": True}],
+            "trailers are not supported",
+        ),
+    ],
+)
+async def test_events_out_of_order_name_the_event_and_the_state(
+    events: list[Message], error: str
+) -> None:
+    cycle = HTTPCycle(b"")
+    with pytest.raises(RuntimeError, match=error):
+        for event in events:
+            await cycle.send(event)
+
+
+@pytest.mark.parametrize(
+    ("event", "error"),
+    [
+        ({"type": "http.response.start", "status": "200"}, "status must be an int"),
+        ({"type": "http.response.start", "status": True}, "status must be an int"),
+        ({"type": "http.response.start", "status": 200, "headers": [(b"a",)]}, "pair"),
+        ({"type": "http.response.start", "status": 200, "headers": [("a", "b")]}, "bytes"),
+    ],
+)
+async def test_malformed_start_events_are_type_errors(event: Message, error: str) -> None:
+    with pytest.raises(TypeError, match=error):
+        await HTTPCycle(b"").send(event)
+
+
+async def test_a_body_that_is_not_bytes_is_a_type_error() -> None:
+    cycle = HTTPCycle(b"")
+    await cycle.send({"type": "http.response.start", "status": 200})
+    with pytest.raises(TypeError, match="body must be bytes"):
+        await cycle.send({"type": "http.response.body", "body": "text"})
+
+
+async def test_sending_after_the_request_was_abandoned_is_client_disconnected() -> None:
+    cycle = HTTPCycle(b"")
+    cycle.abandon()
+    assert await cycle.receive() == {"type": "http.request", "body": b"", "more_body": False}
+    assert await cycle.receive() == {"type": "http.disconnect"}
+    with pytest.raises(ClientDisconnected):
+        await cycle.send({"type": "http.response.start", "status": 200})
+    assert issubclass(ClientDisconnected, OSError)
+
+
+def test_decode_headers_lowercases_names_and_keeps_every_byte() -> None:
+    assert decode_headers([(b"X-A", b"\xff v"), [bytearray(b"b"), b""]], "e") == [
+        ("x-a", "\xff v"),
+        ("b", ""),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Over loopback
+# ---------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def serving(app: Any, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    server = Server(
+        ASGIApp(app, **options), ServerConfig(port=0, ping_interval=None, shutdown_timeout=2.0)
+    )
+    await server.start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{server.port}", timeout=TIMEOUT, trust_env=False
+        ) as client:
+            yield client
+    finally:
+        await server.shutdown()
+
+
+async def test_body_chunks_headers_and_status_reach_the_client() -> None:
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        request = await receive()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 202,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"999")],
+            }
+        )
+        for part in (b"got ", request["body"], b"!"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body"})
+
+    async with serving(app) as client:
+        response = await client.post("/echo", content=b"payload")
+        head = await client.head("/echo")
+    assert response.status_code == 202
+    assert response.text == "got payload!"
+    # Several pieces are streamed: chunked, whatever length the app said.
+    assert response.headers["transfer-encoding"] == "chunked"
+    assert "content-length" not in response.headers
+    assert head.status_code == 202
+    assert head.content == b""
+
+
+async def test_a_body_in_one_event_gets_its_length() -> None:
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"whole"})
+
+    async with serving(app) as client:
+        response = await client.get("/")
+    assert response.text == "whole"
+    assert response.headers["content-length"] == "5"
+    assert "transfer-encoding" not in response.headers
+
+
+async def test_streamed_pieces_reach_the_client_as_they_are_sent() -> None:
+    next_piece = asyncio.Event()
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200})
+        for n in range(3):
+            await send({"type": "http.response.body", "body": b"event %d\n" % n, "more_body": True})
+            await next_piece.wait()
+            next_piece.clear()
+        await send({"type": "http.response.body"})
+
+    async with serving(app) as client, client.stream("GET", "/events") as response:
+        lines = aiter(response.aiter_lines())
+        for n in range(3):
+            # Each piece arrives while the application still waits.
+            assert await asyncio.wait_for(anext(lines), TIMEOUT) == f"event {n}"
+            next_piece.set()
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(lines), TIMEOUT)
+
+
+async def test_a_client_leaving_mid_stream_stops_the_application() -> None:
+    outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    first_sent = asyncio.Event()
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x" * 1024, "more_body": True})
+                first_sent.set()
+        except ClientDisconnected:
+            outcome.set_result((await receive())["type"] + " then " + (await receive())["type"])
+
+    async with serving(app) as client:
+        async with client.stream("GET", "/endless") as response:
+            await anext(aiter(response.aiter_bytes()))
+        # The client closed the connection after the first bytes.
+        assert await asyncio.wait_for(outcome, TIMEOUT) == "http.request then http.disconnect"
+    assert first_sent.is_set()
+
+
+@pytest.mark.parametrize("ending", ["raise KeyError('mid-stream')", "return"])
+async def test_a_failure_mid_stream_drops_the_connection(
+    ending: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    namespace: dict[str, Any] = {}
+    exec(  # the application, ending mid-body as the case says
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        return\n"
+        "    await send({'type': 'http.response.start', 'status': 200})\n"
+        "    await send({'type': 'http.response.body', 'body': b'half', 'more_body': True})\n"
+        f"    {ending}\n",
+        namespace,
+    )
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        async with serving(namespace["app"]) as client:
+            # Not a complete response: the client must not take it for one.
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.get("/")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "connection dropped" in errors[0].getMessage()
+    assert ("mid-stream" if "raise" in ending else "without completing") in caplog.text
+
+
+async def test_starlettes_streaming_response_is_streamed() -> None:
+    from starlette.responses import StreamingResponse as StarletteStreaming
+
+    release = asyncio.Event()
+
+    async def numbers() -> AsyncIterator[str]:
+        yield "first\n"
+        await release.wait()
+        yield "second\n"
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await StarletteStreaming(numbers(), media_type="text/plain")(scope, receive, send)
+
+    async with serving(app) as client, client.stream("GET", "/") as response:
+        lines = aiter(response.aiter_lines())
+        assert await asyncio.wait_for(anext(lines), TIMEOUT) == "first"
+        release.set()
+        assert await asyncio.wait_for(anext(lines), TIMEOUT) == "second"
+
+
+async def test_the_response_goes_out_before_the_application_returns() -> None:
+    finished = asyncio.Event()
+    release = asyncio.Event()
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"early"})
+        # A background task after the response, as Starlette runs them.
+        await release.wait()
+        assert await receive() == {"type": "http.request", "body": b"", "more_body": False}
+        assert await receive() == {"type": "http.disconnect"}
+        finished.set()
+
+    async with serving(app) as client:
+        response = await client.get("/")
+        assert response.text == "early"
+        assert not finished.is_set()
+        release.set()
+        await asyncio.wait_for(finished.wait(), TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("app_body", "logged"),
+    [
+        ("raise KeyError('boom')", "KeyError: 'boom'"),
+        (
+            "await send({'type': 'http.response.start', 'status': 200}); raise KeyError('boom')",
+            "KeyError: 'boom'",
+        ),
+        ("await send({'type': 'http.response.body'})", "unexpected ASGI message"),
+        ("return", "returned without sending its response"),
+        (
+            "await send({'type': 'http.response.start', 'status': 200})",
+            "returned without completing its response",
+        ),
+    ],
+)
+async def test_application_errors_are_500_and_one_log_line(
+    app_body: str, logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    namespace: dict[str, Any] = {}
+    exec(  # the failing application, written out per case
+        f"async def app(scope, receive, send):\n"
+        f"    if scope['type'] != 'http':\n"
+        f"        return\n"
+        f"    {app_body}\n",
+        namespace,
+    )
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        async with serving(namespace["app"]) as client:
+            response = await client.get("/broken")
+            # The connection is still usable afterwards.
+            again = await client.get("/broken")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error\n"
+    assert again.status_code == 500
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 2
+    assert logged in caplog.text
+
+
+async def test_an_error_after_the_response_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    done = asyncio.Event()
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 204})
+        await send({"type": "http.response.body"})
+        try:
+            raise ValueError("background failed")
+        finally:
+            asyncio.get_running_loop().call_soon(done.set)
+
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        async with serving(app) as client:
+            assert (await client.get("/job")).status_code == 204
+            await asyncio.wait_for(done.wait(), TIMEOUT)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "error in the ASGI application after its response to GET /job"
+    ]
+
+
+async def test_shutdown_cancels_applications_still_running_after_their_response() -> None:
+    cancelled = asyncio.Event()
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body"})
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with serving(app, shutdown_timeout=0.1) as client:
+        assert (await client.get("/")).status_code == 200
+    assert cancelled.is_set()
+
+
+@pytest.mark.parametrize(("limit", "status"), [(None, 413), (4 * 1024 * 1024, 200)])
+async def test_uploads_over_the_body_limit_are_413_unless_it_is_raised(
+    limit: int | None, status: int
+) -> None:
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = (await receive())["body"]
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": str(len(body)).encode()})
+
+    upload = b"u" * (2 * 1024 * 1024)
+    protocol = ProtocolSettings() if limit is None else ProtocolSettings(max_body_size=limit)
+    async with (
+        serving_asgi(app, protocol=protocol) as server,
+        httpx.AsyncClient(trust_env=False, timeout=TIMEOUT) as client,
+    ):
+        response = await client.post(f"http://127.0.0.1:{server.port}/", content=upload)
+    assert response.status_code == status
+    if status == 200:
+        assert response.text == str(len(upload))
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_an_application_cancelled_from_inside_is_500_or_a_dropped_stream(
+    streaming: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if streaming:
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.body", "body": b"half", "more_body": True})
+        waiting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(waiting.cancel)
+        await waiting  # CancelledError in the application's own task
+
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        async with serving(app) as client:
+            if streaming:
+                with pytest.raises(httpx.RemoteProtocolError):
+                    await client.get("/")
+            else:
+                assert (await client.get("/")).status_code == 500
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    if streaming:
+        assert "connection dropped" in record.getMessage()
+        assert "cancelled mid-response" in caplog.text
+    else:
+        assert record.getMessage().endswith("the HTTP handler was cancelled; answered 500")
