@@ -402,6 +402,7 @@ NOT_CONFIG = {
     "loop",
     "log_level",
     "log_config",
+    "log_format",
     "app_dir",
     "env_file",
     "ssl_keyfile",
@@ -450,6 +451,9 @@ def test_build_config_maps_every_flag() -> None:
         "--root-path", "/api",
         "--header", "Server: edge-1",
         "--header", "x-frame-options:DENY",
+        "--metrics-path", "/metrics",
+        "--readiness-path", "/ready",
+        "--drain-delay", "5",
     )  # fmt: skip
     config = build_config(args)
     assert config.backlog == 77
@@ -458,6 +462,8 @@ def test_build_config_maps_every_flag() -> None:
     assert config.forwarded_allow_ips == "10.0.0.0/8, 192.0.2.1"
     assert config.root_path == "/api"
     assert config.headers == (("server", "edge-1"), ("x-frame-options", "DENY"))
+    assert (config.metrics_path, config.readiness_path) == ("/metrics", "/ready")
+    assert config.drain_delay == 5.0
     assert config.host == "0.0.0.0"
     assert config.port == 9001
     assert config.uds == "/tmp/ws.sock"
@@ -523,6 +529,9 @@ def test_build_config_maps_every_flag() -> None:
         "forwarded_allow_ips",
         "root_path",
         "header",
+        "metrics_path",
+        "readiness_path",
+        "drain_delay",
     }
 
 

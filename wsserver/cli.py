@@ -53,6 +53,7 @@ from . import __version__
 from .protocol import LocalProtocolError
 from .server import ServerConfig, as_app, serve
 from .server.config import CLI_OPTION
+from .server.logformat import JsonFormatter
 from .server.plugin_options import EnvironmentOption, plugin_options
 from .supervisor import WORKER_ENV, WORKER_FD_ENV, run_supervisor, serve_worker, worker_link
 
@@ -372,6 +373,13 @@ def _parser(options: Sequence[EnvironmentOption] | None = None) -> argparse.Argu
         metavar="FILE",
         help="logging configuration: .json or .yaml (dictConfig), else .ini (fileConfig)",
     )
+    run.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text lines, or one JSON object per line with the access and connection "
+        "fields (default text; --log-config overrides it)",
+    )
     # What plugins add (wsserver.server.plugin_options).
     for option in plugin_options() if options is None else options:
         run.add_argument(option.flag, default=None, metavar=option.metavar, help=option.help)
@@ -480,7 +488,11 @@ def load_env_file(path: str) -> None:
 
 
 def _configure_logging(
-    level: str | None, worker: str | None, workers: int, log_config: str | None = None
+    level: str | None,
+    worker: str | None,
+    workers: int,
+    log_config: str | None = None,
+    log_format: str = "text",
 ) -> None:
     if log_config is not None:
         load_log_config(log_config)
@@ -488,6 +500,11 @@ def _configure_logging(
             logging.getLogger("wsserver").setLevel(_LOG_LEVELS[level])
         return
     level = "info" if level is None else level
+    if log_format == "json":
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter(worker=worker))
+        logging.basicConfig(level=_LOG_LEVELS[level], handlers=[handler])
+        return
     if worker is not None:
         fmt = f"%(asctime)s %(levelname)s [worker {worker} %(process)d] %(name)s: %(message)s"
     elif workers > 1:
@@ -506,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker = os.environ.get(WORKER_ENV)
     link = worker_link()
     try:
-        _configure_logging(args.log_level, worker, args.workers, args.log_config)
+        _configure_logging(args.log_level, worker, args.workers, args.log_config, args.log_format)
         if args.env_file is not None:
             load_env_file(args.env_file)
     except ValueError as error:

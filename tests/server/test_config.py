@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "forwarded_allow_ips": "127.0.0.1",
     "root_path": "",
     "headers": (),
+    "metrics_path": None,
+    "readiness_path": "/readyz",
+    "drain_delay": None,
 }
 
 
@@ -216,3 +219,22 @@ def test_cli_option_is_plain_metadata() -> None:
 def test_cli_option_needs_a_flag() -> None:
     with pytest.raises(TypeError, match="at least one flag"):
         cli_option()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"metrics_path": "metrics"}, "metrics_path must start with '/'"),
+        ({"readiness_path": "readyz"}, "readiness_path must start with '/'"),
+        ({"metrics_path": "/readyz"}, "metrics_path and readiness_path must differ"),
+        ({"drain_delay": -1.0}, "drain_delay must not be negative"),
+    ],
+)
+def test_operations_settings_are_checked(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ServerConfig(**settings)
+
+
+def test_an_empty_readiness_path_turns_the_probe_off() -> None:
+    assert ServerConfig(readiness_path="").readiness_path == ""
+    ServerConfig(readiness_path=None, metrics_path="/metrics")
