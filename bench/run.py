@@ -38,6 +38,7 @@ from typing import Any
 from bench.common import (
     SCENARIOS,
     SERVERS,
+    VARIANTS,
     Scenario,
     quick_scenario,
     raise_open_file_limit,
@@ -78,6 +79,8 @@ PROFILE_PLACEHOLDER = (
 def server_command(server: str, port: int, *, deflate: bool, uvloop: bool) -> list[str]:
     if server == "wsserver":
         command = [PYTHON, str(ROOT / "examples" / "bench_server.py")]
+    elif server == "wsserver-metrics":
+        command = [PYTHON, str(ROOT / "examples" / "bench_server.py"), "--metrics"]
     else:
         command = [PYTHON, "-m", f"bench.servers.ws_{server}"]
     command += ["--port", str(port)]
@@ -902,7 +905,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quick = args.quick
     default_servers = "wsserver" if quick else ",".join(SERVERS)
-    servers = _split(args.servers or default_servers, SERVERS, "server")
+    servers = _split(args.servers or default_servers, SERVERS + VARIANTS, "server")
     names = _split(
         args.scenarios or ("echo_c1_16" if quick else ",".join(scenario_names)),
         scenario_names,
