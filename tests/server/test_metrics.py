@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsserver.protocol import BinaryMessage, ProtocolSettings, TextMessage
-from wsserver.server import Server, ServerConfig
+from wsserver.server import Server, ServerConfig, broadcast
 from wsserver.server.metrics import (
     METRICS,
     METRICS_DIR_ENV,
@@ -27,7 +27,7 @@ from wsserver.server.metrics import (
 from wsserver.server.websocket import Disconnect, WebSocket
 from wsserver.supervisor import METRICS_DIR_ENV as SUPERVISOR_METRICS_DIR_ENV
 
-from .helpers import TIMEOUT, FunctionApp, Harness, harness, ws_client
+from .helpers import TIMEOUT, FunctionApp, Harness, harness, wait_until, ws_client
 
 HANDSHAKES = "wsserver_websocket_handshakes_total"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -286,3 +286,57 @@ async def test_each_worker_writes_its_snapshot_while_serving_and_at_the_end(
         await server.shutdown()
     final = json.loads(snapshot.read_text())
     assert final["counters"]["wsserver_websocket_messages_received"] == {"text": 1}
+
+
+async def test_broadcast_drops_and_slow_consumer_closes_are_counted(h: Harness) -> None:
+    opened: list[WebSocket] = []
+
+    async def hold(websocket: WebSocket) -> None:
+        await websocket.accept()
+        opened.append(websocket)
+        while not isinstance(await websocket.receive(), Disconnect):
+            pass
+
+    server = await h.serve(FunctionApp(hold), metrics_path="/metrics")
+    # A raw client that completes the handshake and then never reads.
+    slow = await h.raw(server, rcvbuf=4096)
+    await slow.handshake("/")
+    await wait_until(lambda: len(opened) == 1)
+    payload = "y" * 64 * 1024
+    skipped = 0
+    for _ in range(500):
+        if broadcast(opened, payload, on_slow="skip") == 0:
+            skipped += 1
+            break
+        await asyncio.sleep(0)
+    assert skipped == 1
+    for _ in range(500):
+        if broadcast(opened, payload, on_slow="close") == 0:
+            break
+        await asyncio.sleep(0)
+    samples = await poll_scrape(server.port, lambda s: value(s, "wsserver_websockets_open") == 0)
+    assert value(samples, "wsserver_broadcast_drops_total") == 2
+    assert value(samples, "wsserver_slow_consumer_closes_total", cause="broadcast") == 1
+    assert value(samples, "wsserver_websocket_closes_total", code="1013", side="server") == 1
+    sent = value(samples, "wsserver_websocket_messages_sent_total", type="text")
+    assert value(samples, "wsserver_websocket_payload_bytes_sent_total", type="text") == (
+        sent * len(payload)
+    )
+
+
+async def test_a_peer_not_reading_past_the_write_timeout_is_counted(h: Harness) -> None:
+    async def flood(websocket: WebSocket) -> None:
+        await websocket.accept()
+        payload = b"z" * 64 * 1024
+        while True:  # until the send raises WebSocketDisconnect(1008)
+            await websocket.send_bytes(payload)
+
+    server = await h.serve(FunctionApp(flood), metrics_path="/metrics", write_timeout=0.2)
+    slow = await h.raw(server, rcvbuf=4096)
+    await slow.handshake("/")
+    closes = "wsserver_websocket_closes_total"
+    samples = await poll_scrape(
+        server.port, lambda s: value(s, closes, code="1008", side="server") == 1
+    )
+    assert value(samples, "wsserver_slow_consumer_closes_total", cause="write_timeout") == 1
+    assert value(samples, "wsserver_websockets_open") == 0
