@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import tempfile
@@ -42,6 +43,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from .metric_sources import metric_sources
 from .responses import Response
 
 __all__ = [
@@ -147,8 +149,7 @@ METRICS = (
     ),
 )
 
-_SPECS = {spec.name: spec for spec in METRICS}
-_MESSAGE_TYPES = ("text", "binary")
+logger = logging.getLogger("wsserver")
 
 
 class Metered(Protocol):
@@ -312,6 +313,14 @@ class Metrics:
             gauges["wsserver_ready"] = {"": 1 if live.ready else 0}
             gauges["wsserver_connections_open"] = {"": opened}
             gauges["wsserver_websockets_open"] = {"": websockets}
+        # What plugins registered (wsserver.server.metric_sources).
+        for source in metric_sources():
+            try:
+                reading = float(source.read())
+            except Exception as error:
+                logger.warning("metric source %s failed: %r", source.name, error)
+                continue
+            (counters if source.kind == "counter" else gauges)[source.name] = {"": reading}
         return {
             "pid": os.getpid(),
             "counters": counters,
@@ -393,7 +402,10 @@ class Metrics:
             if isinstance(section, dict) and isinstance(section.get("wsserver_ready"), dict)
         ]
         gauges["wsserver_ready"] = {"": 1 if ready and all(ready) else 0}
-        for spec in METRICS:
+        sources = tuple(
+            MetricSpec(source.name, source.kind, source.help) for source in metric_sources()
+        )
+        for spec in (*METRICS, *sources):
             if spec.kind == "histogram":
                 cumulative = 0.0
                 points = []
@@ -410,6 +422,8 @@ class Metrics:
                 metric = CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
             else:
                 metric = GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+            if not values and spec in sources:
+                continue  # its reader failed (logged): no figure rather than a false 0
             if not spec.labels and not values:
                 values = {"": 0}
             for key, value in sorted(values.items()):
