@@ -71,3 +71,12 @@ async def test_every_line_of_the_server_is_json_with_the_access_and_end_fields()
     assert (end["closed_by"], end["close_reason"]) == ("client", "")
     assert end["bytes_in"] > len("hello") and end["bytes_out"] > len("hello")
     assert end["duration_ms"] >= 0
+
+
+def test_a_cached_traceback_and_a_stack_stay_on_the_line() -> None:
+    cached = record("failed")
+    cached.exc_text = "Traceback (most recent call last):\n  ...\nValueError: cached"
+    cached.stack_info = "Stack (most recent call last):\n  here"
+    entry = json.loads(JsonFormatter().format(cached))
+    assert entry["exception"].endswith("ValueError: cached")
+    assert entry["stack"].endswith("here")

@@ -27,7 +27,15 @@ from wsserver.server.metrics import (
 from wsserver.server.websocket import Disconnect, WebSocket
 from wsserver.supervisor import METRICS_DIR_ENV as SUPERVISOR_METRICS_DIR_ENV
 
-from .helpers import TIMEOUT, FunctionApp, Harness, harness, wait_until, ws_client
+from .helpers import (
+    TIMEOUT,
+    FunctionApp,
+    Harness,
+    handshake_request,
+    harness,
+    wait_until,
+    ws_client,
+)
 
 HANDSHAKES = "wsserver_websocket_handshakes_total"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -340,3 +348,77 @@ async def test_a_peer_not_reading_past_the_write_timeout_is_counted(h: Harness) 
     )
     assert value(samples, "wsserver_slow_consumer_closes_total", cause="write_timeout") == 1
     assert value(samples, "wsserver_websockets_open") == 0
+
+
+async def never_answers(websocket: WebSocket) -> None:
+    """Neither accepts nor refuses (until cancelled by the handshake timeout)."""
+    await asyncio.Event().wait()
+
+
+async def test_every_limit_hit_is_counted_by_name(h: Harness) -> None:
+    opened: list[WebSocket] = []
+
+    async def silent(websocket: WebSocket) -> None:
+        if websocket.url.path == "/stuck":
+            await never_answers(websocket)
+        await websocket.accept()
+        opened.append(websocket)
+        while not isinstance(await websocket.receive(), Disconnect):
+            pass
+
+    server = await h.serve(
+        FunctionApp(silent),
+        metrics_path="/metrics",
+        max_connections=1,
+        open_timeout=0.2,
+        handshake_timeout=0.2,
+        receive_timeout=0.2,
+    )
+    port = server.port
+    # The one WebSocket allowed; it says nothing, so the receive timeout
+    # closes it (1001); meanwhile a second handshake is refused (503).
+    first = await h.raw(server)
+    await first.handshake("/")
+    second = await h.raw(server)
+    await second.send(handshake_request("/"))
+    # (The first stays counted until its transport is gone: after the
+    # receive timeout's Close, up to close_timeout, since it never answers.)
+    assert (await second.response_head())[0] == 503
+    # A connection that sends nothing: the open timeout closes it.
+    idle = await h.raw(server)
+    # Headers over the core's limit: 431.
+    big = await h.raw(server)
+    await big.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+    assert (await big.response_head())[0] == 431
+    await idle.read_to_eof()
+
+    def counted(samples: Samples) -> bool:
+        return value(samples, "wsserver_websockets_open") == 0 and all(
+            value(samples, "wsserver_limit_hits_total", limit=limit) >= 1
+            for limit in ("max_connections", "open_timeout", "receive_timeout", "request_headers")
+        )
+
+    samples = await poll_scrape(port, counted)
+    assert value(samples, "wsserver_http_requests_total", status="431") == 1
+    assert value(samples, "wsserver_websocket_closes_total", code="1001", side="server") == 1
+    # The handshake timeout, now that the first WebSocket is gone.
+    stuck = await h.raw(server)
+    await stuck.send(handshake_request("/stuck"))
+    assert (await stuck.response_head())[0] == 503
+    samples = await poll_scrape(
+        port, lambda s: value(s, "wsserver_limit_hits_total", limit="handshake_timeout") == 1
+    )
+    assert value(samples, HANDSHAKES, outcome="error", status="503") == 2
+
+
+async def test_a_missing_pong_is_counted(h: Harness) -> None:
+    server = await h.serve(
+        FunctionApp(scripted), metrics_path="/metrics", ping_interval=0.1, ping_timeout=0.1
+    )
+    raw = await h.raw(server)
+    await raw.handshake("/")  # and never answers the heartbeat's pings
+    # Counted at once; the close once the transport is gone (the failed
+    # connection waits up to close_timeout for the silent peer's end).
+    samples = await poll_scrape(server.port, lambda s: value(s, "wsserver_websockets_open") == 0)
+    assert value(samples, "wsserver_limit_hits_total", limit="ping_timeout") == 1
+    assert value(samples, "wsserver_websocket_closes_total", code="1011", side="server") == 1

@@ -60,6 +60,15 @@ def test_a_failing_check_says_why_and_a_raising_one_is_not_ready(
     assert "readiness check" in caplog.text
     with pytest.raises(TypeError):
         readiness.add_check("not callable")  # type: ignore[arg-type]
+    app_checks.clear()
+
+    def never() -> bool:
+        return False
+
+    readiness.add_check(never)
+    assert not readiness.ready
+    readiness.remove_check(never)
+    assert readiness.ready
 
 
 async def test_readyz_follows_the_servers_life_and_the_apps_checks(h: Harness) -> None:
