@@ -172,6 +172,9 @@ def deflate_pair(
         server_max_window_bits=ours.client_max_window_bits,
         client_no_context_takeover=ours.server_no_context_takeover,
         client_max_window_bits=ours.server_max_window_bits,
+        # A client compresses as hard as it likes: a bomb is made with
+        # zlib's best level, whatever our own default.
+        compression_level=9,
     )
     return ours, client
 
