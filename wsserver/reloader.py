@@ -42,6 +42,7 @@ from .supervisor import (
     Worker,
     WorkerCommand,
     describe_exit,
+    report_unbindable,
     reserve_port,
     start_worker,
     stop_workers,
@@ -144,8 +145,7 @@ def run_reloader(config: ServerConfig, settings: ReloadSettings, command: Worker
         try:
             reserved, port = reserve_port(config)
         except OSError as error:
-            where = f"{config.host}:{config.port}"
-            print(f"wsserver: error: cannot listen on {where}: {error}", file=sys.stderr)
+            report_unbindable(config, error)
             return 1
     try:
         return asyncio.run(_reload(command, port, config, settings, changes))

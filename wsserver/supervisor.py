@@ -49,6 +49,7 @@ __all__ = [
     "Worker",
     "WorkerCommand",
     "describe_exit",
+    "report_unbindable",
     "reserve_port",
     "run_supervisor",
     "serve_worker",
@@ -157,13 +158,18 @@ def run_supervisor(
     try:
         reserved, port = reserve_port(config)
     except OSError as error:
-        where = f"{config.host}:{config.port}"
-        print(f"wsserver: error: cannot listen on {where}: {error}", file=sys.stderr)
+        report_unbindable(config, error)
         return 1
     try:
         return asyncio.run(_supervise(worker_command, workers, port, config))
     finally:
         reserved.close()
+
+
+def report_unbindable(config: ServerConfig, error: OSError) -> None:
+    """The one error line for a port that ``reserve_port`` could not bind."""
+    where = f"{config.host}:{config.port}"
+    print(f"wsserver: error: cannot listen on {where}: {error}", file=sys.stderr)
 
 
 def reserve_port(config: ServerConfig) -> tuple[socket.socket, int]:

@@ -677,14 +677,7 @@ class Connection(asyncio.BufferedProtocol):
             self.protocol.start_response(response.status_code, self._response_headers(response))
         except LocalProtocolError as error:
             # As in _send_response: nothing was written, answer 500.
-            logger.error(
-                "conn %d: %s %s: the HTTP handler's response %r cannot be sent (%s); answered 500",
-                self.id,
-                event.method,
-                event.target,
-                response,
-                error,
-            )
+            self._log_unsendable(event, response, error)
             await _close_content(response)
             self._send_response(event, _internal_error(), started)
             return
@@ -761,20 +754,25 @@ class Connection(asyncio.BufferedProtocol):
             return _internal_error()
         return response
 
+    def _log_unsendable(
+        self, event: HTTPRequest, response: Response, error: LocalProtocolError
+    ) -> None:
+        logger.error(
+            "conn %d: %s %s: the HTTP handler's response %r cannot be sent (%s); answered 500",
+            self.id,
+            event.method,
+            event.target,
+            response,
+            error,
+        )
+
     def _send_response(self, event: HTTPRequest, response: Response, started: float) -> None:
         try:
             self._write_response(response)
         except LocalProtocolError as error:
             # A Response the core cannot send (a 1xx status, a header h11
             # refuses): nothing was written, answer 500 instead.
-            logger.error(
-                "conn %d: %s %s: the HTTP handler's response %r cannot be sent (%s); answered 500",
-                self.id,
-                event.method,
-                event.target,
-                response,
-                error,
-            )
+            self._log_unsendable(event, response, error)
             response = _internal_error()
             self._write_response(response)
         self._response_sent(event, response.status_code, started)
