@@ -6,6 +6,8 @@ already):
 
 ============  ==================================================================
 ``bcast``     ``msg`` for every channel of this node but ``ignore``
+              (``bcast``, ``user``, ``send`` and ``req`` carry ``kind`` too
+              when the message is a custom envelope: ``envelopes``)
 ``user``      ``msg`` for this node's channels of ``user``, but ``ignore``
 ``topic``     ``msg`` for this node's subscribers of ``topic``, but ``ignore``
 ``send``      ``msg`` for this node's ``channel``
@@ -30,6 +32,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .addresses import check_topic
+from .envelopes import remote_fields
 from .history import HistoryEntry
 
 if TYPE_CHECKING:
@@ -90,11 +93,11 @@ class RemoteMessages:
         op = payload.get("op")
         try:
             if op == "bcast":
-                outgoing = self._delivery.message("msg", {"data": payload.get("msg")})
+                outgoing = self._delivery.message("msg", remote_fields(payload))
                 self._delivery.to_channels(self._registry, outgoing, payload.get("ignore"))
             elif op == "user":
                 user_id = str(payload["user"])
-                outgoing = self._delivery.message("msg", {"data": payload.get("msg")})
+                outgoing = self._delivery.message("msg", remote_fields(payload))
                 ids = self._registry.user_channels(user_id)
                 self._delivery.to_channels(ids, outgoing, payload.get("ignore"))
             elif op == "topic":
@@ -110,7 +113,7 @@ class RemoteMessages:
                 if channel is None:
                     logger.debug("channels: message for unknown channel %r", payload["channel"])
                     return
-                outgoing = self._delivery.message("msg", {"data": payload.get("msg")})
+                outgoing = self._delivery.message("msg", remote_fields(payload))
                 self._delivery.put(channel, outgoing)
             elif op == "req":
                 self._requests.serve(payload)
