@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from wsserver.plugins.channels import CustomServerMessage
-from wsserver.plugins.channels.envelopes import message_fields, remote_fields, remote_kind
+from wsserver.plugins.channels.envelopes import (
+    message_fields,
+    remote_compress,
+    remote_fields,
+    remote_kind,
+)
 
 
 def test_plain_messages_are_data() -> None:
@@ -79,3 +84,12 @@ def test_between_nodes() -> None:
         remote_fields({"msg": 1, "kind": "Bad Kind"})
     with pytest.raises(ValueError):
         remote_fields({"msg": 1, "kind": 5})
+
+
+def test_the_compress_choice_between_nodes() -> None:
+    assert remote_kind({"data": 1}, True) == {"z": True}
+    assert remote_kind({"data": 1, "kind": "k"}, False) == {"kind": "k", "z": False}
+    assert remote_compress({"z": True}) is True
+    assert remote_compress({"z": False}) is False
+    assert remote_compress({}) is None
+    assert remote_compress({"z": "yes"}) is None  # not a choice: the default

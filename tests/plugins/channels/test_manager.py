@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,7 @@ from wsserver.plugins.channels import (
 from wsserver.plugins.runtime import script_tag
 from wsserver.server import App, HTMLResponse, Request, Response, Server, ServerConfig, WebSocket
 
-from ..._live import http_get
+from ..._live import RawWebSocket, http_get
 from .._browser import RECORDER, WAIT, statuses, wait_status
 from ._helpers import (
     TIMEOUT,
@@ -93,6 +94,45 @@ async def test_broadcast_send_and_send_to_user() -> None:
             await manager.broadcast({1, 2})
         for client in (a1, a2, b):
             await client.close()
+
+
+async def test_compress_is_chosen_per_send() -> None:
+    manager = ChannelManager()  # compress=False: the default for every send
+    async with serve_manager(manager) as server:
+        raw = await RawWebSocket.connect(
+            server.port, "/ws", [("Sec-WebSocket-Extensions", "permessage-deflate")]
+        )
+        inflater = zlib.decompressobj(-15)
+
+        async def next_message() -> tuple[bool, dict[str, Any]]:
+            frame = await raw.recv_frame()
+            payload = frame.payload
+            if frame.rsv1:  # RFC 7692 section 7.2.2: append the tail, inflate
+                payload = inflater.decompress(payload + b"\x00\x00\xff\xff")
+            return frame.rsv1, json.loads(payload)
+
+        try:
+            assert (await next_message())[1]["k"] == "init"  # the runtime's
+            raw.send_frame(1, b'{"p":"ch","k":"ready"}')
+            compressed, init = await next_message()
+            assert (init["k"], compressed) == ("init", False)
+            channel = init["channel"]
+            big = "all work and no play " * 5000  # about 100 KiB, compresses well
+            await manager.send_message(channel, big, compress=True)
+            compressed, message = await next_message()
+            assert compressed is True and message["data"] == big
+            await manager.send_message(channel, big)
+            assert (await next_message())[0] is False
+            await manager.broadcast(big, compress=True)
+            assert (await next_message())[0] is True
+            await manager.subscribe(channel, "t")
+            await manager.publish("t", big, compress=True)
+            assert (await next_message())[0] is True
+            await manager.send_message_to_user("nobody", big, compress=True)  # nobody: no frame
+            await manager.send_message(channel, "small", compress=False)
+            assert (await next_message()) == (False, {"p": "ch", "k": "msg", "data": "small"})
+        finally:
+            await raw.close()
 
 
 async def test_managers_are_listed_for_the_command_line() -> None:

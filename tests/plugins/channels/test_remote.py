@@ -71,6 +71,17 @@ async def test_custom_envelopes_and_identities_across_nodes() -> None:
         assert (await there.next())["kind"] == "toast"
         await a.broadcast({"kind": "alert", "data": 2}, custom=True)
         assert (await there.next())["kind"] == "alert"
+        # The compress choice travels too (delivered either way; the
+        # frames' RSV1 is checked in test_manager.py).
+        assert await a.send_message(there.channel, "z", compress=True) is True
+        assert (await there.next())["data"] == "z"
+        await a.send_message_to_user("ann", "zz", compress=False)
+        assert (await there.next())["data"] == "zz"
+        await b.subscribe(there.channel, "t")
+        await a.publish("t", "zzz", compress=True)
+        assert (await there.next())["data"] == "zzz"
+        await a.broadcast("zzzz", compress=True)
+        assert (await there.next())["data"] == "zzzz"
         call = asyncio.create_task(a.send_and_wait(there.channel, toast, TIMEOUT, custom=True))
         asked = await there.answer("ok")
         assert (asked["kind"], asked["data"]) == ("toast", {"n": 1})

@@ -136,9 +136,11 @@ class Channel:
         """Whether the page is ready and the channel open, and not yet closed."""
         return self._ready and self._opened and not self._closed
 
-    async def send(self, message: Any, *, custom: bool = False) -> bool:
-        """``manager.send_message(self.id, message, custom)``."""
-        return await self.manager.send_message(self.id, message, custom)
+    async def send(
+        self, message: Any, *, custom: bool = False, compress: bool | None = None
+    ) -> bool:
+        """``manager.send_message(self.id, message, custom, compress=compress)``."""
+        return await self.manager.send_message(self.id, message, custom, compress=compress)
 
     async def request(
         self, message: Any, timeout: float | None = None, *, custom: bool = False

@@ -31,7 +31,13 @@ from typing import Any
 
 from ..runtime.messages import validate_name
 
-__all__ = ["CustomServerMessage", "message_fields", "remote_fields", "remote_kind"]
+__all__ = [
+    "CustomServerMessage",
+    "message_fields",
+    "remote_compress",
+    "remote_fields",
+    "remote_kind",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,16 @@ def remote_fields(payload: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def remote_kind(fields: dict[str, Any]) -> dict[str, Any]:
-    """What a payload to another node carries besides ``msg``: ``{"kind"}`` or nothing."""
-    return {"kind": fields["kind"]} if "kind" in fields else {}
+def remote_kind(fields: dict[str, Any], compress: bool | None = None) -> dict[str, Any]:
+    """What a payload to another node carries besides ``msg``: ``kind`` for a
+    custom envelope, ``z`` for a ``compress`` choice other than the default."""
+    extra: dict[str, Any] = {"kind": fields["kind"]} if "kind" in fields else {}
+    if compress is not None:
+        extra["z"] = compress
+    return extra
+
+
+def remote_compress(payload: dict[str, Any]) -> bool | None:
+    """The ``compress`` choice another node's payload carries (``None``: the default)."""
+    value = payload.get("z")
+    return value if isinstance(value, bool) else None

@@ -555,6 +555,7 @@ class ChannelManager:
         *,
         custom: bool = False,
         local_only: bool = False,
+        compress: bool | None = None,
     ) -> int:
         """Send ``message`` to every channel, on every node.
 
@@ -566,6 +567,11 @@ class ChannelManager:
             ignore_channel: a channel id to leave out (the sender's).
             custom: whether ``message`` is a custom envelope.
             local_only: this node's channels only.
+            compress: compress it where permessage-deflate was agreed
+                (``True`` for a large, compressible payload; ``False`` for
+                one that does not compress); ``None``: the manager's
+                ``compress`` setting.  Every node that delivers it follows
+                the choice.
 
         Returns:
             The number of this node's channels it was queued for.
@@ -577,19 +583,27 @@ class ChannelManager:
         """
         fields = message_fields(message, custom)
         outgoing = self._delivery.message("msg", fields)
-        delivered = self._delivery.to_channels(self.registry, outgoing, ignore_channel)
+        delivered = self._delivery.to_channels(self.registry, outgoing, ignore_channel, compress)
         if not local_only:
             await self._link.publish_quietly(
                 ALL_NODES,
                 {"op": "bcast", "msg": fields["data"], "ignore": ignore_channel}
-                | remote_kind(fields),
+                | remote_kind(fields, compress),
             )
         return delivered
 
-    async def send_message(self, channel_id: str, message: Any, custom: bool = False) -> bool:
+    async def send_message(
+        self,
+        channel_id: str,
+        message: Any,
+        custom: bool = False,
+        *,
+        compress: bool | None = None,
+    ) -> bool:
         """Send ``message`` to one channel, on whichever node holds it.
 
-        With ``custom``, ``message`` is a typed envelope (as ``broadcast``).
+        With ``custom``, ``message`` is a typed envelope; ``compress`` as
+        ``broadcast``.
 
         Returns:
             ``False`` when it is known not to be delivered: no such channel
@@ -606,14 +620,15 @@ class ChannelManager:
         outgoing = self._delivery.message("msg", fields)
         channel = self.registry.get(channel_id)
         if channel is not None:
-            return self._delivery.put(channel, outgoing)
+            return self._delivery.put(channel, outgoing, compress)
         node = node_of(channel_id)
         if node is None or node == self.node_id:
             return False
         try:
             reached = await self._link.publish(
                 node_subject(node),
-                {"op": "send", "channel": channel_id, "msg": fields["data"]} | remote_kind(fields),
+                {"op": "send", "channel": channel_id, "msg": fields["data"]}
+                | remote_kind(fields, compress),
                 wait=True,
             )
         except BackendUnavailable:
@@ -627,10 +642,12 @@ class ChannelManager:
         ignore_channel: str | None = None,
         *,
         custom: bool = False,
+        compress: bool | None = None,
     ) -> int:
         """Send ``message`` to every channel of a user (all tabs, all nodes).
 
-        With ``custom``, ``message`` is a typed envelope (as ``broadcast``).
+        With ``custom``, ``message`` is a typed envelope; ``compress`` as
+        ``broadcast``.
 
         Returns:
             The number of this node's channels it was queued for.
@@ -641,11 +658,11 @@ class ChannelManager:
         fields = message_fields(message, custom)
         outgoing = self._delivery.message("msg", fields)
         local = self.registry.user_channels(user_id)
-        delivered = self._delivery.to_channels(local, outgoing, ignore_channel)
+        delivered = self._delivery.to_channels(local, outgoing, ignore_channel, compress)
         await self._link.publish_quietly(
             user_subject(user_id),
             {"op": "user", "user": user_id, "msg": fields["data"], "ignore": ignore_channel}
-            | remote_kind(fields),
+            | remote_kind(fields, compress),
         )
         return delivered
 
@@ -744,6 +761,7 @@ class ChannelManager:
         ignore_channel: str | None = None,
         *,
         local_only: bool = False,
+        compress: bool | None = None,
     ) -> int:
         """Send ``message`` to a topic's subscribers on every node.
 
@@ -755,6 +773,9 @@ class ChannelManager:
             ignore_channel: a channel id to leave out.
             local_only: this node's subscribers only (for a source that runs
                 on every node, such as the ticker's simulated prices).
+            compress: as ``broadcast``; on a topic with history, the
+                manager's ``compress`` setting always (a replay is sent
+                long after the call).
 
         On a topic with history the message is first numbered by the
         backend, then delivered here and on every node in that order: with
@@ -778,11 +799,12 @@ class ChannelManager:
             return await self._feeds.publish(topic, message, ignore_channel)
         outgoing = self._delivery.message("msg", {"data": message, "topic": topic})
         local = self.registry.subscribers(topic)
-        delivered = self._delivery.to_channels(local, outgoing, ignore_channel)
+        delivered = self._delivery.to_channels(local, outgoing, ignore_channel, compress)
         if not local_only:
             await self._link.publish_quietly(
                 topic_subject(topic),
-                {"op": "topic", "topic": topic, "msg": message, "ignore": ignore_channel},
+                {"op": "topic", "topic": topic, "msg": message, "ignore": ignore_channel}
+                | remote_kind({}, compress),
             )
         return delivered
 

@@ -7,7 +7,9 @@ already):
 ============  ==================================================================
 ``bcast``     ``msg`` for every channel of this node but ``ignore``
               (``bcast``, ``user``, ``send`` and ``req`` carry ``kind`` too
-              when the message is a custom envelope: ``envelopes``)
+              when the message is a custom envelope, and ``bcast``, ``user``,
+              ``topic`` and ``send`` carry ``z``, the sender's ``compress=``
+              choice, when it made one: ``envelopes``)
 ``user``      ``msg`` for this node's channels of ``user``, but ``ignore``
 ``topic``     ``msg`` for this node's subscribers of ``topic``, but ``ignore``
 ``send``      ``msg`` for this node's ``channel``
@@ -32,7 +34,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .addresses import check_topic
-from .envelopes import remote_fields
+from .envelopes import remote_compress, remote_fields
 from .history import HistoryEntry
 
 if TYPE_CHECKING:
@@ -94,18 +96,24 @@ class RemoteMessages:
         try:
             if op == "bcast":
                 outgoing = self._delivery.message("msg", remote_fields(payload))
-                self._delivery.to_channels(self._registry, outgoing, payload.get("ignore"))
+                self._delivery.to_channels(
+                    self._registry, outgoing, payload.get("ignore"), remote_compress(payload)
+                )
             elif op == "user":
                 user_id = str(payload["user"])
                 outgoing = self._delivery.message("msg", remote_fields(payload))
                 ids = self._registry.user_channels(user_id)
-                self._delivery.to_channels(ids, outgoing, payload.get("ignore"))
+                self._delivery.to_channels(
+                    ids, outgoing, payload.get("ignore"), remote_compress(payload)
+                )
             elif op == "topic":
                 topic = check_topic(payload["topic"])
                 fields = {"data": payload.get("msg"), "topic": topic}
                 outgoing = self._delivery.message("msg", fields)
                 ids = self._registry.subscribers(topic)
-                self._delivery.to_channels(ids, outgoing, payload.get("ignore"))
+                self._delivery.to_channels(
+                    ids, outgoing, payload.get("ignore"), remote_compress(payload)
+                )
             elif op == "pres":
                 self._presence.receive(payload)
             elif op == "send":
@@ -114,7 +122,7 @@ class RemoteMessages:
                     logger.debug("channels: message for unknown channel %r", payload["channel"])
                     return
                 outgoing = self._delivery.message("msg", remote_fields(payload))
-                self._delivery.put(channel, outgoing)
+                self._delivery.put(channel, outgoing, remote_compress(payload))
             elif op == "req":
                 self._requests.serve(payload)
             elif op == "rep":
