@@ -19,7 +19,11 @@ event, with its numbers in ``data-`` attributes).  The seed's values are the
 defaults (30 s heartbeat, 1 s first interval, 5 retries); the query string
 may change them (``reliable.html?heartbeat=200&interval=100&retries=8``).
 Two fixes: the seed calls ``set_timeout`` without importing it, and it
-would start a second heartbeat timer if ``on_open`` ran twice.
+would start a second heartbeat timer if ``on_open`` ran twice.  The seed's
+``ReliableWebSocket`` interface is here too: ``set_heartbeat(interval,
+message="ping")`` and ``enable_auto_reconnect(max_retries=-1,
+backoff=True)`` (-1: no limit; without backoff every retry waits the first
+interval); the page below configures its connection through them.
 """
 
 from browser import document, window
@@ -53,16 +57,31 @@ def log(kind, text, **data):
 
 
 class ReliableConnection:
-    def __init__(self, url, heartbeat=30000, interval=1000, retries=5):
+    def __init__(self, url, heartbeat=30000, interval=1000, retries=5, connect=True):
         self.url = url
         self.ws = None
         self.reconnect_attempts = 0
         self.max_reconnect_attempts = retries
+        self.backoff = True
         self.base_interval = interval
         self.reconnect_interval = interval
         self.heartbeat_period = heartbeat
+        self.heartbeat_message = "ping"
         self.heartbeat_interval = None
-        self.connect()
+        if connect:
+            self.connect()
+
+    def set_heartbeat(self, interval, message="ping"):
+        """Send ``message`` every ``interval`` ms while connected."""
+        self.heartbeat_period = interval
+        self.heartbeat_message = message
+        if self.ws and self.ws.readyState == 1:
+            self.start_heartbeat()
+
+    def enable_auto_reconnect(self, max_retries=-1, backoff=True):
+        """Reconnect after an abnormal close, ``max_retries`` times (-1: always)."""
+        self.max_reconnect_attempts = max_retries
+        self.backoff = backoff
 
     def connect(self):
         """Establish WebSocket connection."""
@@ -76,7 +95,7 @@ class ReliableConnection:
             self.start_heartbeat()
 
         def on_message(event):
-            if event.data == "pong":
+            if event.data == "pong" and self.heartbeat_message == "ping":
                 log("pong", "Heartbeat response received")
             else:
                 log("data", f"Received: {event.data}")
@@ -101,7 +120,7 @@ class ReliableConnection:
 
         def send_ping():
             if self.ws and self.ws.readyState == 1:
-                self.ws.send("ping")
+                self.ws.send(self.heartbeat_message)
 
         self.heartbeat_interval = set_interval(send_ping, self.heartbeat_period)
 
@@ -113,11 +132,13 @@ class ReliableConnection:
 
     def attempt_reconnect(self):
         """Attempt to reconnect with exponential backoff."""
-        if self.reconnect_attempts >= self.max_reconnect_attempts:
+        limit = self.max_reconnect_attempts
+        if limit >= 0 and self.reconnect_attempts >= limit:
             log("gave-up", "Max reconnection attempts reached")
             return
         self.reconnect_attempts += 1
-        delay = self.reconnect_interval * (2 ** (self.reconnect_attempts - 1))
+        factor = 2 ** (self.reconnect_attempts - 1) if self.backoff else 1
+        delay = self.reconnect_interval * factor
         log(
             "reconnect",
             f"Reconnecting in {delay}ms (attempt {self.reconnect_attempts})",
@@ -148,10 +169,12 @@ document.body <= DIV([message_input, send_button, close_button])
 document.body <= LOG
 
 reliable_ws = ReliableConnection(
-    server_url("/api"),
-    heartbeat=option(params, "heartbeat", 30000),
-    interval=option(params, "interval", 1000),
-    retries=option(params, "retries", 5),
+    server_url("/api"), interval=option(params, "interval", 1000), connect=False
 )
+reliable_ws.set_heartbeat(option(params, "heartbeat", 30000))
+reliable_ws.enable_auto_reconnect(
+    max_retries=option(params, "retries", 5), backoff=params.get("backoff") != "0"
+)
+reliable_ws.connect()
 send_button.bind("click", lambda event: reliable_ws.send(message_input.value))
 close_button.bind("click", lambda event: reliable_ws.close())

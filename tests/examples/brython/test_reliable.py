@@ -98,14 +98,15 @@ async def test_reconnects_with_backoff_after_a_restart(browser: Browser) -> None
 
 
 async def test_gives_up_after_its_retries(browser: Browser) -> None:
+    # enable_auto_reconnect(max_retries=2, backoff=False): the same delay each time.
     async with serving() as server:
-        url = f"http://127.0.0.1:{server.port}/reliable.html?interval=20&retries=2"
+        url = f"http://127.0.0.1:{server.port}/reliable.html?interval=20&retries=2&backoff=0"
         async with open_page(browser, url) as page:
             await wait_for(page, f"{count('open')} === 1")
             await server.shutdown()
             await wait_for(page, f"{count('gave-up')} === 1")
             log = await events(page)
-            assert [int(e["delay"]) for e in log if e["kind"] == "reconnect"] == [20, 40]
+            assert [int(e["delay"]) for e in log if e["kind"] == "reconnect"] == [20, 20]
 
 
 async def test_the_view_answers_the_heartbeat_and_echoes() -> None:
