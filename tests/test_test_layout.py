@@ -5,6 +5,9 @@
   ``_x.py`` may be tested by ``test__x.py`` or ``test_x.py``.
 * Every ``tests/**/test_*.py`` maps back to a source module, except the
   project-wide checks in ``ALLOWED`` below, each with its reason.
+* The examples' tests mirror ``examples/`` under ``tests/examples/``:
+  ``tests/examples/brython/test_chat.py`` tests ``examples/brython/chat.py``
+  (an example need not have tests; a test must have its example).
 * Every folder under ``tests/`` that holds test modules is a package
   (``__init__.py``): test module names repeat across folders
   (``tests/protocol/test_x.py``, ``tests/server/test_x.py``), and pytest
@@ -22,6 +25,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIR = ROOT / "wsserver"
 TESTS_DIR = ROOT / "tests"
+#: tests/examples/... mirrors examples/...: the runnable programs, beside the package.
+EXAMPLES = PurePosixPath("examples")
 
 #: Source files that need no test module of their own.
 UNTESTED_SOURCES = frozenset({"__init__.py", "__main__.py"})
@@ -94,6 +99,11 @@ def test_test_module_has_source_module(test: PurePosixPath) -> None:
     if str(test) in ALLOWED:
         return
     candidates = candidate_sources(test)
+    if test.parts[0] == EXAMPLES.name:
+        assert any((ROOT / s).is_file() for s in candidates), (
+            f"tests/{test} tests no example: expected {candidates[0]} to exist"
+        )
+        return
     assert any((SOURCE_DIR / s).is_file() for s in candidates), (
         f"tests/{test} tests no module: expected wsserver/{candidates[0]} to exist; "
         "a project-wide check goes into ALLOWED in tests/test_test_layout.py, with its reason"
@@ -147,6 +157,8 @@ def test_expected_tests(source: str, tests: list[str]) -> None:
         ("plugins/view/test_vdom.py", "plugins/view/vdom.py"),
         ("test__importer.py", "_importer.py"),
         ("test_importer.py", "_importer.py"),
+        # Relative to the repository, not wsserver/: an example's tests.
+        ("examples/brython/test_chat.py", "examples/brython/chat.py"),
     ],
 )
 def test_candidate_sources(test: str, source: str) -> None:

@@ -143,6 +143,62 @@ async def test_handlers_run_in_order_and_may_wait_for_their_own_page() -> None:
         assert order == ["slow:yes", "fast"]
 
 
+# ---------------------------------------------------------------------------
+# Token updates
+# ---------------------------------------------------------------------------
+
+
+async def test_token_updates_without_a_verifier_are_unsupported() -> None:
+    manager = ChannelManager()
+    async with connected(manager) as (_, client):  # the default view refuses them
+        await client.send("token", token="t", rchan="a")
+        answer = await client.next("res", lambda m: m["response_for"] == "a")
+        assert answer["error"] == {
+            "name": "HandlerError",
+            "message": "this endpoint does not accept token updates",
+        }
+        # attach() without a verifier: nobody to ask.
+        channel = manager.channel(client.channel)
+        assert channel is not None
+        channel.verify_token = None
+        await client.send("token", token="t", rchan="b")
+        answer = await client.next("res", lambda m: m["response_for"] == "b")
+        assert answer["error"]["name"] == "Unsupported"
+
+
+async def test_a_verifier_that_returns_no_identity_is_an_internal_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    manager = ChannelManager()
+    async with connected(manager) as (_, client):
+        channel = manager.channel(client.channel)
+        assert channel is not None
+        channel.verify_token = lambda channel, token: "not an identity"
+        with caplog.at_level(logging.ERROR, "wsserver.plugins.channels"):
+            await client.send("token", token="t", rchan="a")
+            answer = await client.next("res", lambda m: m["response_for"] == "a")
+        assert answer["error"] == {"name": "InternalError", "message": "internal error"}
+        assert "error in verify_token" in caplog.text
+        assert "expected an Identity" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"token": "t"},  # no rchan
+        {"token": "t", "rchan": ""},
+        {"token": "t", "rchan": "x" * 65},
+        {"token": 5, "rchan": "a"},
+        {"token": "", "rchan": "a"},
+        {"token": "x" * 8193, "rchan": "a"},  # past max_token_length
+    ],
+)
+async def test_malformed_token_updates_close_with_1007(fields: dict[str, Any]) -> None:
+    async with connected(ChannelManager()) as (_, client):
+        await client.send("token", **fields)
+        assert await closed_with(client) == 1007
+
+
 async def test_handler_registration_rules() -> None:
     manager = ChannelManager()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -27,16 +28,21 @@ from wsserver.plugins.channels import (
     Channel,
     ChannelDisconnected,
     ChannelManager,
+    ChannelView,
+    CustomServerMessage,
     HandlerError,
+    Identity,
     ReplyError,
     channels_script_tag,
+    current_session,
+    current_user,
     managers,
 )
 from wsserver.plugins.runtime import script_tag
 from wsserver.server import App, HTMLResponse, Request, Response, Server, ServerConfig, WebSocket
 
-from ..._live import http_get
-from .._browser import RECORDER, WAIT, wait_status
+from ..._live import RawWebSocket, http_get
+from .._browser import RECORDER, WAIT, statuses, wait_status
 from ._helpers import (
     TIMEOUT,
     ChannelClient,
@@ -88,6 +94,45 @@ async def test_broadcast_send_and_send_to_user() -> None:
             await manager.broadcast({1, 2})
         for client in (a1, a2, b):
             await client.close()
+
+
+async def test_compress_is_chosen_per_send() -> None:
+    manager = ChannelManager()  # compress=False: the default for every send
+    async with serve_manager(manager) as server:
+        raw = await RawWebSocket.connect(
+            server.port, "/ws", [("Sec-WebSocket-Extensions", "permessage-deflate")]
+        )
+        inflater = zlib.decompressobj(-15)
+
+        async def next_message() -> tuple[bool, dict[str, Any]]:
+            frame = await raw.recv_frame()
+            payload = frame.payload
+            if frame.rsv1:  # RFC 7692 section 7.2.2: append the tail, inflate
+                payload = inflater.decompress(payload + b"\x00\x00\xff\xff")
+            return frame.rsv1, json.loads(payload)
+
+        try:
+            assert (await next_message())[1]["k"] == "init"  # the runtime's
+            raw.send_frame(1, b'{"p":"ch","k":"ready"}')
+            compressed, init = await next_message()
+            assert (init["k"], compressed) == ("init", False)
+            channel = init["channel"]
+            big = "all work and no play " * 5000  # about 100 KiB, compresses well
+            await manager.send_message(channel, big, compress=True)
+            compressed, message = await next_message()
+            assert compressed is True and message["data"] == big
+            await manager.send_message(channel, big)
+            assert (await next_message())[0] is False
+            await manager.broadcast(big, compress=True)
+            assert (await next_message())[0] is True
+            await manager.subscribe(channel, "t")
+            await manager.publish("t", big, compress=True)
+            assert (await next_message())[0] is True
+            await manager.send_message_to_user("nobody", big, compress=True)  # nobody: no frame
+            await manager.send_message(channel, "small", compress=False)
+            assert (await next_message()) == (False, {"p": "ch", "k": "msg", "data": "small"})
+        finally:
+            await raw.close()
 
 
 async def test_managers_are_listed_for_the_command_line() -> None:
@@ -296,6 +341,98 @@ async def test_the_page_answers_send_and_wait(browser: Browser) -> None:
         with pytest.raises(ReplyError) as caught:
             await manager.send_and_wait(channel, {"op": "bigint"})
         assert caught.value.name == "TypeError"
+
+
+async def test_custom_envelopes_reach_their_kind_only(browser: Browser) -> None:
+    manager = ChannelManager()
+    async with Pages(manager) as pages:
+        page = await pages.open(browser)
+        await page.evaluate(
+            """() => {
+                window.plain = []; window.toasts = []; window.alerts = [];
+                wsserverChannels.on((d) => plain.push(d));
+                wsserverChannels.onCustom("toast", (d, m) => toasts.push([d, m.kind]));
+                wsserverChannels.onCustom("alert", (d) => alerts.push(d));
+                wsserverChannels.onRequest((d, m) => [d, m.kind || null]);
+            }"""
+        )
+        channel = await page.evaluate("wsserverChannels.channel")
+        await manager.send_message(channel, CustomServerMessage("toast", {"text": "saved"}), True)
+        await manager.broadcast({"kind": "alert", "data": 1}, custom=True)
+        await manager.send_message(channel, {"kind": "toast", "data": "plain data"})
+        # Dara's serialised envelope, unwrapped once.
+        await manager.send_message(
+            channel, {"type": "custom", "message": {"kind": "toast", "data": 2}}, custom=True
+        )
+        await page.wait_for_function(
+            "() => window.toasts.length === 2 && window.alerts.length === 1"
+            " && window.plain.length === 1"
+        )
+        assert await page.evaluate("window.toasts") == [[{"text": "saved"}, "toast"], [2, "toast"]]
+        assert await page.evaluate("window.plain") == [{"kind": "toast", "data": "plain data"}]
+        # send_and_wait: the page's request handler is told the kind.
+        asked = CustomServerMessage("confirm", "delete?")
+        assert await manager.send_and_wait(channel, asked, custom=True) == ["delete?", "confirm"]
+        assert await manager.send_and_wait(channel, "plain") == ["plain", None]
+        with pytest.raises(TypeError):
+            await manager.send_message(channel, asked)
+
+
+async def test_a_token_update_takes_effect_without_a_reconnect(browser: Browser) -> None:
+    class View(ChannelView):
+        def identify(self, websocket: WebSocket) -> Identity:
+            return Identity("ann", "login-1")
+
+        async def verify_token(self, channel: Channel, token: str) -> Identity:
+            if token != "bob-token":
+                raise HandlerError("expired token")
+            return Identity("bob", "login-2")
+
+    manager = ChannelManager()
+
+    @manager.handler("whoami")
+    async def whoami(channel: Channel, data: Any) -> Any:
+        return [current_user.get(), current_session.get(), channel.user_id]
+
+    async with Pages(manager, view=View) as pages:
+        page = await pages.open(browser)
+        channel = await page.evaluate("wsserverChannels.channel")
+        assert await page.evaluate("wsserverChannels.user") == "ann"
+        assert manager.local_user_channels("ann") == {channel}
+        await page.evaluate(
+            """() => { window.identities = [];
+                window.addEventListener("wsserver:identity", (e) => identities.push(e.detail.user));
+                window.toBob = [];
+                wsserverChannels.on((d) => toBob.push(d)); }"""
+        )
+        answer = await page.evaluate("wsserverChannels.updateToken('bob-token')")
+        assert answer == {"user": "bob"}
+        # The same channel, the same connection: no reconnection happened.
+        assert await page.evaluate("wsserverChannels.channel") == channel
+        assert [s["status"] for s in await statuses(page)] == ["connecting", "open"]
+        assert await page.evaluate("wsserverChannels.user") == "bob"
+        assert await page.evaluate("window.identities") == ["bob"]
+        # Registered under the new user, on the registry and the backend.
+        assert manager.local_user_channels("bob") == {channel}
+        assert manager.local_user_channels("ann") == set()
+        assert await manager.get_user_channels("bob") == {channel}
+        assert await manager.get_user_channels("ann") == set()
+        assert await manager.send_message_to_user("bob", "for bob") == 1
+        assert await manager.send_message_to_user("ann", "for ann") == 0
+        await page.wait_for_function("() => window.toBob.length === 1")
+        assert await page.evaluate("window.toBob") == ["for bob"]
+        assert await page.evaluate("wsserverChannels.request('whoami')") == [
+            "bob",
+            "login-2",
+            "bob",
+        ]
+        # A refused token: the page is told why, the identity stays.
+        refused = await page.evaluate(
+            "wsserverChannels.updateToken('stale').catch((e) => [e.name, e.message])"
+        )
+        assert refused == ["HandlerError", "expired token"]
+        assert manager.local_user_channels("bob") == {channel}
+        assert await page.evaluate("wsserverChannels.channel") == channel
 
 
 async def test_large_messages_travel_in_chunks_both_ways(browser: Browser) -> None:

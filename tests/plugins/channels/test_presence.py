@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from wsserver.plugins.channels import ChannelManager, Hub, InProcessBackend, RedisBackend
+from wsserver.plugins.channels import (
+    ChannelManager,
+    Hub,
+    Identity,
+    InProcessBackend,
+    RedisBackend,
+)
 from wsserver.plugins.channels.settings import ChannelSettings
 
 from ..._live import http_get
@@ -64,6 +70,28 @@ async def test_members_and_events_span_the_nodes() -> None:
         assert await b.presence("news") == {}
         assert await a.presence("news") == {ann.channel: "ann"}
         await ann.close()
+
+
+async def test_a_new_identity_leaves_and_joins_again() -> None:
+    async with two_nodes(presence_topics=("room:",)) as (a, b, server_a, server_b):
+        ann = await ChannelClient.connect(server_a.port, "/ws?user=ann")
+        watcher = await ChannelClient.connect(server_b.port, "/ws?user=wes")
+        await b.subscribe(watcher.channel, "room:x")
+        await watcher.next("presence")  # its own join
+        await a.subscribe(ann.channel, "room:x")
+        assert (await watcher.next("presence"))["user"] == "ann"
+        await a.set_identity(ann.channel, Identity("bob"))
+        left = await watcher.next("presence")
+        joined = await watcher.next("presence")
+        assert (left["event"], left["channel"], left["user"]) == ("leave", ann.channel, "ann")
+        assert (joined["event"], joined["channel"], joined["user"]) == (
+            "join",
+            ann.channel,
+            "bob",
+        )
+        assert await b.presence("room:x") == {ann.channel: "bob", watcher.channel: "wes"}
+        for client in (ann, watcher):
+            await client.close()
 
 
 async def test_presence_is_off_by_default_and_checked() -> None:

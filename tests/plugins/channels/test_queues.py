@@ -34,12 +34,14 @@ class SlowWebSocket:
         self.connection_id = 3
         self.application_state = WebSocketState.CONNECTED
         self.sent: list[str] = []
+        self.compressed: list[bool | None] = []
         self.gate = asyncio.Event()
         self.gate.set()
         self.closed_with: tuple[int, str] | None = None
         self.fail: BaseException | None = None
 
-    async def send_text(self, text: str) -> None:
+    async def send_text(self, text: str, *, compress: bool | None = None) -> None:
+        self.compressed.append(compress)
         await self.gate.wait()
         if self.fail is not None:
             raise self.fail
@@ -55,9 +57,9 @@ def make(*, writable: bool = False, **options: Any) -> tuple[SendQueue, SlowWebS
     websocket = SlowWebSocket()
     direct: list[str] = []
 
-    def try_write(text: str) -> bool:
+    def try_write(text: str, compress: bool) -> bool:
         if writable:
-            direct.append(text)
+            direct.append(f"{text}+z" if compress else text)
         return writable
 
     queue = SendQueue(cast(WebSocket, websocket), try_write=try_write, **options)
@@ -70,6 +72,24 @@ async def test_the_fast_path_writes_at_once_without_a_task() -> None:
     assert direct == ["a", "b1", "b2"]
     assert queue.sent == 2 and len(queue) == 0 and websocket.sent == []
     await queue.join()  # nothing to wait for
+
+
+async def test_compress_is_chosen_per_message() -> None:
+    queue, _, direct = make(writable=True)
+    assert queue.put("default") and queue.put("yes", compress=True)
+    assert queue.put("no", compress=False)
+    assert direct == ["default", "yes+z", "no"]
+    queue, _, direct = make(writable=True, compress=True)
+    assert queue.put("default") and queue.put("no", compress=False)
+    assert direct == ["default+z", "no"]
+    # Queued messages keep their choice until the writer sends them.
+    queue, websocket, _ = make(writable=False, compress=True)
+    queue.put("default")
+    queue.put("no", compress=False)
+    queue.put("yes", compress=True)
+    await queue.join()
+    assert websocket.sent == ["default", "no", "yes"]
+    assert websocket.compressed == [True, False, True]
 
 
 async def test_a_full_transport_queues_and_the_writer_sends_in_order() -> None:
@@ -92,9 +112,9 @@ async def test_nothing_overtakes_the_queue() -> None:
     websocket = SlowWebSocket()
     direct: list[str] = []
 
-    def try_write(text: str) -> bool:
+    def try_write(text: str, compress: bool) -> bool:
         if writable:
-            direct.append(text)
+            direct.append(f"{text}+z" if compress else text)
         return writable
 
     queue = SendQueue(cast(WebSocket, websocket), try_write=try_write)
@@ -112,7 +132,7 @@ async def test_a_chunked_message_cut_by_a_full_transport_keeps_its_order() -> No
     websocket = SlowWebSocket()
     direct: list[str] = []
 
-    def try_write(text: str) -> bool:
+    def try_write(text: str, compress: bool) -> bool:
         if len(direct) < 2:
             direct.append(text)
             return True
@@ -293,9 +313,9 @@ async def test_direct_writer_writes_to_an_open_connection() -> None:
     @app.websocket("/")
     async def endpoint(websocket: WebSocket) -> None:
         await websocket.accept()
-        results.append(direct_writer(websocket)("hello"))
+        results.append(direct_writer(websocket)("hello", False))
         await websocket.close()
-        results.append(direct_writer(websocket)("late"))
+        results.append(direct_writer(websocket)("late", False))
         done.set()
 
     server = Server(app, ServerConfig(port=0, ping_interval=None))

@@ -89,3 +89,31 @@ def test_topics_first_and_last_subscriber() -> None:
     assert registry.topics_of("n.9") == frozenset()
     with pytest.raises(KeyError):
         registry.subscribe("n.9", "t")
+
+
+def test_reidentify_moves_a_channel_and_keeps_its_topics() -> None:
+    registry = make()
+    registry.subscribe("n.4", "news")
+    # Bob's only channel becomes Ann's, in a new session: his last one.
+    assert registry.reidentify("n.4", user_id="ann", session_id="s3") is True
+    assert registry.users() == {"ann"}
+    assert registry.user_channels("ann") == {"n.1", "n.2", "n.3", "n.4"}
+    assert registry.user_sessions("ann") == {"s1", "s2", "s3"}
+    assert registry.user_of("n.4") == "ann"
+    assert registry.topics_of("n.4") == frozenset({"news"})
+    # One of Ann's tabs changes session only: not her last channel.
+    assert registry.reidentify("n.2", user_id="ann", session_id="s2") is False
+    assert registry.session_channels("s1") == {"n.1"}
+    assert registry.session_channels("s2") == {"n.2", "n.3"}
+    # An anonymous channel gets a user, and loses it again.
+    assert registry.reidentify("n.5", user_id="cid", session_id=None) is False
+    assert registry.user_channels("cid") == {"n.5"}
+    assert registry.reidentify("n.5", user_id=None, session_id=None) is True
+    assert "cid" not in registry.users()
+    # The same user again is not "the last channel of the old user".
+    assert registry.reidentify("n.1", user_id="ann", session_id="s1") is False
+    removed = registry.remove("n.4")
+    assert removed is not None and removed.user_id == "ann" and removed.session_id == "s3"
+    assert registry.session_channels("s3") == set()
+    with pytest.raises(KeyError):
+        registry.reidentify("n.9", user_id="x", session_id=None)

@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from wsserver.plugins.channels import ChannelManager, Hub, InProcessBackend
+from wsserver.plugins.channels import (
+    ChannelManager,
+    ChannelNotFound,
+    CustomServerMessage,
+    Hub,
+    Identity,
+    InProcessBackend,
+)
 
 from ._helpers import TIMEOUT, ChannelClient, connected, two_nodes, wait_until
 
@@ -51,6 +58,49 @@ async def test_every_operation_reaches_the_other_node() -> None:
         assert await call == "a"
         for client in (here, there):
             await client.close()
+
+
+async def test_custom_envelopes_and_identities_across_nodes() -> None:
+    async with two_nodes() as (a, b, _server_a, server_b):
+        there = await ChannelClient.connect(server_b.port, "/ws?user=ann")
+        toast = CustomServerMessage("toast", {"n": 1})
+        # The kind travels beside the data, on every operation.
+        assert await a.send_message(there.channel, toast, custom=True) is True
+        assert await there.next() == {"p": "ch", "k": "msg", "data": {"n": 1}, "kind": "toast"}
+        await a.send_message_to_user("ann", toast, custom=True)
+        assert (await there.next())["kind"] == "toast"
+        await a.broadcast({"kind": "alert", "data": 2}, custom=True)
+        assert (await there.next())["kind"] == "alert"
+        # The compress choice travels too (delivered either way; the
+        # frames' RSV1 is checked in test_manager.py).
+        assert await a.send_message(there.channel, "z", compress=True) is True
+        assert (await there.next())["data"] == "z"
+        await a.send_message_to_user("ann", "zz", compress=False)
+        assert (await there.next())["data"] == "zz"
+        await b.subscribe(there.channel, "t")
+        await a.publish("t", "zzz", compress=True)
+        assert (await there.next())["data"] == "zzz"
+        await a.broadcast("zzzz", compress=True)
+        assert (await there.next())["data"] == "zzzz"
+        call = asyncio.create_task(a.send_and_wait(there.channel, toast, TIMEOUT, custom=True))
+        asked = await there.answer("ok")
+        assert (asked["kind"], asked["data"]) == ("toast", {"n": 1})
+        assert await call == "ok"
+        # The channel moves to another user on its node; the other node
+        # reaches it under the new user, and no longer under the old one.
+        await b.set_identity(there.channel, Identity("bob"))
+        assert await there.next("identity") == {"p": "ch", "k": "identity", "user": "bob"}
+        assert await a.get_user_channels("bob") == {there.channel}
+        assert await a.get_user_channels("ann") == set()
+        await a.send_message_to_user("ann", "old")
+        await a.send_message_to_user("bob", "new")
+        assert (await there.next())["data"] == "new"
+        await there.nothing()
+        with pytest.raises(ChannelNotFound):
+            await a.set_identity(there.channel, Identity("eve"))  # not a's channel
+        with pytest.raises(TypeError):
+            await b.set_identity(there.channel, "bob")  # type: ignore[arg-type]
+        await there.close()
 
 
 async def test_own_publications_are_ignored_and_malformed_ones_logged(

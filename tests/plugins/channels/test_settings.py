@@ -40,6 +40,10 @@ def test_settings_keep_their_defaults_and_checked_values() -> None:
     assert settings.request_timeout == DEFAULT_REQUEST_TIMEOUT == 30.0
     assert settings.max_request_timeout == 600.0
     assert settings.max_inbox == 64
+    assert (settings.max_user_channels, settings.user_rate, settings.user_burst) == (100, 50.0, 100)
+    assert settings.max_token_length == 8192
+    assert ChannelSettings(max_user_channels=None, user_rate=None).user_rate is None
+    assert repr(ChannelSettings(user_rate=2).user_rate) == "2.0"
     checked = ChannelSettings(request_timeout=2, chunk_timeout=1)
     # Checked values are floats, as given ints are not.
     assert (repr(checked.request_timeout), repr(checked.chunk_timeout)) == ("2.0", "1.0")
@@ -62,6 +66,12 @@ def test_settings_keep_their_defaults_and_checked_values() -> None:
         ({"history_topics": (1,)}, "history_topics must be a tuple of topic prefixes"),
         ({"max_recover_topics": 0}, "max_recover_topics and max_listener_queue must be"),
         ({"max_listener_queue": 0}, "max_recover_topics and max_listener_queue must be"),
+        ({"max_token_length": 0}, "max_token_length and user_burst must be at least 1"),
+        ({"user_burst": 0}, "max_token_length and user_burst must be at least 1"),
+        ({"max_user_channels": 0}, "max_user_channels must be at least 1, or None"),
+        ({"user_rate": 0}, "user_rate must be a positive number per second, or None"),
+        ({"user_rate": True}, "user_rate must be a positive number per second, or None"),
+        ({"user_rate": float("inf")}, "user_rate must be a positive number per second"),
     ],
 )
 def test_each_setting_says_what_is_wrong(options: dict[str, Any], message: str) -> None:

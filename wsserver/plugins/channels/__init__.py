@@ -11,6 +11,10 @@
 - ``send_and_wait``: asking a page and waiting for its answer, on any node;
 - ``remote``: what the other nodes publish;
 - ``delivery``: messages encoded once and queued on this node's channels;
+- ``envelopes``: typed custom envelopes (``custom=True``,
+  ``CustomServerMessage``);
+- ``context``: the current channel, user and session as context variables
+  inside handlers;
 - ``history``: topic history: ``Position`` (epoch, offset), entries, the
   in-process store;
 - ``feeds``: topics with history on this node: each message once and in
@@ -51,8 +55,10 @@ from .backends import (
     backend_from_env,
     backend_from_url,
 )
-from .channel import Channel, Identity
+from .channel import Channel, Identity, TokenVerifier
 from .chunks import ChunkError, Reassembler, make_chunks
+from .context import current_channel, current_session, current_user
+from .envelopes import CustomServerMessage
 from .errors import (
     ChannelDisconnected,
     ChannelNotFound,
@@ -85,6 +91,7 @@ __all__ = [
     "ChannelView",
     "ChunkError",
     "CustomHandler",
+    "CustomServerMessage",
     "HandlerError",
     "HistoryEntry",
     "HistoryLost",
@@ -99,12 +106,16 @@ __all__ = [
     "ReplyError",
     "ReplyTimeout",
     "SendQueue",
+    "TokenVerifier",
     "TopicListener",
     "TopicMessage",
     "backend_from_env",
     "backend_from_url",
     "channels_asset",
     "channels_script_tag",
+    "current_channel",
+    "current_session",
+    "current_user",
     "make_chunks",
     "managers",
 ]

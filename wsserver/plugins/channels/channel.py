@@ -13,6 +13,7 @@ and ends it when the connection does (``end``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from .history import Position
     from .manager import ChannelManager
 
-__all__ = ["Channel", "Identity"]
+__all__ = ["Channel", "Identity", "TokenVerifier"]
 
 logger = logging.getLogger("wsserver.plugins.channels")
 
@@ -45,6 +46,12 @@ class Identity:
     session_id: str | None = None
 
 
+#: Checks a token a page sent (``wsserverChannels.updateToken``) and returns
+#: whom the connection belongs to now (or a coroutine of it); raises
+#: ``HandlerError`` to refuse it.  ``ChannelView.verify_token`` is one.
+TokenVerifier = Callable[["Channel", str], Any]
+
+
 class Channel:
     """One connection's channel, on the process that holds the connection.
 
@@ -60,6 +67,7 @@ class Channel:
             reply channel id.
         inbox: the page's custom messages waiting for their handler.
         chunks: the page's chunked messages in progress.
+        verify_token: checks the page's token updates (``None``: refused).
     """
 
     def __init__(
@@ -69,6 +77,7 @@ class Channel:
         channel_id: str,
         identity: Identity,
         queue: SendQueue,
+        verify_token: TokenVerifier | None = None,
     ) -> None:
         settings = manager.settings
         self.id = channel_id
@@ -88,6 +97,7 @@ class Channel:
             settings.max_inbox, session.connection_id, name=f"channels-handlers-{channel_id}"
         )
         self.chunks = ChunkAssembly(settings, session.connection_id)
+        self.verify_token = verify_token
         self._closed = False
         # Both must hold before anything is sent: the page's channels module
         # said ch/ready, and the channel is registered on every node (open).
@@ -126,13 +136,17 @@ class Channel:
         """Whether the page is ready and the channel open, and not yet closed."""
         return self._ready and self._opened and not self._closed
 
-    async def send(self, message: Any) -> bool:
-        """``manager.send_message(self.id, message)``."""
-        return await self.manager.send_message(self.id, message)
+    async def send(
+        self, message: Any, *, custom: bool = False, compress: bool | None = None
+    ) -> bool:
+        """``manager.send_message(self.id, message, custom, compress=compress)``."""
+        return await self.manager.send_message(self.id, message, custom, compress=compress)
 
-    async def request(self, message: Any, timeout: float | None = None) -> Any:
-        """``manager.send_and_wait(self.id, message, timeout)``."""
-        return await self.manager.send_and_wait(self.id, message, timeout)
+    async def request(
+        self, message: Any, timeout: float | None = None, *, custom: bool = False
+    ) -> Any:
+        """``manager.send_and_wait(self.id, message, timeout, custom=custom)``."""
+        return await self.manager.send_and_wait(self.id, message, timeout, custom=custom)
 
     async def subscribe(self, topic: str) -> None:
         """``manager.subscribe(self.id, topic)``."""
@@ -141,6 +155,16 @@ class Channel:
     async def unsubscribe(self, topic: str) -> None:
         """``manager.unsubscribe(self.id, topic)``."""
         await self.manager.unsubscribe(self.id, topic)
+
+    @property
+    def identity(self) -> Identity:
+        """Whom it belongs to now."""
+        return Identity(self.user_id, self.session_id)
+
+    def set_identity(self, identity: Identity) -> None:
+        """Note a new identity (the manager's ``set_identity`` re-registers it)."""
+        self.user_id = identity.user_id
+        self.session_id = identity.session_id
 
     def mark_ready(self) -> bool:
         """Note the page's ``ch/ready``; ``False`` if it said so already."""

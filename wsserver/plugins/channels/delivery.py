@@ -85,18 +85,26 @@ class Delivery:
         """
         return Outgoing(kind, fields, max_size=self._max_chunked_size, chunk_ids=self._chunk_ids)
 
-    def put(self, channel: Channel, outgoing: Outgoing) -> bool:
-        """Queue ``outgoing`` on ``channel``; ``False`` if it is closed or its queue refused."""
+    def put(self, channel: Channel, outgoing: Outgoing, compress: bool | None = None) -> bool:
+        """Queue ``outgoing`` on ``channel``; ``False`` if it is closed or its queue refused.
+
+        ``compress``: compress it where permessage-deflate was agreed
+        (``None``: the manager's ``compress`` setting).
+        """
         if channel.closed:
             return False
-        return channel.queue.put(outgoing.item(channel.session.max_message_size))
+        return channel.queue.put(outgoing.item(channel.session.max_message_size), compress)
 
     def send(self, channel: Channel, kind: str, fields: dict[str, Any]) -> bool:
         """Encode a message and queue it on one channel (see ``put``)."""
         return self.put(channel, self.message(kind, fields))
 
     def to_channels(
-        self, channel_ids: Iterable[str], outgoing: Outgoing, ignore: str | None = None
+        self,
+        channel_ids: Iterable[str],
+        outgoing: Outgoing,
+        ignore: str | None = None,
+        compress: bool | None = None,
     ) -> int:
         """Queue ``outgoing`` on each of this node's channels among ``channel_ids``.
 
@@ -104,6 +112,7 @@ class Delivery:
             channel_ids: channel ids; those not on this node are skipped.
             outgoing: the message.
             ignore: a channel id to leave out (the sender's).
+            compress: as ``put``.
 
         Returns:
             How many channels queued it.
@@ -119,6 +128,6 @@ class Delivery:
                 channels.append(channel)
         delivered = 0
         for channel in channels:
-            if self.put(channel, outgoing):
+            if self.put(channel, outgoing, compress):
                 delivered += 1
         return delivered

@@ -1,6 +1,6 @@
 """Messages from the pages: answers, custom messages and their handlers, chunks.
 
-A page sends four kinds of ``ch`` messages:
+A page sends five kinds of ``ch`` messages:
 
 - ``ready``: its channels module is loaded (the lifecycle then sends
   ``ch/init``); with ``pos``, the positions it had reached in topics with
@@ -11,7 +11,15 @@ A page sends four kinds of ``ch`` messages:
 - ``custom``: a message of the application's (``kind``, ``data``, and an
   ``rchan`` when it waits for an answer), for the handler registered for
   its kind;
+- ``token``: a new token for its identity (``token``, ``rchan``): checked
+  by the channel's ``verify_token`` in the handlers' turn (the messages
+  after it are handled under the new identity), answered by ``res`` with
+  ``{"user": ...}`` or the refusal;
 - ``chunk``: a slice of a larger message of any of these kinds.
+
+Custom messages and token updates count against their user's rate
+(``limits``): past it, a request is answered ``RateLimited`` and a ``send``
+dropped.  Every handler runs with the context variables of ``context`` set.
 
 Custom messages of one connection are handled one at a time, in order, by a
 task of their own (``HandlerInbox``), outside the receive loop: a handler
@@ -33,8 +41,10 @@ from ..runtime.messages import Envelope, MalformedMessage, UnknownKindLog, decod
 from .addresses import PLUGIN, check_topic
 from .backends import ChannelError
 from .chunks import CHUNK_KIND, Reassembler, parse_chunk
+from .context import bound
 from .errors import HandlerError, ReplyError
 from .history import Position
+from .limits import UserLimits
 from .settings import ChannelSettings
 
 if TYPE_CHECKING:
@@ -48,6 +58,7 @@ __all__ = [
     "HandlerInbox",
     "HandlerTable",
     "Inbound",
+    "TokenUpdate",
 ]
 
 logger = logging.getLogger("wsserver.plugins.channels")
@@ -69,6 +80,17 @@ class CustomMessage(NamedTuple):
     kind: str
     data: Any
     rchan: str | None
+
+
+class TokenUpdate(NamedTuple):
+    """A page's new token, waiting for its turn among the custom messages."""
+
+    token: str
+    rchan: str
+
+
+#: What waits in a connection's ``HandlerInbox``.
+InboxItem = CustomMessage | TokenUpdate
 
 
 class HandlerTable:
@@ -98,6 +120,11 @@ class HandlerTable:
         return self._handlers.get(kind)
 
 
+def _check_rchan(rchan: object, kind: str) -> None:
+    if not isinstance(rchan, str) or not 0 < len(rchan) <= _MAX_RCHAN_LENGTH:
+        raise MalformedMessage(f"ch/{kind}: 'rchan' must be a string of 1 to {_MAX_RCHAN_LENGTH}")
+
+
 class HandlerInbox:
     """One connection's custom messages waiting for their handler.
 
@@ -115,21 +142,19 @@ class HandlerInbox:
     """
 
     def __init__(self, capacity: int, connection_id: int, *, name: str) -> None:
-        self._queue: asyncio.Queue[CustomMessage] = asyncio.Queue(capacity)
+        self._queue: asyncio.Queue[InboxItem] = asyncio.Queue(capacity)
         self._name = name
         self._worker: asyncio.Task[None] | None = None
         self.unknown_kinds = UnknownKindLog(connection_id)
 
-    async def put(
-        self, message: CustomMessage, run: Callable[[CustomMessage], Awaitable[None]]
-    ) -> None:
+    async def put(self, message: InboxItem, run: Callable[[InboxItem], Awaitable[None]]) -> None:
         """Queue ``message``; the worker, started by the first message, calls
         ``run`` on each one in turn."""
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(run), name=self._name)
         await self._queue.put(message)
 
-    async def _work(self, run: Callable[[CustomMessage], Awaitable[None]]) -> None:
+    async def _work(self, run: Callable[[InboxItem], Awaitable[None]]) -> None:
         while True:
             await run(await self._queue.get())
 
@@ -222,15 +247,22 @@ class Inbound:
     Args:
         handlers: the custom message handlers.
         delivery: sends the answers (``ch/res``).
-        settings: the limits (``max_chunked_size``).
+        settings: the limits (``max_chunked_size``, ``max_token_length``).
+        limits: each user's message rate.
     """
 
     def __init__(
-        self, *, handlers: HandlerTable, delivery: Delivery, settings: ChannelSettings
+        self,
+        *,
+        handlers: HandlerTable,
+        delivery: Delivery,
+        settings: ChannelSettings,
+        limits: UserLimits,
     ) -> None:
         self._handlers = handlers
         self._delivery = delivery
         self._settings = settings
+        self._limits = limits
 
     def listen(self, channel: Channel, *, on_ready: Callable[[Channel], None]) -> None:
         """Register the handlers of the page's messages on the channel's session.
@@ -243,6 +275,7 @@ class Inbound:
         session.on(PLUGIN, "ready", lambda message: self._on_ready(channel, message, on_ready))
         session.on(PLUGIN, "reply", lambda message: self._on_reply(channel, message))
         session.on(PLUGIN, "custom", lambda message: self._on_custom(channel, message))
+        session.on(PLUGIN, "token", lambda message: self._on_token(channel, message))
         session.on(PLUGIN, CHUNK_KIND, lambda message: self._on_chunk(channel, message))
 
     def _on_ready(
@@ -306,18 +339,80 @@ class Inbound:
         except ValueError as exc:
             raise MalformedMessage(str(exc)) from None
         rchan = message.get("rchan")
-        if rchan is not None and (
-            not isinstance(rchan, str) or not 0 < len(rchan) <= _MAX_RCHAN_LENGTH
-        ):
-            raise MalformedMessage(
-                f"ch/custom: 'rchan' must be a string of 1 to {_MAX_RCHAN_LENGTH}"
-            )
-        if channel.closed:
+        if rchan is not None:
+            _check_rchan(rchan, "custom")
+        if channel.closed or not self._within_rate(channel, rchan):
             return
         custom = CustomMessage(kind, message.get("data"), rchan)
         await channel.inbox.put(custom, functools.partial(self._run_handler, channel))
 
-    async def _run_handler(self, channel: Channel, message: CustomMessage) -> None:
+    def _within_rate(self, channel: Channel, rchan: str | None) -> bool:
+        """Take one of the user's messages; past the rate, answer ``RateLimited``."""
+        if self._limits.allow(channel.user_id, asyncio.get_running_loop().time()):
+            return True
+        if rchan is not None:
+            self._answer(
+                channel,
+                rchan,
+                error={
+                    "name": "RateLimited",
+                    "message": f"more than {self._limits.rate:g} messages per second",
+                },
+            )
+        return False
+
+    async def _on_token(self, channel: Channel, message: Envelope) -> None:
+        token = message.require("token", str)
+        rchan = message.require("rchan", str)
+        _check_rchan(rchan, "token")
+        limit = self._settings.max_token_length
+        if not 0 < len(token) <= limit:
+            raise MalformedMessage(f"ch/token: 'token' must be 1 to {limit} characters")
+        if channel.closed or not self._within_rate(channel, rchan):
+            return
+        await channel.inbox.put(
+            TokenUpdate(token, rchan), functools.partial(self._run_handler, channel)
+        )
+
+    async def _run_handler(self, channel: Channel, message: InboxItem) -> None:
+        if isinstance(message, TokenUpdate):
+            await self._run_token(channel, message)
+            return
+        with bound(channel):
+            await self._run_custom(channel, message)
+
+    async def _run_token(self, channel: Channel, update: TokenUpdate) -> None:
+        connection_id = channel.session.connection_id
+        verify = channel.verify_token
+        if verify is None:
+            self._answer(
+                channel,
+                update.rchan,
+                error={"name": "Unsupported", "message": "this endpoint takes no token updates"},
+            )
+            return
+        try:
+            with bound(channel):
+                identity = verify(channel, update.token)
+                if inspect.isawaitable(identity):
+                    identity = await identity
+            # An Identity, or TypeError (logged below as the mistake it is).
+            await channel.manager.set_identity(channel.id, identity)
+        except HandlerError as exc:
+            # The token is refused: the connection keeps its identity.
+            logger.info("conn %d: token update refused: %s", connection_id, exc)
+            self._answer(channel, update.rchan, error={"name": "HandlerError", "message": str(exc)})
+        except Exception:
+            if channel.closed:
+                return
+            logger.exception("conn %d: error in verify_token", connection_id)
+            self._answer(
+                channel, update.rchan, error={"name": "InternalError", "message": "internal error"}
+            )
+        else:
+            self._answer(channel, update.rchan, data={"user": channel.user_id})
+
+    async def _run_custom(self, channel: Channel, message: CustomMessage) -> None:
         kind, data, rchan = message
         handler = self._handlers.get(kind)
         if handler is None:

@@ -10,7 +10,10 @@
    subject while it has a subscriber.  On a topic with history the channel
    is replayed what it missed since the position its page sent back
    (``feeds``), or told the current position.
-5. When the connection ends, every index forgets the channel, what waits on
+5. ``set_identity``: the channel moves to another user and session (a
+   token update): re-registered here and on the backend, its topics kept,
+   the page told (``ch/identity``).
+6. When the connection ends, every index forgets the channel, what waits on
    the page fails at once, and the backend subscriptions nobody needs any
    more are released (checked then, not when the channel left: another tab
    of the same user may have arrived meanwhile).
@@ -23,8 +26,9 @@ from typing import TYPE_CHECKING
 
 from ..runtime.session import Session
 from .addresses import PLUGIN, check_topic, new_channel_id, topic_subject, user_subject
-from .channel import Channel, Identity
+from .channel import Channel, Identity, TokenVerifier
 from .errors import ChannelNotFound
+from .limits import UserLimits
 from .queues import SendQueue
 from .settings import ChannelSettings
 
@@ -54,6 +58,8 @@ class Lifecycle:
         feeds: topics with history (replays and positions on subscription).
         presence: topics with presence (joins and leaves).
         settings: the send queues' limits and what ``ch/init`` announces.
+        limits: the users' message rates (a user's is forgotten with its
+            last channel).
     """
 
     def __init__(
@@ -67,8 +73,10 @@ class Lifecycle:
         feeds: TopicFeeds,
         presence: TopicPresence,
         settings: ChannelSettings,
+        limits: UserLimits,
     ) -> None:
         self._manager = manager
+        self._limits = limits
         self._registry = registry
         self._link = link
         self._delivery = delivery
@@ -77,7 +85,12 @@ class Lifecycle:
         self._presence = presence
         self._settings = settings
 
-    def attach(self, session: Session, identity: Identity | None = None) -> Channel:
+    def attach(
+        self,
+        session: Session,
+        identity: Identity | None = None,
+        verify_token: TokenVerifier | None = None,
+    ) -> Channel:
         """See ``ChannelManager.attach``."""
         if PLUGIN in session.plugins:
             raise ValueError("this session has a channel already")
@@ -95,7 +108,7 @@ class Lifecycle:
             # handle yet.
             held=True,
         )
-        channel = Channel(self._manager, session, channel_id, identity, queue)
+        channel = Channel(self._manager, session, channel_id, identity, queue, verify_token)
         session.plugins[PLUGIN] = channel
         self._registry.add(
             channel_id, channel, user_id=identity.user_id, session_id=identity.session_id
@@ -138,6 +151,38 @@ class Lifecycle:
             },
         )
         channel.queue.release(first=init.item(channel.session.max_message_size))
+
+    # -- identity ------------------------------------------------------------------------
+
+    async def set_identity(self, channel: Channel, identity: Identity) -> None:
+        """See ``ChannelManager.set_identity``."""
+        if channel.closed or channel.id not in self._registry:
+            raise ChannelNotFound(f"no channel {channel.id!r} on this node")
+        old_user = channel.user_id
+        new_user = identity.user_id
+        last_of_old = self._registry.reidentify(
+            channel.id, user_id=new_user, session_id=identity.session_id
+        )
+        channel.set_identity(identity)
+        if new_user != old_user:
+            if last_of_old and old_user is not None:
+                self._limits.forget(old_user)
+            backend = self._link.backend
+            await self._link.start()
+            if new_user is not None:
+                # Reachable under the new user from every node, as at open.
+                await backend.subscribe(user_subject(new_user))
+                await backend.add_presence(new_user, channel.id)
+            if old_user is not None:
+                await self._release_user(old_user, channel.id)
+            for topic in sorted(self._registry.topics_of(channel.id)):
+                if self._presence.wants(topic):
+                    # The other subscribers see the old user leave and the
+                    # new one arrive, as if it had subscribed again.
+                    await self._presence.left(channel.id, old_user, topic)
+                    await self._presence.joined(channel, topic)
+        # The user only, as ch/init: a session id may be a server-side secret.
+        self._delivery.send(channel, "identity", {"user": identity.user_id})
 
     # -- topics ------------------------------------------------------------------------
 
@@ -183,6 +228,8 @@ class Lifecycle:
         if removed is None:
             return
         if removed.user_id is not None:
+            if removed.last_of_user:
+                self._limits.forget(removed.user_id)
             self._link.spawn(
                 self._release_user(removed.user_id, channel.id), "channels-release-user"
             )

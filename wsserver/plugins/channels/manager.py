@@ -59,7 +59,7 @@ from .addresses import (
 )
 from .assets import channels_asset, channels_script_tag
 from .backends import Backend, BackendUnavailable, backend_from_env
-from .channel import Channel, Identity
+from .channel import Channel, Identity, TokenVerifier
 from .chunks import (
     DEFAULT_CHUNK_TIMEOUT,
     DEFAULT_MAX_CHUNKED_SIZE,
@@ -67,6 +67,7 @@ from .chunks import (
     DEFAULT_MAX_PENDING,
 )
 from .delivery import Delivery
+from .envelopes import message_fields, remote_kind
 from .errors import (
     ChannelDisconnected,
     ChannelNotFound,
@@ -78,6 +79,7 @@ from .feeds import TopicFeeds, TopicListener
 from .history import DEFAULT_HISTORY_TTL, Position
 from .inbound import CustomHandler, HandlerTable, Inbound
 from .lifecycle import Lifecycle
+from .limits import UserLimits
 from .nodes import NodeLink
 from .presence import TopicPresence
 from .queues import DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES, OverflowPolicy
@@ -89,7 +91,11 @@ from .settings import (
     DEFAULT_MAX_LISTENER_QUEUE,
     DEFAULT_MAX_RECOVER_TOPICS,
     DEFAULT_MAX_REQUEST_TIMEOUT,
+    DEFAULT_MAX_TOKEN_LENGTH,
+    DEFAULT_MAX_USER_CHANNELS,
     DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_USER_BURST,
+    DEFAULT_USER_RATE,
     ChannelSettings,
 )
 from .view import ChannelView
@@ -175,10 +181,18 @@ class ChannelManager:
         presence_topics: prefixes of the topics with presence (default:
             none): their subscribers are recorded on every node and their
             joins and leaves announced to the other subscribers.
+        max_token_length: the longest token a page may send to refresh
+            its identity (``updateToken``).
+        max_user_channels: channels one user may have open on this node
+            (``None``: no cap); see ``limits``.
+        user_rate, user_burst: custom messages per second one user may
+            send over its channels on this node (``None``: no limit), and
+            the burst above it.
 
     Attributes:
         backend: the ``Backend``.
         registry: this node's channels, users and topics.
+        limits: each user's message rate on this node (``UserLimits``).
         settings: the limits above, checked (``ChannelSettings``); each is
             also readable as an attribute of the manager.
     """
@@ -204,6 +218,10 @@ class ChannelManager:
         max_recover_topics: int = DEFAULT_MAX_RECOVER_TOPICS,
         max_listener_queue: int = DEFAULT_MAX_LISTENER_QUEUE,
         presence_topics: tuple[str, ...] = (),
+        max_token_length: int = DEFAULT_MAX_TOKEN_LENGTH,
+        max_user_channels: int | None = DEFAULT_MAX_USER_CHANNELS,
+        user_rate: float | None = DEFAULT_USER_RATE,
+        user_burst: int = DEFAULT_USER_BURST,
     ) -> None:
         self.settings = ChannelSettings(
             max_queue=max_queue,
@@ -223,6 +241,10 @@ class ChannelManager:
             max_recover_topics=max_recover_topics,
             max_listener_queue=max_listener_queue,
             presence_topics=presence_topics,
+            max_token_length=max_token_length,
+            max_user_channels=max_user_channels,
+            user_rate=user_rate,
+            user_burst=user_burst,
         )
         self.backend = backend if backend is not None else backend_from_env()
         if self.settings.history_size and not self.backend.keeps_history:
@@ -254,8 +276,12 @@ class ChannelManager:
             feeds=self._feeds,
             presence=self._presence,
         )
+        self.limits = UserLimits(self.settings.user_rate, self.settings.user_burst)
         self._inbound = Inbound(
-            handlers=self._handlers, delivery=self._delivery, settings=self.settings
+            handlers=self._handlers,
+            delivery=self._delivery,
+            settings=self.settings,
+            limits=self.limits,
         )
         self._lifecycle = Lifecycle(
             self,
@@ -266,6 +292,7 @@ class ChannelManager:
             feeds=self._feeds,
             presence=self._presence,
             settings=self.settings,
+            limits=self.limits,
         )
         _MANAGERS.add(self)
 
@@ -340,6 +367,11 @@ class ChannelManager:
         return self.settings.max_inbox
 
     @property
+    def max_user_channels(self) -> int | None:
+        """Channels one user may have open on this node (``None``: no cap)."""
+        return self.settings.max_user_channels
+
+    @property
     def history_size(self) -> int:
         """Messages kept per topic with history (0: no history)."""
         return self.settings.history_size
@@ -385,17 +417,48 @@ class ChannelManager:
 
     # -- the application's side: connections ----------------------------------
 
-    def attach(self, session: Session, identity: Identity | None = None) -> Channel:
+    def attach(
+        self,
+        session: Session,
+        identity: Identity | None = None,
+        *,
+        verify_token: TokenVerifier | None = None,
+    ) -> Channel:
         """Give a session its channel (before its ``init`` is sent).
 
         Registers the channel, the plugin's message handlers and a close
         callback that cleans everything up.  Call ``open`` once the session
-        runs; ``ChannelView`` does both.
+        runs; ``ChannelView`` does both.  ``verify_token`` checks the page's
+        token updates (``None``: they are refused); ``ChannelView`` passes
+        its ``verify_token``.
 
         Raises:
             ValueError: the session has a channel already.
         """
-        return self._lifecycle.attach(session, identity)
+        return self._lifecycle.attach(session, identity, verify_token)
+
+    async def set_identity(self, channel_id: str, identity: Identity) -> None:
+        """Move a live channel of this node to another user and session.
+
+        What a token update does once its token is verified, without a
+        reconnection: the channel is re-registered under its new user
+        (``send_message_to_user`` and ``get_user_channels`` find it there, on
+        every node, and no longer under the old one), keeps its topics (on
+        topics with presence the old user leaves and the new one joins), and
+        the page is told (``ch/identity``; ``wsserverChannels.user``).
+        Handlers that start afterwards see the new identity
+        (``current_user``...).
+
+        Raises:
+            ChannelNotFound: no such channel on this node.
+            TypeError: ``identity`` is not an ``Identity``.
+        """
+        if not isinstance(identity, Identity):
+            raise TypeError(f"expected an Identity, not {identity!r}")
+        channel = self.registry.get(channel_id)
+        if channel is None:
+            raise ChannelNotFound(f"no channel {channel_id!r} on this node")
+        await self._lifecycle.set_identity(channel, identity)
 
     async def open(self, channel: Channel) -> None:
         """Make the channel reachable from every node.
@@ -486,33 +549,61 @@ class ChannelManager:
     # -- sending ---------------------------------------------------------------------
 
     async def broadcast(
-        self, message: Any, ignore_channel: str | None = None, *, local_only: bool = False
+        self,
+        message: Any,
+        ignore_channel: str | None = None,
+        *,
+        custom: bool = False,
+        local_only: bool = False,
+        compress: bool | None = None,
     ) -> int:
         """Send ``message`` to every channel, on every node.
 
         Args:
             message: any JSON-serialisable value; the page receives it as
-                ``ch/msg``'s ``data``.
+                ``ch/msg``'s ``data``.  With ``custom``, a typed envelope
+                (``CustomServerMessage``, see ``envelopes``) for the page's
+                ``onCustom`` handlers.
             ignore_channel: a channel id to leave out (the sender's).
+            custom: whether ``message`` is a custom envelope.
             local_only: this node's channels only.
+            compress: compress it where permessage-deflate was agreed
+                (``True`` for a large, compressible payload; ``False`` for
+                one that does not compress); ``None``: the manager's
+                ``compress`` setting.  Every node that delivers it follows
+                the choice.
 
         Returns:
             The number of this node's channels it was queued for.
 
         Raises:
-            TypeError, ValueError: ``message`` is not JSON-serialisable.
+            TypeError, ValueError: ``message`` is not JSON-serialisable, or
+                the envelope does not match ``custom``.
             MessageTooLarge: it exceeds ``max_chunked_size``.
         """
-        outgoing = self._delivery.message("msg", {"data": message})
-        delivered = self._delivery.to_channels(self.registry, outgoing, ignore_channel)
+        fields = message_fields(message, custom)
+        outgoing = self._delivery.message("msg", fields)
+        delivered = self._delivery.to_channels(self.registry, outgoing, ignore_channel, compress)
         if not local_only:
             await self._link.publish_quietly(
-                ALL_NODES, {"op": "bcast", "msg": message, "ignore": ignore_channel}
+                ALL_NODES,
+                {"op": "bcast", "msg": fields["data"], "ignore": ignore_channel}
+                | remote_kind(fields, compress),
             )
         return delivered
 
-    async def send_message(self, channel_id: str, message: Any) -> bool:
+    async def send_message(
+        self,
+        channel_id: str,
+        message: Any,
+        custom: bool = False,
+        *,
+        compress: bool | None = None,
+    ) -> bool:
         """Send ``message`` to one channel, on whichever node holds it.
+
+        With ``custom``, ``message`` is a typed envelope; ``compress`` as
+        ``broadcast``.
 
         Returns:
             ``False`` when it is known not to be delivered: no such channel
@@ -521,28 +612,42 @@ class ChannelManager:
             (which drops it if the channel has just ended).
 
         Raises:
-            TypeError, ValueError: ``message`` is not JSON-serialisable.
+            TypeError, ValueError: ``message`` is not JSON-serialisable, or
+                the envelope does not match ``custom``.
             MessageTooLarge: it exceeds ``max_chunked_size``.
         """
-        outgoing = self._delivery.message("msg", {"data": message})
+        fields = message_fields(message, custom)
+        outgoing = self._delivery.message("msg", fields)
         channel = self.registry.get(channel_id)
         if channel is not None:
-            return self._delivery.put(channel, outgoing)
+            return self._delivery.put(channel, outgoing, compress)
         node = node_of(channel_id)
         if node is None or node == self.node_id:
             return False
         try:
             reached = await self._link.publish(
-                node_subject(node), {"op": "send", "channel": channel_id, "msg": message}, wait=True
+                node_subject(node),
+                {"op": "send", "channel": channel_id, "msg": fields["data"]}
+                | remote_kind(fields, compress),
+                wait=True,
             )
         except BackendUnavailable:
             return False
         return bool(reached)
 
     async def send_message_to_user(
-        self, user_id: str, message: Any, ignore_channel: str | None = None
+        self,
+        user_id: str,
+        message: Any,
+        ignore_channel: str | None = None,
+        *,
+        custom: bool = False,
+        compress: bool | None = None,
     ) -> int:
         """Send ``message`` to every channel of a user (all tabs, all nodes).
+
+        With ``custom``, ``message`` is a typed envelope; ``compress`` as
+        ``broadcast``.
 
         Returns:
             The number of this node's channels it was queued for.
@@ -550,12 +655,14 @@ class ChannelManager:
         Raises:
             TypeError, ValueError, MessageTooLarge: as ``broadcast``.
         """
-        outgoing = self._delivery.message("msg", {"data": message})
+        fields = message_fields(message, custom)
+        outgoing = self._delivery.message("msg", fields)
         local = self.registry.user_channels(user_id)
-        delivered = self._delivery.to_channels(local, outgoing, ignore_channel)
+        delivered = self._delivery.to_channels(local, outgoing, ignore_channel, compress)
         await self._link.publish_quietly(
             user_subject(user_id),
-            {"op": "user", "user": user_id, "msg": message, "ignore": ignore_channel},
+            {"op": "user", "user": user_id, "msg": fields["data"], "ignore": ignore_channel}
+            | remote_kind(fields, compress),
         )
         return delivered
 
@@ -654,6 +761,7 @@ class ChannelManager:
         ignore_channel: str | None = None,
         *,
         local_only: bool = False,
+        compress: bool | None = None,
     ) -> int:
         """Send ``message`` to a topic's subscribers on every node.
 
@@ -665,6 +773,9 @@ class ChannelManager:
             ignore_channel: a channel id to leave out.
             local_only: this node's subscribers only (for a source that runs
                 on every node, such as the ticker's simulated prices).
+            compress: as ``broadcast``; on a topic with history, the
+                manager's ``compress`` setting always (a replay is sent
+                long after the call).
 
         On a topic with history the message is first numbered by the
         backend, then delivered here and on every node in that order: with
@@ -688,18 +799,19 @@ class ChannelManager:
             return await self._feeds.publish(topic, message, ignore_channel)
         outgoing = self._delivery.message("msg", {"data": message, "topic": topic})
         local = self.registry.subscribers(topic)
-        delivered = self._delivery.to_channels(local, outgoing, ignore_channel)
+        delivered = self._delivery.to_channels(local, outgoing, ignore_channel, compress)
         if not local_only:
             await self._link.publish_quietly(
                 topic_subject(topic),
-                {"op": "topic", "topic": topic, "msg": message, "ignore": ignore_channel},
+                {"op": "topic", "topic": topic, "msg": message, "ignore": ignore_channel}
+                | remote_kind({}, compress),
             )
         return delivered
 
     # -- send and wait ------------------------------------------------------------------
 
     async def send_and_wait(
-        self, channel_id: str, message: Any, timeout: float | None = None
+        self, channel_id: str, message: Any, timeout: float | None = None, *, custom: bool = False
     ) -> Any:
         """Send ``message`` to a channel and return the page's answer.
 
@@ -713,6 +825,9 @@ class ChannelManager:
             message: any JSON-serialisable value.
             timeout: seconds to wait (default ``request_timeout``); there is
                 always one.
+            custom: ``message`` is a typed envelope (as ``broadcast``); the
+                page's request handler gets its ``data``, and its ``kind`` in
+                the second argument (``{rchan, kind}``).
 
         Raises:
             ChannelNotFound: no such channel (or its node is gone).
@@ -723,5 +838,7 @@ class ChannelManager:
             BackendUnavailable: the channel is on another node and the
                 backend is down (or went down while waiting).
             ValueError: a bad timeout.
+            TypeError: the envelope does not match ``custom``.
         """
-        return await self._requests.send_and_wait(channel_id, message, timeout)
+        fields = message_fields(message, custom)
+        return await self._requests.send_and_wait(channel_id, fields, timeout)

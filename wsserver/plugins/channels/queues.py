@@ -62,14 +62,15 @@ _POLICIES = ("close", "drop_oldest")
 _SLOW_REASON = "too slow to keep up"
 
 
-def direct_writer(websocket: WebSocket, *, compress: bool = False) -> Callable[[str], bool]:
+def direct_writer(websocket: WebSocket) -> Callable[[str, bool], bool]:
     """A function writing one text message now if the transport has room.
 
-    It returns ``True`` if the message was written, ``False`` if the
-    transport is full (or the connection closing) and nothing was written.
+    ``write(text, compress)`` returns ``True`` if the message was written,
+    ``False`` if the transport is full (or the connection closing) and
+    nothing was written.
     """
 
-    def write(text: str) -> bool:
+    def write(text: str, compress: bool) -> bool:
         # on_slow="skip": report a full transport instead of closing.
         return broadcast((websocket,), text, compress=compress, on_slow="skip") == 1
 
@@ -86,9 +87,11 @@ class SendQueue:
             still accepted into an empty queue (it was within the message
             limits, and must get through).
         policy: ``"close"`` or ``"drop_oldest"`` (see the module).
-        compress: compress messages where permessage-deflate was agreed.
-        try_write: writes one message at once if possible (``direct_writer``
-            by default; tests and other transports pass their own).
+        compress: compress messages where permessage-deflate was agreed
+            (the default of ``put``'s own ``compress``).
+        try_write: ``try_write(text, compress)`` writes one message at once
+            if possible (``direct_writer`` by default; tests and other
+            transports pass their own).
         on_overflow: called once when the ``close`` policy closes the
             connection.
         held: queue without sending until ``release``.
@@ -108,7 +111,7 @@ class SendQueue:
         max_bytes: int = DEFAULT_MAX_BYTES,
         policy: OverflowPolicy = "close",
         compress: bool = False,
-        try_write: Callable[[str], bool] | None = None,
+        try_write: Callable[[str, bool], bool] | None = None,
         on_overflow: Callable[[], None] | None = None,
         held: bool = False,
     ) -> None:
@@ -120,9 +123,11 @@ class SendQueue:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self.policy: OverflowPolicy = policy
-        self._try_write = try_write or direct_writer(websocket, compress=compress)
+        self.compress = compress
+        self._try_write = try_write or direct_writer(websocket)
         self._on_overflow = on_overflow
-        self._items: deque[tuple[tuple[str, ...], int]] = deque()
+        # (texts, bytes, compress) per message.
+        self._items: deque[tuple[tuple[str, ...], int, bool]] = deque()
         self._bytes = 0
         self._writer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -166,13 +171,16 @@ class SendQueue:
         if first is not None:
             texts = (first,) if isinstance(first, str) else tuple(first)
             size = sum(utf8_length(text) for text in texts)
-            self._items.appendleft((texts, size))
+            self._items.appendleft((texts, size, self.compress))
             self._bytes += size
         if self._items:
             self._start_writer()
 
-    def put(self, item: str | Sequence[str]) -> bool:
+    def put(self, item: str | Sequence[str], compress: bool | None = None) -> bool:
         """Send one message (a text, or a chunked message's texts) in order.
+
+        ``compress``: whether to compress it where permessage-deflate was
+        agreed; ``None``, the queue's ``compress``.
 
         Returns:
             ``False`` if the queue is closed (the connection ended, or the
@@ -184,11 +192,13 @@ class SendQueue:
         texts = (item,) if isinstance(item, str) else tuple(item)
         if not texts:
             return True
+        if compress is None:
+            compress = self.compress
         if self._writer is None and not self._items and not self._held:
             # The fast path: nothing queued, so writing now keeps the order.
             written = 0
             for text in texts:
-                if not self._try_write(text):
+                if not self._try_write(text, compress):
                     break
                 written += 1
             if written == len(texts):
@@ -198,9 +208,9 @@ class SendQueue:
                 self.close()
                 return False
             texts = texts[written:]  # the rest of a chunked message, in order
-        return self._enqueue(texts)
+        return self._enqueue(texts, compress)
 
-    def _enqueue(self, texts: tuple[str, ...]) -> bool:
+    def _enqueue(self, texts: tuple[str, ...], compress: bool) -> bool:
         size = sum(utf8_length(text) for text in texts)
         while self._items and (
             len(self._items) >= self.max_messages or self._bytes + size > self.max_bytes
@@ -208,10 +218,10 @@ class SendQueue:
             if self.policy == "close":
                 self._overflow()
                 return False
-            _, old_size = self._items.popleft()
+            _, old_size, _ = self._items.popleft()
             self._bytes -= old_size
             self.dropped += 1
-        self._items.append((texts, size))
+        self._items.append((texts, size, compress))
         self._bytes += size
         self._idle.clear()
         if self._writer is None and not self._held:
@@ -247,10 +257,10 @@ class SendQueue:
         websocket = self.websocket
         try:
             while self._items:
-                texts, size = self._items.popleft()
+                texts, size, compress = self._items.popleft()
                 self._bytes -= size
                 for text in texts:
-                    await websocket.send_text(text)
+                    await websocket.send_text(text, compress=compress)
                 self.sent += 1
         except (WebSocketDisconnect, RuntimeError):
             # The connection ended ("send after close()" is a RuntimeError);

@@ -129,6 +129,34 @@ class Registry(Generic[_C]):
             frozenset(emptied),
         )
 
+    def reidentify(self, channel_id: str, *, user_id: str | None, session_id: str | None) -> bool:
+        """Move a channel to another user and session; its topics stay.
+
+        Returns:
+            Whether it was its old user's last channel here (``False``
+            without an old user, or when the user does not change).
+
+        Raises:
+            KeyError: the channel is unknown.
+        """
+        entry = self._channels[channel_id]
+        last_of_user = False
+        if entry.session_id is not None:
+            _discard(self._sessions, entry.session_id, channel_id)
+        if entry.user_id is not None:
+            sessions = self._users[entry.user_id]
+            _discard(sessions, entry.session_id, channel_id)
+            if not sessions:
+                del self._users[entry.user_id]
+                last_of_user = entry.user_id != user_id
+        entry.user_id = user_id
+        entry.session_id = session_id
+        if session_id is not None:
+            self._sessions.setdefault(session_id, set()).add(channel_id)
+        if user_id is not None:
+            self._users.setdefault(user_id, {}).setdefault(session_id, set()).add(channel_id)
+        return last_of_user
+
     def get(self, channel_id: str) -> _C | None:
         """The channel's object, or ``None``."""
         entry = self._channels.get(channel_id)

@@ -6,6 +6,10 @@ already):
 
 ============  ==================================================================
 ``bcast``     ``msg`` for every channel of this node but ``ignore``
+              (``bcast``, ``user``, ``send`` and ``req`` carry ``kind`` too
+              when the message is a custom envelope, and ``bcast``, ``user``,
+              ``topic`` and ``send`` carry ``z``, the sender's ``compress=``
+              choice, when it made one: ``envelopes``)
 ``user``      ``msg`` for this node's channels of ``user``, but ``ignore``
 ``topic``     ``msg`` for this node's subscribers of ``topic``, but ``ignore``
 ``send``      ``msg`` for this node's ``channel``
@@ -30,6 +34,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .addresses import check_topic
+from .envelopes import remote_compress, remote_fields
 from .history import HistoryEntry
 
 if TYPE_CHECKING:
@@ -90,19 +95,25 @@ class RemoteMessages:
         op = payload.get("op")
         try:
             if op == "bcast":
-                outgoing = self._delivery.message("msg", {"data": payload.get("msg")})
-                self._delivery.to_channels(self._registry, outgoing, payload.get("ignore"))
+                outgoing = self._delivery.message("msg", remote_fields(payload))
+                self._delivery.to_channels(
+                    self._registry, outgoing, payload.get("ignore"), remote_compress(payload)
+                )
             elif op == "user":
                 user_id = str(payload["user"])
-                outgoing = self._delivery.message("msg", {"data": payload.get("msg")})
+                outgoing = self._delivery.message("msg", remote_fields(payload))
                 ids = self._registry.user_channels(user_id)
-                self._delivery.to_channels(ids, outgoing, payload.get("ignore"))
+                self._delivery.to_channels(
+                    ids, outgoing, payload.get("ignore"), remote_compress(payload)
+                )
             elif op == "topic":
                 topic = check_topic(payload["topic"])
                 fields = {"data": payload.get("msg"), "topic": topic}
                 outgoing = self._delivery.message("msg", fields)
                 ids = self._registry.subscribers(topic)
-                self._delivery.to_channels(ids, outgoing, payload.get("ignore"))
+                self._delivery.to_channels(
+                    ids, outgoing, payload.get("ignore"), remote_compress(payload)
+                )
             elif op == "pres":
                 self._presence.receive(payload)
             elif op == "send":
@@ -110,8 +121,8 @@ class RemoteMessages:
                 if channel is None:
                     logger.debug("channels: message for unknown channel %r", payload["channel"])
                     return
-                outgoing = self._delivery.message("msg", {"data": payload.get("msg")})
-                self._delivery.put(channel, outgoing)
+                outgoing = self._delivery.message("msg", remote_fields(payload))
+                self._delivery.put(channel, outgoing, remote_compress(payload))
             elif op == "req":
                 self._requests.serve(payload)
             elif op == "rep":

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..runtime.replies import PendingReplies
 from .addresses import node_of, node_subject
 from .backends import BackendUnavailable, ChannelError
+from .envelopes import remote_fields, remote_kind
 from .errors import (
     ChannelDisconnected,
     ChannelNotFound,
@@ -87,25 +88,26 @@ class Requests:
         return len(self._serving)
 
     async def send_and_wait(
-        self, channel_id: str, message: Any, timeout: float | None = None
+        self, channel_id: str, fields: dict[str, Any], timeout: float | None = None
     ) -> Any:
-        """See ``ChannelManager.send_and_wait``."""
+        """See ``ChannelManager.send_and_wait``; ``fields`` are the question's
+        ``ch/msg`` fields (``data``, and ``kind`` for a custom envelope)."""
         timeout = self._settings.request_timeout if timeout is None else check_timeout(timeout)
         channel = self._registry.get(channel_id)
         if channel is not None:
-            return await self._ask_here(channel, message, timeout)
+            return await self._ask_here(channel, fields, timeout)
         node = node_of(channel_id)
         if node is None or node == self._link.node_id:
             raise ChannelNotFound(f"no channel {channel_id!r}")
-        return await self._ask_through(node, channel_id, message, timeout)
+        return await self._ask_through(node, channel_id, fields, timeout)
 
-    async def _ask_here(self, channel: Channel, message: Any, timeout: float) -> Any:
+    async def _ask_here(self, channel: Channel, fields: dict[str, Any], timeout: float) -> Any:
         if channel.closed:
             raise ChannelNotFound(f"channel {channel.id} is closed")
         rchan = secrets.token_urlsafe(_ID_BYTES)
 
         async def send() -> None:
-            if not self._delivery.send(channel, "msg", {"data": message, "rchan": rchan}):
+            if not self._delivery.send(channel, "msg", fields | {"rchan": rchan}):
                 raise ChannelDisconnected(f"channel {channel.id} disconnected")
 
         def timed_out() -> ReplyTimeout:
@@ -113,7 +115,9 @@ class Requests:
 
         return await channel.replies.request(rchan, send, timeout=timeout, on_timeout=timed_out)
 
-    async def _ask_through(self, node: str, channel_id: str, message: Any, timeout: float) -> Any:
+    async def _ask_through(
+        self, node: str, channel_id: str, fields: dict[str, Any], timeout: float
+    ) -> Any:
         request_id = secrets.token_urlsafe(_ID_BYTES)
         subject = node_subject(node)
         nobody_there = False
@@ -124,9 +128,9 @@ class Requests:
                 "op": "req",
                 "rid": request_id,
                 "channel": channel_id,
-                "msg": message,
+                "msg": fields["data"],
                 "timeout": timeout,
-            }
+            } | remote_kind(fields)
             if not await self._link.publish(subject, question, wait=True):
                 nobody_there = True
                 raise ChannelNotFound(f"no channel {channel_id!r}: its node is gone")
@@ -163,7 +167,7 @@ class Requests:
             if channel is None:
                 raise ChannelNotFound(f"no channel {payload['channel']!r}")
             timeout = min(float(payload["timeout"]), self._settings.max_request_timeout)
-            data = await self._ask_here(channel, payload.get("msg"), timeout)
+            data = await self._ask_here(channel, remote_fields(payload), timeout)
             reply.update(ok=True, data=data)
         except ChannelError as exc:
             reply.update(ok=False, error=describe_error(exc))

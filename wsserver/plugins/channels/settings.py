@@ -23,7 +23,11 @@ __all__ = [
     "DEFAULT_MAX_LISTENER_QUEUE",
     "DEFAULT_MAX_RECOVER_TOPICS",
     "DEFAULT_MAX_REQUEST_TIMEOUT",
+    "DEFAULT_MAX_TOKEN_LENGTH",
+    "DEFAULT_MAX_USER_CHANNELS",
     "DEFAULT_REQUEST_TIMEOUT",
+    "DEFAULT_USER_BURST",
+    "DEFAULT_USER_RATE",
     "ChannelSettings",
     "check_timeout",
 ]
@@ -43,6 +47,22 @@ DEFAULT_MAX_RECOVER_TOPICS = 64
 #: Messages a Python topic listener may have waiting before it is told it
 #: fell behind (``HistoryLost``, reason ``"overflow"``): a burst, not a backlog.
 DEFAULT_MAX_LISTENER_QUEUE = 1024
+#: The longest token a page may send to refresh its identity
+#: (``updateToken``): a signed JWT with its claims is one to two KiB; 8 KiB
+#: leaves room for large ones and bounds what one message makes the server
+#: verify.
+DEFAULT_MAX_TOKEN_LENGTH = 8192
+#: Channels one user may have open on one node at once: the tabs and
+#: devices of one person are a few dozen at most; 100 keeps one account (or
+#: one stolen token) from taking every connection of a worker.
+DEFAULT_MAX_USER_CHANNELS = 100
+#: Custom messages (and token updates) per second one user may send, over
+#: all its channels on one node, and the burst allowed above that rate.  A
+#: person clicking sends a few per second; an application polling in a loop
+#: a few tens.  Beyond it each message is refused (``RateLimited``) and the
+#: handlers of the other users keep the worker.
+DEFAULT_USER_RATE = 50.0
+DEFAULT_USER_BURST = 100
 
 
 def check_timeout(timeout: float, name: str = "timeout") -> float:
@@ -85,6 +105,11 @@ class ChannelSettings:
     # None by default: presence costs a backend write and an event to every
     # subscriber per subscription.
     presence_topics: tuple[str, ...] = ()
+    max_token_length: int = DEFAULT_MAX_TOKEN_LENGTH
+    # None: no cap (the per-user limits count only channels with a user).
+    max_user_channels: int | None = DEFAULT_MAX_USER_CHANNELS
+    user_rate: float | None = DEFAULT_USER_RATE
+    user_burst: int = DEFAULT_USER_BURST
 
     def has_history(self, topic: str) -> bool:
         """Whether ``topic``'s messages are numbered and kept."""
@@ -113,6 +138,16 @@ class ChannelSettings:
             raise ValueError("queue and chunk limits must be at least 1")
         if self.max_pending_chunked < 1 or self.max_inbox < 1:
             raise ValueError("max_pending_chunked and max_inbox must be at least 1")
+        if self.max_token_length < 1 or self.user_burst < 1:
+            raise ValueError("max_token_length and user_burst must be at least 1")
+        if self.max_user_channels is not None and self.max_user_channels < 1:
+            raise ValueError("max_user_channels must be at least 1, or None for no cap")
+        if self.user_rate is not None:
+            if isinstance(self.user_rate, bool) or not (
+                self.user_rate > 0 and math.isfinite(self.user_rate)
+            ):
+                raise ValueError("user_rate must be a positive number per second, or None")
+            object.__setattr__(self, "user_rate", float(self.user_rate))
         for name in ("request_timeout", "max_request_timeout", "chunk_timeout"):
             # A frozen dataclass: the checked value replaces the given one.
             object.__setattr__(self, name, check_timeout(getattr(self, name), name))

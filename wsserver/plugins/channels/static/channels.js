@@ -13,6 +13,9 @@
  *   on(fn)                    fn(data, {topic, epoch, offset}) for every server
  *                             message (epoch and offset: topics with history)
  *   onTopic(topic, fn)        the same, for one topic's messages
+ *   onCustom(kind, fn)        fn(data, {kind, topic}) for the server's custom
+ *                             messages of one kind (send_message(...,
+ *                             custom=True)); on(fn) listeners do not get them
  *   onLost(fn)                fn({topic, reason, epoch, offset}) when a topic's
  *                             missed messages could not be recovered
  *   onPresence(fn)            fn({topic, event, channel, user}) when a channel
@@ -26,7 +29,9 @@
  *   request(kind, data, {timeoutMs})
  *                             a custom message whose handler's return value
  *                             comes back: a promise
- * on, onTopic and onRequest return a function that removes the handler.
+ *   updateToken(token)        a new token for this connection's identity,
+ *                             checked by the server; a promise of {user}
+ * on, onTopic, onCustom and onRequest return a function that removes the handler.
  *
  * Topics with history: every message carries its epoch and offset; this
  * module remembers the last one per topic, drops a message it has already
@@ -68,6 +73,8 @@
   var presenceListeners = new Set();
   var positions = new Map(); // topic -> {epoch, offset}, topics with history
   var topicListeners = new Map(); // topic -> Set of functions
+  var customListeners = new Map(); // custom kind -> Set of functions
+  var unhandledKinds = new Set(); // custom kinds already reported without a handler
   var requestHandler = null;
   var pending = new Map(); // rchan -> {resolve, reject, timer}
   var assemblies = new Map(); // chunk id -> {n, parts, got, size, timer}
@@ -177,9 +184,20 @@
         ? { topic: topic, epoch: message.ep, offset: message.off }
         : { topic: topic },
     );
-    var targets = Array.from(listeners);
-    if (topic !== null && topicListeners.has(topic)) {
-      targets = targets.concat(Array.from(topicListeners.get(topic)));
+    var targets;
+    if (typeof message.kind === "string") {
+      // A custom envelope: for its kind's handlers only.
+      meta = Object.freeze({ kind: message.kind, topic: topic });
+      targets = Array.from(customListeners.get(message.kind) || []);
+      if (targets.length === 0 && !unhandledKinds.has(message.kind)) {
+        unhandledKinds.add(message.kind);
+        console.warn("wsserver channels: no onCustom handler for kind", message.kind);
+      }
+    } else {
+      targets = Array.from(listeners);
+      if (topic !== null && topicListeners.has(topic)) {
+        targets = targets.concat(Array.from(topicListeners.get(topic)));
+      }
     }
     targets.forEach(function (fn) {
       try {
@@ -212,7 +230,8 @@
     Promise.resolve()
       .then(function () {
         if (requestHandler === null) throw namedError("NoHandler", "the page has no request handler");
-        return requestHandler(message.data, Object.freeze({ rchan: rchan }));
+        var meta = typeof message.kind === "string" ? { rchan: rchan, kind: message.kind } : { rchan: rchan };
+        return requestHandler(message.data, Object.freeze(meta));
       })
       .then(
         function (value) {
@@ -299,7 +318,21 @@
     window.dispatchEvent(new CustomEvent("wsserver:presence", { detail: detail }));
   }
 
-  var kinds = { init: onInit, msg: onMsg, res: onRes, pos: onPos, lost: onLost, presence: onPresence };
+  // The server moved this channel to another user (a token update).
+  function onIdentity(message) {
+    info = Object.freeze({ channel: info.channel, user: message.user, node: info.node });
+    window.dispatchEvent(new CustomEvent("wsserver:identity", { detail: info }));
+  }
+
+  var kinds = {
+    init: onInit,
+    msg: onMsg,
+    res: onRes,
+    pos: onPos,
+    lost: onLost,
+    presence: onPresence,
+    identity: onIdentity,
+  };
 
   function dropAssembly(id) {
     var assembly = assemblies.get(id);
@@ -400,6 +433,7 @@
   rt.on(PLUGIN, "pos", onPos);
   rt.on(PLUGIN, "lost", onLost);
   rt.on(PLUGIN, "presence", onPresence);
+  rt.on(PLUGIN, "identity", onIdentity);
   if (rt.status === "open") sayReady();
 
   // -- the API -----------------------------------------------------------------
@@ -412,6 +446,35 @@
     return function off() {
       set.delete(fn);
     };
+  }
+
+  // Send a message with a reply channel; a promise of its ch/res answer.
+  function ask(kind, fields, options) {
+    var timeoutMs = options && typeof options.timeoutMs === "number" ? options.timeoutMs : DEFAULT_TIMEOUT_MS;
+    return new Promise(function (resolve, reject) {
+      if (info.channel === null) {
+        reject(namedError("Disconnected", "the channel is not open"));
+        return;
+      }
+      var rchan = "r" + nextRequest++;
+      var waiter = { resolve: resolve, reject: reject, timer: null };
+      waiter.timer = setTimeout(function () {
+        pending.delete(rchan);
+        reject(namedError("TimeoutError", "no answer within " + timeoutMs + " ms"));
+      }, timeoutMs);
+      pending.set(rchan, waiter);
+      var sent;
+      try {
+        sent = sendVia(rtSend, kind, Object.assign({}, fields, { rchan: rchan }));
+      } catch (err) {
+        sent = err;
+      }
+      if (sent !== true) {
+        pending.delete(rchan);
+        clearTimeout(waiter.timer);
+        reject(sent instanceof Error ? sent : namedError("Disconnected", "not connected"));
+      }
+    });
   }
 
   var api = Object.freeze({
@@ -466,6 +529,14 @@
       set.add(fn);
       return remover(set, fn);
     },
+    /** fn(data, {kind, topic}) for the server's custom messages of one kind; returns an off function. */
+    onCustom: function (kind, fn) {
+      checkFunction(fn);
+      var set = customListeners.get(String(kind));
+      if (set === undefined) customListeners.set(String(kind), (set = new Set()));
+      set.add(fn);
+      return remover(set, fn);
+    },
     /** The one handler of the server's send_and_wait; returns an off function. */
     onRequest: function (fn) {
       checkFunction(fn);
@@ -481,35 +552,15 @@
     },
     /** Send a custom message and get its handler's answer (a promise). */
     request: function (kind, data, options) {
-      var timeoutMs = options && typeof options.timeoutMs === "number" ? options.timeoutMs : DEFAULT_TIMEOUT_MS;
-      return new Promise(function (resolve, reject) {
-        if (info.channel === null) {
-          reject(namedError("Disconnected", "the channel is not open"));
-          return;
-        }
-        var rchan = "r" + nextRequest++;
-        var waiter = { resolve: resolve, reject: reject, timer: null };
-        waiter.timer = setTimeout(function () {
-          pending.delete(rchan);
-          reject(namedError("TimeoutError", "no answer within " + timeoutMs + " ms"));
-        }, timeoutMs);
-        pending.set(rchan, waiter);
-        var sent;
-        try {
-          sent = sendVia(rtSend, "custom", {
-            kind: String(kind),
-            data: data === undefined ? null : data,
-            rchan: rchan,
-          });
-        } catch (err) {
-          sent = err;
-        }
-        if (sent !== true) {
-          pending.delete(rchan);
-          clearTimeout(waiter.timer);
-          reject(sent instanceof Error ? sent : namedError("Disconnected", "not connected"));
-        }
-      });
+      return ask("custom", { kind: String(kind), data: data === undefined ? null : data }, options);
+    },
+    /**
+     * A new token for this connection's identity (a refreshed login): the
+     * server's verify_token checks it; a promise of {user}, rejected with the
+     * refusal.  The connection stays open either way.
+     */
+    updateToken: function (token, options) {
+      return ask("token", { token: String(token) }, options);
     },
   });
   Object.defineProperty(window, "wsserverChannels", { value: api, enumerable: true });
