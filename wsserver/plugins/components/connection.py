@@ -22,7 +22,9 @@ runs in a task of its own (``PageView.on_session_start``).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import secrets
 from collections.abc import Coroutine, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -55,6 +57,15 @@ from .navigation import (
 )
 from .patches import Patch, node_to_wire, patches_to_wire
 from .store import SnapshotError, SnapshotExpired, SnapshotTooLarge, StoreUnavailable
+from .uploads import (
+    UPLOAD_EVENT,
+    Transfer,
+    UploadEvent,
+    UploadHandler,
+    UploadRefused,
+    decode_chunk,
+    parse_upload_request,
+)
 from .vdom import VNode, count_nodes, diff
 
 if TYPE_CHECKING:
@@ -125,6 +136,7 @@ class PageConnection:
         self.history = History(app.settings.history_limit)
         self.documents: dict[str, Document] = {}
         self.stale_events = 0
+        self.uploads: dict[str, Transfer] = {}
         self._title_sent: str | None = None
         self._superseded = False
         self._jobs = JobQueue(
@@ -135,6 +147,9 @@ class PageConnection:
         session.on(PLUGIN, "ev", self._on_event)
         session.on(PLUGIN, "nav", self._on_nav)
         session.on(PLUGIN, "resync", self._on_resync)
+        session.on(PLUGIN, "up", self._on_upload_request)
+        session.on(PLUGIN, "up_data", self._on_upload_data)
+        session.on(PLUGIN, "up_cancel", self._on_upload_cancel)
         session.add_close_callback(self._on_close)
 
     def __repr__(self) -> str:
@@ -186,6 +201,23 @@ class PageConnection:
 
         await self._jobs.call(go)
 
+    async def cancel_upload(self, transfer_id: str, message: str = "Cancelled.") -> bool:
+        """Stop an upload in progress: its partial files are removed, the
+        browser stops sending, and the handler gets ``cancelled``.
+
+        Returns:
+            Whether there was such an upload.
+        """
+        transfer = self.uploads.pop(transfer_id, None)
+        if transfer is None:
+            return False
+        transfer.abort()
+        await self.session.send(PLUGIN, "up_cancel", id=transfer_id, message=message)
+        await self._jobs.call(
+            self._upload_job(transfer, transfer.event("cancelled", message=message))
+        )
+        return True
+
     async def execute_js(
         self, code: str, timeout: float | None = None, wait_for_result: bool = False
     ) -> Any:
@@ -213,6 +245,10 @@ class PageConnection:
 
     def _on_close(self, session: Session) -> None:
         self._jobs.close()
+        # Partial files do not outlive the connection that was sending them.
+        for transfer in self.uploads.values():
+            transfer.abort()
+        self.uploads.clear()
 
     async def finish(self) -> None:
         """Save the page a last time and let it go (``on_session_end``)."""
@@ -265,6 +301,190 @@ class PageConnection:
 
     def _on_resync(self, message: Envelope) -> None:
         self._jobs.submit(self._mount)
+
+    # -- uploads (``uploads.py``) -------------------------------------------
+
+    def _on_upload_request(self, message: Envelope) -> None:
+        ref, key, infos = parse_upload_request(message)
+
+        async def start() -> None:
+            await self._start_upload(ref, key, infos)
+
+        self._jobs.submit(start)
+
+    def _chunk_size(self) -> int:
+        # A chunk travels as base64 (4 characters per 3 bytes) in an
+        # envelope: it must fit the session's message limit.
+        room = (self.session.max_message_size - 512) * 3 // 4
+        return max(1, min(self.app.settings.upload_chunk_size, room))
+
+    async def _start_upload(self, ref: int, key: str, infos: list[Any]) -> None:
+        found = self._find(key, UPLOAD_EVENT) if self.root is not None else None
+        handler = None if found is None else found[1].handler
+        if found is None or not isinstance(handler, UploadHandler):
+            await self.session.send(
+                PLUGIN, "up_err", ref=ref, message="This upload is no longer on the page."
+            )
+            return
+        component = found[0]
+        try:
+            if len(self.uploads) >= self.app.settings.max_uploads:
+                raise UploadRefused(
+                    f"Too many uploads at once: at most {self.app.settings.max_uploads}."
+                )
+            handler.spec.check(infos)
+        except UploadRefused as exc:
+            logger.info("conn %d: upload refused: %s", self.session.connection_id, exc)
+            await self.session.send(PLUGIN, "up_err", ref=ref, message=str(exc))
+            refused = UploadEvent(
+                "error",
+                "",
+                0,
+                sum(info.size for info in infos),
+                0,
+                tuple(info.name for info in infos),
+                message=str(exc),
+            )
+            await self._deliver_upload(handler, component, refused)
+            return
+        transfer_id = secrets.token_urlsafe(9)
+        try:
+            transfer = Transfer(
+                transfer_id, key, handler, component, infos, self.app.upload_directory
+            )
+        except OSError as exc:
+            logger.error("conn %d: cannot store an upload: %s", self.session.connection_id, exc)
+            await self.session.send(
+                PLUGIN, "up_err", ref=ref, message="The server cannot store files now."
+            )
+            return
+        self.uploads[transfer_id] = transfer
+        await self.session.send(
+            PLUGIN,
+            "up_go",
+            ref=ref,
+            id=transfer_id,
+            chunk=self._chunk_size(),
+            window=self.app.settings.upload_window,
+        )
+        await self._deliver_upload(handler, component, transfer.event("start"))
+        if transfer.complete:  # only empty files
+            await self._complete_upload(transfer)
+
+    async def _on_upload_data(self, message: Envelope) -> None:
+        # In the receive loop: the chunk is written before the next message
+        # is read, so a transfer holds one chunk and the browser waits for
+        # acknowledgements (back-pressure).
+        transfer_id, index, offset, data = decode_chunk(message, self._chunk_size())
+        transfer = self.uploads.get(transfer_id)
+        if transfer is None:
+            return  # cancelled while this chunk was on its way
+        try:
+            transfer.write(index, offset, data)
+        except (UploadRefused, OSError) as exc:
+            if isinstance(exc, OSError):
+                logger.error(
+                    "conn %d: writing an upload failed: %s", self.session.connection_id, exc
+                )
+                reason = "The server could not store the file."
+            else:
+                logger.info("conn %d: upload stopped: %s", self.session.connection_id, exc)
+                reason = str(exc)
+            del self.uploads[transfer_id]
+            transfer.abort()
+            await self.session.send(PLUGIN, "up_cancel", id=transfer_id, message=reason)
+            self._jobs.submit(self._upload_job(transfer, transfer.event("error", message=reason)))
+            return
+        await self.session.send(PLUGIN, "up_ack", id=transfer_id, received=transfer.received)
+        if transfer.complete:
+            self._jobs.submit(self._completion_job(transfer))
+        elif transfer.percent > transfer.reported and not transfer.pending_progress:
+            # One progress job queued at a time: when the handlers run
+            # behind, the next one reports the latest figure.
+            transfer.pending_progress = True
+            self._jobs.submit(self._progress_job(transfer))
+
+    def _progress_job(self, transfer: Transfer) -> Any:
+        async def progress() -> None:
+            transfer.pending_progress = False
+            if transfer.done or transfer.percent <= transfer.reported:
+                return
+            transfer.reported = transfer.percent
+            await self._deliver_upload(
+                transfer.handler, transfer.component, transfer.event("progress")
+            )
+
+        return progress
+
+    def _completion_job(self, transfer: Transfer) -> Any:
+        async def complete() -> None:
+            await self._complete_upload(transfer)
+
+        return complete
+
+    async def _complete_upload(self, transfer: Transfer) -> None:
+        if self.uploads.pop(transfer.id, None) is None:
+            return  # cancelled meanwhile
+        try:
+            files = transfer.finish()
+        except OSError as exc:
+            logger.error("conn %d: finishing an upload failed: %s", self.session.connection_id, exc)
+            transfer.done = False
+            transfer.abort()
+            reason = "The server could not store the file."
+            await self.session.send(PLUGIN, "up_cancel", id=transfer.id, message=reason)
+            await self._deliver_upload(
+                transfer.handler, transfer.component, transfer.event("error", message=reason)
+            )
+            return
+        await self.session.send(PLUGIN, "up_done", id=transfer.id)
+        if transfer.reported < 100:
+            transfer.reported = 100
+            await self._deliver_upload(
+                transfer.handler, transfer.component, transfer.event("progress")
+            )
+        await self._deliver_upload(
+            transfer.handler, transfer.component, transfer.event("complete", files=files)
+        )
+
+    def _on_upload_cancel(self, message: Envelope) -> None:
+        transfer_id = message.require("id", str)
+        transfer = self.uploads.pop(transfer_id, None)
+        if transfer is None:
+            return
+        transfer.abort()
+        logger.info("conn %d: upload cancelled by the browser", self.session.connection_id)
+        self._jobs.submit(
+            self._upload_job(transfer, transfer.event("cancelled", message="Cancelled."))
+        )
+
+    def _upload_job(self, transfer: Transfer, event: UploadEvent) -> Any:
+        async def deliver() -> None:
+            await self._deliver_upload(transfer.handler, transfer.component, event)
+
+        return deliver
+
+    async def _deliver_upload(
+        self, handler: UploadHandler, target: Any, event: UploadEvent
+    ) -> None:
+        """Call an upload handler (in a job), then send what it changed."""
+        if self.root is None:
+            return
+        try:
+            result = handler(event)
+            if inspect.isawaitable(result):
+                await result
+        except SessionClosed:
+            raise
+        except Exception:
+            if self.session.closed:
+                return
+            logger.exception(
+                "conn %d: error in the upload handler (%s)", self.session.connection_id, event.kind
+            )
+        if isinstance(target, Component):
+            target.update()
+        await self._flush_changes(save=True)
 
     # -- the work --------------------------------------------------------------
 
