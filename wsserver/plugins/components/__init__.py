@@ -16,6 +16,7 @@
 - ``view`` and ``connection``: the pages' WebSocket endpoint, and one page
   attached over one connection (``PageConnection``);
 - ``jobs``: a connection's jobs, run one at a time, in order;
+- ``uploads``: file uploads over the WebSocket, with progress;
 - ``page``: the names it held before the split, for old imports.
 
 See ``docs/plugins/components.md``.
@@ -27,7 +28,7 @@ from .app import ComponentApp
 from .component import Component, State, render_tree
 from .connection import PageConnection
 from .document import DocElement, Document
-from .events import Event, EventSpec
+from .events import DocumentEvent, Event, EventSpec
 from .html import Element, h, render_html, safe_url
 from .navigation import PageRequest, PageSpec
 from .patches import (
@@ -45,6 +46,7 @@ from .patches import (
 from .redis_store import RedisStore
 from .settings import PageSettings
 from .store import InMemoryStore, SessionStore, SnapshotCodec, Snapshots, StoreUnavailable
+from .uploads import MiB, UploadedFile, UploadEvent, UploadSpec
 from .vdom import VNode, diff
 
 __all__ = [
@@ -52,11 +54,13 @@ __all__ = [
     "ComponentApp",
     "DocElement",
     "Document",
+    "DocumentEvent",
     "Element",
     "Event",
     "EventSpec",
     "InMemoryStore",
     "Insert",
+    "MiB",
     "Move",
     "PageConnection",
     "PageRequest",
@@ -75,6 +79,9 @@ __all__ = [
     "Snapshots",
     "State",
     "StoreUnavailable",
+    "UploadEvent",
+    "UploadSpec",
+    "UploadedFile",
     "VNode",
     "apply_patches",
     "diff",

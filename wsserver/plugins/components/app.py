@@ -219,6 +219,7 @@ class ComponentApp(App):
                 seq=0,
                 root=root,
                 history=History(self._settings.history_limit),
+                loaded=False,
             )
             try:
                 await self.snapshots.save(page_id, data)

@@ -27,7 +27,7 @@ import logging
 import secrets
 from collections.abc import Coroutine, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
 from ... import CloseCode
@@ -41,10 +41,11 @@ from .component import (
     dump_component,
     load_component,
     render_tree,
+    rendered_node,
     set_connection,
 )
 from .document import Document
-from .events import Event, EventMessage, call_handler, parse_event_message
+from .events import DocumentEvent, Event, EventMessage, call_handler, parse_event_message
 from .html import Binding
 from .jobs import JobQueue
 from .navigation import (
@@ -55,7 +56,7 @@ from .navigation import (
     parse_nav_message,
     split_href,
 )
-from .patches import Patch, node_to_wire, patches_to_wire
+from .patches import Patch, Replace, node_to_wire, patches_to_wire
 from .store import SnapshotError, SnapshotExpired, SnapshotTooLarge, StoreUnavailable
 from .uploads import (
     UPLOAD_EVENT,
@@ -82,7 +83,13 @@ _SNAPSHOT_VERSION = 1
 
 
 def page_snapshot(
-    *, page: str | None, url: str, seq: int, root: Component, history: History
+    *,
+    page: str | None,
+    url: str,
+    seq: int,
+    root: Component,
+    history: History,
+    loaded: bool = True,
 ) -> dict[str, Any]:
     """What a page's snapshot holds (``Snapshots.save`` signs and stores it).
 
@@ -92,6 +99,8 @@ def page_snapshot(
         seq: the number of the last batch sent.
         root: the root component (``dump_component``).
         history: the states kept for back and forward.
+        loaded: whether the page's ``load`` document event was delivered
+            (``False`` until its first attach).
 
     Raises:
         TypeError: a state field holds what a snapshot cannot.
@@ -103,6 +112,7 @@ def page_snapshot(
         "seq": seq,
         "root": dump_component(root),
         "hist": history.to_json(),
+        "loaded": loaded,
     }
 
 
@@ -137,6 +147,7 @@ class PageConnection:
         self.documents: dict[str, Document] = {}
         self.stale_events = 0
         self.uploads: dict[str, Transfer] = {}
+        self.loaded = True
         self._title_sent: str | None = None
         self._superseded = False
         self._jobs = JobQueue(
@@ -180,6 +191,30 @@ class PageConnection:
         """Re-render what changed and send it (for changes made outside an
         event handler: a timer, a broadcast).  Serialised with events."""
         await self._jobs.call(self._flush_changes)
+
+    async def update_now(self, *components: Component, force: bool = False) -> None:
+        """Re-render and push now (Duck's ``update_now``): from a handler,
+        mid-way (the browser shows the change before the handler ends), or
+        from a background job (serialised with events).
+
+        Args:
+            components: the components to render again (none: the page's
+                root, so the whole page is checked).
+            force: send the components' whole subtrees as ``Replace``
+                patches even where the diff finds nothing (the browser's
+                copy was changed behind the server's back: a script, an
+                extension).
+        """
+        targets = list(components)
+        if not targets and self.root is not None:
+            targets = [self.root]
+        for component in targets:
+            component.update()
+
+        async def push() -> None:
+            await self._flush_changes(forced=targets if force else ())
+
+        await self._jobs.call(push)
 
     async def send_patches(self, patches: Sequence[Patch]) -> None:
         """Send ``patches`` as one batch (``Document.flush`` uses this)."""
@@ -272,14 +307,17 @@ class PageConnection:
         page_id = message.require("page", str)
         seq = message.require("seq", int)
         count = message.require("count", int)
+        nav_type = message.get("nav")
         if not page_id or len(page_id) > 64:
             raise MalformedMessage("cv/attach: bad page id")
+        if nav_type is not None and not isinstance(nav_type, str):
+            raise MalformedMessage("cv/attach: 'nav' must be a string")
         if self.page_id is not None:
             raise MalformedMessage("cv/attach: a page is attached already")
         self.page_id = page_id
 
         async def attach() -> None:
-            await self._attach(page_id, seq, count)
+            await self._attach(page_id, seq, count, nav_type)
 
         self._jobs.submit(attach)
 
@@ -497,7 +535,7 @@ class PageConnection:
             reload_ms=round(self.app.settings.reload_delay * 1000),
         )
 
-    async def _attach(self, page_id: str, seq: int, count: int) -> None:
+    async def _attach(self, page_id: str, seq: int, count: int, nav_type: str | None) -> None:
         try:
             data = await self.app.snapshots.load(page_id)
             root = load_component(data["root"])
@@ -527,6 +565,8 @@ class PageConnection:
         self.url = url
         self.seq = last_seq
         self.history = History.from_json(data.get("hist"), self.app.settings.history_limit)
+        # Snapshots from before the flag existed are of pages loaded long ago.
+        self.loaded = data.get("loaded", True) is not False
         rendered = render_tree(root)
         self.tree, self.bindings = rendered.tree, rendered.bindings
         self._title_sent = self._title()
@@ -535,7 +575,31 @@ class PageConnection:
         else:
             await self._mount()
         await self._connect_hooks(rendered.components)
+        # Duck's rule: DOMContentLoaded once per page; a page the browser
+        # shows again through back or forward hears of it as history.
+        if not self.loaded:
+            self.loaded = True
+            await self._document_event("history" if nav_type == "back_forward" else "load")
+        elif nav_type == "back_forward":
+            await self._document_event("history")
         await self._flush_changes(save=True)
+
+    async def _document_event(
+        self, kind: Literal["load", "history"], direction: Literal["back", "forward"] | None = None
+    ) -> None:
+        """Deliver a ``DocumentEvent`` to every component of the page."""
+        if self.root is None:
+            return
+        event = DocumentEvent(kind, self.url, direction, self)
+        for component in render_tree(self.root).components:
+            try:
+                result = component.on_document(event)
+                if result is not None:
+                    await result
+            except SessionClosed:
+                raise
+            except Exception:
+                logger.exception("error in %s.on_document", type(component).__name__)
 
     async def _mount(self) -> None:
         """Send the whole page (the browser's DOM is not what we think)."""
@@ -626,13 +690,20 @@ class PageConnection:
         live: Mapping[str, Mapping[str, str | bool]] | None = None,
         nav: dict[str, Any] | None = None,
         save: bool = True,
+        forced: Sequence[Component] = (),
     ) -> None:
-        """Re-render, diff, add the documents' patches: one batch, if any."""
+        """Re-render, diff, add the documents' patches: one batch, if any;
+        the ``forced`` components' subtrees are sent whole."""
         if self.root is None or self.tree is None:
             return
         rendered = render_tree(self.root)
         patches = diff(self.tree, rendered.tree, live=live)
         self.tree, self.bindings = rendered.tree, rendered.bindings
+        in_page = {id(component) for component in rendered.components}
+        for component in forced:
+            node = rendered_node(component)
+            if node is not None and id(component) in in_page:
+                patches.append(Replace(node.key, node))
         for document in self.documents.values():
             patches.extend(document.take_patches())
         title = self._title()
@@ -753,7 +824,10 @@ class PageConnection:
             # The page the server cannot render here is loaded for real.
             await self._load(request)
             return
+        direction: Literal["back", "forward"] | None = None
         if request.pop and request.entry is not None:
+            # Entries are numbered in the order they were made.
+            direction = "back" if request.entry < self.history.current else "forward"
             self.history.current = request.entry
             entry = request.entry
         elif replace:
@@ -766,6 +840,10 @@ class PageConnection:
         nav = {"url": request.href, "push": not request.pop and not replace, "entry": entry}
         await self._send_batch(patches, nav=nav, title=self._title(), save=False)
         await self._connect_hooks(rendered.components)
+        if request.pop:
+            await self._document_event("history", direction)
+        else:
+            await self._document_event("load")
         await self._flush_changes(save=False)
         await self._save()
 

@@ -1016,12 +1016,28 @@
 
   // -- start ----------------------------------------------------------------------
 
+  // How the browser came to show this page ("navigate", "reload",
+  // "back_forward"), told once to the server: its document events (a page
+  // loaded, or shown again by back/forward) depend on it.
+  var navType = null;
+  try {
+    var navEntries = performance.getEntriesByType("navigation");
+    if (navEntries.length > 0 && typeof navEntries[0].type === "string") navType = navEntries[0].type;
+  } catch (err) {
+    navType = null;
+  }
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) navType = "back_forward"; // restored from the back-forward cache
+  });
+
   function attach() {
     flush(); // batches already received are applied before we say where we are
     if (expired) return;
     setState("attaching");
     // A count that cannot match makes the server send the whole page.
-    send("attach", { page: pageId, seq: seq, count: misparsed ? -1 : countNodes() });
+    var fields = { page: pageId, seq: seq, count: misparsed ? -1 : countNodes() };
+    if (navType !== null) fields.nav = navType;
+    if (send("attach", fields)) navType = null;
   }
 
   try {
