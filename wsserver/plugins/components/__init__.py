@@ -7,6 +7,8 @@
   and their JSON form;
 - ``events``: event specs, value getters, calling handlers;
 - ``document``: an imperative DOM in domsync's style;
+- ``docserver`` and ``widgets``: a domsync-style server (documents per
+  client or shared, edited from Python) and its table and select helpers;
 - ``navigation``: pages, routes, history;
 - ``store``: session stores and signed, compressed snapshots;
 - ``settings``: ``PageSettings``, every option of an app, with its default;
@@ -27,6 +29,7 @@ from __future__ import annotations
 from .app import ComponentApp
 from .component import Component, State, render_tree
 from .connection import PageConnection
+from .docserver import DocumentServer, SharedDocument
 from .document import DocElement, Document
 from .events import DocumentEvent, Event, EventSpec
 from .html import Element, h, render_html, safe_url
@@ -48,6 +51,7 @@ from .settings import PageSettings
 from .store import InMemoryStore, SessionStore, SnapshotCodec, Snapshots, StoreUnavailable
 from .uploads import MiB, UploadedFile, UploadEvent, UploadSpec
 from .vdom import VNode, diff
+from .widgets import Select, Table
 
 __all__ = [
     "Component",
@@ -55,6 +59,7 @@ __all__ = [
     "DocElement",
     "Document",
     "DocumentEvent",
+    "DocumentServer",
     "Element",
     "Event",
     "EventSpec",
@@ -70,15 +75,18 @@ __all__ = [
     "RedisStore",
     "Remove",
     "Replace",
+    "Select",
     "SessionStore",
     "SetEvents",
     "SetProps",
     "SetStyle",
     "SetText",
+    "SharedDocument",
     "SnapshotCodec",
     "Snapshots",
     "State",
     "StoreUnavailable",
+    "Table",
     "UploadEvent",
     "UploadSpec",
     "UploadedFile",

@@ -145,6 +145,9 @@ class PageConnection:
         self.bindings: dict[tuple[str, str], BoundHandler] = {}
         self.history = History(app.settings.history_limit)
         self.documents: dict[str, Document] = {}
+        #: Documents shown by many connections (``docserver.SharedDocument``):
+        #: their handlers are found here, their patches sent by their flush.
+        self.shared_documents: list[Document] = []
         self.stale_events = 0
         self.uploads: dict[str, Transfer] = {}
         self.loaded = True
@@ -612,6 +615,10 @@ class PageConnection:
         await self.session.send(
             PLUGIN, "mount", seq=self.seq, node=node_to_wire(self.tree), title=title
         )
+        # The shared documents' content went with the old DOM: send it again.
+        shared = [patch for doc in self.shared_documents for patch in doc.snapshot_patches()]
+        if shared:
+            await self._send_batch(shared, save=False)
         await self._save()
 
     async def _connect_hooks(self, components: Sequence[Component]) -> None:
@@ -629,7 +636,7 @@ class PageConnection:
         bound = self.bindings.get((key, name))
         if bound is not None:
             return bound.component, bound.binding
-        for document in self.documents.values():
+        for document in (*self.documents.values(), *self.shared_documents):
             found = document.find_handler(key, name)
             if found is not None:
                 return found
@@ -835,6 +842,7 @@ class PageConnection:
         else:
             entry = self.history.push()
         self.documents.clear()
+        self.shared_documents.clear()
         patches = diff(self.tree, rendered.tree)
         self.tree, self.bindings = rendered.tree, rendered.bindings
         nav = {"url": request.href, "push": not request.pop and not replace, "entry": entry}
