@@ -1000,3 +1000,39 @@ async def test_document_events_load_once_and_history_reaches_the_component(
         await wait_seen(page, ["history None /b"])
         assert await seen(page) == ["history None /b"]
         assert harness.errors == []
+
+
+# -- compression, per kind of message ------------------------------------------
+
+
+class Big(Component):
+    rows = State(1)
+
+    def render(self) -> Element:
+        return h.div(
+            h.button("more", key="more").bind("click", self.more),
+            h.ul(*[h.li(f"row number {n}", key=n) for n in range(self.rows)]),
+        )
+
+    def more(self) -> None:
+        self.rows = 2 if self.rows == 1 else 200
+
+
+def compression_of(websocket: FakeWebSocket, kind: str) -> list[bool | None]:
+    return [compress for sent, compress in websocket.compressed if sent == kind]
+
+
+async def test_small_patches_go_as_is_big_ones_and_pages_compressed() -> None:
+    app = ComponentApp({"/": Big}, compress_min_size=1024)
+    _connection, websocket, run = await attached(app)
+    websocket.feed({"p": "cv", "k": "ev", "key": "r/.more", "type": "click"})  # a row
+    await websocket.next_sent("cv", "patch")
+    websocket.feed({"p": "cv", "k": "ev", "key": "r/.more", "type": "click"})  # 198
+    big = await websocket.next_sent("cv", "patch")
+    assert len(json.dumps(big)) > 1024
+    websocket.feed({"p": "cv", "k": "resync", "reason": "test"})
+    await websocket.next_sent("cv", "mount")
+    assert compression_of(websocket, "ready") == [False]
+    assert compression_of(websocket, "patch") == [False, True]
+    assert compression_of(websocket, "mount") == [True]
+    await finish(websocket, run)

@@ -46,6 +46,7 @@ def test_the_defaults_are_those_componentapp_always_had() -> None:
         "upload_chunk_size": 65536,
         "upload_window": 4,
         "max_uploads": 4,
+        "compress_min_size": 1024,
         "health_path": "/healthz",
         "authenticate": None,
     }

@@ -78,6 +78,16 @@ logger = logging.getLogger("wsserver.plugins.components")
 
 #: The plugin name on the wire.
 PLUGIN = "cv"
+
+# Compression (with permessage-deflate agreed), chosen per kind of message:
+# - control messages (ready, expired, load, the uploads' up_*) are a few
+#   dozen bytes that deflate cannot shrink and whose latency is the point:
+#   never compressed;
+# - a whole page (mount) is large, repetitive JSON that shrinks several
+#   times over: always compressed;
+# - a patch batch is compressed from PageSettings.compress_min_size bytes
+#   (1 KiB): the answer to a click is a few hundred bytes, sent as is; a
+#   table re-rendered is tens of kilobytes, compressed.
 # The snapshot format's version.
 _SNAPSHOT_VERSION = 1
 
@@ -250,7 +260,9 @@ class PageConnection:
         if transfer is None:
             return False
         transfer.abort()
-        await self.session.send(PLUGIN, "up_cancel", id=transfer_id, message=message)
+        await self.session.send(
+            PLUGIN, "up_cancel", compress=False, id=transfer_id, message=message
+        )
         await self._jobs.call(
             self._upload_job(transfer, transfer.event("cancelled", message=message))
         )
@@ -364,7 +376,11 @@ class PageConnection:
         handler = None if found is None else found[1].handler
         if found is None or not isinstance(handler, UploadHandler):
             await self.session.send(
-                PLUGIN, "up_err", ref=ref, message="This upload is no longer on the page."
+                PLUGIN,
+                "up_err",
+                compress=False,
+                ref=ref,
+                message="This upload is no longer on the page.",
             )
             return
         component = found[0]
@@ -376,7 +392,7 @@ class PageConnection:
             handler.spec.check(infos)
         except UploadRefused as exc:
             logger.info("conn %d: upload refused: %s", self.session.connection_id, exc)
-            await self.session.send(PLUGIN, "up_err", ref=ref, message=str(exc))
+            await self.session.send(PLUGIN, "up_err", compress=False, ref=ref, message=str(exc))
             refused = UploadEvent(
                 "error",
                 "",
@@ -396,13 +412,18 @@ class PageConnection:
         except OSError as exc:
             logger.error("conn %d: cannot store an upload: %s", self.session.connection_id, exc)
             await self.session.send(
-                PLUGIN, "up_err", ref=ref, message="The server cannot store files now."
+                PLUGIN,
+                "up_err",
+                compress=False,
+                ref=ref,
+                message="The server cannot store files now.",
             )
             return
         self.uploads[transfer_id] = transfer
         await self.session.send(
             PLUGIN,
             "up_go",
+            compress=False,
             ref=ref,
             id=transfer_id,
             chunk=self._chunk_size(),
@@ -433,10 +454,14 @@ class PageConnection:
                 reason = str(exc)
             del self.uploads[transfer_id]
             transfer.abort()
-            await self.session.send(PLUGIN, "up_cancel", id=transfer_id, message=reason)
+            await self.session.send(
+                PLUGIN, "up_cancel", compress=False, id=transfer_id, message=reason
+            )
             self._jobs.submit(self._upload_job(transfer, transfer.event("error", message=reason)))
             return
-        await self.session.send(PLUGIN, "up_ack", id=transfer_id, received=transfer.received)
+        await self.session.send(
+            PLUGIN, "up_ack", compress=False, id=transfer_id, received=transfer.received
+        )
         if transfer.complete:
             self._jobs.submit(self._completion_job(transfer))
         elif transfer.percent > transfer.reported and not transfer.pending_progress:
@@ -473,12 +498,14 @@ class PageConnection:
             transfer.done = False
             transfer.abort()
             reason = "The server could not store the file."
-            await self.session.send(PLUGIN, "up_cancel", id=transfer.id, message=reason)
+            await self.session.send(
+                PLUGIN, "up_cancel", compress=False, id=transfer.id, message=reason
+            )
             await self._deliver_upload(
                 transfer.handler, transfer.component, transfer.event("error", message=reason)
             )
             return
-        await self.session.send(PLUGIN, "up_done", id=transfer.id)
+        await self.session.send(PLUGIN, "up_done", compress=False, id=transfer.id)
         if transfer.reported < 100:
             transfer.reported = 100
             await self._deliver_upload(
@@ -533,6 +560,7 @@ class PageConnection:
         await self.session.send(
             PLUGIN,
             "expired",
+            compress=False,
             reason=reason,
             message=self.app.settings.expired_message,
             reload_ms=round(self.app.settings.reload_delay * 1000),
@@ -574,7 +602,7 @@ class PageConnection:
         self.tree, self.bindings = rendered.tree, rendered.bindings
         self._title_sent = self._title()
         if seq == last_seq and count == count_nodes(rendered.tree):
-            await self.session.send(PLUGIN, "ready", seq=self.seq)
+            await self.session.send(PLUGIN, "ready", compress=False, seq=self.seq)
         else:
             await self._mount()
         await self._connect_hooks(rendered.components)
@@ -613,7 +641,7 @@ class PageConnection:
         self._title_sent = title
         self.documents.clear()
         await self.session.send(
-            PLUGIN, "mount", seq=self.seq, node=node_to_wire(self.tree), title=title
+            PLUGIN, "mount", compress=True, seq=self.seq, node=node_to_wire(self.tree), title=title
         )
         # The shared documents' content went with the old DOM: send it again.
         shared = [patch for doc in self.shared_documents for patch in doc.snapshot_patches()]
@@ -733,12 +761,19 @@ class PageConnection:
         if nav is not None:
             fields["nav"] = nav
         try:
-            await self.session.send(PLUGIN, "patch", **fields)
+            await self.session.send(
+                PLUGIN,
+                "patch",
+                compress_min_size=self.app.settings.compress_min_size,
+                **fields,
+            )
         except MessageTooLarge as exc:
             # One batch per message: a batch that cannot be sent is a page
             # that must be loaded again.
             logger.warning("conn %d: %s; reloading the page", self.session.connection_id, exc)
-            await self.session.send(PLUGIN, "load", url=self.url, method="GET", replace=True)
+            await self.session.send(
+                PLUGIN, "load", compress=False, url=self.url, method="GET", replace=True
+            )
         if save:
             await self._save()
 
@@ -768,7 +803,12 @@ class PageConnection:
         """Have the browser load ``request``'s URL for real (a back or forward
         replaces the entry it is on)."""
         await self.session.send(
-            PLUGIN, "load", url=request.href, method=request.method, replace=request.pop
+            PLUGIN,
+            "load",
+            compress=False,
+            url=request.href,
+            method=request.method,
+            replace=request.pop,
         )
 
     async def _navigate(self, request: NavRequest, *, replace: bool = False) -> None:

@@ -108,6 +108,11 @@ class PageSettings:
             busy while bounding what a connection buffers.
         max_uploads: transfers one connection may run at once; 4.  Beyond it
             the request is refused with a message.
+        compress_min_size: patch batches this many bytes or more are
+            compressed (with permessage-deflate), smaller ones sent as is;
+            1 KiB: the answer to a click is smaller, and deflating it saves
+            a few bytes for CPU time and latency; whole pages (``cv/mount``)
+            are always compressed, control messages never.
         health_path: as ``App``: the health check's path (``None``: none).
         authenticate: as ``App``: vets the pages' WebSocket handshakes
             (``None``: every handshake is accepted).
@@ -140,6 +145,7 @@ class PageSettings:
     upload_chunk_size: int = 64 * 1024
     upload_window: int = 4
     max_uploads: int = 4
+    compress_min_size: int = 1024
     health_path: str | None = "/healthz"
     authenticate: Authenticator | None = None
 
@@ -160,6 +166,8 @@ class PageSettings:
             "upload_window": self.upload_window,
             "max_uploads": self.max_uploads,
         }
+        if self.compress_min_size < 0:
+            raise ValueError("PageSettings.compress_min_size must not be negative")
         for name, value in positive.items():
             if value is not None and not value > 0:
                 raise ValueError(f"PageSettings.{name} must be positive, not {value!r}")
@@ -213,5 +221,6 @@ class PageOptions(TypedDict, total=False):
     upload_chunk_size: int
     upload_window: int
     max_uploads: int
+    compress_min_size: int
     health_path: str | None
     authenticate: Authenticator | None
