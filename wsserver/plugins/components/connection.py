@@ -263,9 +263,9 @@ class PageConnection:
         await self.session.send(
             PLUGIN, "up_cancel", compress=False, id=transfer_id, message=message
         )
-        await self._jobs.call(
-            self._upload_job(transfer, transfer.event("cancelled", message=message))
-        )
+        # Queued, not called: from a handler (this upload's, typically) the
+        # handler hears of it once it has returned, not re-entered.
+        self._jobs.submit(self._upload_job(transfer, transfer.event("cancelled", message=message)))
         return True
 
     async def execute_js(
@@ -476,8 +476,9 @@ class PageConnection:
             if transfer.done or transfer.percent <= transfer.reported:
                 return
             transfer.reported = transfer.percent
+            # Not saved per percent: the snapshot is saved at the end.
             await self._deliver_upload(
-                transfer.handler, transfer.component, transfer.event("progress")
+                transfer.handler, transfer.component, transfer.event("progress"), save=False
             )
 
         return progress
@@ -533,7 +534,7 @@ class PageConnection:
         return deliver
 
     async def _deliver_upload(
-        self, handler: UploadHandler, target: Any, event: UploadEvent
+        self, handler: UploadHandler, target: Any, event: UploadEvent, *, save: bool = True
     ) -> None:
         """Call an upload handler (in a job), then send what it changed."""
         if self.root is None:
@@ -552,7 +553,7 @@ class PageConnection:
             )
         if isinstance(target, Component):
             target.update()
-        await self._flush_changes(save=True)
+        await self._flush_changes(save=save)
 
     # -- the work --------------------------------------------------------------
 
