@@ -3,12 +3,15 @@ documents edited from Python, seen in two Chromium browsers."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import pytest
 
 from wsserver.plugins.components import DocumentServer, PageConnection, Select, Table
 
+from ..._live import http_get, serving
+from .._fakes import fake_session
 from ._harness import WAIT, AppHarness, fast_app, wait_until
 
 if TYPE_CHECKING:
@@ -96,3 +99,43 @@ async def test_documents_edited_from_python_are_seen_in_two_browsers(browser: Br
         await live.flush_all()
         await first.wait_for_function("() => document.querySelectorAll('tbody tr').length === 2")
         assert harness.errors == []
+
+
+async def test_a_failing_client_handler_is_logged_and_clients_are_tracked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def on_client(server: DocumentServer, client: PageConnection) -> None:
+        raise RuntimeError("a bug in on_client")
+
+    live = DocumentServer(on_client)
+    shared = live.shared()
+    assert (
+        repr(live) == "<DocumentServer clients=0>" and repr(shared) == "<SharedDocument clients=0>"
+    )
+    shared.getRootElement().appendChild(shared.createElement("p", innerText="x"))
+    assert await shared.flush() > 0  # nobody to send to: dropped, shown whole later
+    assert await shared.flush() == 0
+    assert live.shared_documents == [shared]
+    async with serving(live.app) as server:
+        body = (await http_get(server.port, "/")).body.decode()
+    page_id = body.split('data-cv-page="', 1)[1].split('"', 1)[0]
+    session, websocket = fake_session()
+    client = PageConnection(live.app, session)
+    run = asyncio.gather(session.run(), client.run())
+    await websocket.next_sent("rt", "init")
+    websocket.feed(
+        {"p": "cv", "k": "attach", "page": page_id, "seq": 0, "count": body.count('data-k="')}
+    )
+    await websocket.next_sent("cv", "ready")
+    cleared = await websocket.next_sent("cv", "patch")  # the client's own document
+    assert cleared["ops"] == [{"o": "txt", "k": live.host_key, "x": ""}]
+    shown = await websocket.next_sent("cv", "patch")  # the shared document, whole
+    assert [op["o"] for op in shown["ops"]] == ["txt", "ins"]
+    await wait_until(lambda: "a bug in on_client" in caplog.text)
+    assert live.clients == [client] and shared.clients == [client]
+    await live.flush_all()
+    websocket.disconnect()
+    with pytest.raises(asyncio.CancelledError):
+        run.cancel()
+        await run
+    assert live.clients == [] and not live.is_connected(client) and shared.clients == []

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from wsserver.plugins.components import Component, State, h
+from wsserver.plugins.components import Component, ComponentApp, PageConnection, State, h
 from wsserver.plugins.components.html import Element
 from wsserver.plugins.components.uploads import (
     UPLOAD_EVENT,
@@ -31,6 +31,8 @@ from wsserver.plugins.components.uploads import (
 )
 from wsserver.plugins.runtime.messages import Envelope, MalformedMessage
 
+from ..._live import http_get, serving
+from .._fakes import FakeWebSocket, fake_session
 from ._harness import WAIT, AppHarness, fast_app, text, wait_until
 
 if TYPE_CHECKING:
@@ -169,6 +171,139 @@ async def test_requests_and_chunks_are_validated() -> None:
         decode_chunk(envelope("up_data", id="t", file=0, offset=0, data=data * 3), 5)
     with pytest.raises(MalformedMessage, match="base64"):
         decode_chunk(envelope("up_data", id="t", file=0, offset=0, data="!!!!"), 5)
+
+
+# -- the protocol, over a fake socket -------------------------------------------------
+
+
+class Small(Component):
+    def render(self) -> Element:
+        return h.div(h.input(key="f").upload(self.on_upload, max_size=10, max_files=2))
+
+    def on_upload(self, event: UploadEvent) -> None:
+        SMALL_EVENTS.append(event)
+        if event.kind == "start" and event.names == ("boom",):
+            raise RuntimeError("a handler's bug")
+
+
+SMALL_EVENTS: list[UploadEvent] = []
+
+
+async def attached(app: ComponentApp) -> tuple[PageConnection, FakeWebSocket, Any]:
+    async with serving(app) as server:
+        body = (await http_get(server.port, "/")).body.decode()
+    page_id = body.split('data-cv-page="', 1)[1].split('"', 1)[0]
+    session, websocket = fake_session()
+    connection = PageConnection(app, session)
+    run = asyncio.gather(session.run(), connection.run())
+    await websocket.next_sent("rt", "init")
+    websocket.feed(
+        {"p": "cv", "k": "attach", "page": page_id, "seq": 0, "count": body.count('data-k="')}
+    )
+    await websocket.next_sent("cv", "ready")
+    return connection, websocket, run
+
+
+def up(ref: int, *files: tuple[str, int], key: str = "r/.f") -> dict[str, Any]:
+    described = [{"name": name, "size": size, "type": "text/plain"} for name, size in files]
+    return {"p": "cv", "k": "up", "ref": ref, "key": key, "files": described}
+
+
+def chunk(transfer: str, data: bytes, offset: int = 0, file: int = 0) -> dict[str, Any]:
+    encoded = base64.b64encode(data).decode()
+    return {
+        "p": "cv",
+        "k": "up_data",
+        "id": transfer,
+        "file": file,
+        "offset": offset,
+        "data": encoded,
+    }
+
+
+async def test_the_upload_protocol_refuses_stops_and_cancels_cleanly(tmp_path: Path) -> None:
+    SMALL_EVENTS.clear()
+    app = ComponentApp({"/": Small}, upload_dir=tmp_path, max_uploads=1)
+    connection, websocket, run = await attached(app)
+    try:
+        # An input that is not on the page, and too large a file: refused.
+        websocket.feed(up(1, ("a", 1), key="r/9"))
+        assert (await websocket.next_sent("cv", "up_err"))["message"] == (
+            "This upload is no longer on the page."
+        )
+        websocket.feed(up(2, ("big", 11)))
+        refused = await websocket.next_sent("cv", "up_err")
+        assert refused == {
+            "p": "cv",
+            "k": "up_err",
+            "ref": 2,
+            "message": "'big' is too large: 11 bytes, at most 10 bytes allowed.",
+        }
+        assert SMALL_EVENTS[-1].kind == "error" and SMALL_EVENTS[-1].message == refused["message"]
+
+        # Empty files are complete at once.
+        websocket.feed(up(3, ("empty", 0)))
+        go = await websocket.next_sent("cv", "up_go")
+        assert go["ref"] == 3 and go["window"] == 4 and go["chunk"] == 65536
+        await websocket.next_sent("cv", "up_done")
+        await wait_until(lambda: SMALL_EVENTS[-1].kind == "complete")
+        (empty,) = SMALL_EVENTS[-1].files
+        assert empty.size == 0 and empty.path.read_bytes() == b""
+        empty.path.unlink()
+
+        # A chunk out of order stops the transfer; its files are removed.
+        websocket.feed(up(4, ("a", 3), ("b", 2)))
+        transfer = (await websocket.next_sent("cv", "up_go"))["id"]
+        websocket.feed(chunk(transfer, b"abc"))
+        assert (await websocket.next_sent("cv", "up_ack"))["received"] == 3
+        websocket.feed(chunk(transfer, b"b", offset=1, file=1))
+        stopped = await websocket.next_sent("cv", "up_cancel")
+        assert stopped["message"] == "The upload's chunks arrived out of order."
+        await wait_until(lambda: SMALL_EVENTS[-1].kind == "error")
+        assert list(tmp_path.iterdir()) == [] and connection.uploads == {}
+        websocket.feed(chunk(transfer, b"late"))  # for a transfer gone: ignored
+
+        # One transfer at a time here; the browser cancels it.
+        websocket.feed(up(5, ("c", 3)))
+        transfer = (await websocket.next_sent("cv", "up_go"))["id"]
+        websocket.feed(up(6, ("d", 3)))
+        assert (await websocket.next_sent("cv", "up_err"))["message"] == (
+            "Too many uploads at once: at most 1."
+        )
+        websocket.feed({"p": "cv", "k": "up_cancel", "id": transfer})
+        websocket.feed({"p": "cv", "k": "up_cancel", "id": transfer})  # twice: harmless
+        await wait_until(lambda: SMALL_EVENTS[-1].kind == "cancelled")
+        assert list(tmp_path.iterdir()) == []
+        assert not await connection.cancel_upload(transfer)
+
+        # A handler that fails is logged; the upload goes on.
+        websocket.feed(up(7, ("boom", 2)))
+        transfer = (await websocket.next_sent("cv", "up_go"))["id"]
+        websocket.feed(chunk(transfer, b"ok"))
+        await websocket.next_sent("cv", "up_done")
+        await wait_until(lambda: SMALL_EVENTS[-1].kind == "complete")
+        assert SMALL_EVENTS[-1].files[0].path.read_bytes() == b"ok"
+    finally:
+        websocket.disconnect()
+        with pytest.raises(asyncio.CancelledError):
+            run.cancel()
+            await run
+
+
+async def test_a_directory_that_cannot_be_written_refuses_uploads(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    app = ComponentApp({"/": Small}, upload_dir=blocker / "uploads")
+    connection, websocket, run = await attached(app)
+    websocket.feed(up(1, ("a", 1)))
+    assert (await websocket.next_sent("cv", "up_err"))["message"] == (
+        "The server cannot store files now."
+    )
+    assert connection.uploads == {}
+    websocket.disconnect()
+    with pytest.raises(asyncio.CancelledError):
+        run.cancel()
+        await run
 
 
 # -- in Chromium ----------------------------------------------------------------------
