@@ -29,17 +29,21 @@ class FakeWebSocket:
         self.max_message_size = max_message_size
         self.application_state = WebSocketState.CONNECTED
         self.sent: list[dict[str, Any]] = []
+        #: ``(kind, compress=)`` of each message sent (``next_sent`` leaves it).
+        self.compressed: list[tuple[str, bool | None]] = []
         self.closed_with: tuple[int, str] | None = None
         self.incoming: asyncio.Queue[TextMessage | BinaryMessage | Disconnect] = asyncio.Queue()
         self.gone: int | None = None  # sends fail with this close code
         self.sent_event = asyncio.Event()
 
-    async def send_text(self, text: str) -> None:
+    async def send_text(self, text: str, *, compress: bool | None = None) -> None:
         if self.gone is not None:
             raise WebSocketDisconnect(self.gone)
         if self.application_state is WebSocketState.DISCONNECTED:
             raise RuntimeError("send after close()")
-        self.sent.append(json.loads(text))
+        message = json.loads(text)
+        self.sent.append(message)
+        self.compressed.append((message.get("k"), compress))
         self.sent_event.set()
 
     async def receive(self) -> TextMessage | BinaryMessage | Disconnect:

@@ -225,3 +225,30 @@ async def test_pong_timers_end_with_the_connection(h: Harness) -> None:
     raw.abort()
     await wait_until(lambda: not server.connections)
     assert keepalive._pong_timers == {}
+
+
+async def test_an_endpoint_gives_its_connection_its_own_keepalive(h: Harness) -> None:
+    configured = asyncio.Event()
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        with pytest.raises(ValueError, match="receive_timeout must be positive"):
+            websocket.configure_keepalive(ping_interval=None, receive_timeout=0.0)
+        # The server pings every 50 ms and has no receive timeout; this
+        # connection: no pings, and closed after 0.3 s of silence.
+        websocket.configure_keepalive(ping_interval=None)
+        websocket.configure_keepalive(receive_timeout=0.3)  # the interval stays off
+        configured.set()
+        while not isinstance(await websocket.receive(), Disconnect):
+            pass
+
+    server = await h.serve(FunctionApp(handler), ping_interval=0.05, receive_timeout=None)
+    async with ws_client(server) as ws:
+        await asyncio.wait_for(configured.wait(), TIMEOUT)
+        keepalive = only_connection(server)._keepalive
+        assert keepalive is not None
+        assert keepalive._ping_timer is None and keepalive._receive_timer is not None
+        with pytest.raises(ConnectionClosed) as caught:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert caught.value.rcvd is not None
+    assert (caught.value.rcvd.code, caught.value.rcvd.reason) == (1001, "idle timeout")

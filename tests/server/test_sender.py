@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from types import EllipsisType
 from typing import Any
 
 import pytest
@@ -66,6 +67,14 @@ class RecordingSender:
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         future.set_result(0.5)
         return future
+
+    def configure_keepalive(
+        self,
+        *,
+        ping_interval: float | EllipsisType | None = ...,
+        receive_timeout: float | EllipsisType | None = ...,
+    ) -> None:
+        self.calls.append(("configure_keepalive", ping_interval, receive_timeout))
 
     def close(self, code: int, reason: str) -> None:
         self.calls.append(("close", code, reason))
@@ -173,6 +182,7 @@ def test_connection_implements_every_member_of_sender() -> None:
         "send_prepared",
         "message_dropped",
         "ping",
+        "configure_keepalive",
         "close",
         "fail",
     }

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..protocol import (
@@ -617,6 +618,16 @@ class Connection(asyncio.BufferedProtocol):
         if self.protocol.state is not _OPEN or keepalive is None:
             raise self._disconnected()
         return keepalive.ping(data)
+
+    def configure_keepalive(
+        self,
+        *,
+        ping_interval: float | EllipsisType | None = ...,
+        receive_timeout: float | EllipsisType | None = ...,
+    ) -> None:
+        """``WebSocket.configure_keepalive``: this connection's own settings."""
+        if self._keepalive is not None:
+            self._keepalive.configure(ping_interval=ping_interval, receive_timeout=receive_timeout)
 
     async def _drain(self) -> None:
         # Resolved by resume_writing() or connection_lost().

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from types import EllipsisType
 from typing import TYPE_CHECKING, Protocol
 
 from ..protocol import CloseCode, Pong, ServerConnection, State
@@ -80,10 +81,13 @@ class Keepalive:
         "_loop",
         "_metrics",
         "_ping_counter",
+        "_ping_interval",
         "_ping_timer",
         "_pings",
         "_pong_timers",
+        "_receive_timeout",
         "_receive_timer",
+        "_started",
         "_started_at",
         "_stopped",
         "_writer",
@@ -111,6 +115,10 @@ class Keepalive:
         self._connection = connection
         self._metrics = metrics
         self.latency: float | None = None
+        # The server's settings unless the endpoint chose its own (configure).
+        self._ping_interval = config.ping_interval
+        self._receive_timeout = config.receive_timeout
+        self._started = False
         self._started_at = 0.0
         self._stopped = False
         self._ping_timer: asyncio.TimerHandle | None = None
@@ -122,15 +130,39 @@ class Keepalive:
 
     def start(self) -> None:
         """Arm the heartbeat and the receive timeout (the handshake is accepted)."""
-        config = self._config
+        self._started = True
+        self._started_at = self._loop.time()
+        self._arm()
+
+    def _arm(self) -> None:
         loop = self._loop
-        self._started_at = loop.time()
-        if config.ping_interval is not None:
-            self._ping_timer = loop.call_later(config.ping_interval, self._heartbeat)
-        if config.receive_timeout is not None:
+        if self._ping_interval is not None:
+            self._ping_timer = loop.call_later(self._ping_interval, self._heartbeat)
+        if self._receive_timeout is not None:
             self._receive_timer = loop.call_later(
-                config.receive_timeout, self._check_receive_timeout
+                self._receive_timeout, self._check_receive_timeout
             )
+
+    def configure(
+        self,
+        *,
+        ping_interval: float | EllipsisType | None = ...,
+        receive_timeout: float | EllipsisType | None = ...,
+    ) -> None:
+        """This connection's heartbeat interval and receive timeout, over the
+        server's (``None``: none; ``...``: unchanged); timers already armed
+        are armed again."""
+        if ping_interval is not ...:
+            self._ping_interval = ping_interval
+        if receive_timeout is not ...:
+            self._receive_timeout = receive_timeout
+        if not self._started or self._stopped:
+            return
+        for timer in (self._ping_timer, self._receive_timer):
+            if timer is not None:
+                timer.cancel()
+        self._ping_timer = self._receive_timer = None
+        self._arm()
 
     def stop(self, code: int) -> None:
         """The transport is gone: cancel every timer; pings fail with ``code``."""
@@ -193,7 +225,7 @@ class Keepalive:
         self._core.send_ping(payload)
         self._pings[payload] = (self._loop.time(), None)
         self._writer.flush()
-        interval = self._config.ping_interval
+        interval = self._ping_interval
         assert interval is not None
         timeout = self._config.ping_timeout
         if timeout is not None:
@@ -221,7 +253,7 @@ class Keepalive:
 
     def _check_receive_timeout(self) -> None:
         self._receive_timer = None
-        timeout = self._config.receive_timeout
+        timeout = self._receive_timeout
         if timeout is None or self._stopped or self._core.state is not State.OPEN:
             return
         last = max(self._started_at, self._inbox.last_received)

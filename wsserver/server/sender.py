@@ -17,6 +17,7 @@ characters.
 from __future__ import annotations
 
 import asyncio
+from types import EllipsisType
 from typing import Protocol
 
 from ..protocol.frames import PreparedMessage
@@ -89,6 +90,15 @@ class Sender(Protocol):
 
     def ping(self, data: bytes | None) -> asyncio.Future[float]:
         """Send a ping; the future resolves with the round-trip time."""
+        ...
+
+    def configure_keepalive(
+        self,
+        *,
+        ping_interval: float | EllipsisType | None = ...,
+        receive_timeout: float | EllipsisType | None = ...,
+    ) -> None:
+        """This connection's heartbeat interval and receive timeout."""
         ...
 
     def close(self, code: int, reason: str) -> None:

@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import cached_property
-from types import TracebackType
+from types import EllipsisType, TracebackType
 from typing import Any, Literal, NoReturn
 
 from ..protocol import BinaryMessage, CloseCode, TextMessage, WebSocketRequest
@@ -444,6 +444,28 @@ class WebSocket:
         """
         self._check_can_send()
         return self._sender.ping(data)
+
+    def configure_keepalive(
+        self,
+        *,
+        ping_interval: float | EllipsisType | None = ...,
+        receive_timeout: float | EllipsisType | None = ...,
+    ) -> None:
+        """Give this connection its own heartbeat and receive timeout, over
+        the server's ``ping_interval`` and ``receive_timeout`` (an endpoint
+        whose clients idle longer or shorter than the rest: Duck gives its
+        component connections 240 s).  ``None`` turns either off; one left out stays.  The
+        ``ping_timeout`` stays the server's.
+
+        Raises:
+            ValueError: a value that is not positive.
+        """
+        for name, value in (("ping_interval", ping_interval), ("receive_timeout", receive_timeout)):
+            if value is not None and value is not ... and not value > 0:
+                raise ValueError(f"{name} must be positive (or None), not {value!r}")
+        self._sender.configure_keepalive(
+            ping_interval=ping_interval, receive_timeout=receive_timeout
+        )
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection.

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from wsserver.plugins.components import Component, ComponentApp, Event, State, h
+from wsserver.plugins.components import Component, ComponentApp, DocumentEvent, Event, State, h
 from wsserver.plugins.components.component import dump_component
 from wsserver.plugins.components.connection import PageConnection, page_snapshot
 from wsserver.plugins.components.html import Element
 from wsserver.plugins.components.navigation import History
 from wsserver.plugins.components.store import SnapshotExpired, SnapshotInvalid
 from wsserver.plugins.runtime.session import Session
+from wsserver.server import HTMLResponse, Request, Response
 
 from ..._live import http_get, serving
 from .._fakes import FakeWebSocket, fake_session
@@ -31,6 +32,7 @@ from ._harness import (
     AppHarness,
     after,
     fast_app,
+    seq,
     text,
     wait_attached,
     wait_seq,
@@ -61,6 +63,7 @@ async def test_a_snapshot_holds_the_page_as_json() -> None:
         "seq": 2,
         "root": dump_component(root),
         "hist": history.to_json(),
+        "loaded": True,
     }
     assert json.loads(json.dumps(data)) == data
 
@@ -884,3 +887,152 @@ async def test_a_session_plugin_registry_entry(browser: Browser) -> None:
         assert session.plugins["cv"] is connection
         assert connection.attached and not connection.closed
         assert "PageConnection" in repr(connection)
+
+
+# -- forced updates and document events ------------------------------------------
+
+RELEASE: list[asyncio.Event] = []
+
+
+class DocPage(Component):
+    seen: State[list[str]] = State(factory=list)
+    step = State("")
+
+    def render(self) -> Element:
+        return h.div(
+            h.a("to b", href="/b", id="tob"),
+            h.button("work", id="work").bind("click", self.work),
+            h.span(self.step, id="step"),
+            h.ul(*[h.li(item) for item in self.seen], id="seen"),
+        )
+
+    def on_document(self, event: DocumentEvent) -> None:
+        assert event.connection is self.connection
+        self.seen = [*self.seen, f"{event.kind} {event.direction} {event.url}"]
+
+    async def work(self) -> None:
+        self.step = "halfway"
+        await self.update_now()  # the browser shows it while we wait
+        await RELEASE[0].wait()
+        self.step = "done"
+
+
+async def seen(page: Page) -> list[str]:
+    return cast(
+        list[str], await page.eval_on_selector_all("#seen li", "e => e.map(x => x.textContent)")
+    )
+
+
+async def wait_seen(page: Page, expected: list[str]) -> None:
+    await page.wait_for_function(
+        "(want) => JSON.stringify([...document.querySelectorAll('#seen li')]"
+        ".map(x => x.textContent)) === JSON.stringify(want)",
+        arg=expected,
+        timeout=WAIT * 1000,
+    )
+
+
+async def test_update_now_pushes_mid_handler_from_a_job_and_by_force(browser: Browser) -> None:
+    RELEASE[:] = [asyncio.Event()]
+    app = fast_app()
+    app.page("/", DocPage)
+    async with AppHarness(app) as harness:
+        page = await harness.open(browser)
+        await page.click("#work")
+        await page.wait_for_function(
+            "() => document.getElementById('step').textContent === 'halfway'",
+            timeout=WAIT * 1000,
+        )
+        RELEASE[0].set()
+        await page.wait_for_function(
+            "() => document.getElementById('step').textContent === 'done'", timeout=WAIT * 1000
+        )
+        # From outside any handler (a background job).
+        connection = harness.connection()
+        root = connection.root
+        assert isinstance(root, DocPage)
+        root.step = "from a job"
+        await connection.update_now()
+        await page.wait_for_function(
+            "() => document.getElementById('step').textContent === 'from a job'",
+            timeout=WAIT * 1000,
+        )
+        # The browser's copy changed behind our back: only force repairs it.
+        await page.evaluate("() => { document.getElementById('step').textContent = 'tampered'; }")
+        before = await seq(page)
+        await root.update_now()
+        assert await seq(page) == before  # nothing changed on the server: nothing sent
+        await root.update_now(force=True)
+        await page.wait_for_function(
+            "() => document.getElementById('step').textContent === 'from a job'",
+            timeout=WAIT * 1000,
+        )
+        assert harness.errors == []
+
+
+async def test_document_events_load_once_and_history_reaches_the_component(
+    browser: Browser,
+) -> None:
+    app = fast_app()
+    app.page("/", DocPage)
+    app.page("/b", DocPage)
+
+    async def plain(request: Request) -> Response:
+        return HTMLResponse("<!doctype html><title>plain</title><p id=plain>plain</p>")
+
+    app.add_route("/plain", plain)
+    async with AppHarness(app) as harness:
+        page = await harness.open(browser)
+        await wait_seen(page, ["load None /"])
+        # A reconnect (a resume) is not a load.
+        harness.abort(harness.connection())
+        await wait_until(lambda: len(app.connections) == 1 and harness.connection().attached)
+        await page.click("#tob")
+        await wait_seen(page, ["load None /b"])
+        await page.go_back()
+        await wait_seen(page, ["load None /", "history back /"])
+        await page.go_forward()
+        await wait_seen(page, ["load None /b", "history forward /b"])
+        # Out of the app and back: the browser loads the page again.
+        await page.goto(harness.url("/plain"))
+        await page.go_back()
+        await wait_attached(page)
+        await wait_seen(page, ["history None /b"])
+        assert await seen(page) == ["history None /b"]
+        assert harness.errors == []
+
+
+# -- compression, per kind of message ------------------------------------------
+
+
+class Big(Component):
+    rows = State(1)
+
+    def render(self) -> Element:
+        return h.div(
+            h.button("more", key="more").bind("click", self.more),
+            h.ul(*[h.li(f"row number {n}", key=n) for n in range(self.rows)]),
+        )
+
+    def more(self) -> None:
+        self.rows = 2 if self.rows == 1 else 200
+
+
+def compression_of(websocket: FakeWebSocket, kind: str) -> list[bool | None]:
+    return [compress for sent, compress in websocket.compressed if sent == kind]
+
+
+async def test_small_patches_go_as_is_big_ones_and_pages_compressed() -> None:
+    app = ComponentApp({"/": Big}, compress_min_size=1024)
+    _connection, websocket, run = await attached(app)
+    websocket.feed({"p": "cv", "k": "ev", "key": "r/.more", "type": "click"})  # a row
+    await websocket.next_sent("cv", "patch")
+    websocket.feed({"p": "cv", "k": "ev", "key": "r/.more", "type": "click"})  # 198
+    big = await websocket.next_sent("cv", "patch")
+    assert len(json.dumps(big)) > 1024
+    websocket.feed({"p": "cv", "k": "resync", "reason": "test"})
+    await websocket.next_sent("cv", "mount")
+    assert compression_of(websocket, "ready") == [False]
+    assert compression_of(websocket, "patch") == [False, True]
+    assert compression_of(websocket, "mount") == [True]
+    await finish(websocket, run)

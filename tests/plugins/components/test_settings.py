@@ -40,6 +40,13 @@ def test_the_defaults_are_those_componentapp_always_had() -> None:
         "reconnect_max": 15.0,
         "connect_timeout": 10.0,
         "max_pending_jobs": 256,
+        "receive_timeout": None,
+        "server_ping_interval": None,
+        "upload_dir": None,
+        "upload_chunk_size": 65536,
+        "upload_window": 4,
+        "max_uploads": 4,
+        "compress_min_size": 1024,
         "health_path": "/healthz",
         "authenticate": None,
     }

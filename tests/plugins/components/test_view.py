@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from wsserver.plugins.components import ComponentApp
 from wsserver.plugins.components.component import render_tree
@@ -60,3 +61,26 @@ async def test_a_connection_runs_the_page_and_is_finished_at_its_end() -> None:
         await wait_until(lambda: page_id not in app.connections, TIMEOUT)
         assert connection.root is not None and connection.root.connection is None
         assert (await app.snapshots.load(page_id))["seq"] == 0
+
+
+async def test_the_view_gives_its_connections_their_own_receive_timeout() -> None:
+    # The server has no receive timeout; the pages' view closes a page that
+    # stays silent for 0.3 s (with the runtime's own pings off).
+    app = ComponentApp({"/": Greeting}, receive_timeout=0.3, ping_interval=None)
+    assert app.view.receive_timeout == 0.3 and app.view.server_ping_interval is None
+    async with serving(app) as server, connect(ws_url(server, app.ws_path)) as client:
+        assert (await receive(client))["k"] == "init"
+        with pytest.raises(ConnectionClosed) as caught:
+            await asyncio.wait_for(client.recv(), TIMEOUT)
+    assert caught.value.rcvd is not None
+    assert (caught.value.rcvd.code, caught.value.rcvd.reason) == (1001, "idle timeout")
+
+
+async def test_the_view_gives_its_connections_their_own_ping_interval() -> None:
+    app = ComponentApp({"/": Greeting}, server_ping_interval=0.05, ping_interval=None)
+    async with serving(app) as server, connect(ws_url(server, app.ws_path)) as client:
+        assert (await receive(client))["k"] == "init"
+        # The server (whose own interval is off) pings; the client library
+        # answers, and the round trip is measured.
+        (connection,) = server.connections
+        await wait_until(lambda: connection.latency is not None)

@@ -295,7 +295,7 @@ async def test_a_session_closed_while_sending_fails_the_call_without_warnings() 
     bridge = JSBridge.of(session)
     gate = asyncio.Event()
 
-    async def slow_send(text: str) -> None:
+    async def slow_send(text: str, *, compress: bool | None = None) -> None:
         await gate.wait()  # a slow reader: the send waits
         raise WebSocketDisconnect(1006)
 

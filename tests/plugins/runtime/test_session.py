@@ -275,7 +275,7 @@ async def test_send_lets_other_runtime_errors_through() -> None:
     session, websocket = fake_session()
     websocket.application_state = WebSocketState.CONNECTING
 
-    async def refuse(text: str) -> None:
+    async def refuse(text: str, *, compress: bool | None = None) -> None:
         raise RuntimeError("send before accept()")
 
     websocket.send_text = refuse  # type: ignore[method-assign]
@@ -595,3 +595,21 @@ async def test_message_limit_follows_the_connections_own() -> None:
     assert Session(small).max_message_size == 2048  # type: ignore[arg-type]
     assert Session(small, max_message_size=10_000).max_message_size == 2048  # type: ignore[arg-type]
     assert Session(small, max_message_size=100).max_message_size == 100  # type: ignore[arg-type]
+
+
+async def test_send_passes_the_compression_choice_on() -> None:
+    session, websocket = fake_session()
+    await session.send("demo", "a")
+    await session.send("demo", "b", compress=False)
+    await session.send("demo", "c", compress=True)
+    await session.send("demo", "d", compress_min_size=10_000, data="x" * 100)
+    await session.send("demo", "e", compress=False, compress_min_size=10, data="x" * 100)
+    assert websocket.compressed == [
+        ("a", None),
+        ("b", False),
+        ("c", True),
+        ("d", False),
+        ("e", True),
+    ]
+    assert [m["k"] for m in websocket.sent] == ["a", "b", "c", "d", "e"]
+    assert "compress" not in websocket.sent[2]

@@ -35,6 +35,7 @@ from .navigation import History, PageRequest, PageRouter, PageSpec
 from .settings import PageOptions, PageSettings
 from .store import InMemoryStore, SnapshotCodec, Snapshots, SnapshotTooLarge, StoreUnavailable
 from .template import Markup, render_page_html
+from .uploads import UploadDirectory
 from .view import PageView
 
 __all__ = ["ComponentApp"]
@@ -62,6 +63,7 @@ class ComponentApp(App):
         pages: the pages' routes.
         connections: the live page connections, by page id.
         view: the pages' WebSocket endpoint (a ``PageView`` subclass).
+        upload_directory: where uploads are written (``settings.upload_dir``).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class ComponentApp(App):
         )
         self.pages = PageRouter()
         self.connections: dict[str, PageConnection] = {}
+        self.upload_directory = UploadDirectory(settings.upload_dir)
         self._scripts = Markup(
             script_tag(
                 settings.ws_path,
@@ -216,6 +219,7 @@ class ComponentApp(App):
                 seq=0,
                 root=root,
                 history=History(self._settings.history_limit),
+                loaded=False,
             )
             try:
                 await self.snapshots.save(page_id, data)

@@ -51,6 +51,7 @@ from .vdom import ROOT_KEY, TEXT, VNode, child_key, explicit_key, index_key, tex
 
 if TYPE_CHECKING:
     from .connection import PageConnection
+    from .events import DocumentEvent
     from .navigation import PageRequest
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "lookup_component",
     "registered_components",
     "render_tree",
+    "rendered_node",
     "set_connection",
 ]
 
@@ -281,6 +283,23 @@ class Component:
         (the first one, after a resume, after navigating to a new page)."""
         return None
 
+    def on_document(self, event: DocumentEvent) -> Awaitable[None] | None:
+        """Called for every component of the page on a page-level event:
+        the page loaded (once per page), or reached with back or forward
+        (``events.DocumentEvent``); Duck's ``DOMContentLoaded`` and
+        ``DuckBackNavigated`` document events."""
+        return None
+
+    async def update_now(self, *, force: bool = False) -> None:
+        """Re-render this component and push the changes to the browser now,
+        in the middle of a handler or from a background job (Duck's
+        ``update_now``).  ``force``: send its whole subtree even if the diff
+        finds nothing (the browser's copy was changed behind our back).
+        Nothing happens while no page connection shows the component."""
+        connection = self.connection
+        if connection is not None:
+            await connection.update_now(self, force=force)
+
     def on_restore(self) -> None:
         """Called after the component is restored from a snapshot."""
 
@@ -288,6 +307,13 @@ class Component:
     def for_request(cls, request: PageRequest) -> Component:
         """Make the page's root component for ``request`` (default: ``cls()``)."""
         return cls()
+
+
+def rendered_node(component: Component) -> VNode | None:
+    """The virtual DOM of ``component``'s last render (``None``: never
+    rendered)."""
+    cache = component._cv_cache
+    return None if cache is None else cache.vnode
 
 
 def set_connection(root: Component, connection: PageConnection | None) -> None:

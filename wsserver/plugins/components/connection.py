@@ -22,10 +22,12 @@ runs in a task of its own (``PageView.on_session_start``).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import secrets
 from collections.abc import Coroutine, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
 from ... import CloseCode
@@ -39,10 +41,11 @@ from .component import (
     dump_component,
     load_component,
     render_tree,
+    rendered_node,
     set_connection,
 )
 from .document import Document
-from .events import Event, EventMessage, call_handler, parse_event_message
+from .events import DocumentEvent, Event, EventMessage, call_handler, parse_event_message
 from .html import Binding
 from .jobs import JobQueue
 from .navigation import (
@@ -53,8 +56,17 @@ from .navigation import (
     parse_nav_message,
     split_href,
 )
-from .patches import Patch, node_to_wire, patches_to_wire
+from .patches import Patch, Replace, node_to_wire, patches_to_wire
 from .store import SnapshotError, SnapshotExpired, SnapshotTooLarge, StoreUnavailable
+from .uploads import (
+    UPLOAD_EVENT,
+    Transfer,
+    UploadEvent,
+    UploadHandler,
+    UploadRefused,
+    decode_chunk,
+    parse_upload_request,
+)
 from .vdom import VNode, count_nodes, diff
 
 if TYPE_CHECKING:
@@ -66,12 +78,28 @@ logger = logging.getLogger("wsserver.plugins.components")
 
 #: The plugin name on the wire.
 PLUGIN = "cv"
+
+# Compression (with permessage-deflate agreed), chosen per kind of message:
+# - control messages (ready, expired, load, the uploads' up_*) are a few
+#   dozen bytes that deflate cannot shrink and whose latency is the point:
+#   never compressed;
+# - a whole page (mount) is large, repetitive JSON that shrinks several
+#   times over: always compressed;
+# - a patch batch is compressed from PageSettings.compress_min_size bytes
+#   (1 KiB): the answer to a click is a few hundred bytes, sent as is; a
+#   table re-rendered is tens of kilobytes, compressed.
 # The snapshot format's version.
 _SNAPSHOT_VERSION = 1
 
 
 def page_snapshot(
-    *, page: str | None, url: str, seq: int, root: Component, history: History
+    *,
+    page: str | None,
+    url: str,
+    seq: int,
+    root: Component,
+    history: History,
+    loaded: bool = True,
 ) -> dict[str, Any]:
     """What a page's snapshot holds (``Snapshots.save`` signs and stores it).
 
@@ -81,6 +109,8 @@ def page_snapshot(
         seq: the number of the last batch sent.
         root: the root component (``dump_component``).
         history: the states kept for back and forward.
+        loaded: whether the page's ``load`` document event was delivered
+            (``False`` until its first attach).
 
     Raises:
         TypeError: a state field holds what a snapshot cannot.
@@ -92,6 +122,7 @@ def page_snapshot(
         "seq": seq,
         "root": dump_component(root),
         "hist": history.to_json(),
+        "loaded": loaded,
     }
 
 
@@ -124,7 +155,12 @@ class PageConnection:
         self.bindings: dict[tuple[str, str], BoundHandler] = {}
         self.history = History(app.settings.history_limit)
         self.documents: dict[str, Document] = {}
+        #: Documents shown by many connections (``docserver.SharedDocument``):
+        #: their handlers are found here, their patches sent by their flush.
+        self.shared_documents: list[Document] = []
         self.stale_events = 0
+        self.uploads: dict[str, Transfer] = {}
+        self.loaded = True
         self._title_sent: str | None = None
         self._superseded = False
         self._jobs = JobQueue(
@@ -135,6 +171,9 @@ class PageConnection:
         session.on(PLUGIN, "ev", self._on_event)
         session.on(PLUGIN, "nav", self._on_nav)
         session.on(PLUGIN, "resync", self._on_resync)
+        session.on(PLUGIN, "up", self._on_upload_request)
+        session.on(PLUGIN, "up_data", self._on_upload_data)
+        session.on(PLUGIN, "up_cancel", self._on_upload_cancel)
         session.add_close_callback(self._on_close)
 
     def __repr__(self) -> str:
@@ -166,6 +205,30 @@ class PageConnection:
         event handler: a timer, a broadcast).  Serialised with events."""
         await self._jobs.call(self._flush_changes)
 
+    async def update_now(self, *components: Component, force: bool = False) -> None:
+        """Re-render and push now (Duck's ``update_now``): from a handler,
+        mid-way (the browser shows the change before the handler ends), or
+        from a background job (serialised with events).
+
+        Args:
+            components: the components to render again (none: the page's
+                root, so the whole page is checked).
+            force: send the components' whole subtrees as ``Replace``
+                patches even where the diff finds nothing (the browser's
+                copy was changed behind the server's back: a script, an
+                extension).
+        """
+        targets = list(components)
+        if not targets and self.root is not None:
+            targets = [self.root]
+        for component in targets:
+            component.update()
+
+        async def push() -> None:
+            await self._flush_changes(forced=targets if force else ())
+
+        await self._jobs.call(push)
+
     async def send_patches(self, patches: Sequence[Patch]) -> None:
         """Send ``patches`` as one batch (``Document.flush`` uses this)."""
         patch_list = list(patches)
@@ -185,6 +248,25 @@ class PageConnection:
             await self._navigate(request, replace=replace)
 
         await self._jobs.call(go)
+
+    async def cancel_upload(self, transfer_id: str, message: str = "Cancelled.") -> bool:
+        """Stop an upload in progress: its partial files are removed, the
+        browser stops sending, and the handler gets ``cancelled``.
+
+        Returns:
+            Whether there was such an upload.
+        """
+        transfer = self.uploads.pop(transfer_id, None)
+        if transfer is None:
+            return False
+        transfer.abort()
+        await self.session.send(
+            PLUGIN, "up_cancel", compress=False, id=transfer_id, message=message
+        )
+        # Queued, not called: from a handler (this upload's, typically) the
+        # handler hears of it once it has returned, not re-entered.
+        self._jobs.submit(self._upload_job(transfer, transfer.event("cancelled", message=message)))
+        return True
 
     async def execute_js(
         self, code: str, timeout: float | None = None, wait_for_result: bool = False
@@ -213,6 +295,10 @@ class PageConnection:
 
     def _on_close(self, session: Session) -> None:
         self._jobs.close()
+        # Partial files do not outlive the connection that was sending them.
+        for transfer in self.uploads.values():
+            transfer.abort()
+        self.uploads.clear()
 
     async def finish(self) -> None:
         """Save the page a last time and let it go (``on_session_end``)."""
@@ -236,14 +322,17 @@ class PageConnection:
         page_id = message.require("page", str)
         seq = message.require("seq", int)
         count = message.require("count", int)
+        nav_type = message.get("nav")
         if not page_id or len(page_id) > 64:
             raise MalformedMessage("cv/attach: bad page id")
+        if nav_type is not None and not isinstance(nav_type, str):
+            raise MalformedMessage("cv/attach: 'nav' must be a string")
         if self.page_id is not None:
             raise MalformedMessage("cv/attach: a page is attached already")
         self.page_id = page_id
 
         async def attach() -> None:
-            await self._attach(page_id, seq, count)
+            await self._attach(page_id, seq, count, nav_type)
 
         self._jobs.submit(attach)
 
@@ -266,18 +355,219 @@ class PageConnection:
     def _on_resync(self, message: Envelope) -> None:
         self._jobs.submit(self._mount)
 
+    # -- uploads (``uploads.py``) -------------------------------------------
+
+    def _on_upload_request(self, message: Envelope) -> None:
+        ref, key, infos = parse_upload_request(message)
+
+        async def start() -> None:
+            await self._start_upload(ref, key, infos)
+
+        self._jobs.submit(start)
+
+    def _chunk_size(self) -> int:
+        # A chunk travels as base64 (4 characters per 3 bytes) in an
+        # envelope: it must fit the session's message limit.
+        room = (self.session.max_message_size - 512) * 3 // 4
+        return max(1, min(self.app.settings.upload_chunk_size, room))
+
+    async def _start_upload(self, ref: int, key: str, infos: list[Any]) -> None:
+        found = self._find(key, UPLOAD_EVENT) if self.root is not None else None
+        handler = None if found is None else found[1].handler
+        if found is None or not isinstance(handler, UploadHandler):
+            await self.session.send(
+                PLUGIN,
+                "up_err",
+                compress=False,
+                ref=ref,
+                message="This upload is no longer on the page.",
+            )
+            return
+        component = found[0]
+        try:
+            if len(self.uploads) >= self.app.settings.max_uploads:
+                raise UploadRefused(
+                    f"Too many uploads at once: at most {self.app.settings.max_uploads}."
+                )
+            handler.spec.check(infos)
+        except UploadRefused as exc:
+            logger.info("conn %d: upload refused: %s", self.session.connection_id, exc)
+            await self.session.send(PLUGIN, "up_err", compress=False, ref=ref, message=str(exc))
+            refused = UploadEvent(
+                "error",
+                "",
+                0,
+                sum(info.size for info in infos),
+                0,
+                tuple(info.name for info in infos),
+                message=str(exc),
+            )
+            await self._deliver_upload(handler, component, refused)
+            return
+        transfer_id = secrets.token_urlsafe(9)
+        try:
+            transfer = Transfer(
+                transfer_id, key, handler, component, infos, self.app.upload_directory
+            )
+        except OSError as exc:
+            logger.error("conn %d: cannot store an upload: %s", self.session.connection_id, exc)
+            await self.session.send(
+                PLUGIN,
+                "up_err",
+                compress=False,
+                ref=ref,
+                message="The server cannot store files now.",
+            )
+            return
+        self.uploads[transfer_id] = transfer
+        await self.session.send(
+            PLUGIN,
+            "up_go",
+            compress=False,
+            ref=ref,
+            id=transfer_id,
+            chunk=self._chunk_size(),
+            window=self.app.settings.upload_window,
+        )
+        await self._deliver_upload(handler, component, transfer.event("start"))
+        if transfer.complete:  # only empty files
+            await self._complete_upload(transfer)
+
+    async def _on_upload_data(self, message: Envelope) -> None:
+        # In the receive loop: the chunk is written before the next message
+        # is read, so a transfer holds one chunk and the browser waits for
+        # acknowledgements (back-pressure).
+        transfer_id, index, offset, data = decode_chunk(message, self._chunk_size())
+        transfer = self.uploads.get(transfer_id)
+        if transfer is None:
+            return  # cancelled while this chunk was on its way
+        try:
+            transfer.write(index, offset, data)
+        except (UploadRefused, OSError) as exc:
+            if isinstance(exc, OSError):
+                logger.error(
+                    "conn %d: writing an upload failed: %s", self.session.connection_id, exc
+                )
+                reason = "The server could not store the file."
+            else:
+                logger.info("conn %d: upload stopped: %s", self.session.connection_id, exc)
+                reason = str(exc)
+            del self.uploads[transfer_id]
+            transfer.abort()
+            await self.session.send(
+                PLUGIN, "up_cancel", compress=False, id=transfer_id, message=reason
+            )
+            self._jobs.submit(self._upload_job(transfer, transfer.event("error", message=reason)))
+            return
+        await self.session.send(
+            PLUGIN, "up_ack", compress=False, id=transfer_id, received=transfer.received
+        )
+        if transfer.complete:
+            self._jobs.submit(self._completion_job(transfer))
+        elif transfer.percent > transfer.reported and not transfer.pending_progress:
+            # One progress job queued at a time: when the handlers run
+            # behind, the next one reports the latest figure.
+            transfer.pending_progress = True
+            self._jobs.submit(self._progress_job(transfer))
+
+    def _progress_job(self, transfer: Transfer) -> Any:
+        async def progress() -> None:
+            transfer.pending_progress = False
+            if transfer.done or transfer.percent <= transfer.reported:
+                return
+            transfer.reported = transfer.percent
+            # Not saved per percent: the snapshot is saved at the end.
+            await self._deliver_upload(
+                transfer.handler, transfer.component, transfer.event("progress"), save=False
+            )
+
+        return progress
+
+    def _completion_job(self, transfer: Transfer) -> Any:
+        async def complete() -> None:
+            await self._complete_upload(transfer)
+
+        return complete
+
+    async def _complete_upload(self, transfer: Transfer) -> None:
+        if self.uploads.pop(transfer.id, None) is None:
+            return  # cancelled meanwhile
+        try:
+            files = transfer.finish()
+        except OSError as exc:
+            logger.error("conn %d: finishing an upload failed: %s", self.session.connection_id, exc)
+            transfer.done = False
+            transfer.abort()
+            reason = "The server could not store the file."
+            await self.session.send(
+                PLUGIN, "up_cancel", compress=False, id=transfer.id, message=reason
+            )
+            await self._deliver_upload(
+                transfer.handler, transfer.component, transfer.event("error", message=reason)
+            )
+            return
+        await self.session.send(PLUGIN, "up_done", compress=False, id=transfer.id)
+        if transfer.reported < 100:
+            transfer.reported = 100
+            await self._deliver_upload(
+                transfer.handler, transfer.component, transfer.event("progress")
+            )
+        await self._deliver_upload(
+            transfer.handler, transfer.component, transfer.event("complete", files=files)
+        )
+
+    def _on_upload_cancel(self, message: Envelope) -> None:
+        transfer_id = message.require("id", str)
+        transfer = self.uploads.pop(transfer_id, None)
+        if transfer is None:
+            return
+        transfer.abort()
+        logger.info("conn %d: upload cancelled by the browser", self.session.connection_id)
+        self._jobs.submit(
+            self._upload_job(transfer, transfer.event("cancelled", message="Cancelled."))
+        )
+
+    def _upload_job(self, transfer: Transfer, event: UploadEvent) -> Any:
+        async def deliver() -> None:
+            await self._deliver_upload(transfer.handler, transfer.component, event)
+
+        return deliver
+
+    async def _deliver_upload(
+        self, handler: UploadHandler, target: Any, event: UploadEvent, *, save: bool = True
+    ) -> None:
+        """Call an upload handler (in a job), then send what it changed."""
+        if self.root is None:
+            return
+        try:
+            result = handler(event)
+            if inspect.isawaitable(result):
+                await result
+        except SessionClosed:
+            raise
+        except Exception:
+            if self.session.closed:
+                return
+            logger.exception(
+                "conn %d: error in the upload handler (%s)", self.session.connection_id, event.kind
+            )
+        if isinstance(target, Component):
+            target.update()
+        await self._flush_changes(save=save)
+
     # -- the work --------------------------------------------------------------
 
     async def _expire(self, reason: str) -> None:
         await self.session.send(
             PLUGIN,
             "expired",
+            compress=False,
             reason=reason,
             message=self.app.settings.expired_message,
             reload_ms=round(self.app.settings.reload_delay * 1000),
         )
 
-    async def _attach(self, page_id: str, seq: int, count: int) -> None:
+    async def _attach(self, page_id: str, seq: int, count: int, nav_type: str | None) -> None:
         try:
             data = await self.app.snapshots.load(page_id)
             root = load_component(data["root"])
@@ -307,15 +597,41 @@ class PageConnection:
         self.url = url
         self.seq = last_seq
         self.history = History.from_json(data.get("hist"), self.app.settings.history_limit)
+        # Snapshots from before the flag existed are of pages loaded long ago.
+        self.loaded = data.get("loaded", True) is not False
         rendered = render_tree(root)
         self.tree, self.bindings = rendered.tree, rendered.bindings
         self._title_sent = self._title()
         if seq == last_seq and count == count_nodes(rendered.tree):
-            await self.session.send(PLUGIN, "ready", seq=self.seq)
+            await self.session.send(PLUGIN, "ready", compress=False, seq=self.seq)
         else:
             await self._mount()
         await self._connect_hooks(rendered.components)
+        # Duck's rule: DOMContentLoaded once per page; a page the browser
+        # shows again through back or forward hears of it as history.
+        if not self.loaded:
+            self.loaded = True
+            await self._document_event("history" if nav_type == "back_forward" else "load")
+        elif nav_type == "back_forward":
+            await self._document_event("history")
         await self._flush_changes(save=True)
+
+    async def _document_event(
+        self, kind: Literal["load", "history"], direction: Literal["back", "forward"] | None = None
+    ) -> None:
+        """Deliver a ``DocumentEvent`` to every component of the page."""
+        if self.root is None:
+            return
+        event = DocumentEvent(kind, self.url, direction, self)
+        for component in render_tree(self.root).components:
+            try:
+                result = component.on_document(event)
+                if result is not None:
+                    await result
+            except SessionClosed:
+                raise
+            except Exception:
+                logger.exception("error in %s.on_document", type(component).__name__)
 
     async def _mount(self) -> None:
         """Send the whole page (the browser's DOM is not what we think)."""
@@ -326,8 +642,12 @@ class PageConnection:
         self._title_sent = title
         self.documents.clear()
         await self.session.send(
-            PLUGIN, "mount", seq=self.seq, node=node_to_wire(self.tree), title=title
+            PLUGIN, "mount", compress=True, seq=self.seq, node=node_to_wire(self.tree), title=title
         )
+        # The shared documents' content went with the old DOM: send it again.
+        shared = [patch for doc in self.shared_documents for patch in doc.snapshot_patches()]
+        if shared:
+            await self._send_batch(shared, save=False)
         await self._save()
 
     async def _connect_hooks(self, components: Sequence[Component]) -> None:
@@ -345,7 +665,7 @@ class PageConnection:
         bound = self.bindings.get((key, name))
         if bound is not None:
             return bound.component, bound.binding
-        for document in self.documents.values():
+        for document in (*self.documents.values(), *self.shared_documents):
             found = document.find_handler(key, name)
             if found is not None:
                 return found
@@ -406,13 +726,20 @@ class PageConnection:
         live: Mapping[str, Mapping[str, str | bool]] | None = None,
         nav: dict[str, Any] | None = None,
         save: bool = True,
+        forced: Sequence[Component] = (),
     ) -> None:
-        """Re-render, diff, add the documents' patches: one batch, if any."""
+        """Re-render, diff, add the documents' patches: one batch, if any;
+        the ``forced`` components' subtrees are sent whole."""
         if self.root is None or self.tree is None:
             return
         rendered = render_tree(self.root)
         patches = diff(self.tree, rendered.tree, live=live)
         self.tree, self.bindings = rendered.tree, rendered.bindings
+        in_page = {id(component) for component in rendered.components}
+        for component in forced:
+            node = rendered_node(component)
+            if node is not None and id(component) in in_page:
+                patches.append(Replace(node.key, node))
         for document in self.documents.values():
             patches.extend(document.take_patches())
         title = self._title()
@@ -435,12 +762,19 @@ class PageConnection:
         if nav is not None:
             fields["nav"] = nav
         try:
-            await self.session.send(PLUGIN, "patch", **fields)
+            await self.session.send(
+                PLUGIN,
+                "patch",
+                compress_min_size=self.app.settings.compress_min_size,
+                **fields,
+            )
         except MessageTooLarge as exc:
             # One batch per message: a batch that cannot be sent is a page
             # that must be loaded again.
             logger.warning("conn %d: %s; reloading the page", self.session.connection_id, exc)
-            await self.session.send(PLUGIN, "load", url=self.url, method="GET", replace=True)
+            await self.session.send(
+                PLUGIN, "load", compress=False, url=self.url, method="GET", replace=True
+            )
         if save:
             await self._save()
 
@@ -470,7 +804,12 @@ class PageConnection:
         """Have the browser load ``request``'s URL for real (a back or forward
         replaces the entry it is on)."""
         await self.session.send(
-            PLUGIN, "load", url=request.href, method=request.method, replace=request.pop
+            PLUGIN,
+            "load",
+            compress=False,
+            url=request.href,
+            method=request.method,
+            replace=request.pop,
         )
 
     async def _navigate(self, request: NavRequest, *, replace: bool = False) -> None:
@@ -533,7 +872,10 @@ class PageConnection:
             # The page the server cannot render here is loaded for real.
             await self._load(request)
             return
+        direction: Literal["back", "forward"] | None = None
         if request.pop and request.entry is not None:
+            # Entries are numbered in the order they were made.
+            direction = "back" if request.entry < self.history.current else "forward"
             self.history.current = request.entry
             entry = request.entry
         elif replace:
@@ -541,11 +883,16 @@ class PageConnection:
         else:
             entry = self.history.push()
         self.documents.clear()
+        self.shared_documents.clear()
         patches = diff(self.tree, rendered.tree)
         self.tree, self.bindings = rendered.tree, rendered.bindings
         nav = {"url": request.href, "push": not request.pop and not replace, "entry": entry}
         await self._send_batch(patches, nav=nav, title=self._title(), save=False)
         await self._connect_hooks(rendered.components)
+        if request.pop:
+            await self._document_event("history", direction)
+        else:
+            await self._document_event("load")
         await self._flush_changes(save=False)
         await self._save()
 

@@ -495,6 +495,15 @@ class Document:
         """The document's content as children of a host ``div`` node."""
         return self._root.to_vnode()
 
+    def snapshot_patches(self) -> list[Patch]:
+        """The patches that show the whole document in an empty or stale
+        host (domsync's ``render_js_full``): clear it, insert the content."""
+        patches: list[Patch] = [SetText(self.root_key, "")]
+        patches.extend(
+            Insert(self.root_key, None, child.to_vnode()) for child in self._root._children
+        )
+        return patches
+
     async def flush(self) -> int:
         """Send the pending patches as one batch; return how many.
 

@@ -26,7 +26,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..runtime.messages import Envelope, MalformedMessage
 
@@ -39,6 +39,7 @@ __all__ = [
     "DOMSYNC_ALIASES",
     "LIVE_PROPS",
     "VALUE_GETTERS",
+    "DocumentEvent",
     "Event",
     "EventMessage",
     "EventSpec",
@@ -265,6 +266,29 @@ class Event:
     component: Component | DocElement | None
     connection: PageConnection | None
     key: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentEvent:
+    """A page-level event, delivered to every component of the page
+    (``Component.on_document``).
+
+    Attributes:
+        kind: ``"load"``: the page was loaded, once per page (a reconnect
+            or a resume is not a load; a page reached by following a link
+            is one); ``"history"``: the page was reached with the browser's
+            back or forward button (within the app, or a back to a page
+            the browser loads again).
+        url: the page's URL (path and query).
+        direction: ``"back"`` or ``"forward"`` for a history event within
+            the app; ``None`` when the browser does not say.
+        connection: the page's connection.
+    """
+
+    kind: Literal["load", "history"]
+    url: str
+    direction: Literal["back", "forward"] | None
+    connection: PageConnection
 
 
 def handler_arity(handler: Handler) -> int:

@@ -46,6 +46,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
 
 from .events import EventSpec, Handler, handler_arity, make_spec
+from .uploads import (
+    DEFAULT_MAX_FILES,
+    DEFAULT_MAX_UPLOAD_SIZE,
+    UPLOAD_EVENT,
+    UploadCallback,
+    UploadHandler,
+    UploadSpec,
+)
 from .vdom import TEXT, PropValue, VNode
 
 __all__ = [
@@ -495,6 +503,37 @@ class Element:
             debounce=debounce,
         )
         self.events[event] = Binding(handler, spec)
+        return self
+
+    def upload(
+        self,
+        handler: UploadCallback,
+        *,
+        max_size: int = DEFAULT_MAX_UPLOAD_SIZE,
+        max_files: int = DEFAULT_MAX_FILES,
+        accept: Iterable[str] = (),
+    ) -> Self:
+        """Upload the files picked in this ``<input type=file>`` over the
+        page's WebSocket, calling ``handler(UploadEvent)`` with the progress
+        (``uploads.py``).
+
+        Sets the input's ``accept`` (and ``multiple`` when ``max_files`` is
+        over 1) so that the picker offers what the server takes.
+
+        Raises:
+            ValueError: not an ``<input>``, or bad limits.
+        """
+        if self.tag != "input":
+            raise ValueError("uploads are declared on an <input type=file>")
+        spec = UploadSpec(max_size=max_size, max_files=max_files, accept=tuple(accept))
+        self.props["type"] = "file"
+        if spec.accept:
+            self.props["accept"] = ",".join(spec.accept)
+        if spec.max_files > 1:
+            self.props["multiple"] = True
+        self.events[UPLOAD_EVENT] = Binding(
+            UploadHandler(handler, spec), make_spec(UPLOAD_EVENT, tag=self.tag, value="none")
+        )
         return self
 
 

@@ -13,6 +13,7 @@ dataclass's fields, each optional.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -88,6 +89,30 @@ class PageSettings:
         max_pending_jobs: a page's browser events waiting for its handlers;
             256.  Beyond it the browser sends faster than the handlers run,
             and the connection is closed rather than let the queue grow.
+        receive_timeout: seconds a page's connection may stay silent before
+            the server closes it with 1001, for this app's pages over the
+            server's ``receive_timeout``; ``None``: the server's.  (Duck
+            uses 240 s for its Lively components; with the runtime's pings
+            every ``ping_interval`` a live page is never silent that long.)
+        server_ping_interval: seconds between the server's WebSocket pings
+            on the pages' connections, over the server's ``ping_interval``;
+            ``None``: the server's.
+        upload_dir: where uploads are written (``uploads.py``); ``None``: a
+            private temporary directory made on first use, so that uploads
+            work without setup and never land in the working directory.
+        upload_chunk_size: bytes of file per ``cv/up_data`` message; 64 KiB
+            (lowered to fit ``max_message_size``): a transfer holds one chunk
+            in memory, and progress comes at least every chunk.
+        upload_window: chunks the browser may send ahead of the server's
+            acknowledgements; 4 (256 KiB in flight) keeps a loopback link
+            busy while bounding what a connection buffers.
+        max_uploads: transfers one connection may run at once; 4.  Beyond it
+            the request is refused with a message.
+        compress_min_size: patch batches this many bytes or more are
+            compressed (with permessage-deflate), smaller ones sent as is;
+            1 KiB: the answer to a click is smaller, and deflating it saves
+            a few bytes for CPU time and latency; whole pages (``cv/mount``)
+            are always compressed, control messages never.
         health_path: as ``App``: the health check's path (``None``: none).
         authenticate: as ``App``: vets the pages' WebSocket handshakes
             (``None``: every handshake is accepted).
@@ -114,6 +139,13 @@ class PageSettings:
     reconnect_max: float = 15.0
     connect_timeout: float = 10.0
     max_pending_jobs: int = 256
+    receive_timeout: float | None = None
+    server_ping_interval: float | None = None
+    upload_dir: str | os.PathLike[str] | None = None
+    upload_chunk_size: int = 64 * 1024
+    upload_window: int = 4
+    max_uploads: int = 4
+    compress_min_size: int = 1024
     health_path: str | None = "/healthz"
     authenticate: Authenticator | None = None
 
@@ -128,7 +160,14 @@ class PageSettings:
             "max_pending_jobs": self.max_pending_jobs,
             "max_message_size": self.max_message_size,
             "ping_interval": self.ping_interval,
+            "receive_timeout": self.receive_timeout,
+            "server_ping_interval": self.server_ping_interval,
+            "upload_chunk_size": self.upload_chunk_size,
+            "upload_window": self.upload_window,
+            "max_uploads": self.max_uploads,
         }
+        if self.compress_min_size < 0:
+            raise ValueError("PageSettings.compress_min_size must not be negative")
         for name, value in positive.items():
             if value is not None and not value > 0:
                 raise ValueError(f"PageSettings.{name} must be positive, not {value!r}")
@@ -176,5 +215,12 @@ class PageOptions(TypedDict, total=False):
     reconnect_max: float
     connect_timeout: float
     max_pending_jobs: int
+    receive_timeout: float | None
+    server_ping_interval: float | None
+    upload_dir: str | os.PathLike[str] | None
+    upload_chunk_size: int
+    upload_window: int
+    max_uploads: int
+    compress_min_size: int
     health_path: str | None
     authenticate: Authenticator | None

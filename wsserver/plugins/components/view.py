@@ -24,11 +24,18 @@ class PageView(RuntimeView):
     app, made by the app)."""
 
     app: ClassVar[ComponentApp]
+    #: Seconds of silence before the server closes a page's connection
+    #: (1001), over the server's ``receive_timeout``; ``None``: the server's.
+    receive_timeout: ClassVar[float | None] = None
+    #: Seconds between the server's WebSocket pings on a page's connection,
+    #: over the server's ``ping_interval``; ``None``: the server's.
+    server_ping_interval: ClassVar[float | None] = None
 
     @classmethod
     def for_app(cls, app: ComponentApp) -> type[PageView]:
         """A subclass serving ``app``'s pages, with its sessions' settings
-        (``max_message_size``, ``ping_interval``, ``ping_timeout``)."""
+        (``max_message_size``, ``ping_interval``, ``ping_timeout``) and its
+        connections' (``receive_timeout``, ``server_ping_interval``)."""
         settings = app.settings
         return type(
             cls.__name__,
@@ -38,6 +45,8 @@ class PageView(RuntimeView):
                 "max_message_size": settings.max_message_size,
                 "ping_interval": settings.ping_interval,
                 "ping_timeout": settings.ping_timeout,
+                "receive_timeout": settings.receive_timeout,
+                "server_ping_interval": settings.server_ping_interval,
             },
         )
 
@@ -46,7 +55,12 @@ class PageView(RuntimeView):
         self.connection: PageConnection | None = None
 
     def create_session(self, websocket: WebSocket) -> Session:
-        """The session, with the page's handlers registered before ``init``."""
+        """The session, with the page's handlers registered before ``init``;
+        the connection's own keepalive settings, if the view has any."""
+        if self.receive_timeout is not None:
+            websocket.configure_keepalive(receive_timeout=self.receive_timeout)
+        if self.server_ping_interval is not None:
+            websocket.configure_keepalive(ping_interval=self.server_ping_interval)
         session = super().create_session(websocket)
         self.connection = PageConnection(self.app, session)
         return session

@@ -194,22 +194,46 @@ class Session:
 
     # -- sending -----------------------------------------------------------
 
-    async def send(self, plugin: str, kind: str, /, **fields: Any) -> None:
+    async def send(
+        self,
+        plugin: str,
+        kind: str,
+        /,
+        *,
+        compress: bool | None = None,
+        compress_min_size: int | None = None,
+        **fields: Any,
+    ) -> None:
         """Send one message to the browser.
+
+        Args:
+            plugin, kind: the message's address.
+            compress: as ``WebSocket.send_text`` (``None``: the server's
+                rule, by size; ``False``: not compressed; ``True``:
+                compressed), when permessage-deflate was agreed.
+            compress_min_size: if given, overrides ``compress``: compressed
+                when the encoded message is at least this many bytes, sent
+                as is below (the caller's idea of "small").
+            **fields: the message's fields (``compress`` and
+                ``compress_min_size`` are not field names).
 
         Raises:
             ValueError, TypeError: see ``messages.encode``.
             MessageTooLarge: the message exceeds ``max_message_size``.
             SessionClosed: the connection has ended.
         """
-        await self._send_text(encode(plugin, kind, fields, limit=self.max_message_size))
+        text = encode(plugin, kind, fields, limit=self.max_message_size)
+        if compress_min_size is not None:
+            # Characters, not bytes: a lower bound, good enough for a choice.
+            compress = len(text) >= compress_min_size
+        await self._send_text(text, compress)
 
-    async def _send_text(self, text: str) -> None:
+    async def _send_text(self, text: str, compress: bool | None = None) -> None:
         if self._closed:
             raise SessionClosed(f"session {self.id} is closed")
         websocket = self.websocket
         try:
-            await websocket.send_text(text)
+            await websocket.send_text(text, compress=compress)
         except WebSocketDisconnect as exc:
             raise SessionClosed(f"session {self.id}: {exc}") from exc
         except RuntimeError as exc:

@@ -49,6 +49,7 @@
   var reloadMs = script && script.dataset ? Number(script.dataset.reloadMs) : NaN;
   if (!(reloadMs >= 0)) reloadMs = 1500;
   var MAX_LIVE = 2048;
+  var UPLOAD = "cv:upload";
   var LOOP_GUARD_MS = 10000;
 
   // The same rules as wsserver/plugins/components/html.py, checked again
@@ -162,6 +163,7 @@
       bound.forEach(function (binding) {
         clearTimeout(binding.timer); // a debounced event of a removed node is never sent
       });
+      if (bound.has(UPLOAD)) stopUploadsOf(node, true); // its upload goes with it
     }
     for (var child = node.firstChild; child !== null; child = child.nextSibling) forget(child);
   }
@@ -461,7 +463,7 @@
     var binding = bound.get(type);
     if (spec === null || typeof spec !== "object") {
       if (binding !== undefined) {
-        el.removeEventListener(type, binding.listener);
+        el.removeEventListener(binding.domType, binding.listener);
         clearTimeout(binding.timer);
         bound.delete(type);
       }
@@ -471,11 +473,20 @@
       binding.spec = spec; // one listener per type; its spec may change
       return;
     }
-    binding = { spec: spec, timer: null, listener: null };
-    binding.listener = function (event) {
-      fire(el, type, binding, event);
-    };
-    el.addEventListener(type, binding.listener);
+    binding = { spec: spec, timer: null, listener: null, domType: type };
+    if (type === UPLOAD) {
+      // An upload is declared under a pseudo-event: the input's change
+      // starts it (see "uploads" below).
+      binding.domType = "change";
+      binding.listener = function () {
+        startUpload(el);
+      };
+    } else {
+      binding.listener = function (event) {
+        fire(el, type, binding, event);
+      };
+    }
+    el.addEventListener(binding.domType, binding.listener);
     bound.set(type, binding);
   }
 
@@ -763,6 +774,157 @@
     if (!navigate(fields)) location.reload();
   });
 
+  // -- uploads --------------------------------------------------------------------
+  //
+  // A file input bound with Element.upload: on change, the files' names,
+  // sizes and types go to the server (cv/up), which answers with a
+  // transfer id, a chunk size and a window (cv/up_go) or a refusal
+  // (cv/up_err).  Chunks (cv/up_data, base64) are read from the File one at
+  // a time and sent at most `window` ahead of the acknowledgements
+  // (cv/up_ack).  The page hears of it all through "wsserver:cv" events of
+  // kind "upload" (state: requested, started, progress, complete, refused,
+  // cancelled); the component hears of it on the server.
+
+  var uploadRef = 0;
+  var requested = new Map(); // ref -> {el, files}
+  var transfers = new Map(); // transfer id -> transfer
+
+  function uploadEvent(state, fields) {
+    announce("upload", Object.assign({ state: state }, fields || {}));
+  }
+
+  function toBase64(bytes) {
+    var parts = [];
+    for (var i = 0; i < bytes.length; i += 0x8000) {
+      parts.push(String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000)));
+    }
+    return btoa(parts.join(""));
+  }
+
+  function stopUploadsOf(el, tellServer) {
+    transfers.forEach(function (transfer) {
+      if (transfer.el === el) stopTransfer(transfer, tellServer, "cancelled", "Cancelled.");
+    });
+  }
+
+  function stopTransfer(transfer, tellServer, state, message) {
+    if (transfer.stopped) return;
+    transfer.stopped = true;
+    transfers.delete(transfer.id);
+    if (tellServer) send("up_cancel", { id: transfer.id });
+    uploadEvent(state, { id: transfer.id, message: message });
+  }
+
+  function startUpload(el) {
+    var key = keyOf.get(el);
+    var files = el.files ? Array.prototype.slice.call(el.files) : [];
+    if (key === undefined || nodes.get(key) !== el || expired || files.length === 0) return;
+    stopUploadsOf(el, true); // a new choice replaces the upload in progress
+    uploadRef += 1;
+    requested.set(uploadRef, { el: el, files: files });
+    var described = files.map(function (file) {
+      return { name: file.name, size: file.size, type: file.type };
+    });
+    if (send("up", { ref: uploadRef, key: key, files: described })) {
+      uploadEvent("requested", { ref: uploadRef });
+    } else {
+      requested.delete(uploadRef);
+      uploadEvent("refused", { ref: uploadRef, message: "Not connected." });
+    }
+  }
+
+  function pump(transfer) {
+    if (transfer.stopped || transfer.reading) return;
+    var files = transfer.files;
+    while (transfer.file < files.length && transfer.offset >= files[transfer.file].size) {
+      transfer.file += 1;
+      transfer.offset = 0;
+    }
+    if (transfer.file >= files.length || transfer.inflight >= transfer.window) return;
+    var index = transfer.file;
+    var start = transfer.offset;
+    var end = Math.min(start + transfer.chunk, files[index].size);
+    transfer.reading = true;
+    files[index]
+      .slice(start, end)
+      .arrayBuffer()
+      .then(
+        function (buffer) {
+          transfer.reading = false;
+          if (transfer.stopped) return;
+          var fields = { id: transfer.id, file: index, offset: start, data: toBase64(new Uint8Array(buffer)) };
+          if (!send("up_data", fields)) {
+            stopTransfer(transfer, false, "cancelled", "Not connected.");
+            return;
+          }
+          transfer.offset = end;
+          transfer.inflight += 1;
+          pump(transfer);
+        },
+        function () {
+          transfer.reading = false;
+          stopTransfer(transfer, true, "cancelled", "The file could not be read.");
+        },
+      );
+  }
+
+  rt.on(PLUGIN, "up_go", function (message) {
+    var request = requested.get(message.ref);
+    if (request === undefined) return;
+    requested.delete(message.ref);
+    var transfer = {
+      id: String(message.id),
+      el: request.el,
+      files: request.files,
+      chunk: Math.max(1, Number(message.chunk) || 1),
+      window: Math.max(1, Number(message.window) || 1),
+      file: 0,
+      offset: 0,
+      inflight: 0,
+      reading: false,
+      stopped: false,
+    };
+    transfers.set(transfer.id, transfer);
+    uploadEvent("started", { id: transfer.id, ref: message.ref });
+    pump(transfer);
+  });
+
+  rt.on(PLUGIN, "up_ack", function (message) {
+    var transfer = transfers.get(message.id);
+    if (transfer === undefined) return;
+    transfer.inflight -= 1;
+    uploadEvent("progress", { id: transfer.id, received: message.received });
+    pump(transfer);
+  });
+
+  rt.on(PLUGIN, "up_done", function (message) {
+    var transfer = transfers.get(message.id);
+    if (transfer === undefined) return;
+    transfer.stopped = true;
+    transfers.delete(transfer.id);
+    uploadEvent("complete", { id: transfer.id });
+  });
+
+  rt.on(PLUGIN, "up_err", function (message) {
+    requested.delete(message.ref);
+    uploadEvent("refused", { ref: message.ref, message: String(message.message) });
+  });
+
+  rt.on(PLUGIN, "up_cancel", function (message) {
+    var transfer = transfers.get(message.id);
+    if (transfer !== undefined) stopTransfer(transfer, false, "cancelled", String(message.message));
+  });
+
+  window.addEventListener("wsserver:status", function (event) {
+    if (event.detail && event.detail.status === "open") return;
+    // The server drops a connection's transfers (and their partial files)
+    // when it ends: so do we.
+    requested.clear();
+    transfers.forEach(function (transfer) {
+      stopTransfer(transfer, false, "cancelled", "The connection was lost.");
+    });
+  });
+
   // -- messages from the server -----------------------------------------------------
 
   function showBanner(text) {
@@ -854,12 +1016,28 @@
 
   // -- start ----------------------------------------------------------------------
 
+  // How the browser came to show this page ("navigate", "reload",
+  // "back_forward"), told once to the server: its document events (a page
+  // loaded, or shown again by back/forward) depend on it.
+  var navType = null;
+  try {
+    var navEntries = performance.getEntriesByType("navigation");
+    if (navEntries.length > 0 && typeof navEntries[0].type === "string") navType = navEntries[0].type;
+  } catch (err) {
+    navType = null;
+  }
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) navType = "back_forward"; // restored from the back-forward cache
+  });
+
   function attach() {
     flush(); // batches already received are applied before we say where we are
     if (expired) return;
     setState("attaching");
     // A count that cannot match makes the server send the whole page.
-    send("attach", { page: pageId, seq: seq, count: misparsed ? -1 : countNodes() });
+    var fields = { page: pageId, seq: seq, count: misparsed ? -1 : countNodes() };
+    if (navType !== null) fields.nav = navType;
+    if (send("attach", fields)) navType = null;
   }
 
   try {
