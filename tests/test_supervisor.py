@@ -366,3 +366,211 @@ def test_worker_link_is_taken_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert worker_link() == 7
     # Taken out: processes the application starts are not workers.
     assert worker_link() is None
+
+
+# ---------------------------------------------------------------------------
+# Rolling restart: SIGHUP (wsserver restart)
+# ---------------------------------------------------------------------------
+
+RESTART_APP = """
+import os
+
+from wsserver.plugins.components import Component, ComponentApp, RedisStore, State, h
+
+
+class Counter(Component):
+    count = State(0)
+
+    def render(self):
+        return h.div(
+            h.button("+1", id="inc").bind("click", self.increment),
+            h.output(str(self.count), id="count"),
+        )
+
+    def increment(self):
+        self.count += 1
+
+
+# The snapshot store every worker shares, old and new: a page resumes on
+# whichever worker its reconnection reaches.
+app = ComponentApp(
+    {"/": Counter},
+    store=RedisStore(os.environ["RESTART_TEST_REDIS"], prefix="rolling-restart:"),
+    secret=b"s" * 32,
+    reconnect_base=0.05,
+    reconnect_max=0.2,
+    reconnect_attempts=30,
+    csp=None,
+)
+
+
+async def hold(websocket):
+    await websocket.accept()
+    await websocket.send_text(str(os.getpid()))
+    async for _ in websocket.iter_text():
+        pass
+
+
+app.add_websocket_route("/hold", hold)
+"""
+
+
+class LogWatch:
+    """Reads a supervisor's stderr as it comes (so that the pipe never fills)."""
+
+    def __init__(self, server: Supervised) -> None:
+        self.server = server
+        self.changed = asyncio.Condition()
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        stderr = self.server.process.stderr
+        assert stderr is not None
+        while line := await stderr.readline():
+            async with self.changed:
+                self.server.log.append(line.decode())
+                self.changed.notify_all()
+
+    async def wait_for(self, pattern: str, start: int = 0) -> re.Match[str]:
+        """The first line from index ``start`` on that matches ``pattern``."""
+        async with asyncio.timeout(4 * START_TIMEOUT), self.changed:
+            while True:
+                for line in self.server.log[start:]:
+                    if found := re.search(pattern, line):
+                        return found
+                assert not self.task.done(), f"the supervisor exited: {''.join(self.server.log)}"
+                await self.changed.wait()
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+@pytest.mark.timeout(240)
+async def test_a_rolling_restart_keeps_every_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGHUP with 200 WebSockets and a component page open in Chromium.
+
+    New workers start and listen beside the old ones; handshakes made
+    meanwhile all succeed; then each of the 200 clients gets 1012 and
+    reconnects at once to a new worker (no refusal), and the page, told
+    1012 too, resumes from the shared Redis store with its count.
+    """
+    from playwright.async_api import async_playwright
+
+    from .plugins._browser import CHROMIUM, CHROMIUM_ARGS, RECORDER, WAIT
+    from .plugins.channels._helpers import RedisServer, find_redis_server
+    from .plugins.components._harness import RECORDER as CV_RECORDER
+    from .plugins.components._harness import after, wait_attached
+
+    executable = find_redis_server()
+    assert executable is not None, "this test needs redis-server: apt-get install redis-server"
+    redis = RedisServer(executable, tmp_path)
+    redis.start()
+    monkeypatch.setenv("RESTART_TEST_REDIS", redis.url)
+    (tmp_path / "restartapp.py").write_text(RESTART_APP)
+    pid_file = tmp_path / "wsserver.pid"
+    args = (
+        "restartapp:app",
+        "--workers",
+        "2",
+        "--pid-file",
+        str(pid_file),
+        "--ws-ping-interval",
+        "none",
+        # 200 clients and their reconnections all come from 127.0.0.1.
+        "--max-connections-per-client",
+        "none",
+        "--handshake-rate-per-client",
+        "none",
+    )
+    clients: list[ClientConnection] = []
+    try:
+        async with supervised(*args, cwd=tmp_path) as server, async_playwright() as playwright:
+            watch = LogWatch(server)
+            assert int(pid_file.read_text()) == server.process.pid
+            old_pids = set(server.workers.values())
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=20_000
+            )
+            page = await browser.new_page()
+            await page.add_init_script(RECORDER + CV_RECORDER)
+            await page.goto(f"http://127.0.0.1:{server.port}/")
+            await wait_attached(page)
+            for _ in range(3):
+                await after(page, lambda: page.click("#inc"))
+            assert await page.text_content("#count") == "3"
+            await page.evaluate("window.__marker = 'same document'")
+
+            url = f"ws://127.0.0.1:{server.port}/hold"
+
+            async def open_client() -> tuple[ClientConnection, int]:
+                client = await connect(url, open_timeout=WAIT)
+                return client, int(await asyncio.wait_for(client.recv(), WAIT))
+
+            opened = await asyncio.gather(*(open_client() for _ in range(200)))
+            clients = [client for client, _ in opened]
+            assert {pid for _, pid in opened} <= old_pids
+
+            # Handshakes while the new workers start, until they all listen.
+            probed: list[int] = []
+            new_listening = asyncio.Event()
+
+            async def probe() -> None:
+                while not new_listening.is_set():
+                    client, pid = await open_client()
+                    probed.append(pid)
+                    await client.close()
+
+            prober = asyncio.create_task(probe())
+            mark = len(server.log)
+            restart = await asyncio.to_thread(
+                run_cli, "restart", "--pid-file", str(pid_file), cwd=tmp_path
+            )
+            assert restart.returncode == 0, restart.stderr
+            found = await watch.wait_for(
+                r"supervisor: 2 new workers listening \(pids (.*?)\)", mark
+            )
+            new_listening.set()
+            await prober  # every handshake succeeded, or this raises
+            assert probed
+            new_pids = {int(pid) for pid in found.group(1).split()}
+            assert len(new_pids) == 2 and not new_pids & old_pids
+
+            async def reconnect(client: ClientConnection) -> tuple[int | None, int]:
+                await asyncio.wait_for(client.wait_closed(), WAIT)
+                again, pid = await open_client()
+                clients.append(again)
+                return client.close_code, pid
+
+            results = await asyncio.gather(*(reconnect(client) for client in clients[:200]))
+            assert [code for code, _ in results] == [1012] * 200
+            assert {pid for _, pid in results} <= new_pids
+
+            # The page: told 1012, reconnected at once, resumed (not reloaded).
+            await page.wait_for_function(
+                "() => window.__cv.filter((e) => e.kind === 'ready').length === 2",
+                timeout=WAIT * 1000,
+            )
+            assert await page.text_content("#count") == "3"
+            assert await page.evaluate("window.__marker") == "same document"
+            statuses = await page.evaluate("window.__statuses")
+            (told,) = [s for s in statuses if s.get("code") == 1012]
+            assert told["status"] == "reconnecting" and told["attempt"] == 0
+            await after(page, lambda: page.click("#inc"))
+            assert await page.text_content("#count") == "4"
+            await browser.close()
+
+            await watch.wait_for(r"rolling restart done: the old workers \(pids .*\) have stopped")
+            assert not any(alive(pid) for pid in old_pids)
+            for client in clients:
+                await client.close()
+            await watch.close()
+            log = await server.stop(signal.SIGTERM)
+            assert server.process.returncode == 0, log
+        assert "Traceback" not in log and "error" not in log.lower(), log
+        assert log.count("replaced by a new worker: closing WebSockets with 1012") == 2
+        assert not pid_file.exists()
+    finally:
+        redis.stop()

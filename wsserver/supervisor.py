@@ -465,7 +465,17 @@ async def _replace_workers(
         " ".join(str(worker.process.pid) for worker in fresh.values()),
         " ".join(str(worker.process.pid) for worker in old.values()),
     )
-    return asyncio.create_task(stop_workers(list(old.values()), config, restart=True))
+    return asyncio.create_task(_retire(list(old.values()), config))
+
+
+async def _retire(old: list[Worker], config: ServerConfig) -> int:
+    """Stop the replaced workers (1012, drain); one log line when they are gone."""
+    status = await stop_workers(old, config, restart=True)
+    logger.info(
+        "supervisor: rolling restart done: the old workers (pids %s) have stopped",
+        " ".join(str(worker.process.pid) for worker in old),
+    )
+    return status
 
 
 async def stop_workers(
