@@ -10,6 +10,7 @@ command it is given, its errors) is tested by calling it directly.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import socket
@@ -574,3 +575,39 @@ async def test_a_rolling_restart_keeps_every_client(
         assert not pid_file.exists()
     finally:
         redis.stop()
+
+
+async def test_a_restart_whose_new_worker_fails_keeps_the_old_ones(tmp_path: Path) -> None:
+    (tmp_path / "pidapp.py").write_text(
+        "import os\n"
+        "if os.path.exists('broken'):\n"
+        "    raise RuntimeError('the new code is broken')\n" + PID_APP
+    )
+    async with supervised("pidapp:Pid", "--workers", "2", cwd=tmp_path) as server:
+        watch = LogWatch(server)
+        old = set(server.workers.values())
+        # A worker signalled directly leaves the restart to the supervisor.
+        first = min(old)
+        mark = len(server.log)
+        os.kill(first, signal.SIGHUP)
+        await watch.wait_for(
+            rf"SIGHUP ignored: send it to the supervisor \(pid {server.process.pid}\)", mark
+        )
+        (tmp_path / "broken").touch()
+        mark = len(server.log)
+        server.process.send_signal(signal.SIGHUP)
+        await watch.wait_for(r"during a restart: the old workers keep serving", mark)
+        assert all(alive(pid) for pid in old)
+        assert await pids_seen(server.port, 2) == {str(pid) for pid in old}
+        # Fixed: the next SIGHUP replaces them.
+        (tmp_path / "broken").unlink()
+        mark = len(server.log)
+        server.process.send_signal(signal.SIGHUP)
+        await watch.wait_for(r"rolling restart done", mark)
+        assert not any(alive(pid) for pid in old)
+        seen = await pids_seen(server.port, 2)
+        assert len(seen) == 2 and not seen & {str(pid) for pid in old}
+        await watch.close()
+        log = await server.stop()
+        assert server.process.returncode == 0, log
+    assert "RuntimeError: the new code is broken" in log
