@@ -39,6 +39,7 @@ from typing import Literal
 
 from ...protocol.codes import CloseCode
 from ...server import WebSocket, WebSocketDisconnect, WebSocketState, broadcast
+from ...server.metric_sources import MetricSource, add_metric_source
 from ..runtime.messages import utf8_length
 
 __all__ = [
@@ -180,6 +181,7 @@ class SendQueue:
             when ``drop_oldest`` made room by dropping older messages.
         """
         if self._closed:
+            _totals["dropped"] += 1
             return False
         texts = (item,) if isinstance(item, str) else tuple(item)
         if not texts:
@@ -193,9 +195,11 @@ class SendQueue:
                 written += 1
             if written == len(texts):
                 self.sent += 1
+                _totals["sent"] += 1
                 return True
             if self.websocket.application_state is not WebSocketState.CONNECTED:
                 self.close()
+                _totals["dropped"] += 1
                 return False
             texts = texts[written:]  # the rest of a chunked message, in order
         return self._enqueue(texts)
@@ -207,10 +211,12 @@ class SendQueue:
         ):
             if self.policy == "close":
                 self._overflow()
+                _totals["dropped"] += 1
                 return False
             _, old_size = self._items.popleft()
             self._bytes -= old_size
             self.dropped += 1
+            _totals["dropped"] += 1
         self._items.append((texts, size))
         self._bytes += size
         self._idle.clear()
@@ -252,6 +258,7 @@ class SendQueue:
                 for text in texts:
                     await websocket.send_text(text)
                 self.sent += 1
+                _totals["sent"] += 1
         except (WebSocketDisconnect, RuntimeError):
             # The connection ended ("send after close()" is a RuntimeError);
             # what is left can never be delivered.
@@ -274,6 +281,7 @@ class SendQueue:
         """
         self._closed = True
         self.dropped += len(self._items)
+        _totals["dropped"] += len(self._items)
         self._items.clear()
         self._bytes = 0
         if self._writer is None:
@@ -289,3 +297,24 @@ def _closed(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         # The connection may already be gone: nothing to report.
         logger.debug("closing a slow connection failed", exc_info=task.exception())
+
+
+# Every queue's messages together, for the metrics (docs/operations.md).
+_totals = {"sent": 0, "dropped": 0}
+add_metric_source(
+    MetricSource(
+        "wsserver_channels_deliveries",
+        "counter",
+        "channel messages written to their connection (one per channel reached)",
+        lambda: _totals["sent"],
+    )
+)
+add_metric_source(
+    MetricSource(
+        "wsserver_channels_drops",
+        "counter",
+        "channel messages never written: refused by a closed or overflowing queue, "
+        "dropped by drop_oldest, or left queued when the connection ended",
+        lambda: _totals["dropped"],
+    )
+)
