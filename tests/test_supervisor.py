@@ -3,7 +3,8 @@
 End to end, as a user runs it: ``python -m wsserver run ... --workers 2``
 starts a supervisor and workers sharing the port (SO_REUSEPORT); the tests
 find the workers' pids in their log lines and check signals, crashes and
-restarts.  The supervisor's own contract (start-up checks, the worker
+restarts, and the rolling restart on SIGHUP (under 200 WebSockets and a
+component page in Chromium).  The supervisor's own contract (start-up checks, the worker
 command it is given, its errors) is tested by calling it directly.
 """
 
