@@ -485,6 +485,43 @@ async def test_serve_forever_stops_on_sigterm_and_restores_the_handlers() -> Non
     assert signal.getsignal(signal.SIGTERM) == before
 
 
+async def test_sighup_shuts_down_for_a_restart_with_1012_and_no_drain_delay() -> None:
+    before = signal.getsignal(signal.SIGHUP)
+    # The drain delay would hold a SIGTERM's shutdown for a minute: a
+    # restart skips it (there is no balancer to tell; 1012 says "come back").
+    server = Server(FunctionApp(), quick_config(drain_delay=60.0))
+    serving = asyncio.create_task(server.serve_forever())
+    await wait_until(lambda: bool(server.addresses))
+    assert signal.getsignal(signal.SIGHUP) is not before, "no SIGHUP handler installed"
+    async with ws_client(server) as ws:
+        os.kill(os.getpid(), signal.SIGHUP)
+        with pytest.raises(ConnectionClosed) as caught:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    await asyncio.wait_for(serving, TIMEOUT)
+    assert caught.value.rcvd is not None
+    assert (caught.value.rcvd.code, caught.value.rcvd.reason) == (1012, "server restarting")
+    assert signal.getsignal(signal.SIGHUP) == before
+
+
+async def test_a_sighup_ignored_at_start_stays_ignored() -> None:
+    """Under nohup, a closed terminal's SIGHUP must not stop the server."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        server = Server(FunctionApp(), quick_config())
+        serving = asyncio.create_task(server.serve_forever())
+        await wait_until(lambda: bool(server.addresses))
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        async with ws_client(server) as ws:
+            os.kill(os.getpid(), signal.SIGHUP)  # discarded by the kernel
+            os.kill(os.getpid(), signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as caught:
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+        await asyncio.wait_for(serving, TIMEOUT)
+        assert caught.value.rcvd is not None and caught.value.rcvd.code == 1001
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 # ---------------------------------------------------------------------------
 # TLS and Unix sockets
 # ---------------------------------------------------------------------------
