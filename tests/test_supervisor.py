@@ -486,6 +486,8 @@ async def test_a_rolling_restart_keeps_every_client(
         "none",
         "--handshake-rate-per-client",
         "none",
+        "--metrics-path",
+        "/metrics",
     )
     clients: list[ClientConnection] = []
     try:
@@ -566,12 +568,19 @@ async def test_a_rolling_restart_keeps_every_client(
 
             await watch.wait_for(r"rolling restart done: the old workers \(pids .*\) have stopped")
             assert not any(alive(pid) for pid in old_pids)
+            # The old workers' last figures outlive them: each 1012 counted
+            # once (the 200 clients and the page), and the page attached
+            # twice from its snapshot (its first connection, its resume).
+            samples = await scrape(server.port)
+            closes = value(samples, "wsserver_websocket_closes_total", code="1012", side="server")
+            assert closes == 201
+            assert value(samples, "wsserver_components_attaches_resumed_total") == 2
             for client in clients:
                 await client.close()
             await watch.close()
             log = await server.stop(signal.SIGTERM)
             assert server.process.returncode == 0, log
-        assert "Traceback" not in log and "error" not in log.lower(), log
+        assert "Traceback" not in log and " ERROR " not in log and "error:" not in log, log
         assert log.count("replaced by a new worker: closing WebSockets with 1012") == 2
         assert not pid_file.exists()
     finally:
