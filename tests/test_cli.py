@@ -422,6 +422,7 @@ NOT_CONFIG = {
     "reload_include",
     "reload_exclude",
     "channels_backend",
+    "pid_file",
 }
 
 
@@ -1289,18 +1290,35 @@ async def test_sighup_to_one_process_closes_websockets_with_1012_and_exits(tmp_p
     reconnect at once and retry.
     """
     pid_file = tmp_path / "server.pid"
-    args = ("examples.echo:EchoView", "--pid-file", str(pid_file), "--ws-ping-interval", "none")
-    async with running(*args) as server:
-        pid = int(pid_file.read_text())
-        client = await connect(f"ws://127.0.0.1:{server.port}/")
-        result = await asyncio.to_thread(run_cli, "restart", str(pid))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wsserver", "run", "examples.echo:EchoView", "--port", "0",
+        "--pid-file", str(pid_file), "--ws-ping-interval", "none",
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        while True:
+            line = (await asyncio.wait_for(process.stderr.readline(), START_TIMEOUT)).decode()
+            assert line, "the server exited before listening"
+            if found := re.search(r"listening on 127\.0\.0\.1:(\d+)", line):
+                break
+        assert int(pid_file.read_text()) == process.pid
+        client = await connect(f"ws://127.0.0.1:{found.group(1)}/")
+        result = await asyncio.to_thread(run_cli, "restart", str(process.pid))
         assert result.returncode == 0, result.stderr
-        assert result.stderr == f"wsserver: sent SIGHUP to {pid}\n"
+        assert result.stderr == f"wsserver: sent SIGHUP to {process.pid}\n"
         await asyncio.wait_for(client.wait_closed(), TIMEOUT)
         assert client.close_code == 1012
         assert client.close_reason == "server restarting"
-    assert server.returncode == 0, server.stderr
-    assert "SIGHUP: shutting down for a restart (1012)" in server.stderr
+        _, err = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = err.decode()
+    assert process.returncode == 0, log
+    assert "SIGHUP: shutting down for a restart (1012)" in log
+    assert "Traceback" not in log
     assert not pid_file.exists()
 
 

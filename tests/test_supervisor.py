@@ -63,6 +63,8 @@ class Supervised:
     port: int
     workers: dict[int, int]  # index -> pid
     log: list[str]
+    # Reading stderr in the background, if a test started one.
+    watch: LogWatch | None = None
 
     async def read_until(self, pattern: str) -> re.Match[str]:
         assert self.process.stderr is not None
@@ -78,6 +80,8 @@ class Supervised:
                 return found
 
     async def stop(self, sig: int = signal.SIGTERM) -> str:
+        if self.watch is not None:
+            await self.watch.close()  # communicate() reads stderr from here on
         if self.process.returncode is None:
             self.process.send_signal(sig)
         _, err = await asyncio.wait_for(self.process.communicate(), 4 * START_TIMEOUT)
@@ -422,6 +426,7 @@ class LogWatch:
 
     def __init__(self, server: Supervised) -> None:
         self.server = server
+        server.watch = self
         self.changed = asyncio.Condition()
         self.task = asyncio.create_task(self._read())
 
@@ -444,6 +449,7 @@ class LogWatch:
                 await self.changed.wait()
 
     async def close(self) -> None:
+        self.server.watch = None
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
 
@@ -454,10 +460,10 @@ async def test_a_rolling_restart_keeps_every_client(
 ) -> None:
     """SIGHUP with 200 WebSockets and a component page open in Chromium.
 
-    New workers start and listen beside the old ones; handshakes made
-    meanwhile all succeed; then each of the 200 clients gets 1012 and
-    reconnects at once to a new worker (no refusal), and the page, told
-    1012 too, resumes from the shared Redis store with its count.
+    New workers start and listen beside the old ones; then each of the 200
+    clients gets 1012 and reconnects at once to a new worker while the old
+    ones drain (no handshake refused), and the page, told 1012 too,
+    resumes from the shared Redis store with its count.
     """
     from playwright.async_api import async_playwright
 
@@ -517,17 +523,10 @@ async def test_a_rolling_restart_keeps_every_client(
             clients = [client for client, _ in opened]
             assert {pid for _, pid in opened} <= old_pids
 
-            # Handshakes while the new workers start, until they all listen.
-            probed: list[int] = []
-            new_listening = asyncio.Event()
-
-            async def probe() -> None:
-                while not new_listening.is_set():
-                    client, pid = await open_client()
-                    probed.append(pid)
-                    await client.close()
-
-            prober = asyncio.create_task(probe())
+            # No prober connecting meanwhile: one whose TCP handshake the
+            # kernel completes on an old listener in the instant it closes is
+            # reset (docs/operations.md, "A kernel detail"), and one accepted
+            # just before gets 101 then 1012 (tests/server/test_server.py).
             mark = len(server.log)
             restart = await asyncio.to_thread(
                 run_cli, "restart", "--pid-file", str(pid_file), cwd=tmp_path
@@ -536,9 +535,6 @@ async def test_a_rolling_restart_keeps_every_client(
             found = await watch.wait_for(
                 r"supervisor: 2 new workers listening \(pids (.*?)\)", mark
             )
-            new_listening.set()
-            await prober  # every handshake succeeded, or this raises
-            assert probed
             new_pids = {int(pid) for pid in found.group(1).split()}
             assert len(new_pids) == 2 and not new_pids & old_pids
 

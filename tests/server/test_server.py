@@ -209,6 +209,36 @@ async def test_shutdown_delivers_what_was_sent_before_it(h: Harness) -> None:
     await asyncio.wait_for(shutting_down, TIMEOUT)
 
 
+async def test_a_restart_answers_a_handshake_accepted_before_the_listener_closed(
+    h: Harness,
+) -> None:
+    """The race of a rolling restart: a client connects to an old worker just
+    before its listener closes, and its handshake arrives after the shutdown
+    began.  A plain shutdown closes such a connection (or answers its
+    handshake with 503); a restart answers 101 then 1012,
+    so that the client reconnects at once (to a new worker) instead of
+    counting a refusal.  An open connection that sends nothing meanwhile is
+    not dropped either: the grace period bounds it.
+    """
+    server = await h.serve(FunctionApp(), shutdown_timeout=TIMEOUT)
+    late = await h.raw(server)
+    await wait_until(lambda: len(server.connections) == 1)  # accepted
+    shutting_down = asyncio.create_task(server.shutdown(restart=True))
+    await wait_until(lambda: server.shutting_down)
+    await late.handshake()
+    frame = await late.recv_frame()
+    assert (frame.opcode, frame.payload) == (OP_CLOSE, close_payload(1012, "server restarting"))
+    await late.send(close_frame(1012))
+    assert await late.read_to_eof() == b""
+    await asyncio.wait_for(shutting_down, TIMEOUT)
+    # The same race in a plain shutdown: the idle connection is closed.
+    server = await h.serve(FunctionApp(), shutdown_timeout=TIMEOUT)
+    late = await h.raw(server)
+    await wait_until(lambda: len(server.connections) == 1)
+    await asyncio.wait_for(server.shutdown(), TIMEOUT)
+    assert await late.read_to_eof() == b""
+
+
 async def test_shutdown_refuses_new_connections_and_aborts_stragglers(h: Harness) -> None:
     shutdown_timeout = 0.3
     # close_timeout is longer, so that it is the grace period that ends it.

@@ -1195,6 +1195,12 @@ class Connection(asyncio.BufferedProtocol):
         if self.protocol.state is State.OPEN:
             self.close(*self.server.shutdown_close)
         elif self.protocol.state is State.CONNECTING and (self._task is None or self._task.done()):
+            if self._bytes_in == 0 and self.server.shutdown_close[0] == CloseCode.SERVICE_RESTART:
+                # Accepted just before a restart closed the listener, its
+                # request still on its way: answer it (a handshake gets 101,
+                # then 1012, "reconnect now") rather than drop it.  The open
+                # timeout and the grace period bound the wait.
+                return
             self._abort_or_close(abort=False)
 
     def abort(self) -> None:

@@ -264,8 +264,14 @@ class Server:
         self._websocket_count += 1
 
     def refuses_new_websockets(self) -> bool:
-        """True when a new handshake must get 503: shutting down, or full."""
-        if self.shutting_down:
+        """True when a new handshake must get 503: shutting down, or full.
+
+        Not in a restart: a handshake that reaches this server then came on a
+        connection accepted before its listener closed; it is accepted, then
+        closed at once with 1012, which sends the client to the new workers
+        without counting as a failure.
+        """
+        if self.shutting_down and self.shutdown_close is not RESTART_CLOSE:
             return True
         limit = self.config.max_connections
         if limit is None:
