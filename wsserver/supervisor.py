@@ -384,6 +384,7 @@ async def _supervise(command: WorkerCommand, count: int, port: int, config: Serv
                 # Signals during this restart ask for one more after it.
                 restart.clear()
                 retired = await _replace_workers(command, workers, port, config, stop)
+                retiring = [task for task in retiring if not task.done()]
                 if retired is not None:
                     retiring.append(retired)
                 continue
