@@ -617,3 +617,32 @@ async def test_a_restart_whose_new_worker_fails_keeps_the_old_ones(tmp_path: Pat
         log = await server.stop()
         assert server.process.returncode == 0, log
     assert "RuntimeError: the new code is broken" in log
+
+
+async def test_sigterm_during_a_restart_lets_the_old_workers_finish_their_drain(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "stubborn.py").write_text(
+        "import asyncio\n"
+        "async def app(websocket):\n"
+        "    await websocket.accept()\n"
+        "    await websocket.send_text('in')\n"
+        "    await asyncio.sleep(3600)  # never looks: the grace period ends it\n"
+    )
+    args = ("stubborn:app", "--workers", "2", "--shutdown-timeout", "4")
+    async with supervised(*args, cwd=tmp_path) as server:
+        watch = LogWatch(server)
+        client = await connect(f"ws://127.0.0.1:{server.port}/")
+        assert await asyncio.wait_for(client.recv(), TIMEOUT) == "in"
+        mark = len(server.log)
+        server.process.send_signal(signal.SIGHUP)
+        await watch.wait_for(r"new workers listening", mark)
+        await asyncio.wait_for(client.wait_closed(), TIMEOUT)
+        assert client.close_code == 1012
+        # One old worker still waits for its handler: stop everything now.
+        log = await server.stop(signal.SIGTERM)
+        assert server.process.returncode == 0, log
+    # The draining worker was not signalled again: it ended its grace period
+    # itself, and the supervisor waited for it.
+    assert "cancelling 1 handlers after the grace period" in log
+    assert "did not stop: killing it" not in log and "Traceback" not in log
