@@ -422,6 +422,7 @@ NOT_CONFIG = {
     "reload_include",
     "reload_exclude",
     "channels_backend",
+    "pid_file",
 }
 
 
@@ -1275,3 +1276,79 @@ def test_lifespan_on_refuses_an_application_without_it(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines()[-1] == (
         "wsserver: error: the application's lifespan startup failed: AssertionError: http only"
     )
+
+
+# ---------------------------------------------------------------------------
+# --pid-file and `wsserver restart` (SIGHUP)
+# ---------------------------------------------------------------------------
+
+
+async def test_sighup_to_one_process_closes_websockets_with_1012_and_exits(tmp_path: Path) -> None:
+    """Without --workers, `wsserver restart` is a graceful exit with 1012.
+
+    Its process manager starts it again; meanwhile the clients, told 1012,
+    reconnect at once and retry.
+    """
+    pid_file = tmp_path / "server.pid"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wsserver", "run", "examples.echo:EchoView", "--port", "0",
+        "--pid-file", str(pid_file), "--ws-ping-interval", "none",
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        while True:
+            line = (await asyncio.wait_for(process.stderr.readline(), START_TIMEOUT)).decode()
+            assert line, "the server exited before listening"
+            if found := re.search(r"listening on 127\.0\.0\.1:(\d+)", line):
+                break
+        assert int(pid_file.read_text()) == process.pid
+        client = await connect(f"ws://127.0.0.1:{found.group(1)}/")
+        result = await asyncio.to_thread(run_cli, "restart", str(process.pid))
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == f"wsserver: sent SIGHUP to {process.pid}\n"
+        await asyncio.wait_for(client.wait_closed(), TIMEOUT)
+        assert client.close_code == 1012
+        assert client.close_reason == "server restarting"
+        _, err = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = err.decode()
+    assert process.returncode == 0, log
+    assert "SIGHUP: shutting down for a restart (1012)" in log
+    assert "Traceback" not in log
+    assert not pid_file.exists()
+
+
+def test_restart_of_a_stale_pid_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    # A process that has exited and been reaped: its pid names nobody.
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    pid_file = tmp_path / "stale.pid"
+    pid_file.write_text(gone.stdout)
+    result = run_cli("restart", "--pid-file", str(pid_file))
+    message = assert_one_error_line(result, status=1)
+    assert message == f"no process {gone.stdout.strip()} (a stale pid file?)"
+    missing = run_cli("restart", "--pid-file", str(tmp_path / "missing.pid"))
+    assert assert_one_error_line(missing, status=1).startswith("[Errno 2] No such file")
+    pid_file.write_text("not a pid\n")
+    garbage = assert_one_error_line(run_cli("restart", "--pid-file", str(pid_file)), status=1)
+    assert garbage == f"{pid_file} does not hold a process id: 'not a pid'"
+
+
+def test_restart_needs_a_pid_or_a_pid_file(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["restart"])
+    assert caught.value.code == 2
+    assert "one of the arguments --pid-file pid is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as caught:
+        main(["restart", "12", "--pid-file", "x"])
+    assert caught.value.code == 2
+
+
+def test_an_unwritable_pid_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    where = tmp_path / "no-such-dir" / "server.pid"
+    result = run_cli("run", "examples.echo:EchoView", "--pid-file", str(where), "--port", "0")
+    assert assert_one_error_line(result).startswith("cannot write --pid-file: [Errno 2]")

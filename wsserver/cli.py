@@ -56,6 +56,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from . import __version__
+from .pidfile import read_pid_file, remove_pid_file, send_restart, write_pid_file
 from .protocol import LocalProtocolError
 from .reloader import DEFAULT_EXCLUDES, DEFAULT_INCLUDES, ReloadSettings, run_reloader
 from .server import ServerConfig, as_app, serve
@@ -458,10 +459,45 @@ def _parser(options: Sequence[EnvironmentOption] | None = None) -> argparse.Argu
         help="text lines, or one JSON object per line with the access and connection "
         "fields (default text; --log-config overrides it)",
     )
+    run.add_argument(
+        "--pid-file",
+        default=None,
+        metavar="FILE",
+        help="write the pid to signal (the supervisor's with --workers) to FILE, "
+        "for `wsserver restart --pid-file FILE`; removed at exit",
+    )
     # What plugins add (wsserver.server.plugin_options).
     for option in plugin_options() if options is None else options:
         run.add_argument(option.flag, default=None, metavar=option.metavar, help=option.help)
+    restart = commands.add_parser(
+        "restart",
+        help="restart a running server gracefully (SIGHUP)",
+        description="Send SIGHUP to a running `wsserver run`: with --workers, a rolling "
+        "restart (new workers first, then the old ones close their WebSockets with 1012 "
+        "and drain); a single process shuts down with 1012 for its process manager to "
+        "start it again.",
+    )
+    which = restart.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pid-file", default=None, metavar="FILE", help="as given to run")
+    which.add_argument("pid", nargs="?", type=int, default=None, help="the process id")
     return parser
+
+
+def restart_command(args: argparse.Namespace) -> int:
+    """``wsserver restart``: SIGHUP to the pid given or in the pid file."""
+    try:
+        pid: int = read_pid_file(args.pid_file) if args.pid_file is not None else args.pid
+        if pid <= 0:
+            raise ValueError(f"{pid} is not a process id")
+        send_restart(pid)
+    except (OSError, ValueError) as error:
+        if isinstance(error, ProcessLookupError):
+            print(f"wsserver: error: no process {pid} (a stale pid file?)", file=sys.stderr)
+        else:
+            print(f"wsserver: error: {error}", file=sys.stderr)
+        return 1
+    print(f"wsserver: sent SIGHUP to {pid}", file=sys.stderr)
+    return 0
 
 
 def load_app(
@@ -643,8 +679,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser(options)
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
-    worker = os.environ.get(WORKER_ENV)
+    if args.command == "restart":
+        return restart_command(args)
     link = worker_link()
+    # Workers and the reloader's child (which have the link) never write it.
+    pid_file = args.pid_file if link is None else None
+    if pid_file is not None:
+        try:
+            write_pid_file(pid_file)
+        except OSError as error:
+            print(f"wsserver: error: cannot write --pid-file: {error}", file=sys.stderr)
+            return 2
+    try:
+        return _run(args, arguments, options, link)
+    finally:
+        if pid_file is not None:
+            remove_pid_file(pid_file)
+
+
+def _run(
+    args: argparse.Namespace,
+    arguments: list[str],
+    options: Sequence[EnvironmentOption],
+    link: int | None,
+) -> int:
+    """``wsserver run``, once the pid file is written."""
+    worker = os.environ.get(WORKER_ENV)
     app_dir = os.path.abspath(args.app_dir) if args.app_dir else os.getcwd()
     try:
         # A reloader's child is a worker (it has the link): it serves.

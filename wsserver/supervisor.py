@@ -11,14 +11,25 @@ given, and waits until each says it is listening; a worker that exits
 before that makes the supervisor stop the others and exit with status 1.
 SIGINT and SIGTERM are forwarded to every worker (once, as SIGTERM) for a
 graceful shutdown; the supervisor exits 0 when they all did.  A worker that
-crashes later is restarted.  Workers run in their own process group (a
+crashes later is restarted.
+
+SIGHUP is a rolling restart (``wsserver restart``), as gunicorn's arbiter
+does it: N new workers start (a fresh import of the application) and bind
+the same port beside the old ones; once every new one listens, each old
+one is told on its link (``_RESTART``) to stop accepting, close its
+WebSockets with 1012 (service restart) and drain within the shutdown
+timeout.  Clients that reconnect at once reach the new workers: the old
+listeners close before the 1012s go out.  If a new worker fails to start,
+the new ones are stopped and the old ones keep serving (one error line);
+the supervisor goes on.  Workers run in their own process group (a
 terminal's Ctrl-C reaches the supervisor alone, which forwards it) and stop
 by themselves if the supervisor disappears.
 
 A worker learns that it is one from its environment: ``WORKER_ENV`` holds
 its index and ``WORKER_FD_ENV`` its end of a socket pair to the supervisor
 (``worker_link()``); ``serve_worker`` serves, writes one byte on the link
-once listening, and shuts down when the link reaches end of file.
+once listening, shuts down when the link reaches end of file, and shuts
+down for a restart (1012) when the supervisor writes ``_RESTART`` on it.
 
 This module knows nothing of the command line: the command that starts a
 worker comes from ``wsserver.cli``.  The reloader (``wsserver.reloader``)
@@ -80,6 +91,8 @@ WORKER_START_TIMEOUT = 60.0
 _KILL_MARGIN = 5.0
 # The byte a worker sends when it is listening.
 _READY = b"R"
+# The byte the supervisor sends a worker it replaces in a rolling restart.
+_RESTART = b"S"
 
 #: The command line of a worker, given the port every worker binds: it must
 #: serve the same application with SO_REUSEPORT, in one process.
@@ -107,21 +120,33 @@ async def serve_worker(app: Application, config: ServerConfig, fd: int) -> None:
     link = socket.socket(fileno=fd)
     link.setblocking(False)
     stop = asyncio.Event()
+    restart = False
     server = Server(app, config)
     installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+
+    def hangup() -> None:
+        # The supervisor restarts the workers; one worker cannot replace
+        # itself (``pkill -HUP`` reaches the workers too: ignore it).
+        logger.warning("SIGHUP ignored: send it to the supervisor (pid %d)", os.getppid())
+
+    handlers = [(signal.SIGINT, stop.set), (signal.SIGTERM, stop.set), (signal.SIGHUP, hangup)]
+    for sig, handler in handlers:
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, handler)
             installed.append(sig)
 
-    def supervisor_gone() -> None:
+    def from_supervisor() -> None:
+        nonlocal restart
         try:
             data = link.recv(16)
         except BlockingIOError:
             return
         except OSError:
             data = b""
-        if not data:
+        if _RESTART in data:
+            restart = True
+            stop.set()
+        elif not data:
             logger.warning("the supervisor is gone: shutting down")
             loop.remove_reader(link)
             stop.set()
@@ -129,15 +154,18 @@ async def serve_worker(app: Application, config: ServerConfig, fd: int) -> None:
     try:
         await server.start()
         await loop.sock_sendall(link, _READY)
-        loop.add_reader(link, supervisor_gone)
+        loop.add_reader(link, from_supervisor)
         await stop.wait()
     finally:
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(link)
         for sig in installed:
             loop.remove_signal_handler(sig)
-        logger.info("shutting down")
-        await server.shutdown()
+        if restart:
+            logger.info("replaced by a new worker: closing WebSockets with 1012 and draining")
+        else:
+            logger.info("shutting down")
+        await server.shutdown(restart=restart)
         link.close()
 
 
@@ -315,8 +343,13 @@ async def _supervise(command: WorkerCommand, count: int, port: int, config: Serv
                     worker.process.kill()
 
     workers: dict[int, Worker] = {}
+    # Old workers draining after a rolling restart, and the task for each
+    # group (stop_workers with restart=True).
+    retiring: list[asyncio.Task[int]] = []
+    restart = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    loop.add_signal_handler(signal.SIGHUP, restart.set)
     status = 0
     try:
         for index in range(1, count + 1):
@@ -340,9 +373,21 @@ async def _supervise(command: WorkerCommand, count: int, port: int, config: Serv
             )
         while not stop.is_set():
             stopping = asyncio.create_task(stop.wait())
+            restarting = asyncio.create_task(restart.wait())
             exits = {worker.exited: worker for worker in workers.values()}
-            done, _ = await asyncio.wait({stopping, *exits}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {stopping, restarting, *exits}, return_when=asyncio.FIRST_COMPLETED
+            )
             stopping.cancel()
+            restarting.cancel()
+            if restart.is_set() and not stop.is_set():
+                # Signals during this restart ask for one more after it.
+                restart.clear()
+                retired = await _replace_workers(command, workers, port, config, stop)
+                retiring = [task for task in retiring if not task.done()]
+                if retired is not None:
+                    retiring.append(retired)
+                continue
             for task in done:
                 crashed = exits.get(task)
                 if crashed is None or stop.is_set():
@@ -372,15 +417,85 @@ async def _supervise(command: WorkerCommand, count: int, port: int, config: Serv
                     stop.set()
     finally:
         status = max(status, await stop_workers(list(workers.values()), config))
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # Old workers are already draining: wait for them, without a signal
+        # (a second SIGTERM would cut their grace period short).
+        if retiring:
+            await asyncio.wait(retiring)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     return status
 
 
-async def stop_workers(workers: list[Worker], config: ServerConfig) -> int:
-    """SIGTERM every worker, wait for the graceful shutdowns, kill stragglers."""
+async def _replace_workers(
+    command: WorkerCommand,
+    workers: dict[int, Worker],
+    port: int,
+    config: ServerConfig,
+    stop: asyncio.Event,
+) -> asyncio.Task[int] | None:
+    """A rolling restart: new workers first, then the old ones drain with 1012.
+
+    ``workers`` is updated in place once every new worker listens.
+
+    Returns:
+        The task that waits for the old workers to finish, or ``None`` when
+        the restart did not happen (a new worker failed, or a stop came).
+    """
+    old = dict(workers)
+    logger.info("supervisor: SIGHUP: starting %d new workers", len(old))
+    fresh: dict[int, Worker] = {}
+    for index in old:
+        fresh[index] = await start_worker(command, index, port)
+    for worker in fresh.values():
+        if not await wait_ready(worker, stop):
+            print(
+                f"wsserver: error: new worker {worker.index} (pid {worker.process.pid}) "
+                f"{describe_exit(worker)} during a restart: the old workers keep serving",
+                file=sys.stderr,
+            )
+            await stop_workers(list(fresh.values()), config)
+            return None
+    if stop.is_set():
+        await stop_workers(list(fresh.values()), config)
+        return None
+    workers.update(fresh)
+    logger.info(
+        "supervisor: %d new workers listening (pids %s); the old ones (pids %s) "
+        "close their WebSockets with 1012 and drain",
+        len(fresh),
+        " ".join(str(worker.process.pid) for worker in fresh.values()),
+        " ".join(str(worker.process.pid) for worker in old.values()),
+    )
+    return asyncio.create_task(_retire(list(old.values()), config))
+
+
+async def _retire(old: list[Worker], config: ServerConfig) -> int:
+    """Stop the replaced workers (1012, drain); one log line when they are gone."""
+    status = await stop_workers(old, config, restart=True)
+    logger.info(
+        "supervisor: rolling restart done: the old workers (pids %s) have stopped",
+        " ".join(str(worker.process.pid) for worker in old),
+    )
+    return status
+
+
+async def stop_workers(
+    workers: list[Worker], config: ServerConfig, *, restart: bool = False
+) -> int:
+    """SIGTERM every worker, wait for the graceful shutdowns, kill stragglers.
+
+    With ``restart``, each is told on its link to shut down for a restart
+    (1012, no drain delay) instead of SIGTERM.
+    """
     for worker in workers:
-        if worker.process.returncode is None:
+        if worker.process.returncode is not None:
+            continue
+        if restart:
+            # One byte into an idle socket pair's buffer: it never blocks.
+            # A worker that just died has closed its end: nothing to tell.
+            with contextlib.suppress(OSError):
+                worker.link.send(_RESTART)
+        else:
             with contextlib.suppress(ProcessLookupError):
                 worker.process.send_signal(signal.SIGTERM)
     grace = config.shutdown_timeout + config.close_timeout + _KILL_MARGIN

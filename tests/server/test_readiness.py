@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -160,3 +161,53 @@ async def test_sigterm_turns_readyz_to_503_within_one_poll_before_the_port_close
     finally:
         process.kill()
         await process.wait()
+
+
+async def test_readyz_is_503_while_redis_is_away_when_the_app_requires_it(
+    tmp_path: Path,
+) -> None:
+    """The documented check, against a real redis-server stopped and started."""
+    from wsserver.plugins.channels import ChannelManager, RedisBackend
+
+    from ..plugins.channels._helpers import RedisServer, find_redis_server, serve_manager
+
+    executable = find_redis_server()
+    assert executable is not None, "this test needs redis-server: apt-get install redis-server"
+    redis = RedisServer(executable, tmp_path)
+    redis.start()
+    backend = RedisBackend(
+        redis.url, reconnect_base=0.05, reconnect_max=0.2, connect_timeout=1.0,
+        command_timeout=1.0, heartbeat_interval=0.5,
+    )  # fmt: skip
+    manager = ChannelManager(backend)
+
+    class RedisApp(App):
+        async def startup(self) -> None:
+            # A manager starts its backend at first use; an application
+            # whose readiness depends on Redis starts it before listening,
+            # or /readyz would wait for a client that the balancer, seeing
+            # 503, never sends.
+            await manager.start()
+
+    app = RedisApp()
+    app.add_readiness_check(lambda: backend.available or "redis away")
+
+    async def readyz_until(port: int, wanted: int) -> bytes:
+        # A load balancer's polls, bounded: each is a real probe.
+        async with asyncio.timeout(4 * TIMEOUT):
+            while True:
+                status, _, body = await http_get(port, "/readyz")
+                if status == wanted:
+                    return body
+                await asyncio.sleep(0.02)
+
+    try:
+        async with serve_manager(manager, app=app) as server:
+            assert await readyz_until(server.port, 200) == b"ready\n"
+            redis.stop()
+            assert await readyz_until(server.port, 503) == b"not ready: redis away\n"
+            assert (await http_get(server.port, "/healthz"))[0] == 200  # alive all along
+            redis.start()
+            assert await readyz_until(server.port, 200) == b"ready\n"
+    finally:
+        redis.stop()

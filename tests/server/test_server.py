@@ -209,6 +209,36 @@ async def test_shutdown_delivers_what_was_sent_before_it(h: Harness) -> None:
     await asyncio.wait_for(shutting_down, TIMEOUT)
 
 
+async def test_a_restart_answers_a_handshake_accepted_before_the_listener_closed(
+    h: Harness,
+) -> None:
+    """The race of a rolling restart: a client connects to an old worker just
+    before its listener closes, and its handshake arrives after the shutdown
+    began.  A plain shutdown closes such a connection (or answers its
+    handshake with 503); a restart answers 101 then 1012,
+    so that the client reconnects at once (to a new worker) instead of
+    counting a refusal.  An open connection that sends nothing meanwhile is
+    not dropped either: the grace period bounds it.
+    """
+    server = await h.serve(FunctionApp(), shutdown_timeout=TIMEOUT)
+    late = await h.raw(server)
+    await wait_until(lambda: len(server.connections) == 1)  # accepted
+    shutting_down = asyncio.create_task(server.shutdown(restart=True))
+    await wait_until(lambda: server.shutting_down)
+    await late.handshake()
+    frame = await late.recv_frame()
+    assert (frame.opcode, frame.payload) == (OP_CLOSE, close_payload(1012, "server restarting"))
+    await late.send(close_frame(1012))
+    assert await late.read_to_eof() == b""
+    await asyncio.wait_for(shutting_down, TIMEOUT)
+    # The same race in a plain shutdown: the idle connection is closed.
+    server = await h.serve(FunctionApp(), shutdown_timeout=TIMEOUT)
+    late = await h.raw(server)
+    await wait_until(lambda: len(server.connections) == 1)
+    await asyncio.wait_for(server.shutdown(), TIMEOUT)
+    assert await late.read_to_eof() == b""
+
+
 async def test_shutdown_refuses_new_connections_and_aborts_stragglers(h: Harness) -> None:
     shutdown_timeout = 0.3
     # close_timeout is longer, so that it is the grace period that ends it.
@@ -483,6 +513,43 @@ async def test_serve_forever_stops_on_sigterm_and_restores_the_handlers() -> Non
     await asyncio.wait_for(serving, TIMEOUT)
     assert caught.value.rcvd is not None and caught.value.rcvd.code == 1001
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+async def test_sighup_shuts_down_for_a_restart_with_1012_and_no_drain_delay() -> None:
+    before = signal.getsignal(signal.SIGHUP)
+    # The drain delay would hold a SIGTERM's shutdown for a minute: a
+    # restart skips it (there is no balancer to tell; 1012 says "come back").
+    server = Server(FunctionApp(), quick_config(drain_delay=60.0))
+    serving = asyncio.create_task(server.serve_forever())
+    await wait_until(lambda: bool(server.addresses))
+    assert signal.getsignal(signal.SIGHUP) is not before, "no SIGHUP handler installed"
+    async with ws_client(server) as ws:
+        os.kill(os.getpid(), signal.SIGHUP)
+        with pytest.raises(ConnectionClosed) as caught:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    await asyncio.wait_for(serving, TIMEOUT)
+    assert caught.value.rcvd is not None
+    assert (caught.value.rcvd.code, caught.value.rcvd.reason) == (1012, "server restarting")
+    assert signal.getsignal(signal.SIGHUP) == before
+
+
+async def test_a_sighup_ignored_at_start_stays_ignored() -> None:
+    """Under nohup, a closed terminal's SIGHUP must not stop the server."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        server = Server(FunctionApp(), quick_config())
+        serving = asyncio.create_task(server.serve_forever())
+        await wait_until(lambda: bool(server.addresses))
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        async with ws_client(server) as ws:
+            os.kill(os.getpid(), signal.SIGHUP)  # discarded by the kernel
+            os.kill(os.getpid(), signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as caught:
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+        await asyncio.wait_for(serving, TIMEOUT)
+        assert caught.value.rcvd is not None and caught.value.rcvd.code == 1001
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 # ---------------------------------------------------------------------------

@@ -81,6 +81,9 @@ class ConnectionOwner(Protocol):
     app: Application
     config: ServerConfig
     shutting_down: bool
+    #: The close code and reason shutdown() sends every WebSocket: 1001
+    #: (going away), or 1012 (service restart) in a rolling restart.
+    shutdown_close: tuple[CloseCode, str]
     #: Where every connection's transport reads into (see ``get_buffer``).
     receive_buffer: memoryview
     #: Whose forwarding headers are believed (``ServerConfig.proxy_headers``).
@@ -1092,7 +1095,7 @@ class Connection(asyncio.BufferedProtocol):
             # Server.shutdown() could not close it then: it would stay open
             # until the grace period ends and be aborted.  Start its closing
             # handshake now instead; close() pumps.
-            self.close(CloseCode.GOING_AWAY, "server shutting down")
+            self.close(*self.server.shutdown_close)
             return extensions
         self.pump()
         return extensions
@@ -1199,10 +1202,16 @@ class Connection(asyncio.BufferedProtocol):
     # -- server shutdown -----------------------------------------------------
 
     def shutdown(self) -> None:
-        """Close with 1001 (going away), or finish the HTTP exchange."""
+        """Close with the server's ``shutdown_close``, or finish the HTTP exchange."""
         if self.protocol.state is State.OPEN:
-            self.close(CloseCode.GOING_AWAY, "server shutting down")
+            self.close(*self.server.shutdown_close)
         elif self.protocol.state is State.CONNECTING and (self._task is None or self._task.done()):
+            if self._bytes_in == 0 and self.server.shutdown_close[0] == CloseCode.SERVICE_RESTART:
+                # Accepted just before a restart closed the listener, its
+                # request still on its way: answer it (a handshake gets 101,
+                # then 1012, "reconnect now") rather than drop it.  The open
+                # timeout and the grace period bound the wait.
+                return
             self._abort_or_close(abort=False)
 
     def abort(self) -> None:

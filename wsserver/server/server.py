@@ -5,6 +5,13 @@ order: stop accepting; answer new handshakes on open connections with 503;
 close every WebSocket with 1001 (going away), flushing what was already
 passed to ``send``; wait up to ``shutdown_timeout``; abort what is left.
 
+``shutdown(restart=True)`` is the same with 1012 (service restart) and no
+drain delay: what a worker does when the supervisor replaces it (a rolling
+restart, ``wsserver.supervisor``), and what a single process does on SIGHUP
+(it then exits; see docs/operations.md).  1012 tells clients that the
+server is coming back at once: the browser runtime reconnects without
+waiting.
+
 An application may have two optional hooks, ``async def startup()`` and
 ``async def shutdown()`` (an ASGI application's lifespan, through
 ``ASGIApp``): ``start()`` awaits the first before it listens, and a failure
@@ -19,9 +26,10 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from ..protocol import CloseCode
 from .app import Application
 from .config import ServerConfig
 from .connection import Connection
@@ -43,6 +51,13 @@ logger = logging.getLogger("wsserver")
 #: to report their end and for cancelled handlers to unwind.
 _AFTER_ABORT = 1.0
 
+#: What a graceful shutdown tells every WebSocket (RFC 6455 section 7.4.1:
+#: 1001, "an endpoint is going away, such as a server going down").
+SHUTDOWN_CLOSE = (CloseCode.GOING_AWAY, "server shutting down")
+#: What a restart tells them: 1012 (IANA registry, "Service Restart"), so
+#: that clients reconnect at once rather than back off.
+RESTART_CLOSE = (CloseCode.SERVICE_RESTART, "server restarting")
+
 
 #: Bytes read from a socket at once: asyncio's own figure for its
 #: transports (``max_size``), large enough that a 1 MiB message takes four
@@ -61,6 +76,8 @@ class Server:
         self.config = config if config is not None else ServerConfig()
         self.connections: set[Connection] = set()
         self.shutting_down = False
+        #: What shutdown() closes WebSockets with (ConnectionOwner).
+        self.shutdown_close = SHUTDOWN_CLOSE
         self._websocket_count = 0
         self._listener: asyncio.Server | None = None
         self._next_id = 0
@@ -147,6 +164,7 @@ class Server:
         self._all_closed = asyncio.Event()
         self._all_closed.set()
         self.shutting_down = False  # a server may be started again after shutdown()
+        self.shutdown_close = SHUTDOWN_CLOSE
         self.readiness.phase = ServerPhase.STARTING
         config = self.config
         _raise_open_file_limit(config.max_connections)
@@ -246,8 +264,14 @@ class Server:
         self._websocket_count += 1
 
     def refuses_new_websockets(self) -> bool:
-        """True when a new handshake must get 503: shutting down, or full."""
-        if self.shutting_down:
+        """True when a new handshake must get 503: shutting down, or full.
+
+        Not in a restart: a handshake that reaches this server then came on a
+        connection accepted before its listener closed; it is accepted, then
+        closed at once with 1012, which sends the client to the new workers
+        without counting as a failure.
+        """
+        if self.shutting_down and self.shutdown_close is not RESTART_CLOSE:
             return True
         limit = self.config.max_connections
         if limit is None:
@@ -299,12 +323,18 @@ class Server:
 
     # -- shutdown --------------------------------------------------------------
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, *, restart: bool = False) -> None:
         """Stop accepting, close every connection with 1001, abort stragglers.
 
         Then let the application's handlers finish (they learn of the end
         from ``receive`` or ``send``) in what is left of ``shutdown_timeout``,
         and cancel those still running: none outlives the server.
+
+        With ``restart``, WebSockets get 1012 (service restart) instead, and
+        the drain delay is skipped: in a rolling restart the new workers
+        already listen on the same port, so there is nothing for a load
+        balancer to notice, and the sooner this listener closes, the fewer
+        connections land in its queue.
         """
         # A local: a second shutdown() running concurrently (a signal while
         # ``async with`` exits) sets self._listener to None when it is done.
@@ -315,11 +345,13 @@ class Server:
         # /readyz answers 503 from now on; with a drain delay, the listener
         # stays open meanwhile, for the load balancer to see it.
         self.readiness.phase = ServerPhase.DRAINING
+        if restart:
+            self.shutdown_close = RESTART_CLOSE
         draining = self._draining
         if draining is not None:
             # A second call (a second signal) ends the drain delay now.
             draining.set()
-        elif self.config.drain_delay:
+        elif self.config.drain_delay and not restart:
             logger.info("draining: /readyz answers 503 for %ss", self.config.drain_delay)
             draining = self._draining = asyncio.Event()
             with contextlib.suppress(TimeoutError):
@@ -368,12 +400,26 @@ class Server:
         await self._stop_app()
 
     async def serve_forever(self, stop: asyncio.Event | None = None) -> None:
-        """Serve until ``stop`` is set (or SIGINT/SIGTERM when it is not given)."""
+        """Serve until ``stop`` is set (or a signal when it is not given).
+
+        Without ``stop``: SIGINT and SIGTERM shut down (1001); SIGHUP shuts
+        down for a restart (1012, see ``shutdown``), for whatever restarts
+        this process (systemd's ``Restart=always``, a container runtime) to
+        start it again; a SIGHUP ignored when the process started (``nohup``)
+        stays ignored.
+        """
         await self.start()
         installed: list[signal.Signals] = []
+        restart = False
         if stop is None:
             stop = asyncio.Event()
-            installed = _install_signal_handlers(stop)
+
+            def on_hangup() -> None:
+                nonlocal restart
+                restart = True
+                stop.set()
+
+            installed = _install_signal_handlers(stop, on_hangup)
         try:
             await stop.wait()
         finally:
@@ -381,8 +427,11 @@ class Server:
             # Ctrl-C (or SIGTERM) then stops the process at once instead of
             # being swallowed, and none of ours outlives this call.
             _remove_signal_handlers(installed)
-            logger.info("shutting down")
-            await self.shutdown()
+            if restart:
+                logger.info("SIGHUP: shutting down for a restart (1012)")
+            else:
+                logger.info("shutting down")
+            await self.shutdown(restart=restart)
 
 
 #: Descriptors kept for everything that is not a client connection: the
@@ -425,12 +474,22 @@ def _raise_open_file_limit(max_connections: int | None) -> None:
         )
 
 
-def _install_signal_handlers(stop: asyncio.Event) -> list[signal.Signals]:
+def _install_signal_handlers(
+    stop: asyncio.Event, on_hangup: Callable[[], None] | None = None
+) -> list[signal.Signals]:
     loop = asyncio.get_running_loop()
     installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    handlers: list[tuple[signal.Signals, Callable[[], None]]] = [
+        (signal.SIGINT, stop.set),
+        (signal.SIGTERM, stop.set),
+    ]
+    hangup = getattr(signal, "SIGHUP", None)
+    # Under nohup SIGHUP is ignored on purpose: keep it so.
+    if on_hangup is not None and hangup is not None and signal.getsignal(hangup) != signal.SIG_IGN:
+        handlers.append((hangup, on_hangup))
+    for sig, handler in handlers:
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, handler)
             installed.append(sig)
     return installed
 

@@ -329,3 +329,30 @@ async def test_direct_writer_writes_to_an_open_connection() -> None:
         await client.close()
     finally:
         await server.shutdown()
+
+
+def _metric(name: str) -> float:
+    from wsserver.server.metric_sources import metric_sources
+
+    (source,) = [s for s in metric_sources() if s.name == name]
+    assert source.kind == "counter"
+    return source.read()
+
+
+async def test_deliveries_and_drops_are_counted_for_the_metrics() -> None:
+    sent, dropped = _metric("wsserver_channels_deliveries"), _metric("wsserver_channels_drops")
+    fast, _, direct = make(writable=True)
+    assert fast.put("fast") and direct == ["fast"]  # the fast path
+    queue, websocket, _ = make(max_messages=2, policy="drop_oldest")
+    websocket.gate.clear()
+    assert queue.put("0")
+    await asyncio.sleep(0)  # the writer takes it
+    for i in range(1, 6):
+        assert queue.put(str(i))  # 1, 2 and 3 dropped to make room
+    websocket.gate.set()
+    await asyncio.wait_for(queue.join(), TIMEOUT)
+    assert websocket.sent == ["0", "4", "5"]
+    queue.close()
+    assert queue.put("refused") is False
+    assert _metric("wsserver_channels_deliveries") - sent == 4
+    assert _metric("wsserver_channels_drops") - dropped == 4

@@ -157,6 +157,62 @@ async def test_attach_to_a_lost_page_says_it_expired(damage: str) -> None:
     await finish(websocket, run)
 
 
+async def test_attaches_are_counted_by_outcome_for_the_metrics() -> None:
+    from wsserver.plugins.components.store import InMemoryStore, StoreUnavailable
+    from wsserver.server.metric_sources import metric_sources
+
+    def counts() -> dict[str, float]:
+        prefix = "wsserver_components_attaches_"
+        return {
+            s.name.removeprefix(prefix): s.read()
+            for s in metric_sources()
+            if s.name.startswith(prefix)
+        }
+
+    class Flaky(InMemoryStore):
+        away = False
+
+        async def get(self, key: str) -> bytes | None:
+            if self.away:
+                raise StoreUnavailable("the store is away")
+            return await super().get(key)
+
+    store = Flaky()
+    app = ComponentApp({"/": Counter}, store=store)
+    before = counts()
+    connection, websocket, run = await attached(app)  # resumed
+    page_id = connection.page_id or ""
+    await finish(websocket, run)
+
+    async def attach(seq: int, answer: str) -> dict[str, Any]:
+        session, websocket = fake_session()
+        run = asyncio.gather(session.run(), PageConnection(app, session).run())
+        websocket.feed({"p": "cv", "k": "attach", "page": page_id, "seq": seq, "count": 4})
+        message = await websocket.next_sent("cv", answer)
+        await finish(websocket, run)
+        return message
+
+    await attach(7, "mount")  # remounted
+    store.away = True
+    assert (await attach(0, "expired"))["reason"] == "invalid"  # unavailable
+    store.away = False
+    key = app.snapshots.prefix + page_id
+    blob = await store.get(key)
+    assert blob is not None
+    await store.set(key, blob[:-1] + bytes([blob[-1] ^ 0x40]), ttl=60)
+    assert (await attach(0, "expired"))["reason"] == "invalid"  # refused
+    await app.snapshots.delete(page_id)
+    assert (await attach(0, "expired"))["reason"] == "expired"  # expired
+    after = counts()
+    assert {name: after[name] - before[name] for name in after} == {
+        "resumed": 1,
+        "remounted": 1,
+        "unavailable": 1,
+        "refused": 1,
+        "expired": 1,
+    }
+
+
 @pytest.mark.parametrize(
     "message",
     [

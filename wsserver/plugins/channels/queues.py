@@ -39,6 +39,7 @@ from typing import Literal
 
 from ...protocol.codes import CloseCode
 from ...server import WebSocket, WebSocketDisconnect, WebSocketState, broadcast
+from ...server.metric_sources import MetricSource, add_metric_source
 from ..runtime.messages import utf8_length
 
 __all__ = [
@@ -188,6 +189,7 @@ class SendQueue:
             when ``drop_oldest`` made room by dropping older messages.
         """
         if self._closed:
+            _totals["dropped"] += 1
             return False
         texts = (item,) if isinstance(item, str) else tuple(item)
         if not texts:
@@ -203,9 +205,11 @@ class SendQueue:
                 written += 1
             if written == len(texts):
                 self.sent += 1
+                _totals["sent"] += 1
                 return True
             if self.websocket.application_state is not WebSocketState.CONNECTED:
                 self.close()
+                _totals["dropped"] += 1
                 return False
             texts = texts[written:]  # the rest of a chunked message, in order
         return self._enqueue(texts, compress)
@@ -217,10 +221,12 @@ class SendQueue:
         ):
             if self.policy == "close":
                 self._overflow()
+                _totals["dropped"] += 1
                 return False
             _, old_size, _ = self._items.popleft()
             self._bytes -= old_size
             self.dropped += 1
+            _totals["dropped"] += 1
         self._items.append((texts, size, compress))
         self._bytes += size
         self._idle.clear()
@@ -262,6 +268,7 @@ class SendQueue:
                 for text in texts:
                     await websocket.send_text(text, compress=compress)
                 self.sent += 1
+                _totals["sent"] += 1
         except (WebSocketDisconnect, RuntimeError):
             # The connection ended ("send after close()" is a RuntimeError);
             # what is left can never be delivered.
@@ -284,6 +291,7 @@ class SendQueue:
         """
         self._closed = True
         self.dropped += len(self._items)
+        _totals["dropped"] += len(self._items)
         self._items.clear()
         self._bytes = 0
         if self._writer is None:
@@ -299,3 +307,24 @@ def _closed(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         # The connection may already be gone: nothing to report.
         logger.debug("closing a slow connection failed", exc_info=task.exception())
+
+
+# Every queue's messages together, for the metrics (docs/operations.md).
+_totals = {"sent": 0, "dropped": 0}
+add_metric_source(
+    MetricSource(
+        "wsserver_channels_deliveries",
+        "counter",
+        "channel messages written to their connection (one per channel reached)",
+        lambda: _totals["sent"],
+    )
+)
+add_metric_source(
+    MetricSource(
+        "wsserver_channels_drops",
+        "counter",
+        "channel messages never written: refused by a closed or overflowing queue, "
+        "dropped by drop_oldest, or left queued when the connection ended",
+        lambda: _totals["dropped"],
+    )
+)

@@ -22,6 +22,7 @@ runs in a task of its own (``PageView.on_session_start``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import secrets
@@ -32,6 +33,7 @@ from urllib.parse import unquote
 
 from ... import CloseCode
 from ...server import QueryParams
+from ...server.metric_sources import MetricSource, add_metric_source
 from ..runtime import Session, SessionClosed
 from ..runtime.js import JSBridge
 from ..runtime.messages import Envelope, MalformedMessage, MessageTooLarge
@@ -90,6 +92,26 @@ PLUGIN = "cv"
 #   table re-rendered is tens of kilobytes, compressed.
 # The snapshot format's version.
 _SNAPSHOT_VERSION = 1
+
+# Page attaches (a first connection, or a resume after a reconnection) by
+# outcome, for the metrics (docs/operations.md), counted in _attach.
+_ATTACH_OUTCOMES = {
+    "resumed": "pages attached to their snapshot with the browser's page as it was",
+    "remounted": "pages attached to their snapshot and sent whole again (their DOM differed)",
+    "expired": "pages whose snapshot was gone (expired or evicted): told to reload",
+    "refused": "pages whose snapshot was refused (bad signature, malformed): told to reload",
+    "unavailable": "pages not attached because the snapshot store was away: told to reload",
+}
+_attaches = dict.fromkeys(_ATTACH_OUTCOMES, 0)
+for _outcome, _meaning in _ATTACH_OUTCOMES.items():
+    add_metric_source(
+        MetricSource(
+            f"wsserver_components_attaches_{_outcome}",
+            "counter",
+            _meaning,
+            functools.partial(_attaches.__getitem__, _outcome),
+        )
+    )
 
 
 def page_snapshot(
@@ -575,10 +597,12 @@ class PageConnection:
             if not isinstance(url, str) or not isinstance(last_seq, int):
                 raise ValueError("malformed snapshot")
         except SnapshotExpired:
+            _attaches["expired"] += 1
             logger.info("conn %d: page %s has expired", self.session.connection_id, page_id)
             await self._expire("expired")
             return
         except (SnapshotError, LookupError, ValueError, TypeError) as exc:
+            _attaches["unavailable" if isinstance(exc, StoreUnavailable) else "refused"] += 1
             logger.warning(
                 "conn %d: snapshot of page %s refused: %s", self.session.connection_id, page_id, exc
             )
@@ -603,8 +627,10 @@ class PageConnection:
         self.tree, self.bindings = rendered.tree, rendered.bindings
         self._title_sent = self._title()
         if seq == last_seq and count == count_nodes(rendered.tree):
+            _attaches["resumed"] += 1
             await self.session.send(PLUGIN, "ready", compress=False, seq=self.seq)
         else:
+            _attaches["remounted"] += 1
             await self._mount()
         await self._connect_hooks(rendered.components)
         # Duck's rule: DOMContentLoaded once per page; a page the browser

@@ -35,6 +35,11 @@
   // Close codes that say the server refuses what this page sends or is:
   // reconnecting would only repeat the failure, so go offline at once.
   var NO_RETRY = new Set([1002, 1003, 1007, 1008, 1009, 1010]);
+  // 1012 (Service Restart): the server is being replaced and a new one
+  // already listens (a rolling restart), so reconnect now rather than back
+  // off: within a random spread of half the base delay, so that every page
+  // does not arrive in the same millisecond.
+  var SERVICE_RESTART = 1012;
   // Our close code when the page drops a connection that stopped answering
   // (close() accepts only 1000 and 3000-4999 from scripts).
   var DROP_CODE = 4000;
@@ -299,6 +304,15 @@
     if (stopped) return;
     if (NO_RETRY.has(code)) {
       setStatus("offline", { code: code, reason: reason });
+      return;
+    }
+    if (code === SERVICE_RESTART) {
+      // Not an attempt that failed: the backoff starts afresh, and applies
+      // if this reconnection fails (a single process still restarting).
+      attempts = 0;
+      var delay = Math.round((Math.random() * config.baseMs) / 2);
+      setStatus("reconnecting", { attempt: 0, delayMs: delay, code: code, reason: reason });
+      retryTimer = setTimeout(connect, delay);
       return;
     }
     scheduleRetry(code, reason);
