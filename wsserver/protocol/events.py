@@ -188,9 +188,9 @@ class HandshakeFailed:
 
     failure: HandshakeFailure
     reason: str
-    status: int | None = None
-    headers: Headers = ()
-    body: bytes = b""
+    status: int | None
+    headers: Headers
+    body: bytes
 
 
 Event = (
