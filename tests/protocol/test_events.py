@@ -37,7 +37,9 @@ EXAMPLES: list[Any] = [
     ),
     HTTPRequest(method="GET", target="/", headers=(), http_version="1.1", body=b"x"),
     RequestRejected(status=400, reason="bad"),
-    HandshakeAccepted(headers=(("upgrade", "websocket"),), subprotocol="chat", extensions="permessage-deflate"),
+    HandshakeAccepted(
+        headers=(("upgrade", "websocket"),), subprotocol="chat", extensions="permessage-deflate"
+    ),
     HandshakeFailed(
         failure=HandshakeFailure.INVALID_STATUS,
         reason="the server answered 302, not 101",
