@@ -155,7 +155,8 @@ class ClientConnection(BaseConnection):
             raise LocalProtocolError(f"invalid request: {exc}") from None
         # A GET has no body: ending it now lets h11 wait for the 101.
         end = self._h11.send(h11.EndOfMessage())
-        assert request is not None and end is not None
+        assert request is not None
+        assert end is not None
         self._output.append(request + end)
 
     @property
