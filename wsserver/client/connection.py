@@ -13,6 +13,14 @@ Flow control both ways:
 * ``send`` waits while the transport's write buffer is above its high-water
   mark (``pause_writing``), so a fast sender cannot fill ours.
 
+Ordering: a message followed at once by the server's Close or by a
+protocol error must not lose the application's answer to that message
+(RFC 6455 section 5.5.1: nothing after our Close), so the core holds the
+Close or the error (``next_event(hold_replies=True)``, as the server does)
+while messages wait to be read or the application is busy with the last
+one it took, that is until it comes back to ``recv()``; at most
+``close_timeout`` seconds.
+
 The end: after the closing handshake (or a failure) the server is to close
 TCP first (RFC 6455 section 7.1.1); we wait ``close_timeout`` for it, then
 abort the transport.
@@ -95,6 +103,9 @@ class ClientWebSocket(asyncio.Protocol):
         self._closing = False  # close() was called: stop bounding the queue
         self._abort_timer: asyncio.TimerHandle | None = None
         self._keepalive: asyncio.Task[None] | None = None
+        # The application took a message and has not come back to recv().
+        self._busy = False
+        self._release_timer: asyncio.TimerHandle | None = None
         #: Round-trip time of the last pong answering one of our pings, seconds.
         self.latency = 0.0
         #: The 101's headers, ``(name, value)``, lowercase names.
@@ -152,6 +163,8 @@ class ClientWebSocket(asyncio.Protocol):
                 self._process()
         if self._abort_timer is not None:
             self._abort_timer.cancel()
+        if self._release_timer is not None:
+            self._release_timer.cancel()
         if self._keepalive is not None:
             self._keepalive.cancel()
         if not self._handshake.done():
@@ -178,11 +191,17 @@ class ClientWebSocket(asyncio.Protocol):
 
     # -- the drive loop ------------------------------------------------
 
-    def _process(self) -> None:
+    def _process(self, *, hold: bool | None = None) -> None:
         core = self._core
-        while (event := core.next_event()) is not None:
+        if hold is None:
+            hold = self._busy or bool(self._messages)
+        while (event := core.next_event(hold_replies=hold)) is not None:
             self._handle(event)
+            if not hold and (self._busy or self._messages):
+                hold = True
         self._flush()
+        if core.reply_held and self._release_timer is None:
+            self._release_timer = self._loop.call_later(self._close_timeout, self._release)
         if core.state is State.CLOSED:
             self._wake_receiver()
             transport = self._transport
@@ -222,6 +241,13 @@ class ClientWebSocket(asyncio.Protocol):
         elif isinstance(event, CloseReceived | ConnectionLost):
             pass  # the state says it; recv() raises once the queue is empty
         # Ping: the core queued the pong already.
+
+    def _release(self) -> None:
+        # The application did not come back in time: answer the held Close
+        # or error now, whatever is left unread.
+        self._release_timer = None
+        if self._core.reply_held:
+            self._process(hold=False)
 
     def _flush(self) -> None:
         data = self._core.data_to_send()
@@ -268,7 +294,16 @@ class ClientWebSocket(asyncio.Protocol):
                 message was taken.
             ConnectionClosedError: it ended otherwise.
         """
+        self._busy = False
         while not self._messages:
+            if self._core.reply_held:
+                # Every message before the held Close or error was taken
+                # and answered: answer it now.
+                if self._release_timer is not None:
+                    self._release_timer.cancel()
+                    self._release_timer = None
+                self._process(hold=False)
+                continue
             if self._core.state is State.CLOSED or self._lost.done():
                 raise self._closed_error()
             receiver = self._receiver = self._loop.create_future()
@@ -277,6 +312,7 @@ class ClientWebSocket(asyncio.Protocol):
             finally:
                 self._receiver = None
         message = self._messages.popleft()
+        self._busy = True
         if self._reading_paused and len(self._messages) <= self._max_queue // 4:
             self._reading_paused = False
             if self._transport is not None:
@@ -422,7 +458,7 @@ class ClientWebSocket(asyncio.Protocol):
             self._transport.resume_reading()
         if self._core.state is State.OPEN:
             self._core.send_close(code, reason)
-            self._process()
+        self._process(hold=False)
         try:
             async with asyncio.timeout(self._close_timeout):
                 await asyncio.shield(self._lost)

@@ -380,9 +380,9 @@ class ClientDeflateSettings:
 
     Attributes:
         client_max_window_bits: the window our compressor uses at most,
-            8..15, offered as ``client_max_window_bits=N`` (section 7.1.2.2:
-            a hint that lets the server allocate a smaller inflater, and
-            leave to it to ask for less).  12 (4 KiB) by default, as the
+            8..15; ``client_max_window_bits`` is offered without a value
+            (section 7.1.2.2), so that the server may ask for less, and we
+            use the smaller of the two.  12 (4 KiB) by default, as the
             server's: with ``mem_level=5``, about 64 KiB per busy connection
             instead of zlib's 300 KiB.
         server_max_window_bits: the window we ask the server to compress
@@ -424,7 +424,7 @@ class ClientDeflateSettings:
 def client_offer(settings: ClientDeflateSettings) -> str:
     """The ``Sec-WebSocket-Extensions`` value a client sends: one offer.
 
-    For example ``permessage-deflate; client_max_window_bits=12``.
+    For example ``permessage-deflate; client_max_window_bits``.
     """
     params = [EXTENSION_NAME]
     if settings.server_no_context_takeover:
@@ -433,7 +433,12 @@ def client_offer(settings: ClientDeflateSettings) -> str:
         params.append(_CLIENT_NO_CONTEXT_TAKEOVER)
     if settings.server_max_window_bits is not None:
         params.append(f"{_SERVER_MAX_WINDOW_BITS}={settings.server_max_window_bits}")
-    params.append(f"{_CLIENT_MAX_WINDOW_BITS}={settings.client_max_window_bits}")
+    # Section 7.1.2.2: without a value, "the client supports" a limit the
+    # server chooses; we offer it so, since any window the server asks for
+    # is one we can compress with (we use the smaller of it and ours).  A
+    # value would be a ceiling the server must not exceed, which some
+    # servers exceed anyway.
+    params.append(_CLIENT_MAX_WINDOW_BITS)
     return "; ".join(params)
 
 
@@ -519,16 +524,16 @@ def accept_response(
             and server_max_window_bits > settings.server_max_window_bits
         ):
             raise _refuse("server_max_window_bits larger than we asked for")
-    # Section 7.1.2.2: the server may answer our client_max_window_bits
-    # "with a value equal to or smaller than the received value"; we always
-    # offer it, so its absence leaves our own window.
+    # Section 7.1.2.2: "By including this parameter in an extension
+    # negotiation response, a server limits the LZ77 sliding window size
+    # that the client uses to compress messages."  We offered the parameter
+    # without a value, so any value is one we accept; we compress with the
+    # smaller of it and our own window (always allowed: a smaller window is
+    # valid for any inflater), and with ours when it is absent.
     client_bits_value = agreed.get(_CLIENT_MAX_WINDOW_BITS)
     client_max_window_bits = settings.client_max_window_bits
     if client_bits_value is not None:
-        asked = _WINDOW_BITS_VALUES[client_bits_value]
-        if asked > client_max_window_bits:
-            raise _refuse("client_max_window_bits larger than we offered")
-        client_max_window_bits = asked
+        client_max_window_bits = min(_WINDOW_BITS_VALUES[client_bits_value], client_max_window_bits)
     return PerMessageDeflate(
         server_no_context_takeover=server_no_context_takeover,
         client_no_context_takeover=client_no_context_takeover,
