@@ -198,6 +198,13 @@ class ClientConnection(BaseConnection):
                 return self._failed(HandshakeFailure.INVALID_MESSAGE, f"invalid response: {exc}")
             if event is h11.NEED_DATA:
                 return None
+            if isinstance(event, h11.InformationalResponse | h11.Response) and not self._fits(
+                event.headers
+            ):
+                return self._failed(
+                    HandshakeFailure.INVALID_MESSAGE,
+                    "response head over the limits (max_headers, max_head_size)",
+                )
             if isinstance(event, h11.InformationalResponse):
                 if event.status_code == 101:
                     return self._switch(event)
@@ -220,6 +227,15 @@ class ClientConnection(BaseConnection):
             return self._failed(
                 HandshakeFailure.INVALID_MESSAGE, "connection closed before the handshake's end"
             )
+
+    def _fits(self, fields: Iterable[tuple[bytes, bytes]]) -> bool:
+        # h11 bounds a head that arrives in pieces (max_incomplete_event_size);
+        # one that arrives whole is bounded here, with the server's limits.
+        count = size = 0
+        for name, value in fields:
+            count += 1
+            size += len(name) + len(value) + 4
+        return count <= self.settings.max_headers and size <= self.settings.max_head_size
 
     def _switch(self, response: h11.InformationalResponse) -> Event:
         headers = _decode_headers(response.headers)
