@@ -66,6 +66,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("base", help="the fuzzing server's URI, ws://HOST:PORT")
     parser.add_argument("--agent", default="wsserver-client")
     parser.add_argument("--cases", type=int, help="run only the first N cases")
+    parser.add_argument("--first", type=int, default=1, help="start at case N (default 1)")
     args = parser.parse_args(argv)
     base = args.base.rstrip("/")
     count = await case_count(base)
@@ -73,7 +74,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         count = min(count, args.cases)
     print(f"[agent] {count} cases", flush=True)
     started = time.monotonic()
-    for case in range(1, count + 1):
+    for case in range(args.first, count + 1):
         await run_case(base, case, args.agent)
         if case % 50 == 0:
             print(f"[agent] {case}/{count} in {time.monotonic() - started:.0f} s", flush=True)

@@ -100,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="wsserver-autobahn-client-") as tmp:
             directory = Path(tmp)
             config = write_config(directory, args.port, REPORTS)
-            command = [wstest, "-m", "fuzzingserver", "-s", str(config)]
+            # --webport 0: no report web server on 8080 (it would collide
+            # with anything else listening there, another run included).
+            command = [wstest, "-m", "fuzzingserver", "-s", str(config), "--webport", "0"]
             with run.running_server(command, args.port, directory / "fuzzingserver.log"):
                 run_agent(args.port, args.cases, directory / "agent.log")
         results = run.load_results(run.find_index(REPORTS), AGENT)

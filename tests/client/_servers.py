@@ -37,7 +37,11 @@ async def websockets_echo(**options: object) -> AsyncIterator[int]:
             await connection.send(message)
 
     async with websockets.asyncio.server.serve(
-        echo, "127.0.0.1", 0, ping_interval=None, **options  # type: ignore[arg-type]
+        echo,
+        "127.0.0.1",
+        0,
+        ping_interval=None,
+        **options,  # type: ignore[arg-type]
     ) as server:
         yield next(iter(server.sockets)).getsockname()[1]
 
@@ -64,7 +68,13 @@ async def wsproto_echo() -> AsyncIterator[int]:
                             )
                         )
                     elif isinstance(event, TextMessage | BytesMessage):
-                        writer.write(ws.send(type(event)(data=event.data, message_finished=event.message_finished)))  # type: ignore[call-arg]
+                        writer.write(
+                            ws.send(
+                                type(event)(
+                                    data=event.data, message_finished=event.message_finished
+                                )
+                            )
+                        )  # type: ignore[call-arg]
                     elif isinstance(event, Ping):
                         writer.write(ws.send(event.response()))
                     elif isinstance(event, CloseConnection):
@@ -81,9 +91,7 @@ async def wsproto_echo() -> AsyncIterator[int]:
 
 
 @asynccontextmanager
-async def raw_server(
-    answer: Callable[[str], bytes], *, close: bool = False
-) -> AsyncIterator[int]:
+async def raw_server(answer: Callable[[str], bytes], *, close: bool = False) -> AsyncIterator[int]:
     """Reads a request head and writes ``answer(key)``; yields the port.
 
     Then closes the connection if ``close``, else waits for the client to.
