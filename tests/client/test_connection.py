@@ -122,13 +122,15 @@ async def test_a_message_over_max_size_fails_with_1009() -> None:
 
 async def test_the_heartbeat_fails_a_silent_server() -> None:
     # The server answers the handshake, then never reads or answers a ping.
-    async with raw_server(switching) as port:
-        async with connect(
+    async with (
+        raw_server(switching) as port,
+        connect(
             f"ws://127.0.0.1:{port}/",
             **options(ping_interval=0.05, ping_timeout=0.1, close_timeout=0.2),
-        ) as ws:  # type: ignore[arg-type]
-            with pytest.raises(ConnectionClosedError) as caught:
-                await asyncio.wait_for(ws.recv(), TIMEOUT)
+        ) as ws,
+    ):  # type: ignore[arg-type]
+        with pytest.raises(ConnectionClosedError) as caught:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
     assert caught.value.sent_code == 1011
 
 

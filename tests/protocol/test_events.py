@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from wsserver.protocol import events
+from wsserver.protocol.codes import HandshakeFailure
 from wsserver.protocol.events import (
     BinaryMessage,
     CloseReceived,
@@ -24,7 +25,6 @@ from wsserver.protocol.events import (
     TextMessage,
     WebSocketRequest,
 )
-from wsserver.protocol.codes import HandshakeFailure
 from wsserver.protocol.headers import ExtensionOffer
 
 #: One instance of every event, with every field set.

@@ -85,7 +85,8 @@ def test_every_state_is_reachable_and_every_state_can_end() -> None:
 
 A = Trigger
 #: Every move of the table, spelled out once more by hand: RFC 6455 sections
-#: 4.2.2 (the 101; 4.1 for the client reading it), 5.5.1 (Close), 7.1.2-7.1.4 (closing), 7.1.7 (failing).
+#: 4.2.2 (the 101; 4.1 for the client reading it), 5.5.1 (Close), 7.1.2-7.1.4
+#: (closing), 7.1.7 (failing).
 MOVES = {
     (CONNECTING, A.ACCEPT): OPEN,
     (CONNECTING, A.HANDSHAKE_COMPLETED): OPEN,
