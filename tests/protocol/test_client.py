@@ -167,6 +167,16 @@ def test_a_response_in_one_byte_pieces() -> None:
     assert [type(event) for event in events] == [HandshakeAccepted]
 
 
+def test_an_empty_read_is_not_the_end_of_the_response() -> None:
+    # Found by fuzz/fuzz_client.py: to h11, b"" means end of file.
+    conn = client()
+    conn.data_to_send()
+    conn.receive_data(b"HTTP/1.1 101 ")
+    conn.receive_data(b"")
+    conn.receive_data(response(*GOOD)[13:])
+    assert [type(event) for event in conn.events()] == [HandshakeAccepted]
+
+
 def test_an_informational_response_before_the_101_is_skipped() -> None:
     conn = client()
     conn.data_to_send()

@@ -179,7 +179,8 @@ class ClientConnection(BaseConnection):
 
     def _receive_handshake_data(self, data: bytes | bytearray | memoryview) -> None:
         assert self._h11 is not None
-        self._h11.receive_data(bytes(data))
+        if data:  # to h11, b"" means end of file
+            self._h11.receive_data(bytes(data))
 
     def _handshake_eof(self) -> None:
         if self._h11 is not None and self._state is State.CONNECTING:
