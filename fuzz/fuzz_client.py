@@ -126,7 +126,7 @@ def check_written(data: bytes) -> None:
     assert position == len(data)
 
 
-def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
+def TestOneInput(data: bytes) -> None:
     case = decode(data)
     events, written = run(case.config, case.pieces)
     if events:
