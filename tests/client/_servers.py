@@ -67,14 +67,24 @@ async def wsproto_echo() -> AsyncIterator[int]:
                                 )
                             )
                         )
-                    elif isinstance(event, TextMessage | BytesMessage):
+                    elif isinstance(event, TextMessage):
+                        # Each piece as it comes: a fragmented message goes
+                        # back fragmented.
                         writer.write(
                             ws.send(
-                                type(event)(
+                                TextMessage(
                                     data=event.data, message_finished=event.message_finished
                                 )
                             )
-                        )  # type: ignore[call-arg]
+                        )
+                    elif isinstance(event, BytesMessage):
+                        writer.write(
+                            ws.send(
+                                BytesMessage(
+                                    data=event.data, message_finished=event.message_finished
+                                )
+                            )
+                        )
                     elif isinstance(event, Ping):
                         writer.write(ws.send(event.response()))
                     elif isinstance(event, CloseConnection):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +37,7 @@ from wsserver.client import (
 from wsserver.server import WebSocket
 
 
-def options(**extra: object) -> dict[str, object]:
+def options(**extra: Any) -> dict[str, Any]:
     extra.setdefault("open_timeout", TIMEOUT)
     extra.setdefault("close_timeout", TIMEOUT)
     extra.setdefault("ping_interval", None)
@@ -43,7 +45,7 @@ def options(**extra: object) -> dict[str, object]:
 
 
 async def exchange(uri: str, **extra: object) -> tuple[list[str | bytes], str | None, str | None]:
-    async with connect(uri, **options(**extra)) as ws:  # type: ignore[arg-type]
+    async with connect(uri, **options(**extra)) as ws:
         await ws.send("hello")
         await ws.send(b"\x00\x01" * 5000)
         await ws.send(["frag", "mented"])
@@ -128,7 +130,7 @@ async def test_subprotocol_chosen_by_our_server() -> None:
         server = await h.serve(FunctionApp(handler))
         async with connect(
             f"ws://127.0.0.1:{server.port}/", subprotocols=["v1", "v2"], **options()
-        ) as ws:  # type: ignore[arg-type]
+        ) as ws:
             assert ws.subprotocol == "v2"
             assert await ws.recv() == "ok"
 
@@ -157,12 +159,12 @@ def status(code: int, *fields: tuple[str, str], body: bytes = b"") -> bytes:
     ],
 )
 async def test_each_handshake_failure_has_its_exception(
-    answer: object, error: type[Exception]
+    answer: Callable[[str], bytes], error: type[Exception]
 ) -> None:
-    async with raw_server(answer) as port:  # type: ignore[arg-type]
+    async with raw_server(answer) as port:
         uri = f"ws://127.0.0.1:{port}/"
         with pytest.raises(error) as caught:
-            await connect(uri, **options())  # type: ignore[arg-type]
+            await connect(uri, **options())
     if isinstance(caught.value, InvalidStatus):
         assert caught.value.status == 403
         assert caught.value.body == b"go away"
@@ -171,7 +173,7 @@ async def test_each_handshake_failure_has_its_exception(
 async def test_a_response_cut_short_is_an_invalid_message() -> None:
     async with raw_server(lambda key: b"HTTP/1.1 101 Switching", close=True) as port:
         with pytest.raises(InvalidMessage, match="closed"):
-            await connect(f"ws://127.0.0.1:{port}/", **options())  # type: ignore[arg-type]
+            await connect(f"ws://127.0.0.1:{port}/", **options())
 
 
 async def test_handshake_timeout() -> None:
@@ -205,7 +207,7 @@ async def test_redirects_are_followed() -> None:
 async def test_a_relative_redirect_loop_ends() -> None:
     async with raw_server(lambda key: status(307, ("Location", "/again"))) as port:
         with pytest.raises(TooManyRedirects):
-            await connect(f"ws://127.0.0.1:{port}/", max_redirects=3, **options())  # type: ignore[arg-type]
+            await connect(f"ws://127.0.0.1:{port}/", max_redirects=3, **options())
 
 
 async def test_a_redirect_from_wss_to_ws_is_refused(tmp_path: Path) -> None:
@@ -221,7 +223,7 @@ async def test_a_redirect_from_wss_to_ws_is_refused(tmp_path: Path) -> None:
     port = server.sockets[0].getsockname()[1]
     try:
         with pytest.raises(InvalidURI, match="insecure"):
-            await connect(f"wss://localhost:{port}/", ssl=client_context, **options())  # type: ignore[arg-type]
+            await connect(f"wss://localhost:{port}/", ssl=client_context, **options())
     finally:
         server.close()
         await server.wait_closed()
@@ -256,7 +258,7 @@ async def test_additional_headers_and_user_agent_reach_the_server() -> None:
             f"ws://127.0.0.1:{server.port}/",
             additional_headers={"Authorization": "Bearer x"},
             **options(),
-        ) as ws:  # type: ignore[arg-type]
+        ) as ws:
             await ws.wait_closed()
     assert ("authorization", "Bearer x") in seen
     assert ("user-agent", "wsserver-client") in seen

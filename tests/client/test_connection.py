@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from wsserver.protocol import State
 from wsserver.server import WebSocket
 
 
-def options(**extra: object) -> dict[str, object]:
+def options(**extra: Any) -> dict[str, Any]:
     extra.setdefault("open_timeout", TIMEOUT)
     extra.setdefault("close_timeout", TIMEOUT)
     extra.setdefault("ping_interval", None)
@@ -32,7 +33,7 @@ async def test_messages_before_the_servers_close_then_a_normal_end() -> None:
 
     async with harness() as h:
         server = await h.serve(FunctionApp(handler))
-        async with connect(f"ws://127.0.0.1:{server.port}/", **options()) as ws:  # type: ignore[arg-type]
+        async with connect(f"ws://127.0.0.1:{server.port}/", **options()) as ws:
             got = [message async for message in ws]
             assert got == ["0", "1", "2"]
             assert (ws.close_code, ws.close_reason) == (1000, "done")
@@ -50,7 +51,7 @@ async def test_an_error_close_raises_out_of_the_loop() -> None:
 
     async with harness() as h:
         server = await h.serve(FunctionApp(handler))
-        async with connect(f"ws://127.0.0.1:{server.port}/", **options()) as ws:  # type: ignore[arg-type]
+        async with connect(f"ws://127.0.0.1:{server.port}/", **options()) as ws:
             with pytest.raises(ConnectionClosedError) as caught:
                 async for _ in ws:
                     pass
@@ -60,7 +61,7 @@ async def test_an_error_close_raises_out_of_the_loop() -> None:
 async def test_ping_returns_the_round_trip_time() -> None:
     async with harness() as h:
         server = await h.serve()
-        async with connect(f"ws://127.0.0.1:{server.port}/", **options()) as ws:  # type: ignore[arg-type]
+        async with connect(f"ws://127.0.0.1:{server.port}/", **options()) as ws:
             rtt = await ws.ping()
             assert 0 < rtt < TIMEOUT
             assert ws.latency == rtt
@@ -78,7 +79,7 @@ async def test_a_fragmented_message_from_an_async_iterable() -> None:
 
     async with harness() as h:
         server = await h.serve()
-        async with connect(f"ws://127.0.0.1:{server.port}/", **options()) as ws:  # type: ignore[arg-type]
+        async with connect(f"ws://127.0.0.1:{server.port}/", **options()) as ws:
             await ws.send(chunks())
             assert await ws.recv() == b"".join(bytes([n]) * 1000 for n in range(5))
             await ws.send([])  # nothing to send
@@ -101,7 +102,7 @@ async def test_many_messages_through_a_small_queue_arrive_in_order() -> None:
 
     async with harness() as h:
         server = await h.serve(FunctionApp(handler))
-        async with connect(f"ws://127.0.0.1:{server.port}/", max_queue=2, **options()) as ws:  # type: ignore[arg-type]
+        async with connect(f"ws://127.0.0.1:{server.port}/", max_queue=2, **options()) as ws:
             got = [message async for message in ws]
     assert got == [str(number) for number in range(200)]
 
@@ -114,7 +115,7 @@ async def test_a_message_over_max_size_fails_with_1009() -> None:
 
     async with harness() as h:
         server = await h.serve(FunctionApp(handler))
-        async with connect(f"ws://127.0.0.1:{server.port}/", max_size=1000, **options()) as ws:  # type: ignore[arg-type]
+        async with connect(f"ws://127.0.0.1:{server.port}/", max_size=1000, **options()) as ws:
             with pytest.raises(ConnectionClosedError) as caught:
                 await ws.recv()
     assert caught.value.sent_code == 1009
@@ -128,7 +129,7 @@ async def test_the_heartbeat_fails_a_silent_server() -> None:
             f"ws://127.0.0.1:{port}/",
             **options(ping_interval=0.05, ping_timeout=0.1, close_timeout=0.2),
         ) as ws,
-    ):  # type: ignore[arg-type]
+    ):
         with pytest.raises(ConnectionClosedError) as caught:
             await asyncio.wait_for(ws.recv(), TIMEOUT)
     assert caught.value.sent_code == 1011
@@ -136,7 +137,7 @@ async def test_the_heartbeat_fails_a_silent_server() -> None:
 
 async def test_close_gives_up_on_a_server_that_never_closes() -> None:
     async with raw_server(switching) as port:
-        ws = await connect(f"ws://127.0.0.1:{port}/", **options(close_timeout=0.2))  # type: ignore[arg-type]
+        ws = await connect(f"ws://127.0.0.1:{port}/", **options(close_timeout=0.2))
         await asyncio.wait_for(ws.close(), TIMEOUT)
         await asyncio.wait_for(ws.wait_closed(), TIMEOUT)
         # No Close came back: the transport was aborted (1006).
@@ -147,6 +148,6 @@ async def test_close_gives_up_on_a_server_that_never_closes() -> None:
 async def test_close_with_a_code_is_echoed_by_the_server() -> None:
     async with harness() as h:
         server = await h.serve()
-        ws = await connect(f"ws://127.0.0.1:{server.port}/", **options())  # type: ignore[arg-type]
+        ws = await connect(f"ws://127.0.0.1:{server.port}/", **options())
         await ws.close(4000, "bye")
         assert (ws.close_code, ws.state) == (4000, State.CLOSED)
