@@ -16,7 +16,8 @@ unbounded memory.  Here:
 * every frame the client writes is masked (RFC 6455 section 5.1), and the
   client replies to what it reads (a pong, a Close) only once open;
 * how the bytes are split does not matter: the events are those of the
-  whole input fed at once;
+  whole input fed at once (but for the wording of an invalid response's
+  reason, which is h11's and names what it was reading when it gave up);
 * bytes kept unparsed stay under the response head limit and a frame
   header or control frame.
 
@@ -29,6 +30,7 @@ Run: ``python fuzz/fuzz_client.py [libFuzzer args] [corpus dirs]``.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 
@@ -36,6 +38,7 @@ import atheris
 
 with atheris.instrument_imports(include=["wsserver", "h11"]):
     from wsserver.protocol.client import ClientConnection
+    from wsserver.protocol.codes import HandshakeFailure
     from wsserver.protocol.events import Event, HandshakeAccepted, HandshakeFailed
     from wsserver.protocol.extensions.permessage_deflate import ClientDeflateSettings
     from wsserver.protocol.settings import ProtocolSettings
@@ -116,6 +119,15 @@ def run(config: int, pieces: list[bytes]) -> tuple[list[Event], bytes]:
     return events, b"".join(written)
 
 
+def _comparable(events: list[Event]) -> list[Event]:
+    return [
+        dataclasses.replace(event, reason="")
+        if isinstance(event, HandshakeFailed) and event.failure is HandshakeFailure.INVALID_MESSAGE
+        else event
+        for event in events
+    ]
+
+
 def check_written(data: bytes) -> None:
     position = 0
     while position < len(data):
@@ -140,7 +152,7 @@ def TestOneInput(data: bytes) -> None:
         assert written == b""
     check_written(written)
     whole, whole_written = run(case.config, [b"".join(case.pieces)])
-    assert whole == events, (whole, events)
+    assert _comparable(whole) == _comparable(events), (whole, events)
     assert whole_written == written
 
 

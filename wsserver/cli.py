@@ -1,4 +1,4 @@
-"""The command line: ``wsserver run module:attr``.
+"""The command line: ``wsserver run module:attr``, ``wsserver connect URI``.
 
 ``attr`` is a ``WebSocketView`` subclass, an ``App`` (or any object with
 ``handle_http`` and ``handle_websocket``), an ``async def endpoint(ws)``,
@@ -453,6 +453,10 @@ def _parser(options: Sequence[EnvironmentOption] | None = None) -> argparse.Argu
     # What plugins add (wsserver.server.plugin_options).
     for option in plugin_options() if options is None else options:
         run.add_argument(option.flag, default=None, metavar=option.metavar, help=option.help)
+    # An interactive client (wsserver.client.console), like python -m websockets.
+    client = commands.add_parser("connect", help="an interactive client: one line per message")
+    client.add_argument("uri", help="ws:// or wss:// URI")
+    client.add_argument("--subprotocol", action="append", help="offer it (repeatable)")
     return parser
 
 
@@ -629,6 +633,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser(options)
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
+    if args.command == "connect":
+        from .client.console import run_console  # only this command needs it
+
+        return run_console(args.uri, subprotocols=args.subprotocol)
     worker = os.environ.get(WORKER_ENV)
     link = worker_link()
     app_dir = os.path.abspath(args.app_dir) if args.app_dir else os.getcwd()
