@@ -1,4 +1,6 @@
-"""``ServerConnection``: one server-side WebSocket connection, sans I/O.
+"""``BaseConnection``, the engine both roles share, and ``ServerConnection``.
+
+``ClientConnection`` (``client.py``) is the other role on the same engine.
 
 The drive loop (docs/protocol.md walks through it):
 
