@@ -151,3 +151,38 @@ async def test_close_with_a_code_is_echoed_by_the_server() -> None:
         ws = await connect(f"ws://127.0.0.1:{server.port}/", **options())
         await ws.close(4000, "bye")
         assert (ws.close_code, ws.state) == (4000, State.CLOSED)
+
+
+async def test_a_close_held_behind_an_unread_message_is_answered_after_close_timeout() -> None:
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("unread")
+        await websocket.close(1000, "bye")
+
+    async with harness() as h:
+        server = await h.serve(FunctionApp(handler))
+        ws = await connect(f"ws://127.0.0.1:{server.port}/", **options(close_timeout=0.1))
+        # Nobody reads: the server's Close waits behind the message, then
+        # is answered anyway, and the server closes TCP.
+        await asyncio.wait_for(ws.wait_closed(), TIMEOUT)
+        assert ws.close_code == 1000
+        assert await ws.recv() == "unread"
+        with pytest.raises(ConnectionClosedOK):
+            await ws.recv()
+
+
+async def test_fragments_must_be_str_or_bytes() -> None:
+    async with harness() as h:
+        server = await h.serve()
+        async with connect(f"ws://127.0.0.1:{server.port}/", **options()) as ws:
+            with pytest.raises(TypeError, match="fragment of type int"):
+                await ws.send([1, 2])  # type: ignore[list-item]
+
+
+async def test_a_ping_when_the_server_is_gone() -> None:
+    async with raw_server(switching, close=True) as port:
+        ws = await connect(f"ws://127.0.0.1:{port}/", **options())
+        await asyncio.wait_for(ws.wait_closed(), TIMEOUT)
+        with pytest.raises(ConnectionClosedError) as caught:
+            await ws.ping()
+    assert caught.value.code == 1006

@@ -224,8 +224,9 @@ class ClientConnection(BaseConnection):
                 continue
             if isinstance(event, h11.EndOfMessage):
                 return self._refused()
-            # h11.ConnectionClosed, or PAUSED after a response: over.
-            return self._failed(
+            # h11.ConnectionClosed (h11 reports an end of file before a
+            # whole response as an error, above, so this is defensive).
+            return self._failed(  # pragma: no cover
                 HandshakeFailure.INVALID_MESSAGE, "connection closed before the handshake's end"
             )
 
