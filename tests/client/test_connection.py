@@ -186,3 +186,15 @@ async def test_a_ping_when_the_server_is_gone() -> None:
         with pytest.raises(ConnectionClosedError) as caught:
             await ws.ping()
     assert caught.value.code == 1006
+
+
+async def test_two_receivers_at_once_are_refused() -> None:
+    async with harness() as h:
+        server = await h.serve()
+        async with connect(f"ws://127.0.0.1:{server.port}/", **options()) as ws:
+            first = asyncio.ensure_future(ws.recv())
+            await asyncio.sleep(0)  # one loop turn: the first recv() is waiting
+            with pytest.raises(RuntimeError, match="already waiting"):
+                await ws.recv()
+            await ws.send("to the first")
+            assert await asyncio.wait_for(first, TIMEOUT) == "to the first"

@@ -293,7 +293,12 @@ class ClientWebSocket(asyncio.Protocol):
             ConnectionClosedOK: the connection ended normally and every
                 message was taken.
             ConnectionClosedError: it ended otherwise.
+            RuntimeError: another coroutine is waiting in ``recv()``.
         """
+        if self._receiver is not None:
+            # Which of two waiting coroutines gets the next message would be
+            # a race: refuse the second, as websockets does.
+            raise RuntimeError("another coroutine is already waiting for the next message")
         self._busy = False
         while not self._messages:
             if self._core.reply_held:
