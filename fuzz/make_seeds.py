@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 FUZZ_DIR = Path(__file__).resolve().parent
-TARGETS = ("frames", "handshake", "extensions", "deflate", "connection")
+TARGETS = ("frames", "handshake", "extensions", "deflate", "connection", "client")
 
 
 def main() -> int:

@@ -26,7 +26,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ_DIR = ROOT / "fuzz"
-TARGETS = ("frames", "handshake", "extensions", "deflate", "connection")
+TARGETS = ("frames", "handshake", "extensions", "deflate", "connection", "client")
 RANDOM_INPUTS = 300
 
 

@@ -5,6 +5,7 @@
     wsserver.cli  ->  wsserver.plugins     ->  wsserver.server  ->  wsserver.protocol  ->  stdlib
                   ->  wsserver.supervisor  ->
                   ->  wsserver.reloader  ->  wsserver.supervisor
+                  ->  wsserver.client  ------------------------>  wsserver.protocol
 
 * ``wsserver.protocol`` (the sans-I/O core) imports only the standard library,
   ``h11`` and ``wsserver.protocol.*``; and of the standard library never a
@@ -12,6 +13,9 @@
   ``selectors``, ``threading``, ``time``, ``ssl`` and their kin below).
 * ``wsserver.server`` never imports ``wsserver.plugins``, ``wsserver.supervisor``
   or ``wsserver.cli``.
+* ``wsserver.client`` (the WebSocket client) sits at the server's level,
+  beside it: it imports ``wsserver.protocol`` and the standard library, never
+  ``wsserver.server`` nor anything above; the server does not import it.
 * ``wsserver.plugins`` and ``wsserver.supervisor`` (the ``--workers`` processes)
   sit side by side: neither imports the other, nor ``wsserver.cli``.
 * ``wsserver.reloader`` (``--reload``) runs its child with the supervisor's
@@ -48,6 +52,7 @@ PLUGINS = f"{PACKAGE}.plugins"
 SUPERVISOR = f"{PACKAGE}.supervisor"
 RELOADER = f"{PACKAGE}.reloader"
 CLI = f"{PACKAGE}.cli"
+CLIENT = f"{PACKAGE}.client"
 TESTING = f"{PACKAGE}.testing"
 MAIN = f"{PACKAGE}.__main__"  # runs the CLI: as high as the CLI itself
 
@@ -77,7 +82,8 @@ PROTOCOL_FORBIDDEN_STDLIB = frozenset(
 )
 #: Layers above each layer: importing any of them (or below them) is an error.
 FORBIDDEN_UPWARDS: dict[str, tuple[str, ...]] = {
-    SERVER: (PLUGINS, SUPERVISOR, RELOADER, CLI, MAIN),
+    SERVER: (PLUGINS, SUPERVISOR, RELOADER, CLI, MAIN, CLIENT),
+    CLIENT: (SERVER, PLUGINS, SUPERVISOR, RELOADER, CLI, MAIN),
     PLUGINS: (SUPERVISOR, RELOADER, CLI, MAIN),
     SUPERVISOR: (PLUGINS, RELOADER, CLI, MAIN),
     RELOADER: (PLUGINS, CLI, MAIN),
@@ -329,6 +335,12 @@ def _targets(module: str, source: str, *, is_package: bool = False) -> list[str]
         ),
         ("wsserver.reloader", "from .cli import main", "wsserver.cli.main"),
         ("wsserver.reloader", "from .plugins import view", "wsserver.plugins.view"),
+        ("wsserver.client.connect", "from wsserver.server import serve", "wsserver.server.serve"),
+        ("wsserver.client.connect", "from ..server.config import x", "wsserver.server.config.x"),
+        ("wsserver.client.connect", "from .. import cli", "wsserver.cli"),
+        ("wsserver.client.connect", "from ..plugins import js", "wsserver.plugins.js"),
+        ("wsserver.server.connection", "from ..client import connect", "wsserver.client.connect"),
+        ("wsserver.client.connect", "from wsserver.testing import wire", "wsserver.testing.wire"),
     ],
 )
 def test_checker_reports_forbidden_import(module: str, source: str, target: str) -> None:
@@ -358,6 +370,9 @@ def test_checker_reports_forbidden_import(module: str, source: str, target: str)
         ("wsserver.testing.wire", "import base64, hashlib, os\nfrom dataclasses import dataclass"),
         ("wsserver.testing.client", "from .wire import client_frame"),
         ("wsserver.testing.client", "from wsserver.testing.wire import client_frame"),
+        ("wsserver.client.connect", "import asyncio, ssl\nfrom wsserver.protocol import State"),
+        ("wsserver.client.connect", "from ..protocol.client import ClientConnection"),
+        ("wsserver.cli", "from .client import connect"),
     ],
 )
 def test_checker_allows_downward_import(module: str, source: str) -> None:

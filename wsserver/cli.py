@@ -1,4 +1,4 @@
-"""The command line: ``wsserver run module:attr``.
+"""The command line: ``wsserver run module:attr``, ``wsserver connect URI``, ``wsserver restart``.
 
 ``attr`` is a ``WebSocketView`` subclass, an ``App`` (or any object with
 ``handle_http`` and ``handle_websocket``), an ``async def endpoint(ws)``,
@@ -480,6 +480,10 @@ def _parser(options: Sequence[EnvironmentOption] | None = None) -> argparse.Argu
     which = restart.add_mutually_exclusive_group(required=True)
     which.add_argument("--pid-file", default=None, metavar="FILE", help="as given to run")
     which.add_argument("pid", nargs="?", type=int, default=None, help="the process id")
+    # An interactive client (wsserver.client.console), like python -m websockets.
+    client = commands.add_parser("connect", help="an interactive client: one line per message")
+    client.add_argument("uri", help="ws:// or wss:// URI")
+    client.add_argument("--subprotocol", action="append", help="offer it (repeatable)")
     return parser
 
 
@@ -681,6 +685,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     if args.command == "restart":
         return restart_command(args)
+    if args.command == "connect":
+        from .client.console import run_console  # only this command needs it
+
+        return run_console(args.uri, subprotocols=args.subprotocol)
     link = worker_link()
     # Workers and the reloader's child (which have the link) never write it.
     pid_file = args.pid_file if link is None else None

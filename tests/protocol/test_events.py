@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 
 from wsserver.protocol import events
+from wsserver.protocol.codes import HandshakeFailure
 from wsserver.protocol.events import (
     BinaryMessage,
     CloseReceived,
     ConnectionFailed,
     ConnectionLost,
     Event,
+    HandshakeAccepted,
+    HandshakeFailed,
     HTTPRequest,
     Ping,
     Pong,
@@ -34,6 +37,16 @@ EXAMPLES: list[Any] = [
     ),
     HTTPRequest(method="GET", target="/", headers=(), http_version="1.1", body=b"x"),
     RequestRejected(status=400, reason="bad"),
+    HandshakeAccepted(
+        headers=(("upgrade", "websocket"),), subprotocol="chat", extensions="permessage-deflate"
+    ),
+    HandshakeFailed(
+        failure=HandshakeFailure.INVALID_STATUS,
+        reason="the server answered 302, not 101",
+        status=302,
+        headers=(("location", "/elsewhere"),),
+        body=b"moved",
+    ),
     TextMessage(data="caf\u00e9"),
     BinaryMessage(data=b"\x00\xff"),
     Ping(payload=b"p"),
@@ -86,6 +99,8 @@ def test_equality_and_hash(example: Any) -> None:
 
 
 def changed(value: Any) -> Any:
+    if isinstance(value, HandshakeFailure):
+        return next(member for member in HandshakeFailure if member is not value)
     if isinstance(value, str):
         return value + "x"
     if isinstance(value, bytes):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from wsserver.protocol import exceptions
-from wsserver.protocol.codes import CloseCode
+from wsserver.protocol.codes import CloseCode, HandshakeFailure
 from wsserver.protocol.exceptions import (
     FrameError,
     HandshakeError,
+    InvalidResponse,
     LocalProtocolError,
     RemoteProtocolError,
     WebSocketProtocolError,
@@ -21,6 +22,7 @@ TREE: dict[type[Exception], type[Exception]] = {
     RemoteProtocolError: WebSocketProtocolError,
     FrameError: RemoteProtocolError,
     HandshakeError: RemoteProtocolError,
+    InvalidResponse: RemoteProtocolError,
 }
 
 
@@ -79,3 +81,9 @@ def test_local_error_carries_its_message() -> None:
 def test_one_except_clause_catches_them_all(error: Exception) -> None:
     with pytest.raises(WebSocketProtocolError):
         raise error
+
+
+def test_invalid_response_carries_its_failure() -> None:
+    error = InvalidResponse(HandshakeFailure.INVALID_ACCEPT, "wrong digest")
+    assert error.failure is HandshakeFailure.INVALID_ACCEPT
+    assert error.reason == str(error) == "wrong digest"

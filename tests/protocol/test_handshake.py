@@ -16,6 +16,7 @@ from wsserver.protocol.exceptions import HandshakeError
 from wsserver.protocol.handshake import (
     ACCEPT_GUID,
     accept_token,
+    client_key,
     header_values,
     is_upgrade_attempt,
     validate_handshake,
@@ -177,3 +178,10 @@ def test_header_values_keeps_order_and_duplicates() -> None:
     headers: Headers = (("a", "1"), ("b", "2"), ("a", "3"))
     assert header_values(headers, "a") == ["1", "3"]
     assert header_values(headers, "c") == []
+
+
+def test_client_key_is_the_base64_of_16_bytes() -> None:
+    # RFC 6455 section 1.3's example nonce and key.
+    assert client_key(b"the sample nonce") == "dGhlIHNhbXBsZSBub25jZQ=="
+    with pytest.raises(ValueError, match="16 bytes"):
+        client_key(b"short")

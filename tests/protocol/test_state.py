@@ -85,9 +85,11 @@ def test_every_state_is_reachable_and_every_state_can_end() -> None:
 
 A = Trigger
 #: Every move of the table, spelled out once more by hand: RFC 6455 sections
-#: 4.2.2 (the 101), 5.5.1 (Close), 7.1.2-7.1.4 (closing), 7.1.7 (failing).
+#: 4.2.2 (the 101; 4.1 for the client reading it), 5.5.1 (Close), 7.1.2-7.1.4
+#: (closing), 7.1.7 (failing).
 MOVES = {
     (CONNECTING, A.ACCEPT): OPEN,
+    (CONNECTING, A.HANDSHAKE_COMPLETED): OPEN,
     (CONNECTING, A.REJECT): CLOSED,
     (CONNECTING, A.HTTP_CLOSED): CLOSED,
     (OPEN, A.SEND_MESSAGE): OPEN,
@@ -106,7 +108,7 @@ MOVES = {
     (CLOSED, A.FAIL): CLOSED,
 }
 
-PEER = {A.HTTP_CLOSED, A.CLOSE_RECEIVED, A.PROTOCOL_ERROR, A.EOF}
+PEER = {A.HANDSHAKE_COMPLETED, A.HTTP_CLOSED, A.CLOSE_RECEIVED, A.PROTOCOL_ERROR, A.EOF}
 
 
 def test_the_table_is_the_moves() -> None:
@@ -156,10 +158,12 @@ def test_failing_before_the_handshake_says_what_to_call() -> None:
 
 def test_triggers_are_the_applications_or_the_peers() -> None:
     assert {trigger for trigger in Trigger if trigger.by_peer} == PEER
-    # The peer's moves all end the connection; only the application opens it.
+    # The peer's moves all end the connection, but one: a server's 101,
+    # which opens a client's (the application opens a server's).
     for (before, trigger), after in MOVES.items():
-        if trigger in PEER:
+        if trigger in PEER and trigger is not A.HANDSHAKE_COMPLETED:
             assert after is CLOSED, (before, trigger)
+    assert MOVES[CONNECTING, A.HANDSHAKE_COMPLETED] is OPEN
 
 
 def test_transitions_is_the_table_without_its_loops() -> None:

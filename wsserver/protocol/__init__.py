@@ -1,4 +1,4 @@
-"""The sans-I/O WebSocket engine: RFC 6455 and RFC 7692, bytes in, events out.
+"""The sans-I/O WebSocket engine, server and client: RFC 6455 and RFC 7692.
 
 Nothing in this package performs I/O, reads a clock or starts a thread; the
 asyncio server in ``wsserver.server`` drives it, and so can anything else.
@@ -7,7 +7,8 @@ See docs/protocol.md for the drive loop.
 
 from __future__ import annotations
 
-from .codes import CloseCode, Opcode, is_valid_received_close_code
+from .client import ClientConnection
+from .codes import CloseCode, HandshakeFailure, Opcode, is_valid_received_close_code
 from .connection import ServerConnection
 from .events import (
     BinaryMessage,
@@ -15,6 +16,8 @@ from .events import (
     ConnectionFailed,
     ConnectionLost,
     Event,
+    HandshakeAccepted,
+    HandshakeFailed,
     Headers,
     HTTPRequest,
     Ping,
@@ -26,17 +29,20 @@ from .events import (
 from .exceptions import (
     FrameError,
     HandshakeError,
+    InvalidResponse,
     LocalProtocolError,
     RemoteProtocolError,
     WebSocketProtocolError,
 )
-from .extensions.permessage_deflate import DeflateSettings
+from .extensions.permessage_deflate import ClientDeflateSettings, DeflateSettings
 from .headers import ExtensionOffer
 from .settings import ProtocolSettings
 from .state import State
 
 __all__ = [
     "BinaryMessage",
+    "ClientConnection",
+    "ClientDeflateSettings",
     "CloseCode",
     "CloseReceived",
     "ConnectionFailed",
@@ -46,8 +52,12 @@ __all__ = [
     "ExtensionOffer",
     "FrameError",
     "HTTPRequest",
+    "HandshakeAccepted",
     "HandshakeError",
+    "HandshakeFailed",
+    "HandshakeFailure",
     "Headers",
+    "InvalidResponse",
     "LocalProtocolError",
     "Opcode",
     "Ping",

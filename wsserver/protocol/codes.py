@@ -12,6 +12,7 @@ import enum
 
 __all__ = [
     "CloseCode",
+    "HandshakeFailure",
     "Opcode",
     "is_valid_received_close_code",
 ]
@@ -79,3 +80,28 @@ def is_valid_received_close_code(code: int) -> bool:
     1002.
     """
     return code in _SENDABLE_PROTOCOL_CODES or 3000 <= code <= 4999
+
+
+class HandshakeFailure(enum.Enum):
+    """How a server's answer to a client's opening handshake failed it.
+
+    The rules are RFC 6455 section 4.1's ("the client MUST _Fail the
+    WebSocket Connection_") and RFC 7692 section 7's; each member is one
+    exception of the client (``wsserver.client``).
+    """
+
+    #: Not an HTTP/1.1 response, a head over the limits, or the connection
+    #: closed before the response ended.
+    INVALID_MESSAGE = "invalid HTTP response"
+    #: Section 4.1, step 1: "If the status code received from the server is
+    #: not 101, the client handles the response per HTTP procedures".
+    INVALID_STATUS = "status other than 101"
+    #: Steps 2 and 3: ``Upgrade: websocket`` and ``Connection: Upgrade``.
+    INVALID_UPGRADE = "missing Upgrade or Connection header"
+    #: Step 4: ``Sec-WebSocket-Accept`` missing or not the key's digest.
+    INVALID_ACCEPT = "wrong Sec-WebSocket-Accept"
+    #: Step 5 and RFC 7692 section 7: an extension not offered, or
+    #: permessage-deflate parameters the offer does not allow.
+    INVALID_EXTENSION = "extension not offered or invalid"
+    #: Step 6: a subprotocol not offered.
+    INVALID_SUBPROTOCOL = "subprotocol not offered"

@@ -1,4 +1,6 @@
-"""``ServerConnection``: one server-side WebSocket connection, sans I/O.
+"""``BaseConnection``, the engine both roles share, and ``ServerConnection``.
+
+``ClientConnection`` (``client.py``) is the other role on the same engine.
 
 The drive loop (docs/protocol.md walks through it):
 
@@ -54,7 +56,7 @@ from .reader import ControlFrame, MessageReader
 from .settings import ProtocolSettings
 from .state import TRANSITION_TABLE, State, Trigger, refusal, transition
 
-__all__ = ["ServerConnection"]
+__all__ = ["BaseConnection", "ServerConnection"]
 
 #: Payloads up to this size are joined to their header before writing: one
 #: small copy is cheaper than a second buffer in the transport.
@@ -84,37 +86,36 @@ _PONG = Opcode.PONG
 _CLOSE = Opcode.CLOSE
 
 
-class ServerConnection:
-    """The server side of one connection, from the HTTP request to the end.
+class BaseConnection:
+    """One WebSocket connection, either role: everything but the handshake.
+
+    Everything after the opening handshake is the same for a server and a
+    client but for the masking (RFC 6455 section 5.1), so it is written
+    once, here: the reader, the state machine, the replies to pings and
+    Close frames, the send calls.  ``ServerConnection`` (below) and
+    ``ClientConnection`` (``client.py``) add their side of the handshake
+    through four hooks: ``_receive_handshake_data``, ``_handshake_eof``,
+    ``_next_handshake_event`` and ``_handshake_buffered``; the client
+    overrides ``_write_frame`` to mask what it sends.
 
     Args:
         settings: limits; ``ProtocolSettings()`` when omitted.
-        deflate: permessage-deflate settings, or ``None`` to never negotiate
-            compression.
     """
 
-    def __init__(
-        self,
-        settings: ProtocolSettings | None = None,
-        *,
-        deflate: DeflateSettings | None = _DEFAULT_DEFLATE,
-    ) -> None:
+    def __init__(self, settings: ProtocolSettings | None = None) -> None:
         self.settings = settings if settings is not None else ProtocolSettings()
-        self._deflate_settings = deflate
         self._state = _CONNECTING
         # The current state's row of the transition table: the triggers
         # allowed now, and the state each leads to.
         self._moves = TRANSITION_TABLE[_CONNECTING]
-        self._http: HTTPPhase | None = HTTPPhase(self.settings)
-        self._request: WebSocketRequest | None = None
         self._reader: MessageReader | None = None
         self._deflate: PerMessageDeflate | None = None
         self._output: list[bytes] = []
         self._eof = False
         # A Close frame or a protocol error held back by hold_replies.
         self._held: ControlFrame | FrameError | None = None
-        # The terminal event of a connection failed inside accept(), for
-        # the next next_event().
+        # The terminal event of a connection failed as it opened, for the
+        # next next_event().
         self._failed_on_accept: ConnectionFailed | None = None
         # Payloads of pings sent and not answered yet, oldest first.
         self._pending_pings: dict[bytes, None] = {}
@@ -122,9 +123,9 @@ class ServerConnection:
         self._streaming: Opcode | None = None
         self._streaming_compressed = False
 
-        #: Subprotocol agreed in ``accept``.
+        #: Subprotocol agreed in the handshake.
         self.subprotocol: str | None = None
-        #: ``Sec-WebSocket-Extensions`` value agreed in ``accept``.
+        #: ``Sec-WebSocket-Extensions`` value agreed in the handshake.
         self.extensions: str | None = None
         #: Code and reason of the Close frame received (1005 for none).
         self.close_code: int | None = None
@@ -132,6 +133,20 @@ class ServerConnection:
         #: Code and reason of the Close frame sent, if any.
         self.sent_close_code: int | None = None
         self.sent_close_reason: str = ""
+
+    # -- the role's handshake (overridden) -----------------------------
+
+    def _receive_handshake_data(self, data: bytes | bytearray | memoryview) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+    def _handshake_eof(self) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+    def _next_handshake_event(self) -> Event | None:
+        raise NotImplementedError  # pragma: no cover
+
+    def _handshake_buffered(self) -> int:
+        raise NotImplementedError  # pragma: no cover
 
     # -- state ---------------------------------------------------------
 
@@ -161,17 +176,6 @@ class ServerConnection:
             raise refusal(self._state, trigger)
 
     @property
-    def must_close_transport(self) -> bool:
-        """Whether the transport must be closed once ``data_to_send`` is written.
-
-        RFC 6455 section 7.1.1: "the server ... SHOULD close the underlying
-        TCP connection" first once the closing handshake is done.
-        """
-        if self._state is _CLOSED:
-            return True
-        return self._http is not None and self._http.must_close
-
-    @property
     def reply_held(self) -> bool:
         """Whether ``next_event(hold_replies=True)`` is holding a Close or error."""
         return self._held is not None
@@ -190,23 +194,21 @@ class ServerConnection:
         """
         if self._reader is not None:
             return self._reader.buffered
-        return self._http.buffered if self._http is not None else 0
+        return self._handshake_buffered()
 
     # -- receiving -----------------------------------------------------
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Take bytes read from the transport.  Never raises for bad input."""
         if self._state is _CONNECTING:
-            assert self._http is not None
-            self._http.receive_data(bytes(data))
+            self._receive_handshake_data(data)
         elif self._reader is not None and self._state is not _CLOSED:
             self._reader.feed(data)
 
     def receive_eof(self) -> None:
         """The transport reached end of file."""
         self._eof = True
-        if self._http is not None:
-            self._http.receive_eof()
+        self._handshake_eof()
 
     def events(self) -> list[Event]:
         """All events the received bytes allow, without holding anything back."""
@@ -223,7 +225,7 @@ class ServerConnection:
                 (returning ``None``) rather than answering it now.
         """
         if self._state is _CONNECTING:
-            return self._next_http_event()
+            return self._next_handshake_event()
         if self._failed_on_accept is not None:
             event, self._failed_on_accept = self._failed_on_accept, None
             return event
@@ -270,18 +272,6 @@ class ServerConnection:
             return self._receive_close(payload)
         return item
 
-    def _next_http_event(self) -> Event | None:
-        http = self._http
-        assert http is not None
-        event = http.next_event()
-        if isinstance(event, WebSocketRequest):
-            self._request = event
-        elif isinstance(event, RequestRejected) or (
-            event is None and http.must_close and not http.awaiting_answer
-        ):
-            self._transition(_HTTP_CLOSED)
-        return event
-
     def _acknowledge(self, payload: bytes) -> tuple[bytes, ...]:
         # Section 5.5.3: "an endpoint MAY elect to send a Pong frame for only
         # the most recently processed Ping frame", so a pong answers its
@@ -322,106 +312,6 @@ class ServerConnection:
         self._transition(_PROTOCOL_ERROR)
         return ConnectionFailed(code=error.code, reason=error.reason)
 
-    # -- the HTTP phase ------------------------------------------------
-
-    def accept(self, subprotocol: str | None = None, headers: Headers = ()) -> None:
-        """Accept the pending ``WebSocketRequest`` with a 101 response.
-
-        permessage-deflate is negotiated here (RFC 7692 section 5) when the
-        connection has deflate settings and the client offered it.
-
-        If the client did not wait for the answer and sent more than the
-        HTTP phase keeps meanwhile (``max_head_size + max_body_size``), the
-        excess was dropped and the frames cannot be read: the connection is
-        failed right after the 101 (a Close 1009 follows it, the state is
-        CLOSED, and ``next_event`` returns ``ConnectionFailed``).
-
-        Raises:
-            LocalProtocolError: no handshake is pending, or ``subprotocol`` is
-                not one the client offered.
-        """
-        request = self._pending_request("accept", _ACCEPT)
-        http = self._http
-        assert http is not None
-        codec = None
-        header = None
-        if self._deflate_settings is not None and request.extensions:
-            negotiated = negotiate(request.extensions, self._deflate_settings)
-            if negotiated is not None:
-                header, codec = negotiated
-        remainder = http.accept(subprotocol, header, headers)
-        self._output.extend(http.data_to_send())
-        self._http = None  # free the HTTP parser: an open connection keeps no HTTP state
-        self._request = None
-        self._deflate = codec
-        self.subprotocol = subprotocol
-        self.extensions = header
-        self._reader = MessageReader(self.settings, codec)
-        self._transition(_ACCEPT)
-        if http.dropped_data:
-            # RFC 6455 section 4.1: "Once the client's opening handshake has
-            # been sent, the client MUST wait for a response from the server
-            # before sending any further data."  This one sent more than the
-            # HTTP phase keeps meanwhile, and the excess was dropped: the
-            # frame stream has a hole, so fail the connection after the 101.
-            self._failed_on_accept = self._fail_by_peer(
-                FrameError(
-                    CloseCode.MESSAGE_TOO_BIG, "too much data before the handshake completed"
-                )
-            )
-            return
-        self._reader.feed(remainder)
-
-    def reject(self, status: int, headers: Headers = (), body: bytes = b"") -> None:
-        """Answer the pending ``WebSocketRequest`` with another HTTP response.
-
-        The transport is closed after it (``must_close_transport``).
-        """
-        self._pending_request("reject", _REJECT)
-        assert self._http is not None
-        self._http.reject(status, headers, body)
-        self._request = None
-        self._transition(_REJECT)
-
-    def send_response(self, status: int, headers: Headers = (), body: bytes = b"") -> None:
-        """Answer the pending plain ``HTTPRequest``.
-
-        The connection then reads the next request, unless either side asked
-        to close it (``must_close_transport``).
-        """
-        if self._http is None:
-            raise LocalProtocolError("send_response() after the WebSocket handshake")
-        self._http.send_response(status, headers, body)
-
-    def start_response(self, status: int, headers: Headers = ()) -> None:
-        """Answer the pending ``HTTPRequest`` with a streamed body.
-
-        The head is queued now; send the body with ``send_body`` and end it
-        with ``end_response`` (see ``HTTPPhase.start_response``).
-        """
-        self._http_phase("start_response").start_response(status, headers)
-
-    def send_body(self, data: bytes) -> None:
-        """Queue the next piece of a body begun with ``start_response``."""
-        self._http_phase("send_body").send_body(data)
-
-    def end_response(self) -> None:
-        """End a body begun with ``start_response``; then as ``send_response``."""
-        self._http_phase("end_response").end_response()
-
-    def _http_phase(self, action: str) -> HTTPPhase:
-        if self._http is None:
-            raise LocalProtocolError(f"{action}() after the WebSocket handshake")
-        return self._http
-
-    def _pending_request(self, action: str, trigger: Trigger) -> WebSocketRequest:
-        # A WebSocketRequest is pending only while CONNECTING; the table is
-        # asked as well, before the call writes anything.
-        if self._request is None:
-            raise LocalProtocolError(f"{action}() needs a pending WebSocketRequest")
-        self._require(trigger)
-        return self._request
-
     # -- sending -------------------------------------------------------
 
     def send_text(self, text: str, *, compress: bool | None = None) -> int:
@@ -456,23 +346,6 @@ class ServerConnection:
         else:
             self._write_frame(opcode, payload)
         return size
-
-    def send_prepared(self, message: PreparedMessage, *, compress: bool = False) -> None:
-        """Send a message encoded once by ``frames.prepare_message``.
-
-        The prepared frame's bytes are written as they are, which is what
-        makes broadcasting cheap.  With ``compress=True`` and
-        permessage-deflate agreed, the payload is compressed for this
-        connection instead (each connection has its own compression context).
-        """
-        self._require(_SEND_MESSAGE)
-        if self._streaming is not None:
-            raise LocalProtocolError("a streamed message is being sent: finish it first")
-        codec = self._deflate
-        if compress and codec is not None and len(message.payload) >= codec.min_size:
-            self._write_frame(message.opcode, codec.compress(message.payload, True), rsv1=True)
-        else:
-            self._output.append(message.frame)
 
     def send_fragment(
         self, data: str | bytes | bytearray | memoryview, *, fin: bool, compress: bool | None = None
@@ -583,6 +456,188 @@ class ServerConnection:
         else:
             self._output.append(header)
             self._output.append(payload)
+
+    def data_to_send(self) -> list[bytes]:
+        """Bytes to write to the transport, in order; drained by this call."""
+        output = self._output
+        if output:
+            self._output = []
+        return output
+
+
+class ServerConnection(BaseConnection):
+    """The server side of one connection, from the HTTP request to the end.
+
+    Args:
+        settings: limits; ``ProtocolSettings()`` when omitted.
+        deflate: permessage-deflate settings, or ``None`` to never negotiate
+            compression.
+    """
+
+    def __init__(
+        self,
+        settings: ProtocolSettings | None = None,
+        *,
+        deflate: DeflateSettings | None = _DEFAULT_DEFLATE,
+    ) -> None:
+        super().__init__(settings)
+        self._deflate_settings = deflate
+        self._http: HTTPPhase | None = HTTPPhase(self.settings)
+        self._request: WebSocketRequest | None = None
+
+    @property
+    def must_close_transport(self) -> bool:
+        """Whether the transport must be closed once ``data_to_send`` is written.
+
+        RFC 6455 section 7.1.1: "the server ... SHOULD close the underlying
+        TCP connection" first once the closing handshake is done.
+        """
+        if self._state is _CLOSED:
+            return True
+        return self._http is not None and self._http.must_close
+
+    def _receive_handshake_data(self, data: bytes | bytearray | memoryview) -> None:
+        assert self._http is not None
+        self._http.receive_data(bytes(data))
+
+    def _handshake_eof(self) -> None:
+        if self._http is not None:
+            self._http.receive_eof()
+
+    def _handshake_buffered(self) -> int:
+        return self._http.buffered if self._http is not None else 0
+
+    def _next_handshake_event(self) -> Event | None:
+        return self._next_http_event()
+
+    def _next_http_event(self) -> Event | None:
+        http = self._http
+        assert http is not None
+        event = http.next_event()
+        if isinstance(event, WebSocketRequest):
+            self._request = event
+        elif isinstance(event, RequestRejected) or (
+            event is None and http.must_close and not http.awaiting_answer
+        ):
+            self._transition(_HTTP_CLOSED)
+        return event
+
+    # -- the HTTP phase ------------------------------------------------
+
+    def accept(self, subprotocol: str | None = None, headers: Headers = ()) -> None:
+        """Accept the pending ``WebSocketRequest`` with a 101 response.
+
+        permessage-deflate is negotiated here (RFC 7692 section 5) when the
+        connection has deflate settings and the client offered it.
+
+        If the client did not wait for the answer and sent more than the
+        HTTP phase keeps meanwhile (``max_head_size + max_body_size``), the
+        excess was dropped and the frames cannot be read: the connection is
+        failed right after the 101 (a Close 1009 follows it, the state is
+        CLOSED, and ``next_event`` returns ``ConnectionFailed``).
+
+        Raises:
+            LocalProtocolError: no handshake is pending, or ``subprotocol`` is
+                not one the client offered.
+        """
+        request = self._pending_request("accept", _ACCEPT)
+        http = self._http
+        assert http is not None
+        codec = None
+        header = None
+        if self._deflate_settings is not None and request.extensions:
+            negotiated = negotiate(request.extensions, self._deflate_settings)
+            if negotiated is not None:
+                header, codec = negotiated
+        remainder = http.accept(subprotocol, header, headers)
+        self._output.extend(http.data_to_send())
+        self._http = None  # free the HTTP parser: an open connection keeps no HTTP state
+        self._request = None
+        self._deflate = codec
+        self.subprotocol = subprotocol
+        self.extensions = header
+        self._reader = MessageReader(self.settings, codec)
+        self._transition(_ACCEPT)
+        if http.dropped_data:
+            # RFC 6455 section 4.1: "Once the client's opening handshake has
+            # been sent, the client MUST wait for a response from the server
+            # before sending any further data."  This one sent more than the
+            # HTTP phase keeps meanwhile, and the excess was dropped: the
+            # frame stream has a hole, so fail the connection after the 101.
+            self._failed_on_accept = self._fail_by_peer(
+                FrameError(
+                    CloseCode.MESSAGE_TOO_BIG, "too much data before the handshake completed"
+                )
+            )
+            return
+        self._reader.feed(remainder)
+
+    def reject(self, status: int, headers: Headers = (), body: bytes = b"") -> None:
+        """Answer the pending ``WebSocketRequest`` with another HTTP response.
+
+        The transport is closed after it (``must_close_transport``).
+        """
+        self._pending_request("reject", _REJECT)
+        assert self._http is not None
+        self._http.reject(status, headers, body)
+        self._request = None
+        self._transition(_REJECT)
+
+    def send_response(self, status: int, headers: Headers = (), body: bytes = b"") -> None:
+        """Answer the pending plain ``HTTPRequest``.
+
+        The connection then reads the next request, unless either side asked
+        to close it (``must_close_transport``).
+        """
+        if self._http is None:
+            raise LocalProtocolError("send_response() after the WebSocket handshake")
+        self._http.send_response(status, headers, body)
+
+    def start_response(self, status: int, headers: Headers = ()) -> None:
+        """Answer the pending ``HTTPRequest`` with a streamed body.
+
+        The head is queued now; send the body with ``send_body`` and end it
+        with ``end_response`` (see ``HTTPPhase.start_response``).
+        """
+        self._http_phase("start_response").start_response(status, headers)
+
+    def send_body(self, data: bytes) -> None:
+        """Queue the next piece of a body begun with ``start_response``."""
+        self._http_phase("send_body").send_body(data)
+
+    def end_response(self) -> None:
+        """End a body begun with ``start_response``; then as ``send_response``."""
+        self._http_phase("end_response").end_response()
+
+    def _http_phase(self, action: str) -> HTTPPhase:
+        if self._http is None:
+            raise LocalProtocolError(f"{action}() after the WebSocket handshake")
+        return self._http
+
+    def _pending_request(self, action: str, trigger: Trigger) -> WebSocketRequest:
+        # A WebSocketRequest is pending only while CONNECTING; the table is
+        # asked as well, before the call writes anything.
+        if self._request is None:
+            raise LocalProtocolError(f"{action}() needs a pending WebSocketRequest")
+        self._require(trigger)
+        return self._request
+
+    def send_prepared(self, message: PreparedMessage, *, compress: bool = False) -> None:
+        """Send a message encoded once by ``frames.prepare_message``.
+
+        The prepared frame's bytes are written as they are, which is what
+        makes broadcasting cheap.  With ``compress=True`` and
+        permessage-deflate agreed, the payload is compressed for this
+        connection instead (each connection has its own compression context).
+        """
+        self._require(_SEND_MESSAGE)
+        if self._streaming is not None:
+            raise LocalProtocolError("a streamed message is being sent: finish it first")
+        codec = self._deflate
+        if compress and codec is not None and len(message.payload) >= codec.min_size:
+            self._write_frame(message.opcode, codec.compress(message.payload, True), rsv1=True)
+        else:
+            self._output.append(message.frame)
 
     def data_to_send(self) -> list[bytes]:
         """Bytes to write to the transport, in order; drained by this call."""

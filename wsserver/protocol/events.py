@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .codes import HandshakeFailure
 from .headers import ExtensionOffer
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "ConnectionLost",
     "Event",
     "HTTPRequest",
+    "HandshakeAccepted",
+    "HandshakeFailed",
     "Headers",
     "Ping",
     "Pong",
@@ -152,10 +155,50 @@ class ConnectionLost:
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandshakeAccepted:
+    """A client's handshake succeeded: the server's 101 passed every check.
+
+    RFC 6455 section 4.1: the connection is now OPEN.
+
+    Attributes:
+        headers: the response headers, in order.
+        subprotocol: the subprotocol the server chose among ours, or ``None``.
+        extensions: the ``Sec-WebSocket-Extensions`` value agreed, or ``None``.
+    """
+
+    headers: Headers
+    subprotocol: str | None
+    extensions: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandshakeFailed:
+    """A client's handshake failed: the connection is CLOSED.
+
+    Attributes:
+        failure: which rule of RFC 6455 section 4.1 (or RFC 7692 section 7)
+            the response broke; ``INVALID_STATUS`` for any status but 101,
+            a redirect among them (the caller may follow its ``Location``).
+        reason: a short explanation.
+        status: the response's status code, ``None`` if none was read.
+        headers: its headers (``()`` if none were read).
+        body: its body, cut at ``ProtocolSettings.max_body_size``.
+    """
+
+    failure: HandshakeFailure
+    reason: str
+    status: int | None
+    headers: Headers
+    body: bytes
+
+
 Event = (
     WebSocketRequest
     | HTTPRequest
     | RequestRejected
+    | HandshakeAccepted
+    | HandshakeFailed
     | TextMessage
     | BinaryMessage
     | Ping

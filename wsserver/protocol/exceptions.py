@@ -6,7 +6,9 @@
     ├── LocalProtocolError      the application misused the API (a bug in the caller)
     └── RemoteProtocolError     the peer broke the protocol
         ├── FrameError          ... after the handshake: carries the close code
-        └── HandshakeError      ... in the HTTP request: carries the HTTP status
+        ├── HandshakeError      ... in the HTTP request: carries the HTTP status
+        └── InvalidResponse     ... in the server's HTTP response (client role):
+                                    carries the ``HandshakeFailure``
 
 A peer's error never escapes ``receive_data``: the connection turns it into a
 close frame or an HTTP response and a terminal event.  The remote family exists
@@ -17,11 +19,12 @@ wrong, and the message names the mistake.
 
 from __future__ import annotations
 
-from .codes import CloseCode
+from .codes import CloseCode, HandshakeFailure
 
 __all__ = [
     "FrameError",
     "HandshakeError",
+    "InvalidResponse",
     "LocalProtocolError",
     "RemoteProtocolError",
     "WebSocketProtocolError",
@@ -80,3 +83,17 @@ class HandshakeError(RemoteProtocolError):
         self.status = status
         self.reason = reason
         self.headers = headers
+
+
+class InvalidResponse(RemoteProtocolError):
+    """The server's answer to our opening handshake fails it (client role).
+
+    Attributes:
+        failure: which rule it broke.
+        reason: a short explanation.
+    """
+
+    def __init__(self, failure: HandshakeFailure, reason: str) -> None:
+        super().__init__(reason)
+        self.failure = failure
+        self.reason = reason

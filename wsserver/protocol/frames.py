@@ -22,6 +22,7 @@ __all__ = [
     "encode_close_payload",
     "encode_frame",
     "frame_header",
+    "masked_frame_header",
     "parse_close_payload",
     "prepare_message",
 ]
@@ -81,6 +82,19 @@ def frame_header(opcode: int, length: int, *, fin: bool = True, rsv1: bool = Fal
     if length < 0x10000:
         return _pack_16(first, 126, length)
     return _pack_64(first, 127, length)
+
+
+def masked_frame_header(
+    opcode: int, length: int, key: bytes, *, fin: bool = True, rsv1: bool = False
+) -> bytes:
+    """The header of a frame a client sends: MASK set, then the 4-byte key.
+
+    Section 5.3: "The masking key is contained completely within the frame"
+    and follows the payload length.  The caller masks the payload with the
+    same key (``masking.apply_mask``).
+    """
+    header = frame_header(opcode, length, fin=fin, rsv1=rsv1)
+    return bytes((header[0], header[1] | 0x80)) + header[2:] + key
 
 
 def encode_frame(frame: Frame) -> bytes:

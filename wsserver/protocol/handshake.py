@@ -1,10 +1,13 @@
-"""The WebSocket opening handshake, as a server reads it (RFC 6455 section 4).
+"""The WebSocket opening handshake's rules, both sides (RFC 6455 section 4).
 
-Which requests are handshakes, the checks of section 4.2.1 in the RFC's
-order with the HTTP status each failure calls for, and the
+For a server: which requests are handshakes, the checks of section 4.2.1 in
+the RFC's order with the HTTP status each failure calls for, and the
 ``Sec-WebSocket-Accept`` computation of section 4.2.2.  The HTTP phase
-(``http.py``) calls these on each parsed request head; nothing here parses
-HTTP or holds state.
+(``http.py``) calls these on each parsed request head.
+
+For a client: the key (section 4.1) and the checks of a 101 response in the
+RFC's order (``validate_response``), which ``ClientConnection`` calls.
+Nothing here parses HTTP or holds state.
 """
 
 from __future__ import annotations
@@ -12,17 +15,26 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Sequence
 
+from .codes import HandshakeFailure
 from .events import Headers, WebSocketRequest
-from .exceptions import HandshakeError
-from .headers import parse_extension_offers, parse_token_list
+from .exceptions import HandshakeError, InvalidResponse
+from .extensions.permessage_deflate import (
+    ClientDeflateSettings,
+    PerMessageDeflate,
+    accept_response,
+)
+from .headers import ExtensionOffer, parse_extension_offers, parse_token_list
 
 __all__ = [
     "ACCEPT_GUID",
     "accept_token",
+    "client_key",
     "header_values",
     "is_upgrade_attempt",
     "validate_handshake",
+    "validate_response",
 ]
 
 #: RFC 6455 section 1.3: the GUID the server appends to the client's key.
@@ -165,3 +177,114 @@ def validate_handshake(
         extensions=tuple(extensions),
     )
     return event, key
+
+
+# -- the client's side ------------------------------------------------------
+
+
+def client_key(nonce: bytes) -> str:
+    """``Sec-WebSocket-Key`` for 16 random bytes.
+
+    Section 4.1: "The value of this header field MUST be a nonce consisting
+    of a randomly selected 16-byte value that has been base64-encoded ...
+    The nonce MUST be selected randomly for each connection."  The caller
+    draws the bytes (``os.urandom`` by default), so that tests can fix them.
+    """
+    if len(nonce) != 16:
+        raise ValueError(f"the nonce is 16 bytes, not {len(nonce)}")
+    return base64.b64encode(nonce).decode("ascii")
+
+
+def _fail(failure: HandshakeFailure, reason: str) -> InvalidResponse:
+    return InvalidResponse(failure, reason)
+
+
+def validate_response(
+    headers: Headers,
+    key: str,
+    subprotocols: Sequence[str],
+    deflate: ClientDeflateSettings | None,
+) -> tuple[str | None, str | None, PerMessageDeflate | None]:
+    """Check a 101 response to our handshake: RFC 6455 section 4.1, in order.
+
+    (Step 1, "If the status code received from the server is not 101, the
+    client handles the response per HTTP procedures", is the caller's.)
+
+    Args:
+        headers: the response headers (names lowercase).
+        key: the ``Sec-WebSocket-Key`` we sent.
+        subprotocols: the subprotocols we offered.
+        deflate: the permessage-deflate settings we offered with, if any.
+
+    Returns:
+        ``(subprotocol, extensions, codec)``: the subprotocol chosen, the
+        ``Sec-WebSocket-Extensions`` value agreed, and our codec.
+
+    Raises:
+        InvalidResponse: the first rule the response breaks.
+    """
+    fields: dict[str, list[str]] = {}
+    for name, value in headers:
+        fields.setdefault(name, []).append(value)
+    none: list[str] = []
+    try:
+        upgrade = parse_token_list(fields.get("upgrade", none))
+        connection = parse_token_list(fields.get("connection", none))
+    except HandshakeError as error:
+        raise _fail(HandshakeFailure.INVALID_UPGRADE, error.reason) from None
+    # 2. "If the response lacks an |Upgrade| header field or the |Upgrade|
+    # header field contains a value that is not an ASCII case-insensitive
+    # match for the value "websocket", the client MUST _Fail the WebSocket
+    # Connection_."
+    if [token.lower() for token in upgrade] != ["websocket"]:
+        raise _fail(HandshakeFailure.INVALID_UPGRADE, "the response's Upgrade is not websocket")
+    # 3. "If the response lacks a |Connection| header field or the
+    # |Connection| header field doesn't contain a token that is an ASCII
+    # case-insensitive match for the value "Upgrade", the client MUST _Fail
+    # the WebSocket Connection_."
+    if not any(token.lower() == "upgrade" for token in connection):
+        raise _fail(HandshakeFailure.INVALID_UPGRADE, "the response's Connection lacks 'upgrade'")
+    # 4. "If the response lacks a |Sec-WebSocket-Accept| header field or the
+    # |Sec-WebSocket-Accept| contains a value other than the base64-encoded
+    # SHA-1 of the concatenation of the |Sec-WebSocket-Key| (as a string,
+    # not base64-decoded) with the string "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+    # but ignoring any leading and trailing whitespace, the client MUST
+    # _Fail the WebSocket Connection_."
+    accepts = fields.get("sec-websocket-accept", none)
+    if len(accepts) != 1 or accepts[0].strip() != accept_token(key):
+        raise _fail(HandshakeFailure.INVALID_ACCEPT, "Sec-WebSocket-Accept does not match our key")
+    # 5. "If the response includes a |Sec-WebSocket-Extensions| header field
+    # and this header field indicates the use of an extension that was not
+    # present in the client's handshake ..., the client MUST _Fail the
+    # WebSocket Connection_."  (RFC 7692 section 7's rules in
+    # accept_response.)
+    try:
+        extensions: list[ExtensionOffer] = parse_extension_offers(
+            fields.get("sec-websocket-extensions", none)
+        )
+    except HandshakeError as error:
+        raise _fail(HandshakeFailure.INVALID_EXTENSION, error.reason) from None
+    codec = None
+    if extensions:
+        if deflate is None:
+            raise _fail(
+                HandshakeFailure.INVALID_EXTENSION,
+                f"the server accepted an extension we did not offer: {extensions[0].name}",
+            )
+        codec = accept_response(extensions, deflate)
+    agreed = ", ".join(fields["sec-websocket-extensions"]) if codec is not None else None
+    # 6. "If the response includes a |Sec-WebSocket-Protocol| header field
+    # and this header field indicates the use of a subprotocol that was not
+    # present in the client's handshake ..., the client MUST _Fail the
+    # WebSocket Connection_."  Section 4.2.2: the server answers with "a
+    # single value", so a list is refused as well.
+    chosen = fields.get("sec-websocket-protocol", none)
+    subprotocol = None
+    if chosen:
+        if len(chosen) != 1 or chosen[0].strip() not in subprotocols:
+            raise _fail(
+                HandshakeFailure.INVALID_SUBPROTOCOL,
+                f"the server chose a subprotocol we did not offer: {', '.join(chosen)[:60]}",
+            )
+        subprotocol = chosen[0].strip()
+    return subprotocol, agreed, codec

@@ -81,6 +81,11 @@ _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
 _CONTINUATION = Opcode.CONTINUATION
 
+# The key a client's reader "unmasks" with: frames from a server carry none
+# (section 5.1), and XOR with zeros is the copy out of the buffer that the
+# payload needs anyway, on the same code path as the server's.
+_NO_KEY = b"\x00\x00\x00\x00"
+
 # Pieces of a message smaller than this are gathered before they are kept,
 # so that a message trickled in tiny reads does not cost an object per read.
 _COALESCE = 4096
@@ -109,12 +114,20 @@ def _too_big(reason: str) -> FrameError:
 
 
 class MessageReader:
-    """Parses client frames and reassembles messages.
+    """Parses the peer's frames and reassembles messages.
+
+    One reader for both roles: a server reads masked frames (``masked=True``,
+    the default), a client unmasked ones.  RFC 6455 section 5.1: "The server
+    MUST close the connection upon receiving a frame that is not masked",
+    and "A client MUST close a connection if it detects a masked frame."
+    The role changes two numbers (the mask bit the header must carry, and
+    the 4 or 0 bytes of key after the length), not the code path.
 
     Args:
         settings: the limits to enforce.
         deflate: the negotiated permessage-deflate codec, if any; it claims
             the RSV1 bit (RFC 7692 section 6).
+        masked: whether the peer's frames are masked (we are the server).
     """
 
     __slots__ = (
@@ -129,6 +142,8 @@ class MessageReader:
         "_frame_remaining",
         "_in_frame",
         "_input",
+        "_key_size",
+        "_mask_bit",
         "_max_fragments",
         "_max_frame",
         "_max_message",
@@ -143,8 +158,16 @@ class MessageReader:
     )
 
     def __init__(
-        self, settings: ProtocolSettings, deflate: PerMessageDeflate | None = None
+        self,
+        settings: ProtocolSettings,
+        deflate: PerMessageDeflate | None = None,
+        *,
+        masked: bool = True,
     ) -> None:
+        # The MASK bit every frame from the peer must carry, and the size of
+        # the masking key that follows the length (section 5.2).
+        self._mask_bit = 0x80 if masked else 0
+        self._key_size = 4 if masked else 0
         # Received bytes: parsed from _position on.  A chunk fed while
         # nothing is pending is kept as it is (bytes, no copy); only a tail
         # left unparsed is moved into a bytearray to be extended.
@@ -229,6 +252,8 @@ class MessageReader:
         end = len(buffer)
         # Payloads are sliced through a view: no copy before unmasking.
         view = memoryview(buffer)
+        # 4 for a server (masked frames), 0 for a client.
+        key_size = self._key_size
         try:
             while True:
                 if self._in_frame:
@@ -252,10 +277,10 @@ class MessageReader:
                 first = buffer[position]
                 opcode = first & 0x0F
                 # The payload starts after 2 bytes, the extended length if
-                # any, and the 4-byte masking key (section 5.2); the header
+                # any, and the masking key if any (section 5.2); the header
                 # step enforced the minimal length encoding, so the length
                 # tells which.
-                start = position + (6 if length < 126 else 8 if length < 0x10000 else 14)
+                start = position + key_size + (2 if length < 126 else 4 if length < 0x10000 else 10)
 
                 if opcode >= 0x8:
                     # Section 5.5: a control frame is returned whole, so it
@@ -265,13 +290,16 @@ class MessageReader:
                     position = start + length
                     return ControlFrame(
                         _CONTROL_OPCODES[opcode],
-                        apply_mask(view[start:position], buffer[start - 4 : start]),
+                        apply_mask(
+                            view[start:position],
+                            buffer[start - 4 : start] if key_size else _NO_KEY,
+                        ),
                     )
 
                 if end < start:
                     # The masking key has not all arrived.
                     return None
-                mask = buffer[start - 4 : start]
+                mask = buffer[start - 4 : start] if key_size else _NO_KEY
                 position = start
                 fin = first & 0x80
                 if opcode == _CONTINUATION:
@@ -331,10 +359,13 @@ class MessageReader:
             # "MUST be 0 unless an extension is negotiated that defines
             # meanings for non-zero values."  Only RSV1 is ever claimed.
             raise _protocol_error("reserved bits RSV2/RSV3 set")
-        if not second & 0x80:
+        if second & 0x80 != self._mask_bit:
             # Section 5.1: "The server MUST close the connection upon
-            # receiving a frame that is not masked."
-            raise _protocol_error("client frame is not masked")
+            # receiving a frame that is not masked", and "A client MUST
+            # close a connection if it detects a masked frame."
+            raise _protocol_error(
+                "client frame is not masked" if self._mask_bit else "server frame is masked"
+            )
         length = second & 0x7F
         if length == 126:
             if end - position < 4:

@@ -71,8 +71,12 @@ class Trigger(enum.StrEnum):
     FAIL = "fail the connection"
 
     # The peer's doing (remote), as the connection reads it.
+    #: A client read a 101 response that passes every check of RFC 6455
+    #: section 4.1 (the client's side of ``ACCEPT``).
+    HANDSHAKE_COMPLETED = "complete the handshake"
     #: The HTTP phase ended without an upgrade: an invalid request was
-    #: answered, a response closed the connection, or the peer hung up.
+    #: answered, a response closed the connection, or the peer hung up (for
+    #: a client: any response that fails the handshake).
     HTTP_CLOSED = "end the connection in the HTTP phase"
     #: A Close frame arrived (section 5.5.1).
     CLOSE_RECEIVED = "send a Close frame"
@@ -88,7 +92,13 @@ class Trigger(enum.StrEnum):
 
 
 _PEER_TRIGGERS = frozenset(
-    {Trigger.HTTP_CLOSED, Trigger.CLOSE_RECEIVED, Trigger.PROTOCOL_ERROR, Trigger.EOF}
+    {
+        Trigger.HANDSHAKE_COMPLETED,
+        Trigger.HTTP_CLOSED,
+        Trigger.CLOSE_RECEIVED,
+        Trigger.PROTOCOL_ERROR,
+        Trigger.EOF,
+    }
 )
 
 _CONNECTING, _OPEN, _CLOSING, _CLOSED = State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED
@@ -98,6 +108,7 @@ _CONNECTING, _OPEN, _CLOSING, _CLOSED = State.CONNECTING, State.OPEN, State.CLOS
 TRANSITION_TABLE: Mapping[State, Mapping[Trigger, State]] = {
     _CONNECTING: {
         Trigger.ACCEPT: _OPEN,
+        Trigger.HANDSHAKE_COMPLETED: _OPEN,
         Trigger.REJECT: _CLOSED,
         Trigger.HTTP_CLOSED: _CLOSED,
     },

@@ -26,9 +26,13 @@ from wsproto.extensions import PerMessageDeflate as WsprotoDeflate
 from wsproto.frame_protocol import FrameProtocol, RsvBits
 from wsproto.frame_protocol import Opcode as WsprotoOpcode
 
-from wsserver.protocol.codes import CloseCode
-from wsserver.protocol.exceptions import FrameError, LocalProtocolError
+from wsserver.protocol.codes import CloseCode, HandshakeFailure
+from wsserver.protocol.exceptions import FrameError, InvalidResponse, LocalProtocolError
 from wsserver.protocol.extensions import DeflateSettings, PerMessageDeflate, negotiate
+from wsserver.protocol.extensions.permessage_deflate import (
+    ClientDeflateSettings,
+    accept_response,
+)
 from wsserver.protocol.headers import ExtensionOffer
 
 TAIL = b"\x00\x00\xff\xff"
@@ -911,3 +915,78 @@ def test_interop_wsproto(
     assert receive(ours, wsproto_send(theirs, pieces)) == message
     payloads = [ours.compress(p, i == len(pieces) - 1) for i, p in enumerate(pieces)]
     assert wsproto_receive(theirs, payloads) == message
+
+
+# -- the client's side of the negotiation ------------------------------------
+
+
+class TestClientSide:
+    def test_nothing_accepted(self) -> None:
+        assert accept_response([], ClientDeflateSettings()) is None
+
+    @pytest.mark.parametrize(
+        ("answer", "reason"),
+        [
+            (
+                [
+                    ExtensionOffer(name="permessage-deflate"),
+                    ExtensionOffer(name="permessage-deflate"),
+                ],
+                "more extensions",
+            ),
+            ([ExtensionOffer(name="x-other")], "did not offer"),
+            ([ExtensionOffer(name="permessage-deflate", params=(("x", None),))], "unknown"),
+            (
+                [
+                    ExtensionOffer(
+                        name="permessage-deflate",
+                        params=(("server_no_context_takeover", None),) * 2,
+                    )
+                ],
+                "duplicate",
+            ),
+        ],
+    )
+    def test_refused(self, answer: list[ExtensionOffer], reason: str) -> None:
+        with pytest.raises(InvalidResponse, match=reason) as caught:
+            accept_response(answer, ClientDeflateSettings())
+        assert caught.value.failure is HandshakeFailure.INVALID_EXTENSION
+
+    def test_the_agreed_parameters_and_the_swapped_directions(self) -> None:
+        codec = accept_response(
+            [
+                ExtensionOffer(
+                    name="Permessage-Deflate",
+                    params=(
+                        ("server_no_context_takeover", None),
+                        ("client_max_window_bits", "9"),
+                        ("server_max_window_bits", "10"),
+                    ),
+                )
+            ],
+            ClientDeflateSettings(client_no_context_takeover=True),
+        )
+        assert codec is not None
+        assert codec.server_no_context_takeover and codec.client_no_context_takeover
+        assert (codec.server_max_window_bits, codec.client_max_window_bits) == (10, 9)
+        # The client compresses with the client_* window: a server codec
+        # with the same agreement inflates it.
+        server = PerMessageDeflate(
+            server_no_context_takeover=True,
+            client_no_context_takeover=True,
+            server_max_window_bits=10,
+            client_max_window_bits=9,
+        )
+        for message in (b"hello " * 100, b"world " * 100):
+            payload = codec.compress(message, True)
+            assert server.decompress(payload, 10_000) + server.finish_decompression(10_000) == (
+                message
+            )
+            back = server.compress(message, True)
+            assert codec.decompress(back, 10_000) + codec.finish_decompression(10_000) == message
+
+    def test_settings_checked(self) -> None:
+        with pytest.raises(LocalProtocolError):
+            ClientDeflateSettings(client_max_window_bits=16)
+        with pytest.raises(LocalProtocolError):
+            ClientDeflateSettings(server_max_window_bits=7)

@@ -33,11 +33,18 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..codes import CloseCode
-from ..exceptions import FrameError, LocalProtocolError
+from ..codes import CloseCode, HandshakeFailure
+from ..exceptions import FrameError, InvalidResponse, LocalProtocolError
 from ..headers import ExtensionOffer
 
-__all__ = ["DeflateSettings", "PerMessageDeflate", "negotiate"]
+__all__ = [
+    "ClientDeflateSettings",
+    "DeflateSettings",
+    "PerMessageDeflate",
+    "accept_response",
+    "client_offer",
+    "negotiate",
+]
 
 #: The extension token (RFC 7692 section 7).
 EXTENSION_NAME = "permessage-deflate"
@@ -361,16 +368,196 @@ def _accept(
 
 
 # --------------------------------------------------------------------------
+# The client's side of the negotiation (RFC 7692 sections 5 and 7.1)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientDeflateSettings:
+    """What a client offers, and how hard it compresses.
+
+    Each of the four parameters of RFC 7692 section 7.1 has its field:
+
+    Attributes:
+        client_max_window_bits: the window our compressor uses at most,
+            8..15; ``client_max_window_bits`` is offered without a value
+            (section 7.1.2.2), so that the server may ask for less, and we
+            use the smaller of the two.  12 (4 KiB) by default, as the
+            server's: with ``mem_level=5``, about 64 KiB per busy connection
+            instead of zlib's 300 KiB.
+        server_max_window_bits: the window we ask the server to compress
+            with at most, 8..15, or ``None`` (the default) not to ask, and
+            inflate with 32 KiB.  Not asked by default: asking makes the
+            server compress worse for every client, for 28 KiB of ours.
+        server_no_context_takeover: ask the server to reset its compressor
+            after every message, so that our inflater can be dropped between
+            messages.  Off by default: context takeover is where most of the
+            gain on small similar messages comes from.
+        client_no_context_takeover: reset our compressor after every message
+            and say so in the offer.  Off by default for the same reason.
+        compression_level, mem_level, min_size: as ``DeflateSettings``
+            (1, 5 and 64, for the reasons given there).
+    """
+
+    client_max_window_bits: int = 12
+    server_max_window_bits: int | None = None
+    server_no_context_takeover: bool = False
+    client_no_context_takeover: bool = False
+    compression_level: int = 1
+    mem_level: int = 5
+    min_size: int = 64
+
+    def __post_init__(self) -> None:
+        _check_codec_settings(
+            server_max_window_bits=(
+                _DEFAULT_WINDOW_BITS
+                if self.server_max_window_bits is None
+                else self.server_max_window_bits
+            ),
+            client_max_window_bits=self.client_max_window_bits,
+            compression_level=self.compression_level,
+            mem_level=self.mem_level,
+            min_size=self.min_size,
+        )
+
+
+def client_offer(settings: ClientDeflateSettings) -> str:
+    """The ``Sec-WebSocket-Extensions`` value a client sends: one offer.
+
+    For example ``permessage-deflate; client_max_window_bits``.
+    """
+    params = [EXTENSION_NAME]
+    if settings.server_no_context_takeover:
+        params.append(_SERVER_NO_CONTEXT_TAKEOVER)
+    if settings.client_no_context_takeover:
+        params.append(_CLIENT_NO_CONTEXT_TAKEOVER)
+    if settings.server_max_window_bits is not None:
+        params.append(f"{_SERVER_MAX_WINDOW_BITS}={settings.server_max_window_bits}")
+    # Section 7.1.2.2: without a value, "the client supports" a limit the
+    # server chooses; we offer it so, since any window the server asks for
+    # is one we can compress with (we use the smaller of it and ours).  A
+    # value would be a ceiling the server must not exceed, which some
+    # servers exceed anyway.
+    params.append(_CLIENT_MAX_WINDOW_BITS)
+    return "; ".join(params)
+
+
+def _refuse(reason: str) -> InvalidResponse:
+    return InvalidResponse(HandshakeFailure.INVALID_EXTENSION, reason)
+
+
+def accept_response(
+    extensions: Sequence[ExtensionOffer], settings: ClientDeflateSettings
+) -> PerMessageDeflate | None:
+    """Check the server's ``Sec-WebSocket-Extensions`` against our offer.
+
+    RFC 6455 section 4.1, step 5: "If the response includes a
+    |Sec-WebSocket-Extensions| header field and this header field indicates
+    the use of an extension that was not present in the client's handshake
+    (the server has indicated an extension not requested by the client), the
+    client MUST _Fail the WebSocket Connection_."  RFC 7692 section 7: "A
+    client MUST _Fail the WebSocket Connection_ if the peer server accepted
+    an extension negotiation offer for this extension with an extension
+    negotiation response meeting any of the following conditions: [a
+    parameter] not defined for use in a response, [...] with an invalid
+    value, multiple extension parameters with the same name, [or] the client
+    does not support the configuration that the response represents."
+
+    Returns:
+        The client's codec, or ``None`` when the server accepted nothing.
+
+    Raises:
+        InvalidResponse: ``INVALID_EXTENSION``, with the rule broken.
+    """
+    if not extensions:
+        return None
+    if len(extensions) > 1:
+        # We offered one extension, once: a second element accepts nothing
+        # we offered (RFC 7692 section 5: one PMCE at most uses RSV1).
+        raise _refuse("the server accepted more extensions than we offered")
+    (response,) = extensions
+    if response.name.lower() != EXTENSION_NAME:
+        raise _refuse(f"the server accepted an extension we did not offer: {response.name}")
+    agreed: dict[str, str | None] = {}
+    for raw_name, value in response.params:
+        name = raw_name.lower()
+        if name not in _KNOWN_PARAMS:
+            raise _refuse(f"unknown permessage-deflate parameter {raw_name}")
+        if name in agreed:
+            raise _refuse(f"duplicate permessage-deflate parameter {raw_name}")
+        if name in (_SERVER_NO_CONTEXT_TAKEOVER, _CLIENT_NO_CONTEXT_TAKEOVER):
+            if value is not None:
+                raise _refuse(f"{name} takes no value")
+        elif value not in _WINDOW_BITS_VALUES:
+            # Sections 7.1.2.1 and 7.1.2.2: in a response, both window
+            # parameters carry "a decimal integer value without leading
+            # zeroes between 8 to 15, inclusive".
+            raise _refuse(f"invalid value for {name}")
+        agreed[name] = value
+
+    # Section 7.1.1.1: "A server accepts an extension negotiation offer that
+    # includes the "server_no_context_takeover" extension parameter by
+    # including [it] in the corresponding extension negotiation response".
+    server_no_context_takeover = _SERVER_NO_CONTEXT_TAKEOVER in agreed
+    if settings.server_no_context_takeover and not server_no_context_takeover:
+        raise _refuse("the server did not agree to server_no_context_takeover")
+    # Section 7.1.1.2: "If the "agreed parameters" contain the
+    # "client_no_context_takeover" extension parameter, the client MUST start
+    # compressing each new message with an empty LZ77 sliding window"; we
+    # also do so when we offered it ourselves.
+    client_no_context_takeover = (
+        _CLIENT_NO_CONTEXT_TAKEOVER in agreed or settings.client_no_context_takeover
+    )
+    # Section 7.1.2.1: the server accepts our server_max_window_bits "by
+    # including the "server_max_window_bits" extension parameter in the
+    # extension negotiation response ... with the same or smaller value as
+    # the offer"; it may also include it unasked (a window it uses anyway).
+    server_bits_value = agreed.get(_SERVER_MAX_WINDOW_BITS)
+    if server_bits_value is None:
+        if settings.server_max_window_bits is not None:
+            raise _refuse("the server did not agree to server_max_window_bits")
+        server_max_window_bits = _DEFAULT_WINDOW_BITS
+    else:
+        server_max_window_bits = _WINDOW_BITS_VALUES[server_bits_value]
+        if (
+            settings.server_max_window_bits is not None
+            and server_max_window_bits > settings.server_max_window_bits
+        ):
+            raise _refuse("server_max_window_bits larger than we asked for")
+    # Section 7.1.2.2: "By including this parameter in an extension
+    # negotiation response, a server limits the LZ77 sliding window size
+    # that the client uses to compress messages."  We offered the parameter
+    # without a value, so any value is one we accept; we compress with the
+    # smaller of it and our own window (always allowed: a smaller window is
+    # valid for any inflater), and with ours when it is absent.
+    client_bits_value = agreed.get(_CLIENT_MAX_WINDOW_BITS)
+    client_max_window_bits = settings.client_max_window_bits
+    if client_bits_value is not None:
+        client_max_window_bits = min(_WINDOW_BITS_VALUES[client_bits_value], client_max_window_bits)
+    return PerMessageDeflate(
+        server_no_context_takeover=server_no_context_takeover,
+        client_no_context_takeover=client_no_context_takeover,
+        server_max_window_bits=server_max_window_bits,
+        client_max_window_bits=client_max_window_bits,
+        compression_level=settings.compression_level,
+        mem_level=settings.mem_level,
+        min_size=settings.min_size,
+        client=True,
+    )
+
+
+# --------------------------------------------------------------------------
 # Codec (RFC 7692 section 7.2)
 # --------------------------------------------------------------------------
 
 
 class PerMessageDeflate:
-    """The server's end of an agreed permessage-deflate extension.
+    """Our end of an agreed permessage-deflate extension, server or client.
 
-    The parameters are the agreed ones, read-only.  ``server_*`` apply to
-    what we send (our compressor), ``client_*`` to what we receive (our
-    inflater).
+    The parameters are the agreed ones, read-only, named as RFC 7692 names
+    them.  For a server (the default) ``server_*`` apply to what we send
+    (our compressor) and ``client_*`` to what we receive (our inflater); with
+    ``client=True`` the other way round.
 
     Receiving: call ``decompress`` with each piece of a compressed message's
     payload, however the frames split it, then ``finish_decompression`` once
@@ -389,6 +576,10 @@ class PerMessageDeflate:
         "_inbound_has_data",
         "_mem_level",
         "_min_size",
+        "_receive_no_context_takeover",
+        "_receive_window_bits",
+        "_send_no_context_takeover",
+        "_send_window_bits",
         "_server_max_window_bits",
         "_server_no_context_takeover",
     )
@@ -403,6 +594,7 @@ class PerMessageDeflate:
         compression_level: int = 1,
         mem_level: int = 5,
         min_size: int = 64,
+        client: bool = False,
     ) -> None:
         _check_codec_settings(
             server_max_window_bits=server_max_window_bits,
@@ -415,6 +607,20 @@ class PerMessageDeflate:
         self._client_no_context_takeover = client_no_context_takeover
         self._server_max_window_bits = server_max_window_bits
         self._client_max_window_bits = client_max_window_bits
+        # The same agreement, seen from our end: a server compresses with the
+        # server_* parameters and inflates with the client_* ones, a client
+        # the other way round (RFC 7692 sections 7.1.1 and 7.1.2 name each
+        # parameter by the side whose compressor it constrains).
+        if client:
+            self._send_no_context_takeover = client_no_context_takeover
+            self._send_window_bits = client_max_window_bits
+            self._receive_no_context_takeover = server_no_context_takeover
+            self._receive_window_bits = server_max_window_bits
+        else:
+            self._send_no_context_takeover = server_no_context_takeover
+            self._send_window_bits = server_max_window_bits
+            self._receive_no_context_takeover = client_no_context_takeover
+            self._receive_window_bits = client_max_window_bits
         self._compression_level = compression_level
         self._mem_level = mem_level
         self._min_size = min_size
@@ -515,7 +721,7 @@ class PerMessageDeflate:
             # message, so nothing is fed.
             data = b""
         self._inbound_has_data = False
-        if self._client_no_context_takeover:
+        if self._receive_no_context_takeover:
             self._decompressor = None
         return data
 
@@ -580,7 +786,7 @@ class PerMessageDeflate:
         # inflater does accept 8, but its deflate does not, and 8-bit
         # windows have a history of zlib bugs (madler/zlib#171): the 256
         # bytes are not worth the risk.
-        return max(self._client_max_window_bits, _SMALLEST_ZLIB_WINDOW_BITS)
+        return max(self._receive_window_bits, _SMALLEST_ZLIB_WINDOW_BITS)
 
     # -- sending ------------------------------------------------------------
 
@@ -624,12 +830,12 @@ class PerMessageDeflate:
         # "server_no_context_takeover" extension parameter, the server MUST
         # start compressing each new message with an empty LZ77 sliding
         # window."  Dropping the compressor frees its memory too.
-        if self._server_no_context_takeover:
+        if self._send_no_context_takeover:
             self._compressor = None
         return output
 
     def _new_compressor(self) -> zlib._Compress:
-        if self._server_max_window_bits < _SMALLEST_ZLIB_WINDOW_BITS:
+        if self._send_window_bits < _SMALLEST_ZLIB_WINDOW_BITS:
             # The client asked for server_max_window_bits=8, which zlib's
             # deflate refuses.  Huffman-only compression emits no
             # back-references at all, so its output is valid for any window,
@@ -645,6 +851,6 @@ class PerMessageDeflate:
         return zlib.compressobj(
             self._compression_level,
             zlib.DEFLATED,
-            -self._server_max_window_bits,
+            -self._send_window_bits,
             self._mem_level,
         )
