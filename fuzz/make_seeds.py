@@ -16,7 +16,15 @@ import sys
 from pathlib import Path
 
 FUZZ_DIR = Path(__file__).resolve().parent
-TARGETS = ("frames", "handshake", "extensions", "deflate", "connection")
+TARGETS = (
+    "frames",
+    "handshake",
+    "extensions",
+    "deflate",
+    "connection",
+    "runtime",
+    "chunks",
+)
 
 
 def main() -> int:

@@ -28,7 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FUZZ_DIR = Path(__file__).resolve().parent
-TARGETS = ("frames", "handshake", "extensions", "deflate", "connection")
+TARGETS = (
+    "frames",
+    "handshake",
+    "extensions",
+    "deflate",
+    "connection",
+    "runtime",
+    "chunks",
+)
 
 #: libFuzzer names the inputs it saves for each kind of failure this way.
 _FAILURE_PREFIXES = ("crash-", "timeout-", "oom-", "leak-")
