@@ -24,6 +24,7 @@ TARGETS = (
     "connection",
     "runtime",
     "chunks",
+    "snapshots",
 )
 
 

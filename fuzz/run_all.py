@@ -36,6 +36,7 @@ TARGETS = (
     "connection",
     "runtime",
     "chunks",
+    "snapshots",
 )
 
 #: libFuzzer names the inputs it saves for each kind of failure this way.

@@ -34,6 +34,7 @@ TARGETS = (
     "connection",
     "runtime",
     "chunks",
+    "snapshots",
 )
 RANDOM_INPUTS = 300
 #: What the targets import, loaded before them (see the module docstring).
