@@ -25,6 +25,7 @@ TARGETS = (
     "runtime",
     "chunks",
     "snapshots",
+    "components",
 )
 
 

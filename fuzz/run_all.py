@@ -37,6 +37,7 @@ TARGETS = (
     "runtime",
     "chunks",
     "snapshots",
+    "components",
 )
 
 #: libFuzzer names the inputs it saves for each kind of failure this way.

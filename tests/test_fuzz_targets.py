@@ -35,6 +35,7 @@ TARGETS = (
     "runtime",
     "chunks",
     "snapshots",
+    "components",
 )
 RANDOM_INPUTS = 300
 #: What the targets import, loaded before them (see the module docstring).
