@@ -26,6 +26,7 @@ TARGETS = (
     "chunks",
     "snapshots",
     "components",
+    "navigation",
 )
 
 

@@ -38,6 +38,7 @@ TARGETS = (
     "chunks",
     "snapshots",
     "components",
+    "navigation",
 )
 
 #: libFuzzer names the inputs it saves for each kind of failure this way.

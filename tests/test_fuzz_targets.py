@@ -36,6 +36,7 @@ TARGETS = (
     "chunks",
     "snapshots",
     "components",
+    "navigation",
 )
 RANDOM_INPUTS = 300
 #: What the targets import, loaded before them (see the module docstring).
