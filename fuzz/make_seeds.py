@@ -27,6 +27,7 @@ TARGETS = (
     "snapshots",
     "components",
     "navigation",
+    "http_fields",
 )
 
 

@@ -39,6 +39,7 @@ TARGETS = (
     "snapshots",
     "components",
     "navigation",
+    "http_fields",
 )
 
 #: libFuzzer names the inputs it saves for each kind of failure this way.

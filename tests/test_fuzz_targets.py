@@ -37,6 +37,7 @@ TARGETS = (
     "snapshots",
     "components",
     "navigation",
+    "http_fields",
 )
 RANDOM_INPUTS = 300
 #: What the targets import, loaded before them (see the module docstring).
