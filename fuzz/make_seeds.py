@@ -28,6 +28,7 @@ TARGETS = (
     "components",
     "navigation",
     "http_fields",
+    "static",
 )
 
 

@@ -40,6 +40,7 @@ TARGETS = (
     "components",
     "navigation",
     "http_fields",
+    "static",
 )
 
 #: libFuzzer names the inputs it saves for each kind of failure this way.

@@ -38,6 +38,7 @@ TARGETS = (
     "components",
     "navigation",
     "http_fields",
+    "static",
 )
 RANDOM_INPUTS = 300
 #: What the targets import, loaded before them (see the module docstring).
