@@ -163,12 +163,12 @@ def test_memory_stays_bounded_under_100_000_distinct_addresses() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"max_open": 0}, "max_open must be at least 1"),
-        ({"rate": 0.0}, "rate must be a positive number"),
-        ({"rate": float("inf")}, "rate must be a positive number"),
-        ({"burst": 0}, "burst must be at least 1"),
-        ({"ipv6_prefix": 0}, "ipv6_prefix must be between 1 and 128"),
-        ({"table_size": 0}, "table_size must be at least 1"),
+        ({"max_open": 0}, "max_connections_per_client must be at least 1"),
+        ({"rate": 0.0}, "handshake_rate_per_client must be a positive number"),
+        ({"rate": float("inf")}, "handshake_rate_per_client must be a positive number"),
+        ({"burst": 0}, "handshake_burst_per_client must be at least 1"),
+        ({"ipv6_prefix": 0}, "client_ipv6_prefix must be between 1 and 128"),
+        ({"table_size": 0}, "client_table_size must be at least 1"),
     ],
 )
 def test_settings_are_checked(options: dict[str, object], message: str) -> None:

@@ -8,7 +8,6 @@ know about.
 
 from __future__ import annotations
 
-import math
 import os
 import ssl
 from collections.abc import Callable, Sequence
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..protocol import DeflateSettings, ProtocolSettings
-from .limits import ClientLimiter
+from .limits import ClientLimiter, check_client_limits
 from .proxy import TrustedProxies
 from .security import OriginPolicy
 
@@ -413,18 +412,13 @@ class ServerConfig:
             raise ValueError("read_limit and write_limit must be at least 1")
         if self.max_connections is not None and self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
-        per_client = self.max_connections_per_client
-        if per_client is not None and per_client < 1:
-            raise ValueError("max_connections_per_client must be at least 1 (or None)")
-        rate = self.handshake_rate_per_client
-        if rate is not None and not (rate > 0 and math.isfinite(rate)):
-            raise ValueError("handshake_rate_per_client must be a positive number (or None)")
-        if self.handshake_burst_per_client < 1:
-            raise ValueError("handshake_burst_per_client must be at least 1")
-        if not 1 <= self.client_ipv6_prefix <= 128:
-            raise ValueError("client_ipv6_prefix must be between 1 and 128")
-        if self.client_table_size < 1:
-            raise ValueError("client_table_size must be at least 1")
+        check_client_limits(
+            max_open=self.max_connections_per_client,
+            rate=self.handshake_rate_per_client,
+            burst=self.handshake_burst_per_client,
+            ipv6_prefix=self.client_ipv6_prefix,
+            table_size=self.client_table_size,
+        )
         for name in (
             "write_timeout",
             "ping_interval",
