@@ -13,6 +13,7 @@ __all__ = [
     "SCENARIOS",
     "SERVERS",
     "SHAPES",
+    "VARIANTS",
     "WINDOW32",
     "Scenario",
     "ShapeChoice",
@@ -28,6 +29,10 @@ MiB = 1024 * 1024
 
 #: The servers, in table order.  wsserver first: the ratios are wsserver/peer.
 SERVERS = ("wsserver", "websockets", "aiohttp", "picows")
+#: Variants of a server, run only when named in ``--servers`` and left out
+#: of the tables: ``wsserver-metrics`` is wsserver with ``--metrics-path``
+#: on, to measure what the metrics cost (docs/benchmarks.md).
+VARIANTS = ("wsserver-metrics",)
 
 Kind = Literal["latency", "echo", "handshake", "rss", "broadcast"]
 

@@ -40,6 +40,7 @@ from bench.common import (
     SCENARIOS,
     SERVERS,
     SHAPES,
+    VARIANTS,
     Scenario,
     ShapeChoice,
     quick_scenario,
@@ -100,6 +101,8 @@ PROFILE_PLACEHOLDER = (
 def server_command(server: str, port: int, *, deflate: bool, uvloop: bool) -> list[str]:
     if server == "wsserver":
         command = [PYTHON, str(ROOT / "examples" / "bench_server.py")]
+    elif server == "wsserver-metrics":
+        command = [PYTHON, str(ROOT / "examples" / "bench_server.py"), "--metrics"]
     else:
         command = [PYTHON, "-m", f"bench.servers.ws_{server}"]
     command += ["--port", str(port)]
@@ -933,7 +936,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quick = args.quick
     default_servers = "wsserver" if quick else ",".join(SERVERS)
-    servers = _split(args.servers or default_servers, SERVERS, "server")
+    servers = _split(args.servers or default_servers, SERVERS + VARIANTS, "server")
     names = _split(
         args.scenarios or ("echo_c1_16" if quick else ",".join(scenario_names)),
         scenario_names,

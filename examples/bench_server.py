@@ -1,6 +1,6 @@
 """Benchmark server: echo (as examples/echo.py) plus broadcast.
 
-    python examples/bench_server.py --port 9001 [--deflate] [--uvloop]
+    python examples/bench_server.py --port 9001 [--deflate] [--uvloop] [--metrics]
 
 serves ws://127.0.0.1:9001/.  Every message comes back unchanged (text as
 text, binary as binary), except a text message ``broadcast:<n>[:<size>]``:
@@ -9,7 +9,8 @@ bytes (default 16) to every connected client, the sender included, each
 with ``wsserver.broadcast`` (the frame is encoded once for all clients).
 
 Messages up to 64 MiB are accepted, compression is off unless ``--deflate``,
-and the server stops on SIGTERM or SIGINT.  ``bench/run.py`` uses it as the
+Prometheus metrics are served at ``/metrics`` with ``--metrics`` (to measure
+what they cost), and the server stops on SIGTERM or SIGINT.  ``bench/run.py`` uses it as the
 wsserver side of the benchmarks; ``wsserver run examples.bench_server:app``
 serves the same application with the command line's settings instead.
 """
@@ -88,13 +89,14 @@ class BenchView(WebSocketView):
 app = App([WebSocketRoute("/", BenchView)])
 
 
-def build_config(port: int, *, deflate: bool) -> ServerConfig:
-    """The server's settings: 64 MiB messages, compression only if asked."""
+def build_config(port: int, *, deflate: bool, metrics: bool = False) -> ServerConfig:
+    """The server's settings: 64 MiB messages, compression and metrics only if asked."""
     return ServerConfig(
         host="127.0.0.1",
         port=port,
         protocol=ProtocolSettings(max_message_size=MAX_MESSAGE_SIZE),
         deflate=DeflateSettings() if deflate else None,
+        metrics_path="/metrics" if metrics else None,
     )
 
 
@@ -103,9 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9001)
     parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    parser.add_argument("--metrics", action="store_true", help="serve /metrics (Prometheus)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    config = build_config(args.port, deflate=args.deflate)
+    config = build_config(args.port, deflate=args.deflate, metrics=args.metrics)
     if args.uvloop:
         import uvloop
 

@@ -406,6 +406,7 @@ NOT_CONFIG = {
     "loop",
     "log_level",
     "log_config",
+    "log_format",
     "app_dir",
     "env_file",
     "ssl_keyfile",
@@ -464,6 +465,9 @@ def test_build_config_maps_every_flag() -> None:
         "--handshake-burst-per-client", "5",
         "--client-ipv6-prefix", "56",
         "--client-table-size", "99",
+        "--metrics-path", "/metrics",
+        "--readiness-path", "/ready",
+        "--drain-delay", "5",
     )  # fmt: skip
     config = build_config(args)
     assert config.max_connections_per_client is None
@@ -477,6 +481,8 @@ def test_build_config_maps_every_flag() -> None:
     assert config.forwarded_allow_ips == "10.0.0.0/8, 192.0.2.1"
     assert config.root_path == "/api"
     assert config.headers == (("server", "edge-1"), ("x-frame-options", "DENY"))
+    assert (config.metrics_path, config.readiness_path) == ("/metrics", "/ready")
+    assert config.drain_delay == 5.0
     assert config.host == "0.0.0.0"
     assert config.port == 9001
     assert config.uds == "/tmp/ws.sock"
@@ -548,6 +554,9 @@ def test_build_config_maps_every_flag() -> None:
         "handshake_burst_per_client",
         "client_ipv6_prefix",
         "client_table_size",
+        "metrics_path",
+        "readiness_path",
+        "drain_delay",
     }
 
 

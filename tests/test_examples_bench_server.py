@@ -170,6 +170,27 @@ async def test_compression_only_with_deflate(deflate):
             assert await asyncio.wait_for(client.recv(), TIMEOUT) == message
 
 
+@pytest.mark.parametrize("metrics", [False, True])
+async def test_metrics_only_with_metrics(metrics):
+    from bench.run import server_command
+
+    from .server.test_metrics import http_get
+
+    args = ["--metrics"] if metrics else []
+    with bench_server(*args) as url:
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        async with connect(url, compression=None, open_timeout=TIMEOUT) as client:
+            await client.send("hi")
+            assert await asyncio.wait_for(client.recv(), TIMEOUT) == "hi"
+            status, _, body = await http_get(port, "/metrics")
+    assert status == (200 if metrics else 404)
+    if metrics:
+        assert b'wsserver_websocket_messages_received_total{type="text"} 1.0' in body
+    # The benchmark runner's variant runs the same server with --metrics.
+    command = server_command("wsserver-metrics", port, deflate=False, uvloop=False)
+    assert command[1:3] == [str(ROOT / "examples" / "bench_server.py"), "--metrics"]
+
+
 # ---------------------------------------------------------------------------
 # The harness
 # ---------------------------------------------------------------------------

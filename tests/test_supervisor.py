@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from wsserver.server import App, ServerConfig
 from wsserver.server.startup import (
@@ -33,6 +33,7 @@ from wsserver.server.startup import (
 from wsserver.supervisor import WORKER_FD_ENV, run_supervisor, worker_link
 
 from ._live import TIMEOUT
+from .server.test_metrics import scrape, value
 from .test_cli import ROOT, START_TIMEOUT, run_cli
 
 # ---------------------------------------------------------------------------
@@ -140,9 +141,45 @@ async def test_two_workers_share_the_port_and_stop_gracefully_on_sigterm(tmp_pat
     # closing its connections with 1001.
     await asyncio.wait_for(client.wait_closed(), TIMEOUT)
     assert client.close_code == 1001
-    assert log.count("shutting down") == 2
+    assert log.count("wsserver: shutting down\n") == 2
     assert "Traceback" not in log
     assert not any(alive(pid) for pid in server.workers.values())
+
+
+async def test_metrics_cover_every_worker(tmp_path: Path) -> None:
+    """Whichever worker a scrape reaches, it counts the connections of both."""
+    (tmp_path / "pidapp.py").write_text(PID_APP)
+    args = ("pidapp:Pid", "--workers", "2", "--metrics-path", "/metrics")
+    async with supervised(*args, cwd=tmp_path) as server:
+        clients: list[ClientConnection] = []
+        pids: set[str] = set()
+        # SO_REUSEPORT spreads connections: open them until both workers
+        # hold some (bounded), so that one worker alone cannot be right.
+        while len(clients) < 8 or (len(pids) < 2 and len(clients) < 64):
+            client = await connect(f"ws://127.0.0.1:{server.port}/")
+            pids.add(str(await asyncio.wait_for(client.recv(), TIMEOUT)))
+            clients.append(client)
+        assert len(pids) == 2
+        count = len(clients)
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        # A worker's snapshot lags by up to a second: poll, bounded.
+        while value(samples := await scrape(server.port), "wsserver_websockets_open") != count:
+            assert asyncio.get_running_loop().time() < deadline, samples
+            await asyncio.sleep(0.05)
+        # Each of the next scrapes reaches either worker and sees them all.
+        for _ in range(6):
+            samples = await scrape(server.port)
+            assert value(samples, "wsserver_websockets_open") == count
+            assert value(samples, "wsserver_websocket_messages_sent_total", type="text") == count
+            handshakes = value(
+                samples, "wsserver_websocket_handshakes_total", outcome="accepted", status="101"
+            )
+            assert handshakes == count
+        for client in clients:
+            await client.close()
+        log = await server.stop(signal.SIGTERM)
+        assert server.process.returncode == 0, log
+    assert "Traceback" not in log
 
 
 async def test_sigint_is_forwarded_too(tmp_path: Path) -> None:
@@ -150,7 +187,7 @@ async def test_sigint_is_forwarded_too(tmp_path: Path) -> None:
     async with supervised("pidapp:Pid", "--workers", "2", cwd=tmp_path) as server:
         log = await server.stop(signal.SIGINT)
         assert server.process.returncode == 0, log
-    assert log.count("shutting down") == 2
+    assert log.count("wsserver: shutting down\n") == 2
 
 
 async def test_a_worker_crashing_at_start_fails_the_supervisor(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ from .server.app import Application
 from .server.asgi import ASGIApp, is_asgi_app
 from .server.asgi.app import LIFESPAN_MODES
 from .server.config import CLI_OPTION
+from .server.logformat import JsonFormatter
 from .server.plugin_options import EnvironmentOption, plugin_options
 from .server.startup import ApplicationStartupError
 from .supervisor import WORKER_ENV, WORKER_FD_ENV, run_supervisor, serve_worker, worker_link
@@ -450,6 +451,13 @@ def _parser(options: Sequence[EnvironmentOption] | None = None) -> argparse.Argu
         metavar="FILE",
         help="logging configuration: .json or .yaml (dictConfig), else .ini (fileConfig)",
     )
+    run.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text lines, or one JSON object per line with the access and connection "
+        "fields (default text; --log-config overrides it)",
+    )
     # What plugins add (wsserver.server.plugin_options).
     for option in plugin_options() if options is None else options:
         run.add_argument(option.flag, default=None, metavar=option.metavar, help=option.help)
@@ -603,6 +611,7 @@ def _configure_logging(
     worker: str | None,
     workers: int,
     log_config: str | None = None,
+    log_format: str = "text",
     *,
     reloader: bool = False,
 ) -> None:
@@ -612,6 +621,11 @@ def _configure_logging(
             logging.getLogger("wsserver").setLevel(_LOG_LEVELS[level])
         return
     level = "info" if level is None else level
+    if log_format == "json":
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter(worker=worker))
+        logging.basicConfig(level=_LOG_LEVELS[level], handlers=[handler])
+        return
     if worker is not None:
         fmt = f"%(asctime)s %(levelname)s [worker {worker} %(process)d] %(name)s: %(message)s"
     elif workers > 1:
@@ -647,7 +661,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         _configure_logging(
-            args.log_level, worker, args.workers, args.log_config, reloader=reload is not None
+            args.log_level,
+            worker,
+            args.workers,
+            args.log_config,
+            args.log_format,
+            reloader=reload is not None,
         )
         if args.env_file is not None:
             load_env_file(args.env_file)

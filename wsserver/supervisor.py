@@ -32,15 +32,21 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .server import Application, Server, ServerConfig
 from .server.startup import StartupContext, startup_warnings
+
+#: Where the workers' metrics snapshots go (``wsserver.server.metrics``);
+#: the same name, without importing prometheus_client when metrics are off.
+METRICS_DIR_ENV = "WSSERVER_METRICS_DIR"
 
 __all__ = [
     "WORKER_ENV",
@@ -160,10 +166,32 @@ def run_supervisor(
     except OSError as error:
         report_unbindable(config, error)
         return 1
+    metrics_dir = _metrics_directory(config)
     try:
         return asyncio.run(_supervise(worker_command, workers, port, config))
     finally:
         reserved.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_directory(config: ServerConfig) -> str | None:
+    """With metrics on, where every worker writes its snapshot (``METRICS_DIR_ENV``).
+
+    Any worker may be scraped (SO_REUSEPORT picks one); it answers with
+    the figures of all, read from this directory (``wsserver.server.metrics``).
+    A directory the environment already names is used and kept; otherwise
+    a private one is made, and removed when the supervisor exits.
+
+    Returns:
+        The directory to remove at exit, if one was made.
+    """
+    if not config.metrics_path or os.environ.get(METRICS_DIR_ENV):
+        return None
+    directory = tempfile.mkdtemp(prefix="wsserver-metrics-")
+    # Inherited by every worker (_start_worker copies the environment).
+    os.environ[METRICS_DIR_ENV] = directory
+    return directory
 
 
 def report_unbindable(config: ServerConfig, error: OSError) -> None:

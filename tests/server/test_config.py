@@ -46,6 +46,9 @@ DEFAULTS: dict[str, Any] = {
     "handshake_burst_per_client": 40,
     "client_ipv6_prefix": 64,
     "client_table_size": 10_000,
+    "metrics_path": None,
+    "readiness_path": "/readyz",
+    "drain_delay": None,
 }
 
 
@@ -242,3 +245,22 @@ def test_cli_option_is_plain_metadata() -> None:
 def test_cli_option_needs_a_flag() -> None:
     with pytest.raises(TypeError, match="at least one flag"):
         cli_option()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"metrics_path": "metrics"}, "metrics_path must start with '/'"),
+        ({"readiness_path": "readyz"}, "readiness_path must start with '/'"),
+        ({"metrics_path": "/readyz"}, "metrics_path and readiness_path must differ"),
+        ({"drain_delay": -1.0}, "drain_delay must not be negative"),
+    ],
+)
+def test_operations_settings_are_checked(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ServerConfig(**settings)
+
+
+def test_an_empty_readiness_path_turns_the_probe_off() -> None:
+    assert ServerConfig(readiness_path="").readiness_path == ""
+    ServerConfig(readiness_path=None, metrics_path="/metrics")

@@ -760,7 +760,8 @@ async def test_without_a_handshake_timeout_nothing_is_armed(h: Harness) -> None:
 
 OPEN_LINE = re.compile(r"conn (\d+) open path=(\S+) client=127\.0\.0\.1:(\d+)$")
 CLOSE_LINE = re.compile(
-    r"conn (\d+) closed path=(\S+) code=(\d+) duration=(\d+\.\d+)s in=(\d+) out=(\d+)$"
+    r"conn (\d+) closed path=(\S+) client=(\S+) code=(\d+) reason=('.*') by=(server|client) "
+    r"duration=(\d+\.\d+)s in=(\d+) out=(\d+)$"
 )
 
 
@@ -798,11 +799,25 @@ async def test_one_log_line_on_open_and_one_on_close(
     assert opened is not None and closed is not None, mine
     assert opened[2] == "/chat"  # the path, without the query
     assert int(opened[3]) == raw.sock.getsockname()[1]
-    assert (closed[1], closed[2], closed[3]) == (str(conn_id), "/chat", "1000")
-    assert 0 <= float(closed[4]) < 1
+    client = f"127.0.0.1:{raw.sock.getsockname()[1]}"
+    assert closed.group(1, 2, 3, 4, 5, 6) == (str(conn_id), "/chat", client, "1000", "''", "client")
+    assert 0 <= float(closed[7]) < 1
     # Byte counts are exactly what went over the socket each way.
-    assert int(closed[5]) == raw.sent
-    assert int(closed[6]) == raw.received
+    assert int(closed[8]) == raw.sent
+    assert int(closed[9]) == raw.received
+    # The same fields on the record, for a structured (JSON) formatter.
+    (record,) = [r for r in caplog.records if r.getMessage() == mine[1]]
+    assert {
+        name: getattr(record, name)
+        for name in ("connection_id", "client", "path", "close_code", "closed_by", "bytes_in")
+    } == {
+        "connection_id": conn_id,
+        "client": client,
+        "path": "/chat",
+        "close_code": 1000,
+        "closed_by": "client",
+        "bytes_in": raw.sent,
+    }
     assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "wsserver")
 
 

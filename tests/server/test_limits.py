@@ -55,7 +55,9 @@ def test_open_websockets_are_capped_per_client_and_given_back() -> None:
     slots = [limits.admit("192.0.2.1") for _ in range(3)]
     assert all(isinstance(slot, ClientSlot) for slot in slots)
     refused = limits.admit("192.0.2.1")
-    assert refused == Refusal(429, 1, "too many open WebSockets from one client (3)")
+    assert refused == Refusal(
+        429, 1, "too many open WebSockets from one client (3)", "max_connections_per_client"
+    )
     # Another client is not affected.
     assert isinstance(limits.admit("192.0.2.2"), ClientSlot)
     first = slots[0]
@@ -82,7 +84,9 @@ def test_handshakes_follow_a_token_bucket() -> None:
         assert isinstance(slot, ClientSlot)
         slot.release()
     refusal = limits.admit("192.0.2.1")
-    assert refusal == Refusal(429, 1, "too many handshakes from one client (2/s)")
+    assert refusal == Refusal(
+        429, 1, "too many handshakes from one client (2/s)", "handshake_rate_per_client"
+    )
     clock.now += 0.5  # one token back at 2 per second
     assert isinstance(limits.admit("192.0.2.1"), ClientSlot)
     assert isinstance(limits.admit("192.0.2.1"), Refusal)

@@ -143,3 +143,18 @@ def test_any_forwarded_for_value_gives_the_peer_or_an_address(chain: str) -> Non
 def test_a_very_long_chain_is_read_from_its_last_hops_only() -> None:
     chain = ", ".join(["6.6.6.6"] * 1000 + ["192.0.2.1"])
     assert forwarded([("x-forwarded-for", chain)]) == (Address("192.0.2.1", 0), "http")
+
+
+def test_verdicts_are_remembered_within_a_bound() -> None:
+    trusted = TrustedProxies("10.0.0.0/8")
+    # Asked again, the same answers (from the memo).
+    for _ in range(2):
+        assert trusted.trusts("10.1.2.3")
+        assert not trusted.trusts("192.0.2.1")
+        assert not trusted.trusts("not-an-address")
+    # Past the memo's size: still right, and the memo never grows past it.
+    for n in range(TrustedProxies.MEMO_SIZE + 10):
+        host = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+        assert trusted.trusts(host)
+        assert len(trusted._verdicts) <= TrustedProxies.MEMO_SIZE
+    assert not trusted.trusts("192.0.2.1")

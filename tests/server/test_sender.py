@@ -58,6 +58,9 @@ class RecordingSender:
     def send_prepared(self, message: PreparedMessage, size: int, *, compress: bool) -> None:
         self.calls.append(("send_prepared", size, compress))
 
+    def message_dropped(self, *, closing: bool) -> None:
+        self.calls.append(("message_dropped", closing))
+
     def ping(self, data: bytes | None) -> asyncio.Future[float]:
         self.calls.append(("ping", data))
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
@@ -168,6 +171,7 @@ def test_connection_implements_every_member_of_sender() -> None:
         "send_bytes",
         "send_fragment",
         "send_prepared",
+        "message_dropped",
         "ping",
         "close",
         "fail",

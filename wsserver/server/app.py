@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 from .datastructures import State
 from .mistakes import ApplicationMistake, awaited
+from .readiness import ReadinessCheck
 from .requests import Request
 from .responses import PlainTextResponse, Response
 from .routing import AnyRoute, Mount, Route, Router, WebSocketRoute, _HTTPEndpointT
@@ -83,6 +84,8 @@ class App:
         self.authenticate = authenticate
         #: Application-wide state, for plugins and handlers.
         self.state = State()
+        #: Checks ``/readyz`` runs (``add_readiness_check``).
+        self.readiness_checks: list[ReadinessCheck] = []
 
     # -- building --------------------------------------------------------
 
@@ -105,6 +108,18 @@ class App:
     def add_websocket_route(self, path: str, endpoint: WebSocketEndpoint) -> WebSocketRoute:
         """Register a WebSocket endpoint."""
         return self.router.add_websocket_route(path, endpoint)
+
+    def add_readiness_check(self, check: ReadinessCheck) -> None:
+        """Make ``/readyz`` answer 503 while ``check()`` returns ``False`` or a reason.
+
+        For a dependency the application cannot serve without (Redis, a
+        database): ``app.add_readiness_check(lambda: redis_up or "redis away")``.
+        The check runs at every probe, on the event loop: it must be quick
+        and must not block (see ``wsserver.server.readiness``).
+        """
+        if not callable(check):
+            raise TypeError(f"a readiness check must be callable, not {check!r}")
+        self.readiness_checks.append(check)
 
     def mount(self, prefix: str, static: StaticFiles) -> Mount:
         """Serve a directory of static files under ``prefix``."""

@@ -208,6 +208,24 @@ class ServerConfig:
             the limits remember, at most (about 320 bytes each, oldest
             evicted first): 10,000, about 3 MiB under a flood of distinct
             addresses.
+        metrics_path: serve Prometheus metrics at this path, on the same
+            port (``wsserver.server.metrics``, docs/operations.md); ``None``
+            (the default) serves none and costs nothing.  Off by default
+            because the figures (traffic, close codes, client errors) are
+            for the operator, not for every client of a public port: keep
+            the path behind the proxy (deny it there) or firewall the port.
+            Needs the ``metrics`` extra (``prometheus_client``).
+        readiness_path: the readiness probe (``/readyz`` by default;
+            ``wsserver.server.readiness``): 200 while serving, 503 while
+            starting, draining or when an application check fails.  ``""``
+            or ``None`` for none.
+        drain_delay: seconds between the start of the shutdown (SIGTERM)
+            and the closing of the listener, during which ``/readyz``
+            answers 503 while everything else is served as before, so that
+            a load balancer probing it stops sending new clients before
+            the port closes.  ``None`` by default (close at once); set it
+            a little above the balancer's probe interval times its failure
+            threshold.
     """
 
     host: str = field(default="127.0.0.1", metadata=cli_option("--host"))
@@ -375,6 +393,33 @@ class ServerConfig:
             help="client addresses the per-client limits remember (default 10000)",
         ),
     )
+    metrics_path: str | None = field(
+        default=None,
+        metadata=cli_option(
+            "--metrics-path",
+            metavar="PATH",
+            help="serve Prometheus metrics at this path on the same port (off by default; "
+            "needs the metrics extra)",
+        ),
+    )
+    readiness_path: str | None = field(
+        default="/readyz",
+        metadata=cli_option(
+            "--readiness-path",
+            metavar="PATH",
+            help="the readiness probe: 503 while starting or draining (default /readyz; "
+            "'' for none)",
+        ),
+    )
+    drain_delay: float | None = field(
+        default=None,
+        metadata=cli_option(
+            "--drain-delay",
+            kind="seconds_or_none",
+            help="seconds /readyz answers 503 after SIGTERM before the listener closes "
+            "(default: none)",
+        ),
+    )
 
     @property
     def trusted_proxies(self) -> TrustedProxies | None:
@@ -400,6 +445,14 @@ class ServerConfig:
             raise ValueError("root_path must start with '/' and not end with one, or be ''")
         for name, value in self.headers:
             _check_header_field(name, value)
+        for name in ("metrics_path", "readiness_path"):
+            path = getattr(self, name)
+            if path and not path.startswith("/"):
+                raise ValueError(f"{name} must start with '/' (or be None)")
+        if self.metrics_path and self.metrics_path == self.readiness_path:
+            raise ValueError("metrics_path and readiness_path must differ")
+        if self.drain_delay is not None and not self.drain_delay >= 0:
+            raise ValueError("drain_delay must not be negative (or None)")
         # Out of range, create_server() would fail only at start(), with an
         # OverflowError that does not name the setting.
         if not 0 <= self.port <= 65535:

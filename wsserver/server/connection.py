@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..protocol import (
     BinaryMessage,
@@ -37,6 +37,7 @@ from ..protocol import (
     Headers,
     HTTPRequest,
     LocalProtocolError,
+    Opcode,
     Pong,
     RequestRejected,
     ServerConnection,
@@ -59,12 +60,16 @@ from .responses import PlainTextResponse, Response, StreamingResponse
 from .websocket import WebSocket, WebSocketDisconnect
 from .writer import Writer
 
+if TYPE_CHECKING:
+    from .metrics import Metrics
+
 __all__ = ["Connection", "ConnectionOwner"]
 
 # States as module constants for the pump (an attribute of an Enum class
 # costs a descriptor call on Python 3.11).
 _CONNECTING = State.CONNECTING
 _OPEN = State.OPEN
+_TEXT_OPCODE = Opcode.TEXT
 
 logger = logging.getLogger("wsserver")
 
@@ -81,6 +86,8 @@ class ConnectionOwner(Protocol):
     trusted_proxies: TrustedProxies | None
     #: The per-client limits (``wsserver.server.limits``), ``None`` when off.
     client_limiter: ClientLimiter | None
+    #: The Prometheus figures, or ``None`` when metrics are off.
+    metrics: Metrics | None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
@@ -96,6 +103,8 @@ class ConnectionOwner(Protocol):
     def websocket_attached(self) -> None: ...
 
     def refuses_new_websockets(self) -> bool: ...
+
+    def operations_response(self, request: Request) -> Response | None: ...
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -127,11 +136,15 @@ class Connection(asyncio.BufferedProtocol):
         "_releasing_hold",
         "_request_started",
         "_scheme",
+        "_server_closed",
         "_target",
         "_task",
         "_write_timer",
         "_writer",
         "_writing_paused",
+        "binary_bytes_out",
+        "binary_in",
+        "binary_out",
         "client",
         "config",
         "id",
@@ -141,6 +154,9 @@ class Connection(asyncio.BufferedProtocol):
         "protocol",
         "server",
         "server_host",
+        "text_bytes_out",
+        "text_in",
+        "text_out",
         "transport",
         "websocket",
     )
@@ -193,6 +209,16 @@ class Connection(asyncio.BufferedProtocol):
         # The WebSocket handshake's target and arrival, for its access line.
         self._target: str | None = None
         self._request_started = 0.0
+        # Whether this side started the end of the WebSocket (a Close sent
+        # first, a failure, a drop): the "side" of the close line and metric.
+        self._server_closed = False
+        # The traffic the metrics add up (wsserver.server.metrics): plain
+        # integers incremented inline, read only when the connection ends
+        # and at scrape time.  Counted whether or not metrics are on: an
+        # addition costs less than the test that would skip it.
+        self.text_in = self.binary_in = 0
+        self.text_out = self.binary_out = 0
+        self.text_bytes_out = self.binary_bytes_out = 0
 
     # -- transport callbacks -------------------------------------------
 
@@ -279,17 +305,50 @@ class Connection(asyncio.BufferedProtocol):
         if self._client_slot is not None:
             self._client_slot.release()
             self._client_slot = None
+        metrics = self.server.metrics
+        if metrics is not None:
+            metrics.connection_ended(self)
         # Only an accepted WebSocket logged an "open" line.
         if websocket is not None and self._accepted:
-            logger.info(
-                "conn %d closed path=%s code=%s duration=%.3fs in=%d out=%d",
-                self.id,
-                self._path,
-                code,
-                time.monotonic() - self._opened_at,
-                self._bytes_in,
-                self._writer.bytes_out,
-            )
+            self._log_end(code, inbox.ended.reason if inbox and inbox.ended else "", metrics)
+
+    def _log_end(self, code: int, reason: str, metrics: Metrics | None) -> None:
+        """The WebSocket's end: its metric and its log line (once per connection)."""
+        protocol = self.protocol
+        if self._server_closed or self._failed_by_peer:
+            # Our Close (or drop) came first: its code is the one to count.
+            side = "server"
+            if protocol.sent_close_code is not None:
+                code, reason = protocol.sent_close_code, protocol.sent_close_reason
+        else:
+            side = "client"
+        if metrics is not None:
+            metrics.websocket_closed(code, side)
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else None
+        duration = time.monotonic() - self._opened_at
+        logger.info(
+            "conn %d closed path=%s client=%s code=%s reason=%r by=%s duration=%.3fs in=%d out=%d",
+            self.id,
+            self._path,
+            client or "-",
+            code,
+            reason,
+            side,
+            duration,
+            self._bytes_in,
+            self._writer.bytes_out,
+            extra={
+                "connection_id": self.id,
+                "client": client,
+                "path": self._path,
+                "close_code": code,
+                "close_reason": reason,
+                "closed_by": side,
+                "duration_ms": round(duration * 1000.0, 3),
+                "bytes_in": self._bytes_in,
+                "bytes_out": self._writer.bytes_out,
+            },
+        )
 
     def pause_writing(self) -> None:
         # The peer reads slower than we write.  Stop reading from it too:
@@ -320,6 +379,9 @@ class Connection(asyncio.BufferedProtocol):
         logger.info(
             "conn %d: peer not reading for %ss, closing", self.id, self.config.write_timeout
         )
+        self._server_closed = True
+        if self.server.metrics is not None:
+            self.server.metrics.slow_consumer_closed("write_timeout")
         inbox = self._inbox
         if inbox is not None and inbox.ended is None:
             # Not woken here: the receiver learns it when the transport is
@@ -371,9 +433,16 @@ class Connection(asyncio.BufferedProtocol):
             event = protocol.next_event(hold_replies=hold and protocol.state is _OPEN)
             if event is None:
                 break
-            if isinstance(event, TextMessage | BinaryMessage):
+            # One class per test rather than a union (which isinstance walks):
+            # no dearer, and it tells the type for the counters.
+            if isinstance(event, TextMessage):
                 messages.append(event)
                 received = True
+                self.text_in += 1
+            elif isinstance(event, BinaryMessage):
+                messages.append(event)
+                received = True
+                self.binary_in += 1
             elif isinstance(event, Pong):
                 if self._keepalive is not None:
                     self._keepalive.pong_received(event)
@@ -381,6 +450,10 @@ class Connection(asyncio.BufferedProtocol):
                 self._failed_by_peer = isinstance(event, ConnectionFailed)
                 if self._failed_by_peer:
                     logger.info("conn %d failed by peer: %d %s", self.id, event.code, event.reason)
+                    if event.code == CloseCode.MESSAGE_TOO_BIG and self.server.metrics is not None:
+                        self.server.metrics.limit_hit(
+                            "fragments" if "fragments" in event.reason else "message_size"
+                        )
                 inbox.ended = Disconnect(event.code, event.reason)
             # A Ping needs nothing here: the core has queued the pong.
         self._releasing_hold = False
@@ -471,7 +544,10 @@ class Connection(asyncio.BufferedProtocol):
         protocol = self.protocol
         if protocol.state is not _OPEN:
             raise self._disconnected()
-        self._writer.sent(protocol.send_text(data, compress=compress))
+        size = protocol.send_text(data, compress=compress)
+        self.text_out += 1
+        self.text_bytes_out += size
+        self._writer.sent(size)
         if self._writing_paused and not self._closed:
             await self._drain()
 
@@ -482,7 +558,10 @@ class Connection(asyncio.BufferedProtocol):
         protocol = self.protocol
         if protocol.state is not _OPEN:
             raise self._disconnected()
-        self._writer.sent(protocol.send_bytes(data, compress=compress))
+        size = protocol.send_bytes(data, compress=compress)
+        self.binary_out += 1
+        self.binary_bytes_out += size
+        self._writer.sent(size)
         if self._writing_paused and not self._closed:
             await self._drain()
 
@@ -493,7 +572,16 @@ class Connection(asyncio.BufferedProtocol):
         protocol = self.protocol
         if protocol.state is not _OPEN:
             raise self._disconnected()
-        self._writer.sent(protocol.send_fragment(data, fin=fin, compress=compress))
+        size = protocol.send_fragment(data, fin=fin, compress=compress)
+        # A streamed message counts once, at its last fragment; its bytes
+        # as they go.
+        if isinstance(data, str):
+            self.text_out += fin
+            self.text_bytes_out += size
+        else:
+            self.binary_out += fin
+            self.binary_bytes_out += size
+        self._writer.sent(size)
         if self._writing_paused and not self._closed:
             await self._drain()
 
@@ -507,7 +595,21 @@ class Connection(asyncio.BufferedProtocol):
         one per message.
         """
         self.protocol.send_prepared(message, compress=compress)
+        if message.opcode is _TEXT_OPCODE:
+            self.text_out += 1
+            self.text_bytes_out += len(message.payload)
+        else:
+            self.binary_out += 1
+            self.binary_bytes_out += len(message.payload)
         self._writer.queued(size)
+
+    def message_dropped(self, *, closing: bool) -> None:
+        """A broadcast skipped this slow peer (and closes it, with ``closing``)."""
+        metrics = self.server.metrics
+        if metrics is not None:
+            metrics.broadcast_dropped()
+            if closing:
+                metrics.slow_consumer_closed("broadcast")
 
     def ping(self, data: bytes | None) -> asyncio.Future[float]:
         """Send a ping whose pong resolves the returned future with the RTT."""
@@ -545,6 +647,8 @@ class Connection(asyncio.BufferedProtocol):
             self._target = event.target
             self._path = event.target.split("?", 1)[0][:200]
             if self.server.refuses_new_websockets():
+                if self.server.metrics is not None and not self.server.shutting_down:
+                    self.server.metrics.limit_hit("max_connections")
                 self._reject_now(503, "server at capacity or shutting down")
                 return
             scheme = "wss" if self._scheme == "https" else "ws"
@@ -561,6 +665,8 @@ class Connection(asyncio.BufferedProtocol):
                 assert self.client is not None
                 admitted = limiter.admit(self.client.host)
                 if isinstance(admitted, Refusal):
+                    if self.server.metrics is not None:
+                        self.server.metrics.limit_hit(admitted.limit)
                     self._reject_now(
                         admitted.status,
                         admitted.reason,
@@ -608,6 +714,7 @@ class Connection(asyncio.BufferedProtocol):
                 writer=self._writer,
                 inbox=inbox,
                 connection=self,
+                metrics=self.server.metrics,
             )
             self.server.websocket_attached()
             self._task = self.loop.create_task(self._serve_websocket(websocket))
@@ -617,6 +724,11 @@ class Connection(asyncio.BufferedProtocol):
                 self._handshake_timer = self.loop.call_later(timeout, self._handshake_timed_out)
         elif isinstance(event, RequestRejected):
             logger.info("conn %d: rejected request: %d %s", self.id, event.status, event.reason)
+            metrics = self.server.metrics
+            if metrics is not None:
+                metrics.http_response(event.status)
+                if event.status in _LIMIT_STATUSES:
+                    metrics.limit_hit(_LIMIT_STATUSES[event.status])
             if self.config.access_log:
                 # The core refused the head before it could be read: no
                 # request line to show.
@@ -740,6 +852,9 @@ class Connection(asyncio.BufferedProtocol):
             )
         except ValueError as error:
             return PlainTextResponse(f"Bad request: {error}\n", status_code=400)
+        operations = self.server.operations_response(request)
+        if operations is not None:
+            return operations
         app = self.server.app
         try:
             response = await app.handle_http(request)
@@ -784,6 +899,8 @@ class Connection(asyncio.BufferedProtocol):
         """Write what is left of a response; log it; wait for the next request."""
         self.flush()
         self._task = None
+        if self.server.metrics is not None:
+            self.server.metrics.http_response(status)
         if self.config.access_log:
             log_access(
                 client=self.client,
@@ -838,6 +955,8 @@ class Connection(asyncio.BufferedProtocol):
         if self._closed or self.protocol.state is not _CONNECTING or task is None or task.done():
             return
         self._handshake_expired = True
+        if self.server.metrics is not None:
+            self.server.metrics.limit_hit("handshake_timeout")
         where = _suspended_in(task) or qualified_name(self.server.app.handle_websocket)
         logger.error(
             "conn %d: %s: the WebSocket endpoint %s neither accepted nor refused the "
@@ -855,6 +974,8 @@ class Connection(asyncio.BufferedProtocol):
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+        if self.server.metrics is not None:
+            self.server.metrics.handshake(status)
         if self.config.access_log:
             log_access(
                 client=self.client,
@@ -983,6 +1104,7 @@ class Connection(asyncio.BufferedProtocol):
         """Start the closing handshake; abort if the peer does not finish it."""
         if self.protocol.state is not State.OPEN:
             return
+        self._server_closed = True
         self.protocol.send_close(code, reason)
         self.flush()
         if self._close_timer is None and not self._closed:
@@ -991,6 +1113,8 @@ class Connection(asyncio.BufferedProtocol):
 
     def fail(self, code: int, reason: str) -> None:
         """Fail the connection from our side and close the transport."""
+        if self.protocol.state is State.OPEN:
+            self._server_closed = True
         if self.protocol.state in (State.OPEN, State.CLOSING):
             self.protocol.fail(code, reason)
         inbox = self._inbox
@@ -1020,6 +1144,8 @@ class Connection(asyncio.BufferedProtocol):
                 self.id,
                 self.config.open_timeout,
             )
+            if self.server.metrics is not None:
+                self.server.metrics.limit_hit("open_timeout")
             self._abort_or_close(abort=False)
 
     def _close_transport(self) -> None:
@@ -1075,6 +1201,23 @@ class Connection(asyncio.BufferedProtocol):
         """Drop the connection now (end of the shutdown grace period)."""
         self._abort_or_close(abort=True)
 
+    # -- what the metrics read (wsserver.server.metrics.Metered) ------------
+
+    @property
+    def bytes_in(self) -> int:
+        """Bytes read from the socket so far."""
+        return self._bytes_in
+
+    @property
+    def bytes_out(self) -> int:
+        """Bytes handed to the transport so far."""
+        return self._writer.bytes_out
+
+    @property
+    def is_websocket(self) -> bool:
+        """Whether the handshake was accepted (and the transport is up)."""
+        return self._accepted and not self._closed
+
     @property
     def writing_paused(self) -> bool:
         """Whether the transport's write buffer is above ``write_limit``."""
@@ -1110,6 +1253,10 @@ def _suspended_in(task: asyncio.Task[None]) -> str | None:
 
 
 _SERVER_PACKAGE = __name__.rpartition(".")[0] + "."
+
+#: The statuses with which the core refuses a request over a limit, and
+#: the limit's name in the metrics.
+_LIMIT_STATUSES = {413: "request_body", 414: "request_target", 431: "request_headers"}
 
 
 async def _close_content(response: StreamingResponse) -> None:

@@ -23,13 +23,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..protocol import CloseCode, Pong, ServerConnection, State
 from .config import ServerConfig
 from .inbox import Inbox
 from .websocket import WebSocketDisconnect
 from .writer import Writer
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 __all__ = ["Keepalive"]
 
@@ -62,6 +65,7 @@ class Keepalive:
             is full (then an unanswered ping is not the peer's fault).
         connection: closed with 1001 after the receive timeout, failed
             with 1011 when a pong does not come.
+        metrics: where round-trip times and timeouts are counted, if on.
 
     Attributes:
         latency: the last measured round-trip time, in seconds, or ``None``.
@@ -74,6 +78,7 @@ class Keepalive:
         "_id",
         "_inbox",
         "_loop",
+        "_metrics",
         "_ping_counter",
         "_ping_timer",
         "_pings",
@@ -95,6 +100,7 @@ class Keepalive:
         writer: Writer,
         inbox: Inbox,
         connection: Closing,
+        metrics: Metrics | None = None,
     ) -> None:
         self._id = connection_id
         self._config = config
@@ -103,6 +109,7 @@ class Keepalive:
         self._writer = writer
         self._inbox = inbox
         self._connection = connection
+        self._metrics = metrics
         self.latency: float | None = None
         self._started_at = 0.0
         self._stopped = False
@@ -167,6 +174,8 @@ class Keepalive:
             sent, waiter = self._pings.pop(payload, (now, None))
             rtt = now - sent
             self.latency = rtt
+            if self._metrics is not None:
+                self._metrics.ping_rtt(rtt)
             if waiter is not None and not waiter.done():
                 waiter.set_result(rtt)
 
@@ -206,6 +215,8 @@ class Keepalive:
             )
             return
         logger.info("conn %d: no pong within %ss, closing", self._id, self._config.ping_timeout)
+        if self._metrics is not None:
+            self._metrics.limit_hit("ping_timeout")
         self._connection.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
 
     def _check_receive_timeout(self) -> None:
@@ -217,6 +228,8 @@ class Keepalive:
         idle = self._loop.time() - last
         if idle >= timeout:
             logger.info("conn %d: no message for %ss, closing", self._id, timeout)
+            if self._metrics is not None:
+                self._metrics.limit_hit("receive_timeout")
             self._connection.close(CloseCode.GOING_AWAY, "idle timeout")
         else:
             self._receive_timer = self._loop.call_later(timeout - idle, self._check_receive_timeout)

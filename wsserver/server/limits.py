@@ -125,11 +125,13 @@ class Refusal:
         status: the HTTP status (429).
         retry_after: whole seconds after which trying again may succeed.
         reason: what was exceeded, for the response body and the log.
+        limit: the setting that refused it, by name (the metrics' label).
     """
 
     status: int
     retry_after: int
     reason: str
+    limit: str
 
 
 class _Client:
@@ -252,7 +254,12 @@ class ClientLimiter:
     def _check(self, client: _Client, now: float) -> Refusal | None:
         if self.max_open is not None and client.open >= self.max_open:
             # No way to know when one of them ends: a short, fixed wait.
-            return Refusal(429, 1, f"too many open WebSockets from one client ({self.max_open})")
+            return Refusal(
+                429,
+                1,
+                f"too many open WebSockets from one client ({self.max_open})",
+                "max_connections_per_client",
+            )
         rate = self.rate
         if rate is None:
             return None
@@ -261,7 +268,12 @@ class ClientLimiter:
         if tokens < 1.0:
             client.tokens = tokens
             wait = math.ceil((1.0 - tokens) / rate)
-            return Refusal(429, max(1, wait), f"too many handshakes from one client ({rate:g}/s)")
+            return Refusal(
+                429,
+                max(1, wait),
+                f"too many handshakes from one client ({rate:g}/s)",
+                "handshake_rate_per_client",
+            )
         client.tokens = tokens - 1.0
         return None
 

@@ -52,7 +52,14 @@ class TrustedProxies:
             nor a path.
     """
 
-    __slots__ = ("_everyone", "_literals", "_networks", "spec")
+    __slots__ = ("_everyone", "_literals", "_networks", "_verdicts", "spec")
+
+    #: Verdicts remembered, at most: parsing an address costs more than the
+    #: rest of the check, and it is asked twice per handshake (the forwarded
+    #: client, then the per-client limits) for mostly the same few peers.
+    #: Bounded, since the peers of a public port are anyone: the memo is
+    #: emptied when full (4,096 short strings: under 0.5 MiB).
+    MEMO_SIZE = 4096
 
     def __init__(self, spec: str | Iterable[str]) -> None:
         entries = spec.split(",") if isinstance(spec, str) else list(spec)
@@ -60,6 +67,7 @@ class TrustedProxies:
         self._everyone = False
         self._networks: list[_IPNetwork] = []
         self._literals: set[str] = set()
+        self._verdicts: dict[str, bool] = {}
         for raw in entries:
             entry = raw.strip()
             if not entry:
@@ -84,11 +92,18 @@ class TrustedProxies:
         """Whether ``host`` (a peer or a hop of ``X-Forwarded-For``) is a trusted proxy."""
         if self._everyone or host in self._literals:
             return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in network for network in self._networks)
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            try:
+                address = ipaddress.ip_address(host)
+            except ValueError:
+                verdict = False
+            else:
+                verdict = any(address in network for network in self._networks)
+            if len(self._verdicts) >= self.MEMO_SIZE:
+                self._verdicts.clear()
+            self._verdicts[host] = verdict
+        return verdict
 
 
 def forwarded_client(

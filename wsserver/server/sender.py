@@ -83,6 +83,10 @@ class Sender(Protocol):
         """
         ...
 
+    def message_dropped(self, *, closing: bool) -> None:
+        """A broadcast skipped this peer, which is not keeping up (for the metrics)."""
+        ...
+
     def ping(self, data: bytes | None) -> asyncio.Future[float]:
         """Send a ping; the future resolves with the round-trip time."""
         ...

@@ -19,13 +19,21 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .app import Application
 from .config import ServerConfig
 from .connection import Connection
 from .descriptors import limit_accept_failure_logs
+from .readiness import Readiness, ServerPhase
+from .requests import Request
+from .responses import Response
 from .startup import ApplicationStartupError, StartupContext, startup_warnings
 from .websocket import WebSocket
+
+if TYPE_CHECKING:
+    from .metrics import Metered, Metrics
 
 __all__ = ["Server", "serve"]
 
@@ -73,6 +81,20 @@ class Server:
         self.trusted_proxies = self.config.trusted_proxies
         # Open WebSockets and handshakes per client address (limits.py).
         self.client_limiter = self.config.client_limiter()
+        #: ``/readyz``: the phase, and the application's checks (``add_check``).
+        app_checks = getattr(app, "readiness_checks", None)
+        self.readiness = Readiness(app_checks if isinstance(app_checks, list) else ())
+        #: The Prometheus figures, or ``None`` when metrics are off (then
+        #: prometheus_client is not even imported).
+        self.metrics: Metrics | None = None
+        if self.config.metrics_path:
+            from .metrics import METRICS_DIR_ENV, Metrics
+
+            self.metrics = Metrics(self.config.metrics_path, os.environ.get(METRICS_DIR_ENV))
+            self.metrics.attach(self)
+        self._snapshot_timer: asyncio.TimerHandle | None = None
+        # Set while shutdown() waits out the drain delay; setting it ends it.
+        self._draining: asyncio.Event | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -125,6 +147,7 @@ class Server:
         self._all_closed = asyncio.Event()
         self._all_closed.set()
         self.shutting_down = False  # a server may be started again after shutdown()
+        self.readiness.phase = ServerPhase.STARTING
         config = self.config
         _raise_open_file_limit(config.max_connections)
         limit_accept_failure_logs()
@@ -150,6 +173,9 @@ class Server:
                 ssl_handshake_timeout=handshake_timeout,
             )
         logger.info("wsserver listening on %s", ", ".join(self.addresses))
+        self.readiness.phase = ServerPhase.SERVING
+        if self.metrics is not None and self.metrics.snapshot_dir is not None:
+            self._write_snapshot()
 
     @property
     def addresses(self) -> list[str]:
@@ -230,6 +256,42 @@ class Server:
         # a handshake flood cost O(connections) each.
         return self._websocket_count >= limit
 
+    # -- operations: readiness and metrics ------------------------------------
+
+    def operations_response(self, request: Request) -> Response | None:
+        """The answer to a readiness probe or a scrape, or ``None`` for the app."""
+        if request.method not in ("GET", "HEAD"):
+            return None
+        path = request.url.raw_path
+        config = self.config
+        if config.readiness_path and path == config.readiness_path:
+            return self.readiness.response()
+        if self.metrics is not None and path == self.metrics.path:
+            return self.metrics.response()
+        return None
+
+    @property
+    def metered(self) -> Iterable[Metered]:
+        """The open connections, for the metrics' scrape."""
+        return self.connections
+
+    @property
+    def ready(self) -> bool:
+        """Whether ``/readyz`` answers 200 now."""
+        return self.readiness.ready
+
+    def _write_snapshot(self) -> None:
+        """With ``--workers N``: this worker's figures for the others, each second."""
+        assert self.metrics is not None
+        try:
+            self.metrics.write_snapshot()
+        except OSError as error:
+            logger.warning("cannot write the metrics snapshot: %s", error)
+        if self._listener is not None:
+            from .metrics import SNAPSHOT_INTERVAL
+
+            self._snapshot_timer = self.loop.call_later(SNAPSHOT_INTERVAL, self._write_snapshot)
+
     @property
     def websockets(self) -> list[WebSocket]:
         """The open WebSocket connections."""
@@ -250,6 +312,19 @@ class Server:
         if listener is None:
             return
         loop = asyncio.get_running_loop()
+        # /readyz answers 503 from now on; with a drain delay, the listener
+        # stays open meanwhile, for the load balancer to see it.
+        self.readiness.phase = ServerPhase.DRAINING
+        draining = self._draining
+        if draining is not None:
+            # A second call (a second signal) ends the drain delay now.
+            draining.set()
+        elif self.config.drain_delay:
+            logger.info("draining: /readyz answers 503 for %ss", self.config.drain_delay)
+            draining = self._draining = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(draining.wait(), self.config.drain_delay)
+            self._draining = None
         deadline = loop.time() + self.config.shutdown_timeout
         self.shutting_down = True
         listener.close()
@@ -278,6 +353,13 @@ class Server:
                 await asyncio.wait(pending, timeout=_AFTER_ABORT)
         await listener.wait_closed()
         self._listener = None
+        if self._snapshot_timer is not None:
+            self._snapshot_timer.cancel()
+            self._snapshot_timer = None
+        if self.metrics is not None and self.metrics.snapshot_dir is not None:
+            # The last figures of this worker, kept after it exits.
+            with contextlib.suppress(OSError):
+                self.metrics.write_snapshot()
         if self.config.uds is not None:
             # asyncio (before 3.13) leaves the socket file behind, and the
             # next start() would fail on it with "address already in use".

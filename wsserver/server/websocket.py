@@ -488,6 +488,7 @@ class WebSocket:
         if self._stream_owner is not None:
             return QueueOutcome.STREAMING
         if sender.writing_paused:
+            sender.message_dropped(closing=close_if_slow)
             if close_if_slow:
                 logger.info("conn %d: too slow for a broadcast, closing", self.connection_id)
                 sender.fail(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")

@@ -36,6 +36,7 @@ from wsserver.plugins.channels import (
 )
 from wsserver.plugins.channels.redis_backend import _redact
 from wsserver.server import App, Response, Server, WebSocket
+from wsserver.server.metric_sources import metric_sources
 
 from ..._live import HTTPClient
 from ._helpers import (
@@ -233,6 +234,10 @@ async def test_an_outage_is_survived_and_everything_resubscribed(
             with pytest.raises(BackendUnavailable):
                 await a.publish("all", {"lost": True})
             assert a.dropped >= 2 and a.outages == 1
+            # The same figures, summed over the backends, for the metrics.
+            readings = {s.name: s.read() for s in metric_sources()}
+            assert readings["wsserver_channels_redis_outages"] >= a.outages + b.outages
+            assert readings["wsserver_channels_redis_dropped"] >= a.dropped
             # Logged once per outage, not once per message.
             assert caplog.text.count("not delivering to other processes") == 1
             await b.subscribe("topic:during")  # recorded, applied on reconnection

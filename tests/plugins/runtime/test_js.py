@@ -29,6 +29,7 @@ from wsserver.plugins.runtime.js import (
 from wsserver.plugins.runtime.messages import MessageTooLarge
 from wsserver.plugins.runtime.session import Session
 from wsserver.server import WebSocketDisconnect
+from wsserver.server.metric_sources import MetricSource, metric_sources
 
 from .._browser import WAIT, Harness, wait_status, wait_until
 from .._fakes import FakeWebSocket, fake_session, start
@@ -202,9 +203,16 @@ async def test_timeout_raises_timed_out_and_a_late_answer_is_ignored_and_logged(
     session, websocket = fake_session()
     run = await start(session)
     bridge = JSBridge.of(session)
+    timeouts_before = source("wsserver_js_call_timeouts").read()
     started = time.monotonic()
+    call = asyncio.ensure_future(
+        execute_js(session, "new Promise(() => {})", timeout=0.1, wait_for_result=True)
+    )
+    # While it waits, the metrics see it pending.
+    await wait_until(lambda: source("wsserver_js_pending_calls").read() >= 1)
     with pytest.raises(JavascriptExecutionTimedOut) as caught:
-        await execute_js(session, "new Promise(() => {})", timeout=0.1, wait_for_result=True)
+        await call
+    assert source("wsserver_js_call_timeouts").read() == timeouts_before + 1
     # Not before the timeout; the upper bound only catches a unit mistake
     # (0.1 read as milliseconds or minutes), with room for a busy machine.
     assert 0.09 < time.monotonic() - started < 10.0
@@ -656,3 +664,9 @@ async def test_the_js_console_example(browser: Browser) -> None:
             assert await response.json() == {"pages": 0, "results": []}
         finally:
             await empty.close()
+
+
+def source(name: str) -> MetricSource:
+    """The metric source the JS bridge registered under ``name``."""
+    (found,) = [s for s in metric_sources() if s.name == name]
+    return found

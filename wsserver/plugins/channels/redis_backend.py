@@ -66,10 +66,12 @@ import math
 import random
 import time
 import urllib.parse
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ...server.metric_sources import MetricSource, add_metric_source
 from .backends import Backend, BackendUnavailable, Receiver, StatusCallback, new_node_id
 from .history import HistoryEntry, HistoryRange, new_epoch
 
@@ -80,6 +82,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_URL", "RedisBackend"]
 
 logger = logging.getLogger("wsserver.plugins.channels")
+
+#: The live backends, for the metrics (read at scrape time only).
+_BACKENDS: weakref.WeakSet[RedisBackend] = weakref.WeakSet()
 
 #: Where ``RedisBackend()`` connects unless told otherwise.
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -317,6 +322,7 @@ class RedisBackend(Backend):
         self._errors_or_unavailable = (*self._errors, BackendUnavailable)
         self.outages = 0
         self.dropped = 0
+        _BACKENDS.add(self)
         self._receiver: Receiver | None = None
         self._on_status: StatusCallback | None = None
         self._desired: set[str] = set()
@@ -1000,3 +1006,31 @@ def _result(task: asyncio.Future[Any]) -> None:
     if task.cancelled():
         raise _stray(asyncio.CancelledError())
     task.result()
+
+
+# The backends' own counters, in the metrics when they are on
+# (docs/operations.md): summed over this process's backends.
+add_metric_source(
+    MetricSource(
+        "wsserver_channels_redis_up",
+        "gauge",
+        "Redis channel backends connected with every subscription in place",
+        lambda: sum(1 for backend in list(_BACKENDS) if backend.available),
+    )
+)
+add_metric_source(
+    MetricSource(
+        "wsserver_channels_redis_outages",
+        "counter",
+        "Times a Redis channel backend lost its connection or could not make it",
+        lambda: sum(backend.outages for backend in list(_BACKENDS)),
+    )
+)
+add_metric_source(
+    MetricSource(
+        "wsserver_channels_redis_dropped",
+        "counter",
+        "Payloads a Redis channel backend could not publish (Redis unavailable or too slow)",
+        lambda: sum(backend.dropped for backend in list(_BACKENDS)),
+    )
+)

@@ -35,8 +35,10 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import weakref
 from typing import Any
 
+from ...server.metric_sources import MetricSource, add_metric_source
 from .messages import Envelope, MalformedMessage
 from .replies import PendingReplies
 from .session import Session, SessionClosed
@@ -56,6 +58,11 @@ logger = logging.getLogger("wsserver.plugins.js")
 
 #: The plugin name on the wire.
 PLUGIN = "js"
+
+#: The live bridges, for the metrics (read at scrape time only).
+_BRIDGES: weakref.WeakSet[JSBridge] = weakref.WeakSet()
+#: Calls of every bridge that timed out, for the metrics.
+_timeouts = 0
 # How much of a browser-supplied error text is kept: enough to debug, not
 # enough to bloat logs.
 _MAX_ERROR_TEXT = 4096
@@ -117,6 +124,7 @@ class JSBridge:
             logger=logger, label=f"conn {session.connection_id}: JS answer", level=logging.INFO
         )
         session.plugins[PLUGIN] = self
+        _BRIDGES.add(self)
         session.on(PLUGIN, "result", self._on_result)
         session.add_close_callback(self._on_close)
 
@@ -212,6 +220,8 @@ class JSBridge:
             await self._send(id=call_id, reply=True, timeout_ms=timeout_ms, **fields)
 
         def timed_out() -> JavascriptExecutionTimedOut:
+            global _timeouts
+            _timeouts += 1
             return JavascriptExecutionTimedOut(f"no answer from the browser within {timeout:g} s")
 
         return await self._replies.request(call_id, send, timeout=timeout, on_timeout=timed_out)
@@ -261,3 +271,22 @@ async def get_js_result(
 ) -> Any:
     """``JSBridge.of(session).get_js_result(...)``; see ``JSBridge.get_js_result``."""
     return await JSBridge.of(session).get_js_result(code, variable, timeout)
+
+
+# In the metrics when they are on (docs/operations.md).
+add_metric_source(
+    MetricSource(
+        "wsserver_js_pending_calls",
+        "gauge",
+        "JS calls (execute_js with wait_for_result, get_js_result) waiting for the browser",
+        lambda: sum(bridge.pending_count for bridge in list(_BRIDGES)),
+    )
+)
+add_metric_source(
+    MetricSource(
+        "wsserver_js_call_timeouts",
+        "counter",
+        "JS calls the browser did not answer within their timeout",
+        lambda: _timeouts,
+    )
+)
