@@ -74,7 +74,15 @@ class Page(Component):
 
     def render(self) -> Any:
         items = self.items if isinstance(self.items, list) else []
-        children = [item for item in items if isinstance(item, Component)][:50]
+        # Keys unique among siblings, as the render that made the snapshot
+        # had them: a render that repeats a key is the application's bug
+        # (render_tree raises ValueError), not the snapshot's.
+        children: list[Component] = []
+        keys: set[object] = set()
+        for item in items[:50]:
+            if isinstance(item, Component) and (item.key is None or item.key not in keys):
+                keys.add(item.key)
+                children.append(item)
         extra = self.extra if isinstance(self.extra, Component) else h.span("none")
         return h.div(h.h1(str(self.title)[:50]), h.ul(*children), extra)
 
