@@ -17,7 +17,7 @@ from wsserver.server.rates import ConnectionRates, TokenBucket, check_rates
 from wsserver.server.server import RECEIVE_BUFFER_SIZE
 from wsserver.server.websocket import WebSocketDisconnect
 
-from .._live import serving
+from .._live import http_get, serving
 
 # -- the buckets (time passed in: no clock, no sleeping) ------------------------
 
@@ -100,6 +100,16 @@ def test_settings_are_checked(options: dict[str, object], message: str) -> None:
 # -- end to end ---------------------------------------------------------------
 
 
+async def limit_hits(port: int) -> float:
+    """``wsserver_limit_hits_total{limit="message_rate_per_connection"}``."""
+    result = await http_get(port, "/metrics")
+    assert result.status == 200
+    for line in result.body.decode().splitlines():
+        if line.startswith('wsserver_limit_hits_total{limit="message_rate_per_connection"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 class Recorder:
     """An echo endpoint that notes when the application got each message."""
 
@@ -132,6 +142,7 @@ async def test_past_its_message_rate_a_connection_is_slowed_and_loses_nothing(
         message_rate_per_connection=rate,
         message_burst_per_connection=burst,
         byte_rate_per_connection=None,
+        metrics_path="/metrics",
     ) as server:
         url = f"ws://127.0.0.1:{server.port}/"
         with caplog.at_level(logging.INFO, logger="wsserver"):
@@ -147,6 +158,7 @@ async def test_past_its_message_rate_a_connection_is_slowed_and_loses_nothing(
         assert len(times) == count
         # Timer callbacks may fire up to a clock tick early: 10% slack.
         assert times[-1] - times[0] >= 0.9 * (count - burst) / rate
+        assert await limit_hits(server.port) == 1  # once per connection
     paused = [r for r in caplog.records if "over its message_rate_per_connection" in r.message]
     assert len(paused) == 1, "logged once per connection, not once per pause"
 
@@ -186,6 +198,7 @@ async def test_with_the_close_policy_a_connection_past_its_rate_is_closed_with_1
         message_rate_per_connection=1.0,
         message_burst_per_connection=3,
         rate_limit_policy="close",
+        metrics_path="/metrics",
     ) as server:
         url = f"ws://127.0.0.1:{server.port}/"
         with caplog.at_level(logging.INFO, logger="wsserver"):
@@ -202,6 +215,7 @@ async def test_with_the_close_policy_a_connection_past_its_rate_is_closed_with_1
                 # The other connection, under its own rate, stays open.
                 await other.send("ping")
                 assert await asyncio.wait_for(other.recv(), 10) == "ping"
+        assert await limit_hits(server.port) == 1
     assert 1008 in recorder.ended
     assert len([r for r in recorder.received if r[1].startswith("flood")]) <= 4
     assert [r for r in caplog.records if "closing with 1008" in r.message]

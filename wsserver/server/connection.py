@@ -542,6 +542,7 @@ class Connection(asyncio.BufferedProtocol):
         metrics = self.server.metrics
         if self.config.rate_limit_policy == "close" and self.protocol.state is State.OPEN:
             logger.info("conn %d: over its %s; closing with 1008", self.id, limit)
+            rates.logged = True  # what is read until the end is paused, not counted again
             if metrics is not None:
                 metrics.limit_hit(limit)
             self.fail(CloseCode.POLICY_VIOLATION, f"{which} rate exceeded")
