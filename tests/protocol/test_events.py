@@ -18,6 +18,7 @@ from wsserver.protocol.events import (
     HTTPRequest,
     Ping,
     Pong,
+    RequestBody,
     RequestRejected,
     TextMessage,
     WebSocketRequest,
@@ -32,7 +33,10 @@ EXAMPLES: list[Any] = [
         subprotocols=("chat",),
         extensions=(ExtensionOffer(name="permessage-deflate", params=(("a", None),)),),
     ),
-    HTTPRequest(method="GET", target="/", headers=(), http_version="1.1", body=b"x"),
+    HTTPRequest(
+        method="GET", target="/", headers=(), http_version="1.1", body=b"x", streamed=True
+    ),
+    RequestBody(data=b"x", more=True),
     RequestRejected(status=400, reason="bad"),
     TextMessage(data="caf\u00e9"),
     BinaryMessage(data=b"\x00\xff"),

@@ -91,6 +91,9 @@ class ServerConnection:
         settings: limits; ``ProtocolSettings()`` when omitted.
         deflate: permessage-deflate settings, or ``None`` to never negotiate
             compression.
+        stream_bodies: give plain requests' bodies as ``RequestBody``
+            events, read as the caller asks, rather than whole with the
+            ``HTTPRequest`` (see ``HTTPPhase``).
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class ServerConnection:
         settings: ProtocolSettings | None = None,
         *,
         deflate: DeflateSettings | None = _DEFAULT_DEFLATE,
+        stream_bodies: bool = False,
     ) -> None:
         self.settings = settings if settings is not None else ProtocolSettings()
         self._deflate_settings = deflate
@@ -105,7 +109,7 @@ class ServerConnection:
         # The current state's row of the transition table: the triggers
         # allowed now, and the state each leads to.
         self._moves = TRANSITION_TABLE[_CONNECTING]
-        self._http: HTTPPhase | None = HTTPPhase(self.settings)
+        self._http: HTTPPhase | None = HTTPPhase(self.settings, stream_bodies=stream_bodies)
         self._request: WebSocketRequest | None = None
         self._reader: MessageReader | None = None
         self._deflate: PerMessageDeflate | None = None
