@@ -338,7 +338,8 @@ class TestHandshake:
     def test_a_streamed_request_body_then_the_upgrade(self) -> None:
         conn = ServerConnection(stream_bodies=True)
         head = b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
-        [page] = feed(conn, head + b"hel")
+        conn.receive_data(head + b"hel")
+        page = conn.next_event()
         assert isinstance(page, HTTPRequest)
         assert page.streamed
         assert conn.buffered == 3  # waits for the caller to ask
