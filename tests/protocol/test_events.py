@@ -33,9 +33,7 @@ EXAMPLES: list[Any] = [
         subprotocols=("chat",),
         extensions=(ExtensionOffer(name="permessage-deflate", params=(("a", None),)),),
     ),
-    HTTPRequest(
-        method="GET", target="/", headers=(), http_version="1.1", body=b"x", streamed=True
-    ),
+    HTTPRequest(method="GET", target="/", headers=(), http_version="1.1", body=b"x", streamed=True),
     RequestBody(data=b"x", more=True),
     RequestRejected(status=400, reason="bad"),
     TextMessage(data="caf\u00e9"),

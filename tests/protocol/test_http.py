@@ -715,7 +715,9 @@ def streaming(data: bytes = b"", settings: ProtocolSettings | None = None) -> HT
 
 
 def upload_head(length: int | None = 10, *extra: tuple[str, str]) -> bytes:
-    framing = ("Transfer-Encoding", "chunked") if length is None else ("Content-Length", str(length))
+    framing = (
+        ("Transfer-Encoding", "chunked") if length is None else ("Content-Length", str(length))
+    )
     return request(method="POST", target="/up", fields=[("Host", "x"), framing, *extra])
 
 
@@ -1689,6 +1691,7 @@ def drive(chunks: Iterable[bytes], limits: ProtocolSettings) -> tuple[list[Event
     def answer() -> bool:
         nonlocal switched
         while (event := phase.next_event()) is not None:
+            assert not isinstance(event, RequestBody)  # bodies come whole here
             events.append(event)
             if isinstance(event, HTTPRequest):
                 phase.send_response(200, (("X-Target", event.target),), event.body)

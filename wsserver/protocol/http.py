@@ -275,7 +275,9 @@ class HTTPPhase:
         if self._state in (_State.HEAD, _State.BODY):
             self._process()
 
-    def next_event(self) -> WebSocketRequest | HTTPRequest | RequestRejected | None:
+    def next_event(
+        self,
+    ) -> WebSocketRequest | HTTPRequest | RequestBody | RequestRejected | None:
         """The next event, or ``None`` if there is none yet.
 
         ``WebSocketRequest`` and ``HTTPRequest`` must be answered before
