@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wsserver.server import proxy
 from wsserver.server.datastructures import Address
 from wsserver.server.proxy import TrustedProxies, forwarded_client
 
@@ -44,6 +45,16 @@ def forwarded(
 )
 def test_which_peers_are_trusted(spec: str, host: str, trusted: bool) -> None:
     assert TrustedProxies(spec).trusts(host) is trusted
+
+
+def test_verdicts_are_remembered_and_stay_right_past_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(proxy, "_MAX_VERDICTS", 4)
+    trusted = TrustedProxies("10.0.0.0/8")
+    hosts = [f"10.0.0.{n}" for n in range(6)] + [f"11.0.0.{n}" for n in range(6)] + ["x"]
+    for _ in range(3):  # asked again, after the memory was cleared in between
+        assert [trusted.trusts(host) for host in hosts] == [True] * 6 + [False] * 7
 
 
 def test_a_list_of_entries_is_the_same_as_their_text() -> None:

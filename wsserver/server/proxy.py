@@ -36,6 +36,12 @@ _WS_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
 # X-Forwarded-For longer than this is not read: no proxy chain is that long,
 # and parsing it costs per request.
 _MAX_HOPS = 32
+# Verdicts remembered per host string: clients come back, and parsing an
+# address costs more than the rest of the check (a tenth of an ASGI
+# handshake's Python time, twice per handshake: the peer and the
+# per-client limits).  Bounded: forgotten all at once when full, so that a
+# spread of forged X-Forwarded-For hops cannot grow it.
+_MAX_VERDICTS = 4096
 
 
 class TrustedProxies:
@@ -52,12 +58,13 @@ class TrustedProxies:
             nor a path.
     """
 
-    __slots__ = ("_everyone", "_literals", "_networks", "spec")
+    __slots__ = ("_everyone", "_literals", "_networks", "_verdicts", "spec")
 
     def __init__(self, spec: str | Iterable[str]) -> None:
         entries = spec.split(",") if isinstance(spec, str) else list(spec)
         self.spec = ",".join(entry.strip() for entry in entries if entry.strip())
         self._everyone = False
+        self._verdicts: dict[str, bool] = {}
         self._networks: list[_IPNetwork] = []
         self._literals: set[str] = set()
         for raw in entries:
@@ -82,13 +89,22 @@ class TrustedProxies:
 
     def trusts(self, host: str) -> bool:
         """Whether ``host`` (a peer or a hop of ``X-Forwarded-For``) is a trusted proxy."""
+        verdict = self._verdicts.get(host)
+        if verdict is not None:
+            return verdict
         if self._everyone or host in self._literals:
             return True
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
-            return False
-        return any(address in network for network in self._networks)
+            verdict = False
+        else:
+            verdict = any(address in network for network in self._networks)
+        verdicts = self._verdicts
+        if len(verdicts) >= _MAX_VERDICTS:
+            verdicts.clear()
+        verdicts[host] = verdict
+        return verdict
 
 
 def forwarded_client(
