@@ -345,6 +345,8 @@ class Connection(asyncio.BufferedProtocol):
             side = "client"
         if metrics is not None:
             metrics.websocket_closed(code, side)
+        if not logger.isEnabledFor(logging.INFO):
+            return  # (the line's fields cost more than the test, per connection)
         client = f"{self.client[0]}:{self.client[1]}" if self.client else None
         duration = time.monotonic() - self._opened_at
         logger.info(
@@ -1129,12 +1131,13 @@ class Connection(asyncio.BufferedProtocol):
         extensions = self.protocol.extensions
         self._accepted = True
         self._handshake_answered(101)
-        logger.info(
-            "conn %d open path=%s client=%s",
-            self.id,
-            self._path,
-            f"{self.client[0]}:{self.client[1]}" if self.client else "-",
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "conn %d open path=%s client=%s",
+                self.id,
+                self._path,
+                f"{self.client[0]}:{self.client[1]}" if self.client else "-",
+            )
         if self._keepalive is not None:
             self._keepalive.start()
         if self.server.shutting_down:
