@@ -801,3 +801,30 @@ async def test_starlette_reads_a_streamed_upload_and_sees_the_disconnect() -> No
     ):
         response = await client.post(f"http://127.0.0.1:{server.port}/", content=upload())
     assert (response.status_code, response.text) == (200, f"{4 * MiB} in True")
+
+
+async def test_a_streamed_body_read_to_its_end_keeps_the_connection_alive() -> None:
+    clients: list[Any] = []
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        clients.append(scope["client"])
+        body = b"".join(await read_body(receive))
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": str(len(body)).encode()})
+
+    async def upload() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield bytes(100_000)
+
+    async with (
+        serving_asgi(app) as server,
+        httpx.AsyncClient(trust_env=False, timeout=TIMEOUT) as client,
+    ):
+        url = f"http://127.0.0.1:{server.port}/"
+        first = await client.post(url, content=upload())
+        second = await client.post(url, content=b"again")
+    assert (first.text, second.text) == ("400000", "5")
+    assert "close" not in first.headers.get("connection", "")
+    assert clients[0] == clients[1]  # the same connection, kept alive
