@@ -958,7 +958,11 @@ class Connection(asyncio.BufferedProtocol):
         """Write what is left of a response; log it; wait for the next request."""
         self.flush()
         self._task = None
-        self._upload = None
+        upload, self._upload = self._upload, None
+        if upload is not None and not upload.complete:
+            # The rest of the body will not be read (the core closes the
+            # connection): a receive() still waiting for it ends.
+            upload.client_gone()
         if self.server.metrics is not None:
             self.server.metrics.http_response(status)
         if self.config.access_log:

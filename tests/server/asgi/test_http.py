@@ -828,3 +828,27 @@ async def test_a_streamed_body_read_to_its_end_keeps_the_connection_alive() -> N
     assert (first.text, second.text) == ("400000", "5")
     assert "close" not in first.headers.get("connection", "")
     assert clients[0] == clients[1]  # the same connection, kept alive
+
+
+async def test_a_receive_waiting_for_an_unread_body_ends_with_the_response() -> None:
+    outcome: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        # A disconnect listener (as Starlette's while it streams), started
+        # while the body has not come: it waits in the body's read.
+        listener = asyncio.ensure_future(receive())
+        await asyncio.sleep(0)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"done"})
+        outcome.set_result(await asyncio.wait_for(listener, TIMEOUT))
+
+    async with serving_asgi(app) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        response = await asyncio.wait_for(reader.read(), TIMEOUT)  # closed after it
+        writer.close()
+        assert await asyncio.wait_for(outcome, TIMEOUT) == {"type": "http.disconnect"}
+    assert response.startswith(b"HTTP/1.1 200 ")
+    assert response.endswith(b"done")
