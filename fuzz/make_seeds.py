@@ -16,7 +16,21 @@ import sys
 from pathlib import Path
 
 FUZZ_DIR = Path(__file__).resolve().parent
-TARGETS = ("frames", "handshake", "extensions", "deflate", "connection", "client")
+TARGETS = (
+    "frames",
+    "handshake",
+    "extensions",
+    "deflate",
+    "connection",
+    "client",
+    "runtime",
+    "chunks",
+    "snapshots",
+    "components",
+    "navigation",
+    "http_fields",
+    "static",
+)
 
 
 def main() -> int:

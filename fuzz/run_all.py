@@ -28,7 +28,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FUZZ_DIR = Path(__file__).resolve().parent
-TARGETS = ("frames", "handshake", "extensions", "deflate", "connection", "client")
+TARGETS = (
+    "frames",
+    "handshake",
+    "extensions",
+    "deflate",
+    "connection",
+    "client",
+    "runtime",
+    "chunks",
+    "snapshots",
+    "components",
+    "navigation",
+    "http_fields",
+    "static",
+)
 
 #: libFuzzer names the inputs it saves for each kind of failure this way.
 _FAILURE_PREFIXES = ("crash-", "timeout-", "oom-", "leak-")

@@ -466,6 +466,11 @@ def test_build_config_maps_every_flag() -> None:
         "--handshake-burst-per-client", "5",
         "--client-ipv6-prefix", "56",
         "--client-table-size", "99",
+        "--message-rate-per-connection", "none",
+        "--message-burst-per-connection", "7",
+        "--byte-rate-per-connection", "1048576",
+        "--byte-burst-per-connection", "2097152",
+        "--rate-limit-policy", "close",
         "--metrics-path", "/metrics",
         "--readiness-path", "/ready",
         "--drain-delay", "5",
@@ -476,6 +481,11 @@ def test_build_config_maps_every_flag() -> None:
     assert config.handshake_burst_per_client == 5
     assert config.client_ipv6_prefix == 56
     assert config.client_table_size == 99
+    assert config.message_rate_per_connection is None
+    assert config.message_burst_per_connection == 7
+    assert config.byte_rate_per_connection == 1048576
+    assert config.byte_burst_per_connection == 2097152
+    assert config.rate_limit_policy == "close"
     assert config.backlog == 77
     assert config.proxy_headers is False
     assert config.trusted_proxies is None
@@ -555,6 +565,11 @@ def test_build_config_maps_every_flag() -> None:
         "handshake_burst_per_client",
         "client_ipv6_prefix",
         "client_table_size",
+        "message_rate_per_connection",
+        "message_burst_per_connection",
+        "byte_rate_per_connection",
+        "byte_burst_per_connection",
+        "rate_limit_policy",
         "metrics_path",
         "readiness_path",
         "drain_delay",

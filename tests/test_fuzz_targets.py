@@ -7,9 +7,9 @@ mutations of the seeds).  That checks that every harness still runs against
 the current code and that its invariants hold on those inputs; the real
 search is ``python fuzz/run_all.py``.
 
-The targets are imported after ``wsserver`` and ``h11``, so that their
-``atheris.instrument_imports()`` blocks find the modules loaded already and
-instrument nothing in this process.
+The targets are imported after ``wsserver`` (its plugins included) and
+``h11``, so that their ``atheris.instrument_imports()`` blocks find the
+modules loaded already and instrument nothing in this process.
 """
 
 from __future__ import annotations
@@ -26,8 +26,31 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ_DIR = ROOT / "fuzz"
-TARGETS = ("frames", "handshake", "extensions", "deflate", "connection", "client")
+TARGETS = (
+    "frames",
+    "handshake",
+    "extensions",
+    "deflate",
+    "connection",
+    "client",
+    "runtime",
+    "chunks",
+    "snapshots",
+    "components",
+    "navigation",
+    "http_fields",
+    "static",
+)
 RANDOM_INPUTS = 300
+#: What the targets import, loaded before them (see the module docstring).
+_PRELOADED = (
+    "h11",
+    "wsserver.protocol",
+    "wsserver.server",
+    "wsserver.plugins.runtime",
+    "wsserver.plugins.channels",
+    "wsserver.plugins.components",
+)
 
 
 def target_module(target: str) -> ModuleType:
@@ -37,8 +60,8 @@ def target_module(target: str) -> ModuleType:
         importlib.import_module("atheris")
     except ImportError:
         pytest.fail("atheris is not installed: pip install -e '.[test,fuzz]'")
-    importlib.import_module("wsserver.protocol")
-    importlib.import_module("h11")
+    for module in _PRELOADED:
+        importlib.import_module(module)
     return importlib.import_module(f"fuzz.fuzz_{target}")
 
 

@@ -46,6 +46,11 @@ DEFAULTS: dict[str, Any] = {
     "handshake_burst_per_client": 40,
     "client_ipv6_prefix": 64,
     "client_table_size": 10_000,
+    "message_rate_per_connection": 1000.0,
+    "message_burst_per_connection": 2000,
+    "byte_rate_per_connection": 4 * 1024 * 1024,
+    "byte_burst_per_connection": 16 * 1024 * 1024,
+    "rate_limit_policy": "pause",
     "metrics_path": None,
     "readiness_path": "/readyz",
     "drain_delay": None,
@@ -102,6 +107,11 @@ def test_every_setting_is_documented() -> None:
         ("handshake_burst_per_client", "40"),
         ("client_ipv6_prefix", "64"),
         ("client_table_size", "10,000"),
+        ("message_rate_per_connection", "1,000"),
+        ("message_burst_per_connection", "2,000"),
+        ("byte_rate_per_connection", "4 MiB"),
+        ("byte_burst_per_connection", "16 MiB"),
+        ("rate_limit_policy", '``"pause"``'),
         ("shutdown_timeout", "10 s"),
         ("backlog", "1024"),
         ("origins", "``None``"),
@@ -117,7 +127,13 @@ def test_documented_defaults_match(name: str, stated: str) -> None:
     # against the code) is what they must say.
     assert stated in documented_settings()[name]
     value = DEFAULTS[name]
-    if isinstance(value, float):
+    if name.startswith("byte_"):
+        assert stated == f"{value // (1024 * 1024)} MiB"
+    elif name == "message_rate_per_connection":
+        assert stated.replace(",", "") == f"{value:g}"  # per second, not seconds
+    elif name == "rate_limit_policy":
+        assert stated == f'``"{value}"``'
+    elif isinstance(value, float):
         assert stated == f"{value:g} s"
     elif name in ("read_limit", "write_limit"):
         assert stated == f"{value // 1024} KiB"
@@ -214,6 +230,11 @@ def test_good_values_are_accepted() -> None:
         ({"client_ipv6_prefix": 0}, "client_ipv6_prefix must be between 1 and 128"),
         ({"client_ipv6_prefix": 129}, "client_ipv6_prefix must be between 1 and 128"),
         ({"client_table_size": 0}, "client_table_size must be at least 1"),
+        ({"message_rate_per_connection": 0.0}, "message_rate_per_connection must be a positive"),
+        ({"byte_rate_per_connection": math.inf}, "byte_rate_per_connection must be a positive"),
+        ({"message_burst_per_connection": 0}, "message_burst_per_connection must be at least 1"),
+        ({"byte_burst_per_connection": 0}, "byte_burst_per_connection must be at least 1"),
+        ({"rate_limit_policy": "drop"}, "rate_limit_policy must be 'pause' or 'close'"),
     ],
     ids=lambda value: str(value) if isinstance(value, dict) else "",
 )

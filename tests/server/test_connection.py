@@ -1238,3 +1238,30 @@ async def test_a_streamed_head_the_core_cannot_send_is_500(
     assert producer.made == 0
     (record,) = error_records(caplog)
     assert "StreamingResponse(status_code=103) cannot be sent" in record.getMessage()
+
+
+async def test_a_handshake_whose_query_cannot_be_parsed_gets_400_before_the_endpoint() -> None:
+    # Found by fuzz/fuzz_http_fields.py: only the URL was parsed at the
+    # handshake, so a query of more than 1,000 fields was let through and
+    # websocket.query_params raised ValueError inside the application.
+    from websockets.asyncio.client import connect
+
+    seen: list[int] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        seen.append(len(websocket.query_params.multi_items()))
+        await websocket.accept()
+        await websocket.close()
+
+    async with serving(endpoint) as server:
+        base = f"ws://127.0.0.1:{server.port}/?"
+        with pytest.raises(InvalidStatus) as caught:
+            async with connect(base + "a&" * 1000 + "a", open_timeout=10):
+                pass
+        assert caught.value.response.status_code == 400
+        assert b"more than 1000 fields" in caught.value.response.body
+        assert seen == []
+        async with connect(base + "a&" * 999 + "a", open_timeout=10) as client:
+            with contextlib.suppress(ConnectionClosed):
+                await client.recv()
+        assert seen == [1000]

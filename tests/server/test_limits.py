@@ -1,13 +1,22 @@
-"""ClientLimiter: per-client open WebSockets and handshake rate, bounded memory."""
+"""ClientLimiter: per-client open WebSockets and handshake rate, bounded memory;
+then the limits end to end, over loopback from two addresses."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import tracemalloc
 
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
+from wsserver.server import Server, WebSocket
 from wsserver.server.limits import LOG_INTERVAL, ClientLimiter, ClientSlot, Refusal, client_key
+from wsserver.server.websocket import WebSocketDisconnect
+
+from .._live import serving
 
 
 class Clock:
@@ -167,14 +176,132 @@ def test_memory_stays_bounded_under_100_000_distinct_addresses() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"max_open": 0}, "max_open must be at least 1"),
-        ({"rate": 0.0}, "rate must be a positive number"),
-        ({"rate": float("inf")}, "rate must be a positive number"),
-        ({"burst": 0}, "burst must be at least 1"),
-        ({"ipv6_prefix": 0}, "ipv6_prefix must be between 1 and 128"),
-        ({"table_size": 0}, "table_size must be at least 1"),
+        ({"max_open": 0}, "max_connections_per_client must be at least 1"),
+        ({"rate": 0.0}, "handshake_rate_per_client must be a positive number"),
+        ({"rate": float("inf")}, "handshake_rate_per_client must be a positive number"),
+        ({"burst": 0}, "handshake_burst_per_client must be at least 1"),
+        ({"ipv6_prefix": 0}, "client_ipv6_prefix must be between 1 and 128"),
+        ({"table_size": 0}, "client_table_size must be at least 1"),
     ],
 )
 def test_settings_are_checked(options: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         limiter(Clock(), **options)
+
+
+# ---------------------------------------------------------------------------
+# End to end: a real server on loopback, real clients (websockets) from two
+# addresses, 127.0.0.1 and 127.0.0.2 (Linux routes all of 127/8 to lo).
+# ---------------------------------------------------------------------------
+
+SECOND = "127.0.0.2"
+# No proxy on loopback: 127.0.0.1, trusted by default, would not be limited.
+NO_LOCAL_PROXY = "192.0.2.1"
+
+
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+
+
+def client(server: Server, source: str = "127.0.0.1", forwarded_for: str | None = None) -> connect:
+    headers = [("X-Forwarded-For", forwarded_for)] if forwarded_for is not None else []
+    return connect(
+        f"ws://127.0.0.1:{server.port}/",
+        local_addr=(source, 0),
+        additional_headers=headers,
+        open_timeout=10,
+        compression=None,
+    )
+
+
+async def refused(connecting: connect) -> tuple[int, str | None, bytes]:
+    """Status, ``Retry-After`` and body of a handshake the server refuses."""
+    with pytest.raises(InvalidStatus) as caught:
+        async with connecting:
+            pass
+    response = caught.value.response
+    return response.status_code, response.headers.get("Retry-After"), bytes(response.body)
+
+
+async def echoes(connection: ClientConnection, text: str = "ping") -> bool:
+    await connection.send(text)
+    return await asyncio.wait_for(connection.recv(), 10) == text
+
+
+async def test_a_client_past_its_connection_cap_gets_429_while_another_connects() -> None:
+    async with (
+        serving(echo, max_connections_per_client=2, forwarded_allow_ips=NO_LOCAL_PROXY) as server,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        first = await stack.enter_async_context(client(server))
+        second = await stack.enter_async_context(client(server))
+        status, retry_after, body = await refused(client(server))
+        assert (status, retry_after) == (429, "1")
+        assert b"too many open WebSockets from one client (2)" in body
+        # Another address has its own count, and is served as usual.
+        other = await stack.enter_async_context(client(server, SECOND))
+        assert await echoes(other) and await echoes(first) and await echoes(second)
+        # A slot is given back when its WebSocket ends (when the server has
+        # seen it end: polled, not slept on).
+        await first.close()
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            try:
+                again = await stack.enter_async_context(client(server))
+                break
+            except InvalidStatus as error:
+                assert error.response.status_code == 429
+                assert asyncio.get_running_loop().time() < deadline, "the slot never came back"
+                await asyncio.sleep(0.05)
+        assert await echoes(again)
+
+
+async def test_a_client_past_its_handshake_rate_gets_429_while_another_connects() -> None:
+    # One token per 100 s: however slow the machine, no token comes back
+    # during the test, so the third handshake is refused for certain.
+    async with serving(
+        echo,
+        handshake_rate_per_client=0.01,
+        handshake_burst_per_client=2,
+        forwarded_allow_ips=NO_LOCAL_PROXY,
+    ) as server:
+        for _ in range(2):
+            async with client(server) as connection:
+                assert await echoes(connection)
+        status, retry_after, body = await refused(client(server))
+        assert status == 429 and b"too many handshakes from one client" in body
+        assert retry_after is not None and 1 <= int(retry_after) <= 100
+        async with client(server, SECOND) as other:
+            assert await echoes(other)
+
+
+async def test_x_forwarded_for_names_the_client_only_from_a_trusted_proxy() -> None:
+    async with (
+        serving(echo, max_connections_per_client=1, forwarded_allow_ips="127.0.0.1") as server,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        # From the trusted proxy (127.0.0.1): each forwarded address is a
+        # client of its own, capped on its own.
+        held = await stack.enter_async_context(client(server, forwarded_for="203.0.113.5"))
+        status, _, _ = await refused(client(server, forwarded_for="203.0.113.5"))
+        assert status == 429
+        # The proxy's own address is not the client: the hops are read
+        # from the right, and a client's own entries on the left ignored.
+        other = await stack.enter_async_context(
+            client(server, forwarded_for="203.0.113.5, 203.0.113.6")
+        )
+        assert await echoes(held) and await echoes(other)
+        # A trusted proxy that names no client is not limited (every client
+        # behind it would share its count).
+        for _ in range(3):
+            assert await echoes(await stack.enter_async_context(client(server)))
+        # From an untrusted peer (127.0.0.2) the header is ignored: it is
+        # counted as itself whatever address it claims, new ones included.
+        mine = await stack.enter_async_context(client(server, SECOND, "198.51.100.1"))
+        for claimed in ("198.51.100.2", "203.0.113.77", None):
+            status, _, _ = await refused(client(server, SECOND, claimed))
+            assert status == 429
+        assert await echoes(mine)

@@ -8,7 +8,6 @@ know about.
 
 from __future__ import annotations
 
-import math
 import os
 import ssl
 from collections.abc import Callable, Sequence
@@ -16,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..protocol import DeflateSettings, ProtocolSettings
-from .limits import ClientLimiter
+from .limits import ClientLimiter, check_client_limits
 from .proxy import TrustedProxies
+from .rates import RATE_LIMIT_POLICIES, ConnectionRates, RateLimitPolicy, check_rates
 from .security import OriginPolicy
 
 __all__ = ["CLI_OPTION", "OptionKind", "ServerConfig", "cli_option"]
@@ -209,6 +209,29 @@ class ServerConfig:
             the limits remember, at most (about 320 bytes each, oldest
             evicted first): 10,000, about 3 MiB under a flood of distinct
             addresses.
+        message_rate_per_connection: text and binary messages per second
+            one WebSocket may send, on average (``wsserver.server.rates``);
+            past it, ``rate_limit_policy``.  1,000 by default: a page sends
+            tens a second (typing, pointer moves at 60 Hz), and one
+            connection held to 1,000 takes about 1% of the 100,000 or more
+            messages a second a worker parses (docs/benchmarks.md), so it
+            cannot starve the others.  ``None`` for no limit.
+        message_burst_per_connection: messages a connection may send at
+            once before the rate applies.  2,000: two seconds' worth, for a
+            page sending what it queued while it was reconnecting.
+        byte_rate_per_connection: bytes per second one WebSocket may send,
+            as read from the socket; past it, ``rate_limit_policy``.  4 MiB
+            (32 Mbit/s) by default: more than most clients' uplink, while a
+            connection that could send faster takes at most a few percent of
+            a worker.  ``None`` for no limit.
+        byte_burst_per_connection: bytes a connection may send at once.
+            16 MiB: sixteen messages of the default ``max_message_size``.
+        rate_limit_policy: past a rate, ``"pause"`` (the default) stops
+            reading the connection until it is back under it: TCP slows the
+            peer down, nothing is lost, and a burst followed by quiet is
+            never punished; ``"close"`` fails the connection with 1008
+            (policy violation), for services that would rather drop a peer
+            that misbehaves.
         metrics_path: serve Prometheus metrics at this path, on the same
             port (``wsserver.server.metrics``, docs/operations.md); ``None``
             (the default) serves none and costs nothing.  Off by default
@@ -394,6 +417,48 @@ class ServerConfig:
             help="client addresses the per-client limits remember (default 10000)",
         ),
     )
+    message_rate_per_connection: float | None = field(
+        default=1000.0,
+        metadata=cli_option(
+            "--message-rate-per-connection",
+            kind="number_or_none",
+            help="WebSocket messages per second one connection may send (default 1000; "
+            "'none': no limit); then --rate-limit-policy",
+        ),
+    )
+    message_burst_per_connection: int = field(
+        default=2000,
+        metadata=cli_option(
+            "--message-burst-per-connection",
+            kind="int",
+            help="messages a connection may send at once (default 2000)",
+        ),
+    )
+    byte_rate_per_connection: float | None = field(
+        default=4 * 1024 * 1024,
+        metadata=cli_option(
+            "--byte-rate-per-connection",
+            kind="number_or_none",
+            help="bytes per second one WebSocket connection may send (default 4 MiB; "
+            "'none': no limit); then --rate-limit-policy",
+        ),
+    )
+    byte_burst_per_connection: int = field(
+        default=16 * 1024 * 1024,
+        metadata=cli_option(
+            "--byte-burst-per-connection",
+            kind="int",
+            help="bytes a connection may send at once (default 16 MiB)",
+        ),
+    )
+    rate_limit_policy: RateLimitPolicy = field(
+        default="pause",
+        metadata=cli_option(
+            "--rate-limit-policy",
+            choices=RATE_LIMIT_POLICIES,
+            help="past a connection's rate: 'pause' reading (default) or 'close' with 1008",
+        ),
+    )
     metrics_path: str | None = field(
         default=None,
         metadata=cli_option(
@@ -439,6 +504,18 @@ class ServerConfig:
             table_size=self.client_table_size,
         )
 
+    def connection_rates(self, now: float) -> ConnectionRates | None:
+        """New message and byte buckets for one WebSocket; ``None`` when both are off."""
+        if self.message_rate_per_connection is None and self.byte_rate_per_connection is None:
+            return None
+        return ConnectionRates(
+            message_rate=self.message_rate_per_connection,
+            message_burst=self.message_burst_per_connection,
+            byte_rate=self.byte_rate_per_connection,
+            byte_burst=self.byte_burst_per_connection,
+            now=now,
+        )
+
     def __post_init__(self) -> None:
         # Checked now, so that a bad value names its setting at start-up.
         TrustedProxies(self.forwarded_allow_ips)
@@ -466,18 +543,20 @@ class ServerConfig:
             raise ValueError("read_limit and write_limit must be at least 1")
         if self.max_connections is not None and self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
-        per_client = self.max_connections_per_client
-        if per_client is not None and per_client < 1:
-            raise ValueError("max_connections_per_client must be at least 1 (or None)")
-        rate = self.handshake_rate_per_client
-        if rate is not None and not (rate > 0 and math.isfinite(rate)):
-            raise ValueError("handshake_rate_per_client must be a positive number (or None)")
-        if self.handshake_burst_per_client < 1:
-            raise ValueError("handshake_burst_per_client must be at least 1")
-        if not 1 <= self.client_ipv6_prefix <= 128:
-            raise ValueError("client_ipv6_prefix must be between 1 and 128")
-        if self.client_table_size < 1:
-            raise ValueError("client_table_size must be at least 1")
+        check_client_limits(
+            max_open=self.max_connections_per_client,
+            rate=self.handshake_rate_per_client,
+            burst=self.handshake_burst_per_client,
+            ipv6_prefix=self.client_ipv6_prefix,
+            table_size=self.client_table_size,
+        )
+        check_rates(
+            message_rate=self.message_rate_per_connection,
+            message_burst=self.message_burst_per_connection,
+            byte_rate=self.byte_rate_per_connection,
+            byte_burst=self.byte_burst_per_connection,
+            policy=self.rate_limit_policy,
+        )
         for name in (
             "write_timeout",
             "ping_interval",

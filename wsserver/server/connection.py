@@ -56,6 +56,7 @@ from .keepalive import Keepalive
 from .limits import ClientLimiter, ClientSlot, Refusal
 from .mistakes import ApplicationMistake, qualified_name
 from .proxy import TrustedProxies, forwarded_client
+from .rates import ConnectionRates
 from .requests import Request
 from .responses import PlainTextResponse, Response, StreamingResponse
 from .websocket import WebSocket, WebSocketDisconnect
@@ -136,6 +137,8 @@ class Connection(asyncio.BufferedProtocol):
         "_open_timer",
         "_opened_at",
         "_path",
+        "_rate_timer",
+        "_rates",
         "_reading_paused",
         "_releasing_hold",
         "_request_started",
@@ -210,6 +213,10 @@ class Connection(asyncio.BufferedProtocol):
         # line, and so only it gets the matching "closed" line.
         self._accepted = False
         self._client_slot: ClientSlot | None = None
+        # The WebSocket's message and byte buckets (wsserver.server.rates),
+        # from accept(); the timer runs while it is over a rate and paused.
+        self._rates: ConnectionRates | None = None
+        self._rate_timer: asyncio.TimerHandle | None = None
         # The WebSocket handshake's target and arrival, for its access line.
         self._target: str | None = None
         self._request_started = 0.0
@@ -262,6 +269,8 @@ class Connection(asyncio.BufferedProtocol):
 
     def data_received(self, data: bytes | memoryview) -> None:
         self._bytes_in += len(data)
+        if self._rates is not None:
+            self._rates.received_bytes(len(data), self.loop.time())
         self.protocol.receive_data(data)
         self.pump()
 
@@ -288,6 +297,7 @@ class Connection(asyncio.BufferedProtocol):
             self._hold_timer,
             self._write_timer,
             self._handshake_timer,
+            self._rate_timer,
         ):
             if timer is not None:
                 timer.cancel()
@@ -412,6 +422,8 @@ class Connection(asyncio.BufferedProtocol):
             return
         protocol = self.protocol
         inbox = self._inbox
+        rates = self._rates
+        now = self.loop.time() if rates is not None else 0.0
         received = False
         while True:
             if protocol.state is _CONNECTING:
@@ -428,6 +440,8 @@ class Connection(asyncio.BufferedProtocol):
                 break
             if self._writing_paused:
                 break  # parsed pings would queue more pongs for a peer not reading
+            if self._rate_timer is not None:
+                break  # over its rate: nothing more parsed until it is under
             messages = inbox.messages
             releasing = self._releasing_hold and protocol.reply_held
             if len(messages) >= self.config.max_queue and not releasing:
@@ -443,10 +457,14 @@ class Connection(asyncio.BufferedProtocol):
                 messages.append(event)
                 received = True
                 self.text_in += 1
+                if rates is not None and rates.received_message(now):
+                    break
             elif isinstance(event, BinaryMessage):
                 messages.append(event)
                 received = True
                 self.binary_in += 1
+                if rates is not None and rates.received_message(now):
+                    break
             elif isinstance(event, Pong):
                 if self._keepalive is not None:
                     self._keepalive.pong_received(event)
@@ -461,6 +479,8 @@ class Connection(asyncio.BufferedProtocol):
                 inbox.ended = Disconnect(event.code, event.reason)
             # A Ping needs nothing here: the core has queued the pong.
         self._releasing_hold = False
+        if rates is not None and self._rate_timer is None and self._over_rate(rates, now):
+            return
         if inbox is not None:
             if received:
                 inbox.last_received = self.loop.time()
@@ -500,10 +520,14 @@ class Connection(asyncio.BufferedProtocol):
                 self._task is not None and not self._task.done() and self.protocol.buffered > 0
             )
         else:
-            full = self._writing_paused or (
-                inbox is not None
-                and len(inbox.messages) >= self.config.max_queue
-                and self.protocol.buffered >= self.config.read_limit
+            full = (
+                self._writing_paused
+                or self._rate_timer is not None
+                or (
+                    inbox is not None
+                    and len(inbox.messages) >= self.config.max_queue
+                    and self.protocol.buffered >= self.config.read_limit
+                )
             )
         if full and not self._reading_paused:
             self._reading_paused = True
@@ -511,6 +535,38 @@ class Connection(asyncio.BufferedProtocol):
         elif not full and self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()
+
+    def _over_rate(self, rates: ConnectionRates, now: float) -> bool:
+        """Past a rate: pause reading until back under it, or fail with 1008
+        (``rate_limit_policy``).  Returns whether the connection was failed."""
+        wait, which = rates.overdrawn(now)
+        if wait <= 0.0:
+            return False
+        limit = f"{which}_rate_per_connection"
+        metrics = self.server.metrics
+        if self.config.rate_limit_policy == "close" and self.protocol.state is State.OPEN:
+            logger.info("conn %d: over its %s; closing with 1008", self.id, limit)
+            rates.logged = True  # what is read until the end is paused, not counted again
+            if metrics is not None:
+                metrics.limit_hit(limit)
+            self.fail(CloseCode.POLICY_VIOLATION, f"{which} rate exceeded")
+            return True
+        if not rates.logged:
+            rates.logged = True
+            if metrics is not None:
+                metrics.limit_hit(limit)
+            logger.info(
+                "conn %d: over its %s; reading paused for %.3f s (logged once per connection)",
+                self.id,
+                limit,
+                wait,
+            )
+        self._rate_timer = self.loop.call_later(wait, self._rate_refilled)
+        return False
+
+    def _rate_refilled(self) -> None:
+        self._rate_timer = None
+        self.pump()
 
     def _release_hold(self) -> None:
         # The application did not come back within close_timeout: answer
@@ -711,7 +767,10 @@ class Connection(asyncio.BufferedProtocol):
                 server=self.local,
             )
             try:
-                websocket.url  # noqa: B018 - parse now, so a bad request gets 400
+                # The URL and its query, parsed now: a bad one gets 400, and
+                # the application's reads cannot fail later (the query's
+                # field count was found by fuzz/fuzz_http_fields.py).
+                websocket.query_params  # noqa: B018
             except ValueError as error:
                 self._reject_now(400, f"Bad request: {error}")
                 return
@@ -1081,6 +1140,7 @@ class Connection(asyncio.BufferedProtocol):
         self.protocol.accept(subprotocol, headers + self.config.headers)
         extensions = self.protocol.extensions
         self._accepted = True
+        self._rates = self.config.connection_rates(self.loop.time())
         self._handshake_answered(101)
         logger.info(
             "conn %d open path=%s client=%s",

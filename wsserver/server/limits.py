@@ -47,7 +47,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["LOG_INTERVAL", "ClientLimiter", "ClientSlot", "Refusal", "client_key"]
+__all__ = [
+    "LOG_INTERVAL",
+    "ClientLimiter",
+    "ClientSlot",
+    "Refusal",
+    "check_client_limits",
+    "client_key",
+]
 
 logger = logging.getLogger("wsserver")
 
@@ -81,6 +88,33 @@ def client_key(host: str, ipv6_prefix: int) -> str:
     drop = 128 - ipv6_prefix
     network = (int.from_bytes(packed, "big") >> drop << drop).to_bytes(16, "big")
     return f"{socket.inet_ntop(socket.AF_INET6, network)}/{ipv6_prefix}"
+
+
+def check_client_limits(
+    *, max_open: int | None, rate: float | None, burst: int, ipv6_prefix: int, table_size: int
+) -> None:
+    """The rules of the per-client limits, in one place.
+
+    ``ClientLimiter`` checks its arguments with it, and ``ServerConfig``
+    its settings, at start-up, even when both limits are off (no limiter is
+    made then).  The messages name the settings (``ServerConfig``'s and the
+    command line's) the values come from.
+
+    Raises:
+        ValueError: a value out of its range.
+    """
+    if max_open is not None and max_open < 1:
+        raise ValueError(f"max_connections_per_client must be at least 1 (or None), not {max_open}")
+    if rate is not None and not (rate > 0 and math.isfinite(rate)):
+        raise ValueError(
+            f"handshake_rate_per_client must be a positive number (or None), not {rate}"
+        )
+    if burst < 1:
+        raise ValueError(f"handshake_burst_per_client must be at least 1, not {burst}")
+    if not 1 <= ipv6_prefix <= 128:
+        raise ValueError(f"client_ipv6_prefix must be between 1 and 128, not {ipv6_prefix}")
+    if table_size < 1:
+        raise ValueError(f"client_table_size must be at least 1, not {table_size}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +178,9 @@ class ClientLimiter:
         ipv6_prefix: bits of an IPv6 address that name a client (1..128).
         table_size: clients without an open WebSocket remembered at most.
         clock: seconds, monotonic (``time.monotonic``; tests pass their own).
+
+    Raises:
+        ValueError: a value out of range (``check_client_limits``).
     """
 
     def __init__(
@@ -156,16 +193,13 @@ class ClientLimiter:
         table_size: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_open is not None and max_open < 1:
-            raise ValueError(f"max_open must be at least 1, not {max_open}")
-        if rate is not None and not (rate > 0 and math.isfinite(rate)):
-            raise ValueError(f"rate must be a positive number, not {rate}")
-        if burst < 1:
-            raise ValueError(f"burst must be at least 1, not {burst}")
-        if not 1 <= ipv6_prefix <= 128:
-            raise ValueError(f"ipv6_prefix must be between 1 and 128, not {ipv6_prefix}")
-        if table_size < 1:
-            raise ValueError(f"table_size must be at least 1, not {table_size}")
+        check_client_limits(
+            max_open=max_open,
+            rate=rate,
+            burst=burst,
+            ipv6_prefix=ipv6_prefix,
+            table_size=table_size,
+        )
         self.max_open = max_open
         self.rate = rate
         self.burst = burst

@@ -238,3 +238,17 @@ def test_make_chunks_and_reassembler_round_trip() -> None:
     results = [reassembler.add(chunk, 0.0) for chunk in chunks[::-1]]
     assert results[:-1] == [None] * (len(chunks) - 1)
     assert results[-1] == text
+
+
+def test_a_chunk_holding_a_lone_surrogate_escape_is_reassembled() -> None:
+    # Found by fuzz/fuzz_chunks.py: "\ud800" in a chunk's data decoded to a
+    # lone surrogate, and counting its UTF-8 size raised UnicodeEncodeError
+    # (Close 1011 and a traceback, not the documented 1007/1009).  The
+    # decoder now replaces it with U+FFFD, as the browser's encoder would.
+    reassembler = Reassembler(max_size=64)
+    first = '{"p":"ch","k":"chunk","id":"a","i":0,"n":2,"data":"x\\ud800"}'
+    second = '{"p":"ch","k":"chunk","id":"a","i":1,"n":2,"data":"\\udc00y"}'
+    assert reassembler.add(parse_chunk(decode(first), max_chunks=2), 0.0) is None
+    assert reassembler.size == 4  # "x" and U+FFFD
+    joined = reassembler.add(parse_chunk(decode(second), max_chunks=2), 0.0)
+    assert joined == "x\ufffd\ufffdy"

@@ -169,3 +169,24 @@ async def test_apps_given_one_store_and_secret_read_each_others_snapshots() -> N
     assert (await second.snapshots.load(page_id))["root"] == dump_component(Greeting())
     with pytest.raises(SnapshotInvalid):
         await stranger.snapshots.load(page_id)
+
+
+async def test_a_form_of_too_many_fields_gets_400_and_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Found by fuzz/fuzz_navigation.py: form_from_body's ValueError escaped
+    # render_page, and the client got a 500 and the log a traceback.
+    import httpx
+
+    app = ComponentApp({"/": Greeting})
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    async with serving(app) as server, httpx.AsyncClient() as client:
+        url = f"http://127.0.0.1:{server.port}/"
+        with caplog.at_level(logging.INFO, logger="wsserver"):
+            refused = await client.post(url, content=b"a=1&" * 1001, headers=form)
+        assert refused.status_code == 400
+        assert "more than 1000 fields" in refused.text
+        assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+        assert [r.getMessage() for r in caplog.records if "400" in r.getMessage()]
+        served = await client.post(url, content=b"a=1&" * 999, headers=form)
+        assert served.status_code == 200

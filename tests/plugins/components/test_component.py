@@ -268,3 +268,23 @@ def test_the_connection_is_the_roots() -> None:
     assert all(item.connection is connection for item in listing.items)
     set_connection(listing, None)
     assert listing.connection is None and listing.items[0].connection is None
+
+
+def test_load_component_refuses_state_nested_too_deeply_with_value_error() -> None:
+    # Found by fuzz/fuzz_snapshots.py: a state value nested 600 lists deep
+    # parses as JSON but overflowed the rebuild's recursion, and the
+    # RecursionError escaped PageConnection._attach's handling (Close 1011
+    # and a traceback instead of cv/expired).  Nesting as JSON allows it.
+    depth = 600
+    data = json.loads(
+        '{"c":"'
+        + component_name(Item)
+        + '","k":null,"s":{"title":'
+        + "[" * depth
+        + "]" * depth
+        + "}}"
+    )
+    with pytest.raises(ValueError, match="nested too deeply"):
+        load_component(data)
+    shallow = json.loads('{"c":"' + component_name(Item) + '","k":null,"s":{"title":[[[]]]}}')
+    assert cast(Any, load_component(shallow)).title == [[[]]]

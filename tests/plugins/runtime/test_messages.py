@@ -143,6 +143,31 @@ def test_decode_refuses_malformed_messages(text: str) -> None:
         decode(text)
 
 
+@pytest.mark.parametrize("number", ["1e400", "-1E+999", "1.5e309"])
+def test_decode_refuses_numbers_a_float_cannot_hold(number: str) -> None:
+    # Found by fuzz/fuzz_runtime.py: ``1e400`` decoded to infinity, which
+    # ``encode`` then refused, so a handler echoing a value failed far from
+    # the cause.  The message is refused as NaN and Infinity are.
+    with pytest.raises(MalformedMessage, match="out of range"):
+        decode('{"p":"js","k":"x","v":' + number + "}")
+    assert decode('{"p":"js","k":"x","v":1.5e308}')["v"] == 1.5e308
+
+
+def test_decode_replaces_lone_surrogate_escapes() -> None:
+    # Found by fuzz/fuzz_chunks.py: a "\\ud800" escape gave a string no UTF-8
+    # encoder takes, and the first handler to count or send it raised.
+    # Valid pairs stay one character; lone halves become U+FFFD, in values,
+    # keys and nested values alike.
+    message = decode(
+        '{"p":"js","k":"x","v":"a\\ud800b\\ud83d\\ude00","\\udc00":["\\uDFFF",{"w":"\\ud800"}]}'
+    )
+    assert message["v"] == "a\ufffdb\U0001f600"
+    assert message["\ufffd"] == ["\ufffd", {"w": "\ufffd"}]
+    assert utf8_length(encode("js", "x", message.fields)) > 0
+    # An escaped backslash before "ud800" is no escape: nothing changes.
+    assert decode('{"p":"js","k":"x","v":"\\\\ud800"}')["v"] == "\\ud800"
+
+
 def test_decode_limit() -> None:
     text = '{"p":"rt","k":"ping","n":1}'
     assert decode(text, limit=len(text)).kind == "ping"

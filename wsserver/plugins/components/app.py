@@ -205,7 +205,13 @@ class ComponentApp(App):
 
     async def render_page(self, spec: PageSpec, request: Request) -> Response:
         """Render a page for an HTTP request, and keep its snapshot."""
-        page_request = PageRequest.from_http(request, request.path_params)
+        try:
+            page_request = PageRequest.from_http(request, request.path_params)
+        except ValueError as exc:
+            # A posted form of too many fields: the client's mistake, one
+            # line, not a 500 with a traceback (found by fuzz/fuzz_navigation.py).
+            logger.info("page %s: 400, %s", request.url.raw_path, exc)
+            return PlainTextResponse(f"Bad request: {exc}\n", status_code=400)
         root = spec.component.for_request(page_request)
         rendered = render_tree(root)
         title = root.page_title()

@@ -501,9 +501,19 @@ def load_component(data: Mapping[str, Any]) -> Component:
     ``on_restore`` runs.
 
     Raises:
-        ValueError: malformed data.
+        ValueError: malformed data, or nested too deeply to rebuild.
         LookupError: an unknown class.
     """
+    try:
+        return _load_component(data)
+    except RecursionError:
+        # Found by fuzz/fuzz_snapshots.py: a state nested a few hundred
+        # levels deep parses as JSON but not here; one more malformed
+        # snapshot (cv/expired), not a failed connection.
+        raise ValueError("a component snapshot nested too deeply") from None
+
+
+def _load_component(data: Mapping[str, Any]) -> Component:
     if not isinstance(data, Mapping):
         raise ValueError("a component snapshot must be an object")
     name, key, state = data.get("c"), data.get("k"), data.get("s")
@@ -528,7 +538,7 @@ def _decode(value: Any) -> Any:
         return [_decode(item) for item in value]
     if isinstance(value, dict):
         if len(value) == 1 and "$c" in value:
-            return load_component(value["$c"])
+            return _load_component(value["$c"])
         if len(value) == 1 and isinstance(value.get("$d"), dict):
             value = value["$d"]
         return {name: _decode(item) for name, item in value.items()}

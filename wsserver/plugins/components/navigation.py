@@ -71,14 +71,20 @@ def form_from_body(content_type: str, body: bytes) -> dict[str, Any]:
 
     A name given once maps to a string, a name given several times to the
     list of its values.  Other content types give ``{}``.
+
+    Raises:
+        ValueError: more than 1,000 fields (answer 400).
     """
     if content_type.split(";", 1)[0].strip().lower() != _FORM_TYPE:
         return {}
-    pairs = parse_qsl(
-        body.decode("utf-8", "replace"),
-        keep_blank_values=True,
-        max_num_fields=_MAX_FORM_FIELDS,
-    )
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8", "replace"),
+            keep_blank_values=True,
+            max_num_fields=_MAX_FORM_FIELDS,
+        )
+    except ValueError:
+        raise ValueError(f"form has more than {_MAX_FORM_FIELDS} fields") from None
     form: dict[str, Any] = {}
     for name, value in pairs:
         if name in form:
@@ -121,7 +127,11 @@ class PageRequest:
 
     @classmethod
     def from_http(cls, request: Request, path_params: Mapping[str, Any]) -> PageRequest:
-        """The page request of an HTTP request (a posted form is decoded)."""
+        """The page request of an HTTP request (a posted form is decoded).
+
+        Raises:
+            ValueError: a posted form of more than 1,000 fields.
+        """
         form = None
         if request.method == "POST":
             form = form_from_body(request.headers.get("content-type", ""), request.body)
@@ -218,12 +228,16 @@ def parse_nav_message(message: Envelope) -> NavRequest:
     """Validate a ``cv/nav`` message.
 
     Raises:
-        MalformedMessage: a missing or mistyped field, or an ``href`` that
-            is not a same-origin path.
+        MalformedMessage: a missing or mistyped field, an ``href`` that
+            is not a same-origin path, or a query of more than 1,000 fields.
     """
     href = message.require("href", str)
     try:
         raw_path, query = split_href(href)
+        # Parsed here, where a bad one is the browser's fault (1007), not
+        # later in the navigation, where it was logged as a failed render
+        # with a traceback (found by fuzz/fuzz_navigation.py).
+        QueryParams(query)
     except ValueError as exc:
         raise MalformedMessage(f"cv/nav: {exc}") from None
     method = message.get("method", "GET")

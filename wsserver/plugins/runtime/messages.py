@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -227,6 +228,35 @@ def _refuse_constant(name: str) -> Any:
     raise MalformedMessage(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    # ``1e400`` is valid JSON that Python reads as infinity, which ``encode``
+    # (and the browser's ``JSON.stringify``, as null) cannot give back: a
+    # handler echoing it would fail far from the cause.  Refused here, with
+    # NaN and Infinity (found by fuzz/fuzz_runtime.py).
+    value = float(text)
+    if not math.isfinite(value):
+        raise MalformedMessage(f"number out of range: {text[:40]}")
+    return value
+
+
+# A JSON escape of a UTF-16 surrogate (``\\ud800``-``\\udfff``): the only
+# way a lone surrogate, which no UTF-8 text holds, gets into a decoded string.
+_SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F]")
+# What is left once the parser has joined the valid pairs.
+_LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def _well_formed(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE_RE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_well_formed(item) for item in value]
+    if isinstance(value, dict):
+        return {_well_formed(name): _well_formed(item) for name, item in value.items()}
+    return value
+
+
 def decode(text: str, *, limit: int | None = None) -> Envelope:
     """Decode one message received from the browser.
 
@@ -234,10 +264,17 @@ def decode(text: str, *, limit: int | None = None) -> Envelope:
         text: the text frame's content.
         limit: the largest size in bytes, or ``None``.
 
+    A lone surrogate escaped in a string (``"\\ud800"``, which a browser's
+    ``JSON.stringify`` writes for a broken UTF-16 string) is replaced by
+    U+FFFD, as the browser's own UTF-8 encoder would have done had the
+    character been sent unescaped: every string of a decoded message can
+    then be encoded as UTF-8 again (its size counted, sent back, logged).
+
     Raises:
         MessageTooLarge: ``text`` is longer than ``limit`` bytes.
-        MalformedMessage: not JSON (``NaN``, ``Infinity`` and nesting too
-            deep for the parser included), not an object, or without string
+        MalformedMessage: not JSON (``NaN``, ``Infinity``, numbers too
+            large for a float such as ``1e400``, and nesting too deep for
+            the parser included), not an object, or without string
             ``p`` and ``k`` keys.
     """
     if limit is not None:
@@ -245,7 +282,11 @@ def decode(text: str, *, limit: int | None = None) -> Envelope:
         if size > limit:
             raise MessageTooLarge(size, limit)
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
+        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        if _SURROGATE_ESCAPE_RE.search(text) is not None:
+            # Found by fuzz/fuzz_chunks.py: a chunk's data holding one made
+            # the reassembler's size count raise UnicodeEncodeError.
+            data = _well_formed(data)
     except MalformedMessage:
         raise
     except RecursionError:
