@@ -31,6 +31,10 @@ What each kind of scenario does (see bench/common.py for the list):
 - ``broadcast``: N connections; one of them sends ``broadcast:<n>:<size>``
   whenever the deliveries of all but the last command have arrived (at most
   two commands in flight); deliveries per second over all connections.
+- ``http``: N keep-alive HTTP/1.1 connections, each with one ``GET /`` in
+  flight, the next sent as soon as the response is whole (plain asyncio
+  protocols, ``HTTPClient``); responses per second, every one checked for
+  its 200 and its ``Content-Length``.
 
 Every phase is bounded in time; only 127.0.0.1 is used.
 """
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
@@ -90,11 +95,29 @@ class BenchError(Exception):
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (all threads), from /proc/<pid>/stat."""
+    """User + system CPU time of ``pid`` (all threads) and its live descendants.
+
+    Descendants: a server that runs its application in a worker process
+    (granian) must be charged for it.  From /proc/<pid>/stat, and
+    /proc/<pid>/task/*/children for the descendants.
+    """
     with open(f"/proc/{pid}/stat") as f:
         data = f.read()
     fields = data[data.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    seconds = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    for child in _children(pid):
+        with contextlib.suppress(OSError):
+            seconds += process_cpu_seconds(child)
+    return seconds
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
+                children += [int(child) for child in f.read().split()]
+    return children
 
 
 def machine_busy_seconds() -> float:
@@ -907,12 +930,116 @@ async def run_broadcast(
 # ---------------------------------------------------------------------------
 
 Runner = Callable[[str, Scenario, Meter, float, float], Awaitable[dict[str, Any]]]
+# ---------------------------------------------------------------------------
+# Plain HTTP
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class HTTPStats:
+    running: bool = True
+    recording: bool = False
+    sent: int = 0
+    received: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class HTTPClient(asyncio.Protocol):
+    """One keep-alive connection, one ``GET /`` in flight."""
+
+    REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+    def __init__(self, stats: HTTPStats) -> None:
+        self.stats = stats
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.in_flight = 0
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.send()
+
+    def send(self) -> None:
+        assert self.transport is not None
+        self.transport.write(self.REQUEST)
+        self.in_flight += 1
+        self.stats.sent += 1
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        while True:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buffer[:end]).lower()
+            at = head.find(b"\r\ncontent-length:")
+            if not head.startswith(b"http/1.1 200 ") or at < 0:
+                self.fail(f"unexpected response head {head[:80]!r}")
+                return
+            line_end = head.find(b"\r\n", at + 2)
+            length = int(head[at + 17 : line_end if line_end >= 0 else len(head)])
+            total = end + 4 + length
+            if len(buffer) < total:
+                return
+            del buffer[:total]
+            self.in_flight -= 1
+            self.stats.received += 1
+            if self.stats.running:
+                self.send()
+
+    def fail(self, error: str) -> None:
+        self.stats.errors.append(error)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.in_flight and self.stats.running:
+            self.stats.errors.append(f"connection lost with a request in flight: {exc}")
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+async def run_http(
+    url: str, scenario: Scenario, meter: Meter, warmup: float, duration: float
+) -> dict[str, Any]:
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    stats = HTTPStats()
+    loop = asyncio.get_running_loop()
+    clients: list[HTTPClient] = []
+    for _ in range(scenario.connections):
+        _, client = await asyncio.wait_for(
+            loop.create_connection(lambda: HTTPClient(stats), "127.0.0.1", port), CONNECT_TIMEOUT
+        )
+        clients.append(client)
+    counts: dict[str, int] = {}
+
+    def begin() -> None:
+        counts["start"] = stats.received
+
+    wall = await measure_window(meter, warmup, duration, begin)
+    done = stats.received - counts["start"]
+    stats.running = False
+    drained = await wait_until(lambda: all(c.in_flight == 0 for c in clients), DRAIN_TIMEOUT)
+    for client in clients:
+        if client.transport is not None:
+            client.transport.close()
+    await asyncio.wait_for(asyncio.gather(*(c.closed for c in clients)), CLOSE_TIMEOUT)
+    if stats.errors:
+        raise BenchError(f"{len(stats.errors)} errors, first: {stats.errors[0]}")
+    if not drained:
+        raise BenchError("responses still missing after the drain timeout")
+    return {"requests_per_s": done / wall, "messages": done, "sent_total": stats.sent}
+
+
 RUNNERS: dict[str, Runner] = {
     "latency": run_echo,
     "echo": run_echo,
     "handshake": run_handshake,
     "rss": run_rss,
     "broadcast": run_broadcast,
+    "http": run_http,
 }
 
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 __all__ = [
+    "ASGI_SCENARIOS",
+    "ASGI_SERVERS",
+    "HTTP_SERVERS",
     "SCENARIOS",
     "SERVERS",
     "SHAPES",
@@ -34,7 +37,13 @@ SERVERS = ("wsserver", "websockets", "aiohttp", "picows")
 #: on, to measure what the metrics cost (docs/benchmarks.md).
 VARIANTS = ("wsserver-metrics",)
 
-Kind = Literal["latency", "echo", "handshake", "rss", "broadcast"]
+#: The ASGI rows (``python -m bench.asgi``): the same application
+#: (bench/servers/asgi_echo.py) on each ASGI server, wsserver first.
+ASGI_SERVERS = ("wsserver-asgi", "uvicorn-websockets", "uvicorn-wsproto", "hypercorn", "granian")
+#: The servers of the HTTP "hello" row: uvicorn with either of its parsers.
+HTTP_SERVERS = ("wsserver-asgi", "uvicorn-h11", "uvicorn-httptools")
+
+Kind = Literal["latency", "echo", "handshake", "rss", "broadcast", "http"]
 
 #: How an echo scenario's load generator keeps messages in flight (see
 #: bench/client.py and "Load shapes" in docs/benchmarks.md):
@@ -173,11 +182,22 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
+#: The scenarios of the ASGI rows: echo, handshakes and broadcast as above,
+#: plus plain HTTP requests (``http``: ``connections`` keep-alive
+#: connections, one ``GET`` in flight on each; requests per second).
+ASGI_SCENARIOS: tuple[Scenario, ...] = (
+    *(s for s in SCENARIOS if s.name in ("echo_c1_16", "echo_c64_1k", "handshake_c32")),
+    *(s for s in SCENARIOS if s.name == "broadcast_1000"),
+    Scenario("http_hello_c16", "http", "HTTP GET hello, {connections} conn, keep-alive", 16),
+)
+
+
 def scenario_by_name(name: str) -> Scenario:
-    for scenario in SCENARIOS:
+    for scenario in (*SCENARIOS, *ASGI_SCENARIOS):
         if scenario.name == name:
             return scenario
-    raise KeyError(f"unknown scenario {name!r}; known: {', '.join(s.name for s in SCENARIOS)}")
+    known = ", ".join(dict.fromkeys(s.name for s in (*SCENARIOS, *ASGI_SCENARIOS)))
+    raise KeyError(f"unknown scenario {name!r}; known: {known}")
 
 
 def scenarios_for_shape(
@@ -213,7 +233,7 @@ def quick_scenario(scenario: Scenario) -> Scenario:
         return replace(scenario, connections=20, broadcast_count=5)
     if scenario.kind == "echo":
         return replace(scenario, connections=min(scenario.connections, 4))
-    if scenario.kind == "handshake":
+    if scenario.kind in ("handshake", "http"):
         return replace(scenario, connections=4)
     return scenario
 

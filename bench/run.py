@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    ASGI_SERVERS,
+    HTTP_SERVERS,
     SCENARIOS,
     SERVERS,
     SHAPES,
@@ -86,6 +88,10 @@ LOAD_SHAPES = (
 
 PROFILE_START = "<!-- profile:start -->"
 PROFILE_END = "<!-- profile:end -->"
+#: The ASGI rows' section (``python -m bench.asgi`` writes it; a full run
+#: here keeps it as it is).
+ASGI_START = "<!-- asgi:start -->"
+ASGI_END = "<!-- asgi:end -->"
 PROFILE_PLACEHOLDER = (
     "_To be written: where wsserver spends its time in the echo and broadcast\n"
     "scenarios (py-spy or cProfile of `examples/bench_server.py` under\n"
@@ -103,6 +109,8 @@ def server_command(server: str, port: int, *, deflate: bool, uvloop: bool) -> li
         command = [PYTHON, str(ROOT / "examples" / "bench_server.py")]
     elif server == "wsserver-metrics":
         command = [PYTHON, str(ROOT / "examples" / "bench_server.py"), "--metrics"]
+    elif server in ASGI_SERVERS or server in HTTP_SERVERS:
+        command = [PYTHON, "-m", "bench.servers.asgi_run", "--server", server]
     else:
         command = [PYTHON, "-m", f"bench.servers.ws_{server}"]
     command += ["--port", str(port)]
@@ -362,12 +370,23 @@ def log(message: str) -> None:
 
 
 class Executor:
-    """Runs the plan's steps, then repeats the ones other work disturbed."""
+    """Runs the plan's steps, then repeats the ones other work disturbed.
 
-    def __init__(self, plan: Plan, log_dir: Path) -> None:
+    ``servers_for(scenario, servers)``, if given, picks the servers that run
+    a scenario (the ASGI rows: the HTTP row has servers of its own).
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        log_dir: Path,
+        *,
+        servers_for: Callable[[Scenario, Sequence[str]], Sequence[str]] | None = None,
+    ) -> None:
         self.plan = plan
         self.log_dir = log_dir
         self.waited_total = 0.0
+        self.servers_for = servers_for
 
     def step(
         self, label: str, loop: str, scenario: Scenario, server: str, run: int
@@ -432,6 +451,7 @@ class Executor:
             for server in plan.servers[run % len(plan.servers) :]
             + plan.servers[: run % len(plan.servers)]
             if not not_applicable(server, scenario)
+            and (self.servers_for is None or server in self.servers_for(scenario, plan.servers))
         ]
         records = [
             self.step(f"{number}/{len(steps)}", *step) for number, step in enumerate(steps, 1)
@@ -484,6 +504,8 @@ def metrics_for(scenario: Scenario) -> list[Metric]:
         return [Metric("handshakes_per_s", "handshakes/s", True)]
     if scenario.kind == "rss":
         return [Metric("kib_per_conn", "KiB per connection", False)]
+    if scenario.kind == "http":
+        return [Metric("requests_per_s", "requests/s", True)]
     return [Metric("deliveries_per_s", "deliveries/s", True)]
 
 
@@ -710,19 +732,26 @@ def render_tables(
     return "\n".join(parts)
 
 
-def _existing_profile(path: Path) -> str | None:
+def existing_block(path: Path, start_marker: str, end_marker: str) -> str | None:
+    """What ``path`` holds between two markers, if it has them."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:
         return None
-    start = text.find(PROFILE_START)
-    end = text.find(PROFILE_END)
+    start = text.find(start_marker)
+    end = text.find(end_marker)
     if start < 0 or end < start:
         return None
-    return text[start + len(PROFILE_START) : end].strip("\n")
+    return text[start + len(start_marker) : end].strip("\n")
 
 
-def render_markdown(data: dict[str, Any], *, profile: str | None = None) -> str:
+def _existing_profile(path: Path) -> str | None:
+    return existing_block(path, PROFILE_START, PROFILE_END)
+
+
+def render_markdown(
+    data: dict[str, Any], *, profile: str | None = None, asgi: str | None = None
+) -> str:
     """docs/benchmarks.md from a results file's contents."""
     machine = data["machine"]
     plan = data["plan"]
@@ -846,6 +875,8 @@ def render_markdown(data: dict[str, Any], *, profile: str | None = None) -> str:
         PROFILE_END,
         "",
     ]
+    if asgi is not None:
+        lines += ["## ASGI servers", "", ASGI_START, asgi, ASGI_END, ""]
     return "\n".join(lines)
 
 
@@ -864,7 +895,10 @@ def _split(text: str, known: Sequence[str], what: str) -> tuple[str, ...]:
 
 def write_doc(data: dict[str, Any], doc: Path) -> None:
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(render_markdown(data, profile=_existing_profile(doc)), encoding="utf-8")
+    asgi = existing_block(doc, ASGI_START, ASGI_END)
+    doc.write_text(
+        render_markdown(data, profile=_existing_profile(doc), asgi=asgi), encoding="utf-8"
+    )
     log(f"wrote {doc}")
 
 

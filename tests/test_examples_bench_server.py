@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from bench.asgi import servers_for
 from bench.client import MAX_RCVLOWAT, reply_frame_size, run_scenario, wake_threshold
 from bench.common import (
     SCENARIOS,
@@ -34,7 +35,15 @@ from bench.common import (
     scenario_by_name,
     scenarios_for_shape,
 )
-from bench.run import Executor, Plan, render_markdown, summarize
+from bench.run import (
+    ASGI_END,
+    ASGI_START,
+    Executor,
+    Plan,
+    existing_block,
+    render_markdown,
+    summarize,
+)
 from examples.bench_server import parse_broadcast
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -495,3 +504,63 @@ def test_render_puts_both_shapes_side_by_side_and_explains_them():
     assert deep in text and window32 in text
     assert text.index(window32) == text.index(deep) + len(deep) + 1  # the next row
     assert "- **Load shapes.**" in text and "SO_RCVLOWAT" in text
+
+
+@pytest.mark.timeout(240)
+def test_asgi_rows_run_end_to_end_and_keep_their_section(tmp_path):
+    # The ASGI rows (python -m bench.asgi): wsserver's ASGI face and uvicorn
+    # on the HTTP row, wsserver alone on an echo row (uvicorn-h11 belongs
+    # to the HTTP row only).  A smoke test: that every step runs and the
+    # figures land in the doc's own section, not how fast anything is.
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nkept\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.asgi",
+            "--quick",
+            "--servers",
+            "wsserver-asgi,uvicorn-h11",
+            "--scenarios",
+            "echo_c1_16,http_hello_c16",
+            "--results-dir",
+            str(tmp_path),
+            "--doc",
+            str(doc),
+        ],
+        cwd=ROOT,
+        env=_environment(),
+        capture_output=True,
+        timeout=200,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    (results,) = tmp_path.glob("*-asgi.json")
+    records = json.loads(results.read_text())["records"]
+    assert sorted((r["scenario"], r["server"]) for r in records) == [
+        ("echo_c1_16", "wsserver-asgi"),
+        ("http_hello_c16", "uvicorn-h11"),
+        ("http_hello_c16", "wsserver-asgi"),
+    ]
+    assert all("error" not in r and r["messages"] > 0 for r in records)
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\nkept\n")
+    section = existing_block(doc, ASGI_START, ASGI_END)
+    assert section is not None
+    assert "Provisional figures" in section
+    assert "| HTTP GET hello, 4 conn, keep-alive, requests/s |" in section
+    assert "python -m bench.asgi" in section
+    # A full bench.run rewrites the doc around the section, keeping it.
+    data = _results(
+        [_record("wsserver", "echo_c1_16", 0, msgs_per_s=1.0)], ["wsserver"], ["echo_c1_16"]
+    )
+    assert f"{ASGI_START}\n{section}\n{ASGI_END}" in render_markdown(data, asgi=section)
+
+
+def test_the_asgi_rows_pick_their_servers():
+    http = scenario_by_name("http_hello_c16")
+    echo = scenario_by_name("echo_c64_1k")
+    everyone = ("wsserver-asgi", "uvicorn-h11", "uvicorn-wsproto", "granian")
+    assert servers_for(http, everyone) == ["wsserver-asgi", "uvicorn-h11"]
+    assert servers_for(echo, everyone) == ["wsserver-asgi", "uvicorn-wsproto", "granian"]
+    assert quick_scenario(http).connections == 4

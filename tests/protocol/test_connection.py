@@ -48,6 +48,7 @@ from wsserver.protocol.events import (
     HTTPRequest,
     Ping,
     Pong,
+    RequestBody,
     RequestRejected,
     TextMessage,
     WebSocketRequest,
@@ -333,6 +334,23 @@ class TestHandshake:
             conn.send_body(b"")
         with pytest.raises(LocalProtocolError, match="after the WebSocket handshake"):
             conn.end_response()
+
+    def test_a_streamed_request_body_then_the_upgrade(self) -> None:
+        conn = ServerConnection(stream_bodies=True)
+        head = b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
+        conn.receive_data(head + b"hel")
+        page = conn.next_event()
+        assert isinstance(page, HTTPRequest)
+        assert page.streamed
+        assert conn.buffered == 3  # waits for the caller to ask
+        assert conn.next_event() == RequestBody(data=b"hel", more=True)
+        assert conn.next_event() is None
+        conn.receive_data(b"lo" + handshake())
+        assert conn.next_event() == RequestBody(data=b"lo", more=False)
+        conn.send_response(200, (), b"ok")
+        assert written(conn).endswith(b"\r\n\r\nok")
+        [request] = conn.events()
+        assert isinstance(request, WebSocketRequest)
 
     def test_plain_http_with_connection_close(self) -> None:
         conn = ServerConnection()

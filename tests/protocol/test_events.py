@@ -21,6 +21,7 @@ from wsserver.protocol.events import (
     HTTPRequest,
     Ping,
     Pong,
+    RequestBody,
     RequestRejected,
     TextMessage,
     WebSocketRequest,
@@ -35,7 +36,8 @@ EXAMPLES: list[Any] = [
         subprotocols=("chat",),
         extensions=(ExtensionOffer(name="permessage-deflate", params=(("a", None),)),),
     ),
-    HTTPRequest(method="GET", target="/", headers=(), http_version="1.1", body=b"x"),
+    HTTPRequest(method="GET", target="/", headers=(), http_version="1.1", body=b"x", streamed=True),
+    RequestBody(data=b"x", more=True),
     RequestRejected(status=400, reason="bad"),
     HandshakeAccepted(
         headers=(("upgrade", "websocket"),), subprotocol="chat", extensions="permessage-deflate"
@@ -130,10 +132,15 @@ def test_pong_acknowledges_nothing_by_default() -> None:
     assert Pong(payload=b"x") != Pong(payload=b"x", acknowledged=(b"x",))
 
 
+def test_a_request_body_comes_with_the_request_by_default() -> None:
+    request = HTTPRequest(method="GET", target="/", headers=(), http_version="1.1", body=b"")
+    assert request.streamed is False
+
+
 def test_every_other_field_is_required() -> None:
     for cls in CLASSES:
         for f in dataclasses.fields(cls):
-            if (cls, f.name) == (Pong, "acknowledged"):
+            if (cls, f.name) in ((Pong, "acknowledged"), (HTTPRequest, "streamed")):
                 continue
             assert f.default is dataclasses.MISSING, (cls.__name__, f.name)
             assert f.default_factory is dataclasses.MISSING, (cls.__name__, f.name)

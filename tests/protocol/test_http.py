@@ -14,7 +14,12 @@ from wsproto.events import AcceptConnection, RejectConnection, RejectData
 from wsproto.events import Request as WsprotoRequest
 from wsproto.extensions import PerMessageDeflate
 
-from wsserver.protocol.events import HTTPRequest, RequestRejected, WebSocketRequest
+from wsserver.protocol.events import (
+    HTTPRequest,
+    RequestBody,
+    RequestRejected,
+    WebSocketRequest,
+)
 from wsserver.protocol.exceptions import LocalProtocolError
 from wsserver.protocol.headers import ExtensionOffer
 from wsserver.protocol.http import HTTPPhase
@@ -701,6 +706,121 @@ class TestStreamedResponses:
             phase.accept(None, None)
         phase.end_response()
         assert output(phase).endswith(b"0\r\n\r\n")
+
+
+def streaming(data: bytes = b"", settings: ProtocolSettings | None = None) -> HTTPPhase:
+    phase = HTTPPhase(settings or ProtocolSettings(), stream_bodies=True)
+    phase.receive_data(data)
+    return phase
+
+
+def upload_head(length: int | None = 10, *extra: tuple[str, str]) -> bytes:
+    framing = (
+        ("Transfer-Encoding", "chunked") if length is None else ("Content-Length", str(length))
+    )
+    return request(method="POST", target="/up", fields=[("Host", "x"), framing, *extra])
+
+
+class TestStreamedBodies:
+    """``stream_bodies``: the request at its head, its body as the caller asks."""
+
+    def test_pieces_come_as_asked_then_keep_alive(self) -> None:
+        phase = streaming(upload_head(10) + b"abcd")
+        event = phase.next_event()
+        assert isinstance(event, HTTPRequest)
+        assert (event.streamed, event.body, event.target) == (True, b"", "/up")
+        assert waiting(phase)
+        # Bytes that arrive meanwhile wait, unparsed, for the caller to ask.
+        phase.receive_data(b"ef")
+        assert phase.buffered == 6
+        assert phase.next_event() == RequestBody(data=b"abcdef", more=True)
+        assert phase.buffered == 0
+        assert phase.next_event() is None
+        phase.receive_data(b"ghij" + request(target="/next"))
+        assert phase.next_event() == RequestBody(data=b"ghij", more=False)
+        assert phase.next_event() is None  # the next request waits for the answer
+        phase.send_response(200, (), b"ok")
+        assert b"Connection: close" not in output(phase)
+        event = phase.next_event()
+        assert isinstance(event, HTTPRequest)
+        assert (event.target, event.streamed) == ("/next", False)
+
+    def test_a_request_without_a_body_is_not_streamed(self) -> None:
+        for data in (request(target="/"), upload_head(0)):
+            event = streaming(data).next_event()
+            assert isinstance(event, HTTPRequest)
+            assert (event.streamed, event.body) == (False, b"")
+
+    def test_a_chunked_body_is_streamed_and_its_limit_still_413(self) -> None:
+        phase = streaming(upload_head(None) + b"5\r\nhello\r\n", SMALL)
+        assert isinstance(phase.next_event(), HTTPRequest)
+        assert phase.next_event() == RequestBody(data=b"hello", more=True)
+        phase.receive_data(b"c\r\n")  # 5 + 12 > max_body_size (16)
+        rejected = phase.next_event()
+        assert rejected == RequestRejected(status=413, reason="request body too large")
+        assert output(phase).startswith(b"HTTP/1.1 413 ")
+        assert closes(phase)
+        assert not waiting(phase)
+
+    def test_a_content_length_over_the_limit_is_413_before_the_request(self) -> None:
+        phase = streaming(upload_head(17), SMALL)
+        assert isinstance(phase.next_event(), RequestRejected)
+        assert output(phase).startswith(b"HTTP/1.1 413 ")
+
+    def test_100_continue_only_once_the_caller_asks_for_the_body(self) -> None:
+        phase = streaming(upload_head(5, ("Expect", "100-continue")))
+        assert isinstance(phase.next_event(), HTTPRequest)
+        assert output(phase) == b""  # not before the caller wants the body
+        assert phase.next_event() is None
+        assert output(phase) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        phase.receive_data(b"hello")
+        assert phase.next_event() == RequestBody(data=b"hello", more=False)
+        assert output(phase) == b""
+
+    def test_an_answer_without_reading_the_body_closes_after_it(self) -> None:
+        phase = streaming(upload_head(10, ("Expect", "100-continue")))
+        assert isinstance(phase.next_event(), HTTPRequest)
+        phase.send_response(417, (), b"no")
+        response = output(phase)
+        assert b"100 Continue" not in response
+        assert b"Connection: close" in response_headers(response)
+        assert closes(phase)
+
+    def test_a_streamed_answer_before_the_body_is_read_closes_after_it(self) -> None:
+        phase = streaming(upload_head(4) + b"ab")
+        assert isinstance(phase.next_event(), HTTPRequest)
+        phase.start_response(200)
+        assert b"Connection: close" in response_headers(output(phase))
+        assert phase.next_event() == RequestBody(data=b"ab", more=True)
+        phase.receive_data(b"cd")
+        assert phase.next_event() == RequestBody(data=b"cd", more=False)
+        phase.send_body(b"x")
+        phase.end_response()
+        output(phase)
+        assert closes(phase)
+
+    def test_the_end_of_the_stream_mid_body_is_400(self) -> None:
+        phase = streaming(upload_head(10) + b"ab")
+        assert isinstance(phase.next_event(), HTTPRequest)
+        phase.receive_eof()
+        assert phase.next_event() == RequestRejected(
+            status=400, reason="connection closed in the middle of the body"
+        )
+        assert output(phase).startswith(b"HTTP/1.1 400 ")
+        assert closes(phase)
+
+    def test_a_body_failing_while_the_answer_streams_writes_no_second_answer(self) -> None:
+        phase = streaming(upload_head(None))
+        assert isinstance(phase.next_event(), HTTPRequest)
+        phase.start_response(200)
+        head = output(phase)
+        phase.receive_data(b"zz\r\n")  # not a chunk size
+        rejected = phase.next_event()
+        assert isinstance(rejected, RequestRejected)
+        assert rejected.status == 400
+        assert output(phase) == b""  # the 200's head is out: nothing can follow
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert closes(phase)
 
 
 class TestPlainHTTPRejections:
@@ -1571,6 +1691,7 @@ def drive(chunks: Iterable[bytes], limits: ProtocolSettings) -> tuple[list[Event
     def answer() -> bool:
         nonlocal switched
         while (event := phase.next_event()) is not None:
+            assert not isinstance(event, RequestBody)  # bodies come whole here
             events.append(event)
             if isinstance(event, HTTPRequest):
                 phase.send_response(200, (("X-Target", event.target),), event.body)
@@ -1579,6 +1700,67 @@ def drive(chunks: Iterable[bytes], limits: ProtocolSettings) -> tuple[list[Event
                 switched = True
         out.extend(b"".join(phase.data_to_send()))
         return switched
+
+    for chunk in chunks:
+        if switched:
+            websocket.extend(chunk)
+            continue
+        phase.receive_data(chunk)
+        answer()
+    if not switched:
+        phase.receive_eof()
+        answer()
+    events.append(RequestRejected(status=0, reason=f"must_close={closes(phase)}"))
+    return events, bytes(out), bytes(websocket)
+
+
+def drive_streamed(
+    chunks: Iterable[bytes], limits: ProtocolSettings
+) -> tuple[list[Event], bytes, bytes]:
+    """As ``drive``, with ``stream_bodies``: each body read piece by piece.
+
+    A request whose body arrived whole is recorded as ``drive`` records it
+    (its pieces joined); one whose body failed only by its rejection, as
+    ``drive`` does: the two modes must tell the same story.
+    """
+    phase = HTTPPhase(limits, stream_bodies=True)
+    events: list[Event] = []
+    out = bytearray()
+    websocket = bytearray()
+    switched = False
+    reading: HTTPRequest | None = None
+    pieces: list[bytes] = []
+
+    def answer() -> None:
+        nonlocal switched, reading
+        while (event := phase.next_event()) is not None:
+            if isinstance(event, HTTPRequest) and event.streamed:
+                assert reading is None and event.body == b""
+                reading = event
+                pieces.clear()
+                continue
+            if isinstance(event, RequestBody):
+                assert reading is not None
+                pieces.append(event.data)
+                if event.more:
+                    continue
+                event = HTTPRequest(
+                    method=reading.method,
+                    target=reading.target,
+                    headers=reading.headers,
+                    http_version=reading.http_version,
+                    body=b"".join(pieces),
+                )
+                reading = None
+            elif isinstance(event, RequestRejected):
+                reading = None
+            events.append(event)
+            if isinstance(event, HTTPRequest):
+                phase.send_response(200, (("X-Target", event.target),), event.body)
+            elif isinstance(event, WebSocketRequest):
+                websocket.extend(phase.accept(None, None))
+                switched = True
+        out.extend(b"".join(phase.data_to_send()))
 
     for chunk in chunks:
         if switched:
@@ -1654,6 +1836,14 @@ def test_any_split_gives_the_same_events(data: bytes, points: list[int]) -> None
     assert drive(split(data, points), SMALL) == whole
 
 
+@settings(max_examples=200, deadline=None)
+@given(streams(), st.lists(st.integers(min_value=0), max_size=30))
+def test_streamed_bodies_tell_the_same_story_whatever_the_split(
+    data: bytes, points: list[int]
+) -> None:
+    assert drive_streamed(split(data, points), SMALL) == drive([data], SMALL)
+
+
 @st.composite
 def mutated_streams(draw: st.DrawFn) -> bytes:
     """A valid stream with a few bytes replaced, inserted or deleted."""
@@ -1666,6 +1856,7 @@ def mutated_streams(draw: st.DrawFn) -> bytes:
 def test_any_split_of_broken_input_gives_the_same_events(data: bytes, points: list[int]):
     # Errors too: the same status and reason, whatever the split.
     assert drive(split(data, points), SMALL) == drive([data], SMALL)
+    assert drive_streamed(split(data, points), SMALL) == drive([data], SMALL)
 
 
 def test_first_broken_limit_wins_whatever_the_split() -> None:

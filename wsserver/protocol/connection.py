@@ -472,6 +472,9 @@ class ServerConnection(BaseConnection):
         settings: limits; ``ProtocolSettings()`` when omitted.
         deflate: permessage-deflate settings, or ``None`` to never negotiate
             compression.
+        stream_bodies: give plain requests' bodies as ``RequestBody``
+            events, read as the caller asks, rather than whole with the
+            ``HTTPRequest`` (see ``HTTPPhase``).
     """
 
     def __init__(
@@ -479,10 +482,11 @@ class ServerConnection(BaseConnection):
         settings: ProtocolSettings | None = None,
         *,
         deflate: DeflateSettings | None = _DEFAULT_DEFLATE,
+        stream_bodies: bool = False,
     ) -> None:
         super().__init__(settings)
         self._deflate_settings = deflate
-        self._http: HTTPPhase | None = HTTPPhase(self.settings)
+        self._http: HTTPPhase | None = HTTPPhase(self.settings, stream_bodies=stream_bodies)
         self._request: WebSocketRequest | None = None
 
     @property

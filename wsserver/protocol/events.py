@@ -25,6 +25,7 @@ __all__ = [
     "Headers",
     "Ping",
     "Pong",
+    "RequestBody",
     "RequestRejected",
     "TextMessage",
     "WebSocketRequest",
@@ -59,6 +60,12 @@ class HTTPRequest:
 
     Answer it with ``send_response()``; the connection then waits for the
     next request if both sides keep it alive.
+
+    Attributes:
+        streamed: the body was not read with the head: it comes as
+            ``RequestBody`` events, one per ``next_event()`` call, as the
+            caller asks for it (a connection made with ``stream_bodies``).
+            ``body`` is then empty.
     """
 
     method: str
@@ -66,6 +73,21 @@ class HTTPRequest:
     headers: Headers
     http_version: str
     body: bytes
+    streamed: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestBody:
+    """The next piece of a streamed request body (``HTTPRequest.streamed``).
+
+    Attributes:
+        data: the bytes that arrived since the last piece (may be empty
+            for the last one).
+        more: whether more of the body is to come; ``False`` on the last.
+    """
+
+    data: bytes
+    more: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,6 +218,7 @@ class HandshakeFailed:
 Event = (
     WebSocketRequest
     | HTTPRequest
+    | RequestBody
     | RequestRejected
     | HandshakeAccepted
     | HandshakeFailed

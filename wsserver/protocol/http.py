@@ -38,7 +38,7 @@ from http import HTTPStatus
 
 import h11
 
-from .events import Headers, HTTPRequest, RequestRejected, WebSocketRequest
+from .events import Headers, HTTPRequest, RequestBody, RequestRejected, WebSocketRequest
 from .exceptions import HandshakeError, LocalProtocolError
 from .framing import ChunkedBodyChecker, check_head, check_target, is_host
 from .handshake import accept_token, is_upgrade_attempt, validate_handshake
@@ -85,6 +85,9 @@ class _State(enum.Enum):
     HEAD = enum.auto()
     #: h11 is reading a plain request's body.
     BODY = enum.auto()
+    #: The ``HTTPRequest`` is out, its body still coming: ``next_event``
+    #: reads the next piece when the caller asks (``stream_bodies``).
+    STREAM = enum.auto()
     #: A request event is out (or queued) and waits for the caller's answer.
     ANSWER = enum.auto()
     #: ``accept()`` queued the 101: the bytes now belong to the framing layer.
@@ -110,12 +113,25 @@ class HTTPPhase:
     rest of the chunk that completed the request is always kept: its size is
     the transport's read size.
 
+    With ``stream_bodies``, a request with a body is told at its head
+    (``HTTPRequest.streamed``), and its body comes as ``RequestBody``
+    events, each read from what has arrived when the caller calls
+    ``next_event()``: the caller reads at its own pace, and ``buffered``
+    tells it when to stop reading the socket meanwhile (the phase keeps all
+    it is given in this state).  A client waiting for ``100 (Continue)`` is
+    sent it at the first such call, not before: a caller that answers
+    without reading the body spares the client sending it.  A body left
+    unread closes the connection after the answer.
+
     Args:
         settings: the limits to enforce.
+        stream_bodies: see above; without it a body is read whole, up to
+            ``max_body_size``, before the ``HTTPRequest`` is told.
     """
 
-    def __init__(self, settings: ProtocolSettings) -> None:
+    def __init__(self, settings: ProtocolSettings, *, stream_bodies: bool = False) -> None:
         self._settings = settings
+        self._stream_bodies = stream_bodies
         self._state = _State.HEAD
         # Bytes received and not yet handed to h11 (in BODY, the front
         # ``_body_fed`` bytes were handed over but may come back).
@@ -153,6 +169,7 @@ class HTTPPhase:
         self._request: h11.Request | None = None
         self._headers: Headers = ()
         self._body = bytearray()
+        self._body_size = 0
         self._body_fed = 0
         self._body_remaining: int | None = None
         # Set for a chunked body: checks each piece before h11 gets it.
@@ -224,6 +241,11 @@ class HTTPPhase:
             )
         if self._state is _State.CLOSED or self._overflow or not data:
             return
+        if self._state is _State.STREAM:
+            # Parsed when the caller asks for the next piece; the caller
+            # bounds what waits here by pausing its reads (``buffered``).
+            self._buffer += data
+            return
         if self._state is _State.ANSWER:
             # Nothing is parsed while the caller decides.  Keep what a
             # pipelined request may legitimately take, drop the rest, and
@@ -253,13 +275,17 @@ class HTTPPhase:
         if self._state in (_State.HEAD, _State.BODY):
             self._process()
 
-    def next_event(self) -> WebSocketRequest | HTTPRequest | RequestRejected | None:
+    def next_event(
+        self,
+    ) -> WebSocketRequest | HTTPRequest | RequestBody | RequestRejected | None:
         """The next event, or ``None`` if there is none yet.
 
         ``WebSocketRequest`` and ``HTTPRequest`` must be answered before
         anything else is parsed.
         """
         if not self._events:
+            if self._state is _State.STREAM:
+                return self._next_piece()
             return None
         event = self._events.popleft()
         if not isinstance(event, RequestRejected):
@@ -297,7 +323,7 @@ class HTTPPhase:
                 "HTTPRequest returned by next_event()"
             )
         self._check_not_streaming("send_response")
-        closing = self._eof or self._overflow
+        closing = self._closing_after_answer()
         self._answer(status, headers, body, close=closing)
         self._next_request(closing)
 
@@ -320,7 +346,7 @@ class HTTPPhase:
         if not 200 <= status <= 599 or isinstance(status, bool):
             raise LocalProtocolError(f"status {status!r} is not a final status code (200-599)")
         fields = _encode_headers(headers, _FRAMING_HEADERS)
-        if self._eof or self._overflow:
+        if self._closing_after_answer():
             fields = _with_connection_close(fields)
         try:
             response = h11.Response(status_code=status, headers=fields, reason=_reason(status))
@@ -357,12 +383,18 @@ class HTTPPhase:
             raise LocalProtocolError("end_response() without start_response()")
         self._streaming = False
         self._output.append(self._conn.send(h11.EndOfMessage()))
-        self._next_request(self._eof or self._overflow)
+        self._next_request(self._closing_after_answer())
 
     @property
     def streaming(self) -> bool:
         """Whether a response begun with ``start_response`` is not ended yet."""
         return self._streaming
+
+    def _closing_after_answer(self) -> bool:
+        # A streamed body not read to its end: what is left of it would be
+        # read as the next request.  (h11 also closes after a response
+        # that says Connection: close.)
+        return self._eof or self._overflow or self._state is _State.STREAM
 
     def _check_not_streaming(self, action: str) -> None:
         if self._streaming:
@@ -481,7 +513,13 @@ class HTTPPhase:
 
     # -- parsing -------------------------------------------------------
 
-    def _process(self) -> None:
+    def _process(self, *, read_stream: bool = False) -> None:
+        """Parse what the buffer holds, up to the next event.
+
+        Args:
+            read_stream: read the next piece of a streamed body (only when
+                the caller asks for it: ``_next_piece``).
+        """
         try:
             while True:
                 if self._state is _State.HEAD:
@@ -491,10 +529,9 @@ class HTTPPhase:
                             self._end_between_requests()
                         break
                     self._start_request(head_end)
-                elif self._state is _State.BODY:
+                elif self._state is _State.BODY or (read_stream and self._state is _State.STREAM):
                     self._read_body()
-                    if self._state is _State.BODY:
-                        break
+                    break
                 else:
                     break
         except HandshakeError as exc:
@@ -668,6 +705,9 @@ class HTTPPhase:
         self._headers = headers
         self._body = bytearray()
         self._state = _State.BODY
+        if self._stream_bodies and body_length != 0:
+            self._queue(self._http_request(streamed=True))
+            self._state = _State.STREAM
 
     def _read_body(self) -> None:
         conn = self._conn
@@ -679,10 +719,11 @@ class HTTPPhase:
                 # ends inside that piece: what is left is at most its size.
                 self._h11_held = min(self._h11_held, self._body_fed)
                 self._body += event.data
+                self._body_size += len(event.data)
                 # A safety net: check_head refused a Content-Length over the
                 # limit, and the chunked checker a chunk size taking the body
                 # over it, before any of the data came.
-                if len(self._body) > self._settings.max_body_size:  # pragma: no cover
+                if self._body_size > self._settings.max_body_size:  # pragma: no cover
                     raise HandshakeError(413, "request body too large")
                 if self._body_remaining is not None:
                     self._body_remaining -= len(event.data)
@@ -697,7 +738,11 @@ class HTTPPhase:
                 assert self._chunked is None or self._chunked.done
                 del self._buffer[:consumed]
                 self._body_fed = 0
-                self._queue(self._http_request())
+                if self._state is _State.STREAM:
+                    # The request is out already: its answer is awaited.
+                    self._state = _State.ANSWER
+                else:
+                    self._queue(self._http_request())
                 return
             elif event is h11.NEED_DATA:
                 del self._buffer[: self._body_fed]
@@ -750,7 +795,24 @@ class HTTPPhase:
             assert self._h11_held < limit
         return limit - self._h11_held
 
-    def _http_request(self) -> HTTPRequest:
+    def _next_piece(self) -> RequestBody | RequestRejected | None:
+        """The next piece of a streamed body: what arrived since the last one."""
+        self._process(read_stream=True)
+        if self._state is _State.CLOSED:
+            # The body was malformed, too large, or cut short by the end
+            # of the stream: answered (if the answer had not begun) by
+            # ``_fail``.
+            rejected = self._events.popleft()
+            assert isinstance(rejected, RequestRejected)
+            return rejected
+        more = self._state is _State.STREAM
+        if more and not self._body:
+            return None
+        piece = RequestBody(data=bytes(self._body), more=more)
+        self._body.clear()
+        return piece
+
+    def _http_request(self, *, streamed: bool = False) -> HTTPRequest:
         request = self._request
         assert request is not None  # set by _start_request before BODY
         return HTTPRequest(
@@ -759,6 +821,7 @@ class HTTPPhase:
             headers=self._headers,
             http_version=request.http_version.decode("latin-1"),
             body=bytes(self._body),
+            streamed=streamed,
         )
 
     def _queue(self, event: WebSocketRequest | HTTPRequest) -> None:
@@ -814,6 +877,12 @@ class HTTPPhase:
         # response with an appropriate error code".
         if len(reason) > _MAX_REASON:
             reason = reason[: _MAX_REASON - 3] + "..."
+        if self._streaming:
+            # A streamed body failed while the answer was going out: its
+            # head is gone, no error response can follow it.  Just close.
+            self._events.append(RequestRejected(status=status, reason=reason))
+            self._close()
+            return
         body = f"{reason}\n".encode()
         fields = _encode_headers(headers, _FRAMING_HEADERS)
         fields += [
@@ -830,6 +899,8 @@ class HTTPPhase:
 
     def _close(self) -> None:
         self._state = _State.CLOSED
+        # A streamed request that failed is not waiting for an answer.
+        self._pending = None
         self._buffer = bytearray()
         self._body = bytearray()
 

@@ -43,12 +43,14 @@ class ProtocolSettings:
             every field costs a parse and a dict entry.  431 beyond.
         max_head_size: whole request head, 64 KiB, so the product of the two
             limits above cannot be reached.  431 beyond.
-        max_body_size: largest plain-HTTP request body held in memory, 1 MiB;
-            the HTTP side serves pages, static files and health checks, not
-            uploads.  413 beyond.  An application that takes uploads (an
-            ASGI application's forms) raises it with ``--http-max-body-size``;
-            while a request waits for its answer, a connection may hold this
-            much again of what the client pipelined.
+        max_body_size: largest plain-HTTP request body, 1 MiB; the HTTP
+            side serves pages, static files and health checks, not uploads.
+            413 beyond.  A body read whole (native applications) is held in
+            memory; a streamed one (``stream_bodies``: ASGI applications) is
+            not, and an application that takes uploads raises it with
+            ``--http-max-body-size``.  While a request waits for its answer,
+            a connection may hold this much again of what the client
+            pipelined.
 
     A field's ``"cli"`` metadata names its ``wsserver run`` option, as plain
     data (see ``wsserver.server.config.cli_option``: the core imports

@@ -40,6 +40,7 @@ from ..protocol import (
     LocalProtocolError,
     Opcode,
     Pong,
+    RequestBody,
     RequestRejected,
     ServerConnection,
     State,
@@ -59,6 +60,7 @@ from .proxy import TrustedProxies, forwarded_client
 from .rates import ConnectionRates
 from .requests import Request
 from .responses import PlainTextResponse, Response, StreamingResponse
+from .uploads import Upload
 from .websocket import WebSocket, WebSocketDisconnect
 from .writer import Writer
 
@@ -93,6 +95,9 @@ class ConnectionOwner(Protocol):
     client_limiter: ClientLimiter | None
     #: The Prometheus figures, or ``None`` when metrics are off.
     metrics: Metrics | None
+    #: Whether the application reads request bodies as they arrive
+    #: (``Request.upload``) rather than whole.
+    streams_request_bodies: bool
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
@@ -146,6 +151,7 @@ class Connection(asyncio.BufferedProtocol):
         "_server_closed",
         "_target",
         "_task",
+        "_upload",
         "_write_timer",
         "_writer",
         "_writing_paused",
@@ -173,7 +179,11 @@ class Connection(asyncio.BufferedProtocol):
         self.config = server.config
         self.loop = server.loop
         self.id = server.next_connection_id()
-        self.protocol = ServerConnection(self.config.protocol, deflate=self.config.deflate)
+        self.protocol = ServerConnection(
+            self.config.protocol,
+            deflate=self.config.deflate,
+            stream_bodies=server.streams_request_bodies,
+        )
         self.transport: asyncio.Transport | None = None
         self.websocket: WebSocket | None = None
         # The transport's peer, and the client of the current request: the
@@ -192,6 +202,8 @@ class Connection(asyncio.BufferedProtocol):
         self._bytes_in = 0
         self._path = "-"
         self._task: asyncio.Task[None] | None = None
+        # The current request's body, for an application that streams them.
+        self._upload: Upload | None = None
         self._reading_paused = False
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
@@ -276,6 +288,13 @@ class Connection(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool:
         self.protocol.receive_eof()
+        upload = self._upload
+        if upload is not None and upload.complete:
+            # The client has sent all it will and closed its side while its
+            # request is answered: an application that streams bodies takes
+            # it as gone, as uvicorn does (an unfinished body fails instead,
+            # in the core: 400).
+            upload.client_gone()
         if self._closing_transport:
             # The peer finished after our half-close: the lingering close is
             # over.
@@ -310,6 +329,8 @@ class Connection(asyncio.BufferedProtocol):
             inbox.wake()
         if self._keepalive is not None:
             self._keepalive.stop(code)
+        if self._upload is not None:
+            self._upload.client_gone()
         websocket = self.websocket
         for drain in self._drain_waiters:
             if not drain.done():
@@ -338,6 +359,8 @@ class Connection(asyncio.BufferedProtocol):
             side = "client"
         if metrics is not None:
             metrics.websocket_closed(code, side)
+        if not logger.isEnabledFor(logging.INFO):
+            return  # (the line's fields cost more than the test, per connection)
         client = f"{self.client[0]}:{self.client[1]}" if self.client else None
         duration = time.monotonic() - self._opened_at
         logger.info(
@@ -428,7 +451,11 @@ class Connection(asyncio.BufferedProtocol):
         while True:
             if protocol.state is _CONNECTING:
                 if self._task is not None and not self._task.done():
-                    break  # the application is answering the current request
+                    # The application is answering the current request; the
+                    # rest of a streamed body waits for it to ask.
+                    if self._upload is not None:
+                        self._upload.wake()
+                    break
                 if self._writing_paused:
                     break  # no more answers for a peer that does not read them
                 http_event = protocol.next_event()
@@ -515,9 +542,15 @@ class Connection(asyncio.BufferedProtocol):
             # While the application answers a request, the core keeps what
             # arrives (bounded by its own limits); stop reading once anything
             # does.  (Not before: a client waits for its answer, and pausing
-            # and resuming every connection costs two epoll_ctl calls.)
+            # and resuming every connection costs two epoll_ctl calls.)  A
+            # body the application streams may wait up to read_limit bytes
+            # for it to ask for more: the next piece is then at hand.
+            upload = self._upload
+            allowed = self.config.read_limit if upload is not None and not upload.complete else 0
             full = self._writing_paused or (
-                self._task is not None and not self._task.done() and self.protocol.buffered > 0
+                self._task is not None
+                and not self._task.done()
+                and self.protocol.buffered > allowed
             )
         else:
             full = (
@@ -832,7 +865,7 @@ class Connection(asyncio.BufferedProtocol):
             # Cancelled from inside the application (it awaited a cancelled
             # future) or by shutdown once the grace period is over: a client
             # still there must not wait for an answer that never comes.
-            if not self._closed:
+            if not self._closed and not self._closing_transport:
                 logger.error(
                     "conn %d: %s %s: the HTTP handler was cancelled; answered 500",
                     self.id,
@@ -841,8 +874,8 @@ class Connection(asyncio.BufferedProtocol):
                 )
                 self._send_response(event, _internal_error(), started)
             raise
-        if self._closed:
-            return
+        if self._closed or self._closing_transport:
+            return  # the client has gone, or its streamed body failed
         if isinstance(response, StreamingResponse):
             await self._stream_response(event, response, started)
         else:
@@ -894,7 +927,7 @@ class Connection(asyncio.BufferedProtocol):
             raise
         finally:
             await _close_content(response)
-        if not finished:
+        if not finished or self._closed or self._closing_transport:
             self._abort_or_close(abort=True)
             return
         self.protocol.end_response()
@@ -906,6 +939,11 @@ class Connection(asyncio.BufferedProtocol):
         if self.server.trusted_proxies is not None:
             self.client, scheme = forwarded_client(
                 self.server.trusted_proxies, self.peer, event.headers, scheme, websocket=False
+            )
+        upload = None
+        if self.server.streams_request_bodies:
+            upload = self._upload = (
+                Upload(self.loop, self) if event.streamed else Upload(self.loop, body=event.body)
             )
         try:
             request = Request(
@@ -919,6 +957,7 @@ class Connection(asyncio.BufferedProtocol):
                 root_path=self.config.root_path,
                 server=self.local,
                 http_version=event.http_version,
+                upload=upload,
             )
         except ValueError as error:
             return PlainTextResponse(f"Bad request: {error}\n", status_code=400)
@@ -941,6 +980,29 @@ class Connection(asyncio.BufferedProtocol):
             logger.exception("conn %d: error in HTTP handler for %s", self.id, event.target)
             return _internal_error()
         return response
+
+    def next_body_piece(self) -> RequestBody | None:
+        """The next piece of the streamed body, for its ``Upload`` (``BodySource``).
+
+        The core parses what has arrived only now; a client waiting for
+        ``100 (Continue)`` gets it now (RFC 9110 section 10.1.1: the server
+        may send it once it means to read the body).  A body the core
+        refuses (malformed, over ``max_body_size``, cut short) was answered
+        by the core if the response had not begun, and ends the connection.
+        """
+        upload = self._upload
+        if self._closed or upload is None:
+            return None
+        event = self.protocol.next_event()
+        if isinstance(event, RequestRejected):
+            self._handle_http_event(event)  # its log line, metric and access line
+            self.flush()
+            self._close_transport()
+            upload.client_gone()
+            return None
+        self.flush()
+        self._update_reading()
+        return event if isinstance(event, RequestBody) else None
 
     def _log_unsendable(
         self, event: HTTPRequest, response: Response, error: LocalProtocolError
@@ -969,6 +1031,11 @@ class Connection(asyncio.BufferedProtocol):
         """Write what is left of a response; log it; wait for the next request."""
         self.flush()
         self._task = None
+        upload, self._upload = self._upload, None
+        if upload is not None and not upload.complete:
+            # The rest of the body will not be read (the core closes the
+            # connection): a receive() still waiting for it ends.
+            upload.client_gone()
         if self.server.metrics is not None:
             self.server.metrics.http_response(status)
         if self.config.access_log:
@@ -1142,12 +1209,13 @@ class Connection(asyncio.BufferedProtocol):
         self._accepted = True
         self._rates = self.config.connection_rates(self.loop.time())
         self._handshake_answered(101)
-        logger.info(
-            "conn %d open path=%s client=%s",
-            self.id,
-            self._path,
-            f"{self.client[0]}:{self.client[1]}" if self.client else "-",
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "conn %d open path=%s client=%s",
+                self.id,
+                self._path,
+                f"{self.client[0]}:{self.client[1]}" if self.client else "-",
+            )
         if self._keepalive is not None:
             self._keepalive.start()
         if self.server.shutting_down:

@@ -90,19 +90,20 @@ class TrustedProxies:
 
     def trusts(self, host: str) -> bool:
         """Whether ``host`` (a peer or a hop of ``X-Forwarded-For``) is a trusted proxy."""
+        verdict = self._verdicts.get(host)
+        if verdict is not None:
+            return verdict
         if self._everyone or host in self._literals:
             return True
-        verdict = self._verdicts.get(host)
-        if verdict is None:
-            try:
-                address = ipaddress.ip_address(host)
-            except ValueError:
-                verdict = False
-            else:
-                verdict = any(address in network for network in self._networks)
-            if len(self._verdicts) >= self.MEMO_SIZE:
-                self._verdicts.clear()
-            self._verdicts[host] = verdict
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            verdict = False
+        else:
+            verdict = any(address in network for network in self._networks)
+        if len(self._verdicts) >= self.MEMO_SIZE:
+            self._verdicts.clear()
+        self._verdicts[host] = verdict
         return verdict
 
 

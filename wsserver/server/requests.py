@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from wsserver.protocol.events import Headers as HeaderPairs
     from wsserver.protocol.events import HTTPRequest
 
+    from .uploads import Upload
+
 __all__ = ["Request"]
 
 
@@ -32,8 +34,12 @@ class Request:
         client: the peer's address, if known.
         server: the address the request arrived on (host, port), if known.
         http_version: ``1.0`` or ``1.1``.
-        body: the whole request body.
+        body: the whole request body (empty when it is streamed: ``upload``).
         state: free per-request storage for the application and hooks.
+        upload: for an application that streams request bodies
+            (``streams_request_bodies``, an ASGI application), the body as
+            it arrives and whether the client is still there; ``None``
+            otherwise.
 
     Example:
         >>> r = Request("GET", "/rooms/1?x=2", [("host", "example.com")])
@@ -53,6 +59,7 @@ class Request:
         "root_path",
         "server",
         "state",
+        "upload",
         "url",
     )
 
@@ -70,6 +77,7 @@ class Request:
         root_path: str = "",
         server: Address | None = None,
         http_version: str = "1.1",
+        upload: Upload | None = None,
     ) -> None:
         """Build a request from what the protocol core parsed.
 
@@ -90,6 +98,7 @@ class Request:
                 (``ServerConfig.root_path``); ``url`` does not include it.
             server: the local address the request arrived on.
             http_version: the request's HTTP version.
+            upload: see the class docstring.
 
         Raises:
             ValueError: malformed target or ``Host``, several ``Host``
@@ -112,6 +121,7 @@ class Request:
         self.server = server
         self.http_version = http_version
         self.body = body
+        self.upload = upload
         self.state = State()
         self._cookies: dict[str, str] | None = None
 

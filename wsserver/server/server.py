@@ -73,6 +73,9 @@ class Server:
 
     def __init__(self, app: Application, config: ServerConfig | None = None) -> None:
         self.app = app
+        # An application that reads request bodies as they arrive says so
+        # (ASGIApp); the others get each body whole.
+        self.streams_request_bodies = getattr(app, "streams_request_bodies", False) is True
         self.config = config if config is not None else ServerConfig()
         self.connections: set[Connection] = set()
         self.shutting_down = False

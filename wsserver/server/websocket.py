@@ -21,6 +21,7 @@ from types import EllipsisType, TracebackType
 from typing import Any, Literal, NoReturn
 
 from ..protocol import BinaryMessage, CloseCode, TextMessage, WebSocketRequest
+from ..protocol import Headers as HeaderPairs
 from ..protocol.frames import PreparedMessage
 from .datastructures import URL, Address, Headers, QueryParams, parse_cookies
 from .datastructures import State as StateBag
@@ -164,6 +165,15 @@ class WebSocket:
     def headers(self) -> Headers:
         """The request headers, case-insensitive and multi-valued."""
         return Headers(self._request.headers)
+
+    @property
+    def raw_headers(self) -> HeaderPairs:
+        """The request headers as the core gave them: ``(name, value)`` pairs in order.
+
+        Names lowercase, both decoded as ISO-8859-1.  Without building the
+        ``headers`` multidict (the ASGI scope wants the pairs).
+        """
+        return self._request.headers
 
     @cached_property
     def url(self) -> URL:

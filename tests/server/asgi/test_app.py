@@ -552,12 +552,40 @@ async def drive(port: int) -> None:
         assert (await client.get("/a%20b/c%2Fd?x=1&y=%C3%A9", headers={"X-A": "1"})).text == "ok"
         assert (await client.post("/upload", content=b"hello")).text == "ok"
         assert (await client.head("/")).status_code == 200
+        # A chunked upload of several pieces, and one announced with
+        # Expect: 100-continue (httpx sends its body without waiting).
+        assert (await client.post("/stream", content=pieces())).text == "ok"
+        assert (
+            await client.put("/continue", content=b"x" * 70_000, headers={"Expect": "100-continue"})
+        ).text == "ok"
     async with ws_client_at(port, "/ws/r%C3%A9?q=1", subprotocols=["chat", "x"]) as websocket:
         await websocket.send("hi")
         assert await websocket.recv() == "hi"
         await websocket.send(b"\x00\x01")
         assert await websocket.recv() == b"\x00\x01"
         await websocket.close(4001, "bye")
+
+
+async def pieces() -> AsyncIterator[bytes]:
+    for n in range(5):
+        yield bytes([n]) * 50_000
+
+
+def joined_bodies(events: list[Message]) -> list[Message]:
+    """The events with a body's ``http.request`` pieces joined into one.
+
+    How a body is cut into pieces depends on how the bytes arrived, for
+    either server; what must be the same is the bytes, their order, and
+    ``more_body`` true on every piece but the last.
+    """
+    joined: list[Message] = []
+    for event in events:
+        if event["type"] == "http.request" and joined and joined[-1].get("more_body"):
+            previous = joined[-1]
+            joined[-1] = {**event, "body": previous["body"] + event["body"]}
+        else:
+            joined.append(dict(event))
+    return joined
 
 
 def ws_client_at(port: int, path: str, **options: Any) -> Any:
@@ -616,15 +644,15 @@ async def test_scopes_and_events_are_uvicorns() -> None:
     async with serving_asgi(ours) as wsserver:
         our_port = wsserver.port
         await drive(our_port)
-        await asyncio.wait_for(wait_for_events(ours, 4), TIMEOUT)
+        await asyncio.wait_for(wait_for_events(ours, 6), TIMEOUT)
 
-    assert len(ours.seen) == len(uvicorn_app.seen) == 4
+    assert len(ours.seen) == len(uvicorn_app.seen) == 6
     for (their_scope, their_events), (our_scope, our_events) in zip(
         uvicorn_app.seen, ours.seen, strict=True
     ):
         assert set(their_scope.get("extensions") or {}) <= set(our_scope["extensions"])
         assert comparable(our_scope, our_port) == comparable(their_scope, uvicorn_port)
-        assert our_events == their_events
+        assert joined_bodies(our_events) == joined_bodies(their_events)
 
 
 async def wait_for_events(recorder: Recorder, count: int) -> None:
@@ -649,3 +677,102 @@ async def test_lifespan_on_requires_the_application_to_speak_it() -> None:
         await Server(ASGIApp(returns, lifespan="on"), ServerConfig(port=0)).start()
     with pytest.raises(ValueError, match="lifespan must be one of auto, on, off"):
         ASGIApp(returns, lifespan="yes")
+
+
+async def test_handle_http_without_an_upload_and_cancelled_cancels_the_application() -> None:
+    # A Request from elsewhere than a streaming server (no upload): its
+    # whole body is the application's first event.  Cancelling the request
+    # (the connection's task) cancels the application.
+    from wsserver.server.requests import Request
+
+    received: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+    cancelled = asyncio.Event()
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        received.set_result(await receive())
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    asgi = ASGIApp(app, lifespan="off")
+    handling = asyncio.ensure_future(
+        asgi.handle_http(Request("POST", "/", [("host", "x")], b"whole"))
+    )
+    event = await asyncio.wait_for(received, TIMEOUT)
+    assert event == {"type": "http.request", "body": b"whole", "more_body": False}
+    handling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await handling
+    await asyncio.wait_for(cancelled.wait(), TIMEOUT)
+
+
+async def test_starlettes_client_disconnect_after_the_client_left_is_quiet(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import ClientDisconnect
+    from starlette.requests import Request as StarletteRequest
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    reading = asyncio.Event()
+    raised: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    async def upload(request: StarletteRequest) -> PlainTextResponse:
+        reading.set()
+        try:
+            body = await request.body()
+        except BaseException as error:
+            raised.set_result(error)
+            raise
+        return PlainTextResponse(str(len(body)))
+
+    app = Starlette(routes=[Route("/", upload, methods=["POST"])])
+    with caplog.at_level(logging.INFO, logger="wsserver"):
+        async with serving_asgi(app) as server:
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npart")
+            await asyncio.wait_for(reading.wait(), TIMEOUT)
+            writer.close()
+            assert isinstance(await asyncio.wait_for(raised, TIMEOUT), ClientDisconnect)
+    # Starlette's error middleware then tries a 500, whose send fails with
+    # ClientDisconnected: taken quietly, the client is gone.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_an_exception_after_the_client_left_is_one_info_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ended = asyncio.Event()
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            raise LookupError("the upload is gone")
+        finally:
+            ended.set()
+
+    with caplog.at_level(logging.INFO, logger="wsserver"):
+        async with serving_asgi(app) as server:
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npart")
+            writer.close()
+            await asyncio.wait_for(ended.wait(), TIMEOUT)
+            await asyncio.wait_for(until_logged(caplog, "after its client left"), TIMEOUT)
+    [line] = [r for r in caplog.records if "after its client left" in r.getMessage()]
+    assert line.levelno == logging.INFO
+    assert "POST /up" in line.getMessage()
+    assert "LookupError" in line.getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def until_logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
+    while not any(text in record.getMessage() for record in caplog.records):
+        await asyncio.sleep(0.005)

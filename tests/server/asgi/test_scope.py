@@ -72,11 +72,14 @@ def test_lifespan_scope_shares_its_state() -> None:
 
 async def test_websocket_scope_of_a_live_handshake() -> None:
     seen: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    scopes: list[dict[str, Any]] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
             raise AssertionError(scope["type"])
-        seen.set_result(scope)
+        scopes.append(scope)
+        if not seen.done():
+            seen.set_result(scope)
         await receive()
         await send({"type": "websocket.accept", "subprotocol": "chat"})
         await send({"type": "websocket.close"})
@@ -84,12 +87,22 @@ async def test_websocket_scope_of_a_live_handshake() -> None:
     server = Server(ASGIApp(app), ServerConfig(port=0, ping_interval=None, root_path="/api"))
     await server.start()
     try:
-        async with ws_client(
-            server, "/r%C3%A9/1?q=%C3%A9", subprotocols=["chat", "other"]
-        ) as client:
-            await asyncio.wait_for(client.wait_closed(), TIMEOUT)
+        for _ in range(2):
+            async with ws_client(
+                server, "/r%C3%A9/1?q=%C3%A9", subprotocols=["chat", "other"]
+            ) as client:
+                await asyncio.wait_for(client.wait_closed(), TIMEOUT)
     finally:
         await server.shutdown()
+    # Each scope has dictionaries of its own: what one application changes,
+    # the next does not see.
+    first, second = scopes
+    for key in ("asgi", "state", "extensions"):
+        assert first[key] == second[key]
+        assert first[key] is not second[key]
+    for name in first["extensions"]:
+        assert first["extensions"][name] is not second["extensions"][name]
+    assert first["headers"] is not second["headers"]
     scope = seen.result()
     headers = dict(scope.pop("headers"))
     assert headers[b"sec-websocket-protocol"] == b"chat, other"

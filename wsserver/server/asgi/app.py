@@ -17,6 +17,7 @@ from typing import Any
 
 from ..requests import Request
 from ..responses import Response
+from ..uploads import Upload
 from ..websocket import WebSocket
 from .http import ClientDisconnected, HTTPCycle
 from .lifespan import ASGICallable, Lifespan
@@ -47,6 +48,10 @@ class ASGIApp:
             application does not start); ``off`` skips it.
         shutdown_timeout: see ``DEFAULT_SHUTDOWN_TIMEOUT``.
     """
+
+    #: The server hands each request's body to the application as it
+    #: arrives (``Request.upload``), not read whole: ``more_body``.
+    streams_request_bodies = True
 
     def __init__(
         self,
@@ -97,21 +102,35 @@ class ASGIApp:
         its first is), while the application may go on (a background task
         after the response).
 
+        If the client goes first, the response returned is never sent
+        (the connection sends nothing to a client that has gone, or whose
+        body it refused); the application learns it from ``receive()``
+        (``http.disconnect``) and its next ``send()``.
+
         Raises:
             Exception: what the application raised before its response was
                 complete (the connection answers 500 and logs it).
         """
-        cycle = HTTPCycle(request.body)
+        loop = asyncio.get_running_loop()
+        upload = request.upload
+        if upload is None:
+            # Not from a server that streams bodies (a test, a wrapper).
+            upload = Upload(loop, body=request.body)
+        cycle = HTTPCycle(upload)
         scope = http_scope(request, self.state)
-        task = asyncio.get_running_loop().create_task(self._run_http(scope, cycle))
+        task = loop.create_task(self._run_http(scope, cycle))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         try:
-            return await asyncio.shield(cycle.response)
+            # ``wait``: cancelling this must not cancel the futures.
+            await asyncio.wait((cycle.response, upload.gone), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             cycle.abandon()
             task.cancel()
             raise
+        if cycle.response.done():
+            return cycle.response.result()
+        return _NOT_SENT
 
     async def _run_http(self, scope: dict[str, Any], cycle: HTTPCycle) -> None:
         response = cycle.response
@@ -120,6 +139,16 @@ class ASGIApp:
         except ClientDisconnected:
             return
         except Exception as error:
+            if cycle.client_left and not cycle.complete:
+                # Starlette raises ClientDisconnect at http.disconnect: not
+                # an error of the application worth a traceback.
+                logger.info(
+                    "the ASGI application for %s %s ended with %r after its client left",
+                    scope["method"],
+                    scope["path"],
+                    error,
+                )
+                return
             if not response.done():
                 # The connection answers 500 and logs it.
                 response.set_exception(error)
@@ -139,7 +168,7 @@ class ASGIApp:
             elif cycle.streaming and not cycle.complete:
                 cycle.fail(RuntimeError("the ASGI application was cancelled mid-response"))
             raise
-        if not cycle.complete:
+        if not cycle.complete and not cycle.client_left:
             what = "completing" if cycle.started else "sending"
             unfinished = RuntimeError(f"the ASGI application returned without {what} its response")
             if response.done():
@@ -155,6 +184,12 @@ class ASGIApp:
         # left to answer.
         with contextlib.suppress(ClientDisconnected):
             await self.app(websocket_scope(websocket, self.state), cycle.receive, cycle.send)
+
+
+#: What ``handle_http`` returns when the client went before the response:
+#: the connection sends nothing then (499 is nginx's "client closed
+#: request", for anyone who looks).
+_NOT_SENT = Response(b"", status_code=499)
 
 
 def is_asgi_app(target: object) -> bool:

@@ -1,11 +1,17 @@
 """One HTTP request's ASGI cycle: ``receive`` and ``send`` and their order.
 
-The protocol core reads a whole request body (up to ``max_body_size``)
-before the application runs, so ``receive()`` gives it as one
-``http.request`` event with ``more_body: False``; once the response is
-complete, ``receive()`` gives ``http.disconnect`` (ASGI: "if receive is
-called after a response has been sent").  Until then a second ``receive()``
-waits, as it would for a client that sends nothing more.
+``receive()`` gives the request body as it arrives, one ``http.request``
+event per call with what came since the last (``more_body: True`` until the
+last piece), from the request's ``Upload``: nothing of the body is read
+before the application asks for it, so a client that uploads faster than
+the application reads is held back by TCP (see ``wsserver.server.uploads``),
+and a client that sent ``Expect: 100-continue`` is told to go on at the
+first ``receive()``.  A request without a body gives one event with an
+empty body.  Then ``receive()`` waits, as it would for a client that sends
+nothing more, until the response is complete or the client has gone, and
+gives ``http.disconnect`` (ASGI: "if receive is called after a response has
+been sent", or the client disconnected): an application streaming a
+response, or waiting for an event, learns at once that its client left.
 
 ``send()`` takes ``http.response.start`` and then ``http.response.body``
 events.  A body sent in one event (``more_body`` false: Starlette's
@@ -28,6 +34,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from ..responses import Response, StreamingResponse
+from ..uploads import Upload
 
 __all__ = ["ClientDisconnected", "HTTPCycle", "decode_headers"]
 
@@ -83,11 +90,12 @@ class HTTPCycle:
     """``receive`` and ``send`` for one request, and the response they make.
 
     Args:
-        body: the request's whole body.
+        upload: the request's body, whole or arriving, and whether its
+            client is still there.
     """
 
-    def __init__(self, body: bytes) -> None:
-        self._body: bytes | None = body
+    def __init__(self, upload: Upload) -> None:
+        self._upload = upload
         self._stage = _Stage.START
         self._status = 200
         self._headers: list[tuple[str, str]] = []
@@ -102,7 +110,10 @@ class HTTPCycle:
         # the connection to take each before it makes the next.
         self._pieces: asyncio.Queue[bytes | _Failed | None] = asyncio.Queue(maxsize=1)
         self._streaming = False
+        # Set when the client has gone, or has stopped taking the pieces
+        # of a streamed response: sends fail from then on.
         self._gone = False
+        upload.gone.add_done_callback(self._client_left)
 
     @property
     def started(self) -> bool:
@@ -138,12 +149,29 @@ class HTTPCycle:
         if not self._over.done():
             self._over.set_result(None)
 
+    @property
+    def client_left(self) -> bool:
+        """Whether the client has gone (or its body failed) before the end."""
+        return self._upload.gone.done()
+
+    def _client_left(self, _: object) -> None:
+        # The transport is gone, or the body failed and the connection
+        # ends: a receive() waiting learns it, and a streamed response
+        # waiting for its next piece ends (the connection drops it rather
+        # than finishing it).
+        if self._streaming and not self._gone and self._pieces.empty():
+            self._pieces.put_nowait(_END)
+        self._gone = True
+        self._end()
+
     async def receive(self) -> Message:
-        """``http.request`` with the whole body, then ``http.disconnect``."""
-        body = self._body
-        if body is not None:
-            self._body = None
-            return {"type": "http.request", "body": body, "more_body": False}
+        """The body's next ``http.request``, then ``http.disconnect``."""
+        upload = self._upload
+        if not upload.complete and not self._over.done():
+            piece = await upload.read()
+            if piece is not None:
+                return {"type": "http.request", "body": piece[0], "more_body": piece[1]}
+            return {"type": "http.disconnect"}
         if not self._over.done():
             # Nothing more arrives before the response is over or the
             # client has gone.  ``wait`` rather than awaiting the future:
@@ -162,7 +190,8 @@ class HTTPCycle:
             TypeError, ValueError: an event with a field of the wrong type
                 or value (a status outside 100-599).
         """
-        if self.response.cancelled() or (self._gone and self._stage is not _Stage.DONE):
+        gone = self._gone or self._upload.gone.done()
+        if self.response.cancelled() or (gone and self._stage is not _Stage.DONE):
             raise ClientDisconnected(f"{message.get('type')}: the client has gone")
         kind = message.get("type")
         stage = self._stage

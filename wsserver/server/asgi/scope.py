@@ -37,13 +37,13 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 #: uncompressed, for data that is compressed already).
 COMPRESS_KEY = "wsserver.compress"
 
-# The same dictionaries for every WebSocket scope would let one application
-# change what the next one sees: each scope gets its own copy.
-_WEBSOCKET_EXTENSIONS: dict[str, dict[str, Any]] = {
-    # Denial responses with any status, headers and body.
-    "websocket.http.response": {},
-    COMPRESS_KEY: {},
-}
+# Each scope gets dictionaries of its own (the same ones for every scope
+# would let one application change what the next one sees), written out as
+# literals below rather than copied from templates: cheaper per handshake
+# (docs/asgi.md, "The handshake's cost").  tests/server/asgi/test_scope.py
+# holds them to ASGI_VERSION.  A WebSocket scope's extensions: denial
+# responses with any status, headers and body (websocket.http.response);
+# per-message compression control (COMPRESS_KEY).
 
 
 def _address(address: Address | None) -> tuple[str, int] | None:
@@ -55,6 +55,10 @@ def _headers(pairs: tuple[tuple[str, str], ...]) -> list[tuple[bytes, bytes]]:
     # The core decoded every octet as ISO-8859-1: encoding back gives the
     # bytes the client sent.  Names are lowercase already.
     return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
+
+
+def _asgi() -> dict[str, str]:
+    return {"version": "3.0", "spec_version": "2.4"}
 
 
 def _paths(url: URL, root_path: str) -> tuple[str, bytes, bytes]:
@@ -71,7 +75,7 @@ def http_scope(request: Request, state: Mapping[str, Any]) -> Scope:
     path, raw_path, query = _paths(url, request.root_path)
     return {
         "type": "http",
-        "asgi": dict(ASGI_VERSION),
+        "asgi": _asgi(),
         "http_version": request.http_version,
         "method": request.method,
         "scheme": url.scheme,
@@ -93,7 +97,7 @@ def websocket_scope(websocket: WebSocket, state: Mapping[str, Any]) -> Scope:
     path, raw_path, query = _paths(url, websocket.root_path)
     return {
         "type": "websocket",
-        "asgi": dict(ASGI_VERSION),
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
         # RFC 6455 section 4.1: the opening handshake is HTTP/1.1 at least
         # (the core answers older versions 505 itself).
         "http_version": "1.1",
@@ -102,15 +106,17 @@ def websocket_scope(websocket: WebSocket, state: Mapping[str, Any]) -> Scope:
         "raw_path": raw_path,
         "query_string": query,
         "root_path": websocket.root_path,
-        "headers": _headers(websocket.headers.raw),
+        # The pairs, not the ``headers`` multidict: the application may never
+        # ask for it.
+        "headers": _headers(websocket.raw_headers),
         "client": _address(websocket.client),
         "server": _address(websocket.server),
         "subprotocols": list(websocket.subprotocols),
         "state": dict(state),
-        "extensions": {name: dict(value) for name, value in _WEBSOCKET_EXTENSIONS.items()},
+        "extensions": {"websocket.http.response": {}, COMPRESS_KEY: {}},
     }
 
 
 def lifespan_scope(state: dict[str, Any]) -> Scope:
     """The ``lifespan`` scope; ``state`` is shared, not copied: startup fills it."""
-    return {"type": "lifespan", "asgi": dict(ASGI_VERSION), "state": state}
+    return {"type": "lifespan", "asgi": _asgi(), "state": state}
