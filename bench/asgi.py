@@ -18,7 +18,6 @@ keeps as it is.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import sys
@@ -45,6 +44,8 @@ from bench.run import (
     log,
     machine_info,
     metrics_for,
+    package_version,
+    split_names,
     summarize,
 )
 
@@ -148,21 +149,8 @@ def write_asgi_section(data: dict[str, Any], doc: Path) -> None:
 
 def asgi_packages() -> dict[str, str]:
     """The versions of the ASGI servers and their parts, for the record."""
-    versions = {}
-    for name in ("uvicorn", "websockets", "wsproto", "httptools", "h11", "hypercorn", "granian"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def _split(text: str, known: Sequence[str], what: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise SystemExit(f"unknown {what}: {', '.join(unknown)}; known: {', '.join(known)}")
-    return names
+    names = ("uvicorn", "websockets", "wsproto", "httptools", "h11", "hypercorn", "granian")
+    return {name: package_version(name) for name in names}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -187,8 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args(argv)
     quick: bool = args.quick
-    servers = _split(args.servers, all_servers, "server")
-    scenarios = tuple(scenario_by_name(n) for n in _split(args.scenarios, names, "scenario"))
+    servers = split_names(args.servers, all_servers, "server")
+    scenarios = tuple(scenario_by_name(n) for n in split_names(args.scenarios, names, "scenario"))
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2
     plan = Plan(
         servers=servers,

@@ -297,7 +297,8 @@ def _mem_total_gib() -> float:
     return float("nan")
 
 
-def _version(package: str) -> str:
+def package_version(package: str) -> str:
+    """The installed version of ``package``, or ``not installed``."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -330,7 +331,7 @@ def machine_info() -> dict[str, Any]:
         "kernel": f"{platform.system()} {platform.release()}",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "packages": {
-            name: _version(name)
+            name: package_version(name)
             for name in ("wsserver", "websockets", "aiohttp", "picows", "uvloop", "h11")
         },
     }
@@ -885,7 +886,8 @@ def render_markdown(
 # ---------------------------------------------------------------------------
 
 
-def _split(text: str, known: Sequence[str], what: str) -> tuple[str, ...]:
+def split_names(text: str, known: Sequence[str], what: str) -> tuple[str, ...]:
+    """The comma-separated names of ``text``; an unknown one ends the run, naming it."""
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -970,8 +972,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quick = args.quick
     default_servers = "wsserver" if quick else ",".join(SERVERS)
-    servers = _split(args.servers or default_servers, SERVERS + VARIANTS, "server")
-    names = _split(
+    servers = split_names(args.servers or default_servers, SERVERS + VARIANTS, "server")
+    names = split_names(
         args.scenarios or ("echo_c1_16" if quick else ",".join(scenario_names)),
         scenario_names,
         "scenario",
