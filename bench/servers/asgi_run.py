@@ -9,7 +9,10 @@ every server can turn them off the same way), permessage-deflate only with
 ``--deflate``.
 
 - ``wsserver-asgi``: ``wsserver run ... --interface asgi``, through the
-  command line a user types.
+  command line a user types, with the per-connection message and byte rates
+  off (as in ``examples/bench_server.py``): the peers have no such limit,
+  and with it the rows would measure wsserver's default of 1,000 messages a
+  second per connection instead of the server.
 - ``uvicorn-websockets``, ``uvicorn-wsproto``: uvicorn with its WebSocket
   layer on websockets (its sans-I/O implementation, the one uvicorn is moving
   to) or on wsproto; HTTP on httptools (uvicorn's ``auto``).
@@ -65,6 +68,10 @@ def _wsserver(port: int, deflate: bool, uvloop: bool) -> None:
         "--no-access-log",
         "--log-level",
         "warning",
+        "--message-rate-per-connection",
+        "none",
+        "--byte-rate-per-connection",
+        "none",
         "--compression" if deflate else "--no-compression",
         "--loop",
         "uvloop" if uvloop else "asyncio",
