@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from dataclasses import dataclass
+from pathlib import Path
 
 import atheris
 
@@ -46,6 +46,10 @@ with atheris.instrument_imports(include=["wsserver", "h11"]):
 # The server's bytes: outside the instrumented block, like the fuzzer's own code.
 from wsserver.testing import wire
 
+# The repository's root, for ``fuzz.cuts`` when run as a script (python fuzz/...).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fuzz.cuts import decode, encode
+
 #: RFC 6455 section 1.3's nonce, so that the seeds can answer it.
 NONCE = b"the sample nonce"
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -55,37 +59,6 @@ LIMITS = (
     ProtocolSettings(max_message_size=256, max_fragments=8, max_head_size=512, max_headers=8),
     ProtocolSettings(),
 )
-
-MAX_CUTS = 32
-MAX_PIECE = 255
-
-
-@dataclass(frozen=True)
-class Case:
-    config: int
-    pieces: list[bytes]
-
-
-def decode(data: bytes) -> Case:
-    """Split a fuzzer input into the config byte and the stream's pieces."""
-    fdp = atheris.FuzzedDataProvider(data)
-    config = int(fdp.ConsumeUInt(1))
-    count = int(fdp.ConsumeIntInRange(0, MAX_CUTS))
-    sizes = [int(fdp.ConsumeIntInRange(0, MAX_PIECE)) for _ in range(count)]
-    stream = bytes(fdp.ConsumeBytes(fdp.remaining_bytes()))
-    pieces = []
-    position = 0
-    for size in sizes:
-        pieces.append(stream[position : position + size])
-        position += size
-    pieces.append(stream[position:])
-    return Case(config, pieces)
-
-
-def encode(config: int, stream: bytes, sizes: tuple[int, ...] = ()) -> bytes:
-    """The input that ``decode`` turns into ``stream`` cut after ``sizes``."""
-    assert len(sizes) <= MAX_CUTS and all(0 <= size <= MAX_PIECE for size in sizes)
-    return bytes([config]) + stream + bytes(reversed(sizes)) + bytes([len(sizes)])
 
 
 def _random_bytes(n: int) -> bytes:
@@ -174,7 +147,7 @@ def seeds() -> dict[str, bytes]:
     close = wire.close_frame(1000, "bye", mask=None)
     deflated = wire.client_frame(wire.OP_TEXT, b"\xf2H\xcd\xc9\xc9\x07\x00", rsv1=True, mask=None)
     return {
-        "accept-messages": encode(0x00, response() + text + ping + close, (10, 3, 200)),
+        "accept-messages": encode(0x00, response() + text + ping + close, (10, 3, 120)),
         "accept-deflate": encode(
             0x02, response("Sec-WebSocket-Extensions: permessage-deflate") + deflated
         ),

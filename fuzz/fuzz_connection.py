@@ -34,6 +34,7 @@ from __future__ import annotations
 import sys
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import atheris
 
@@ -55,6 +56,10 @@ with atheris.instrument_imports(include=["wsserver", "h11"]):
     from wsserver.protocol.settings import ProtocolSettings
     from wsserver.protocol.state import State
 
+# The repository's root, for ``fuzz.cuts`` when run as a script (python fuzz/...).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fuzz.cuts import Case, decode, encode
+
 # The client's bytes: outside the instrumented block, like the fuzzer's own code.
 from wsserver.testing import wire
 
@@ -62,8 +67,6 @@ SETTINGS = ProtocolSettings(max_message_size=2048, max_frame_size=1024, max_frag
 #: See fuzz_frames.MAX_PENDING.
 MAX_PENDING = 6 + 124
 ANSWER_BYTES = 4
-MAX_CUTS = 32
-MAX_PIECE = 255
 
 OFFERS = (
     None,
@@ -93,35 +96,6 @@ def handshake(config: int) -> bytes:
         subprotocols=["chat"],
         extensions=OFFERS[config & 0x03],
     )
-
-
-@dataclass(frozen=True)
-class Case:
-    config: int
-    answers: bytes
-    pieces: list[bytes]
-
-
-def decode(data: bytes) -> Case:
-    fdp = atheris.FuzzedDataProvider(data)
-    config = int(fdp.ConsumeUInt(1))
-    answers = bytes(fdp.ConsumeBytes(ANSWER_BYTES))
-    count = int(fdp.ConsumeIntInRange(0, MAX_CUTS))
-    sizes = [int(fdp.ConsumeIntInRange(0, MAX_PIECE)) for _ in range(count)]
-    stream = bytes(fdp.ConsumeBytes(fdp.remaining_bytes()))
-    pieces = []
-    position = 0
-    for size in sizes:
-        pieces.append(stream[position : position + size])
-        position += size
-    pieces.append(stream[position:])
-    return Case(config, answers, pieces)
-
-
-def encode(config: int, answers: bytes, stream: bytes, sizes: tuple[int, ...] = ()) -> bytes:
-    assert len(answers) == ANSWER_BYTES
-    assert len(sizes) <= MAX_CUTS and all(0 <= size <= MAX_PIECE for size in sizes)
-    return bytes([config]) + answers + stream + bytes(reversed(sizes)) + bytes([len(sizes)])
 
 
 # What the client should read, frame by frame (messages reassembled):
@@ -342,7 +316,7 @@ def read_frames(data: bytes, inflater_bits: int) -> list[Expected]:
 
 
 def TestOneInput(data: bytes) -> None:
-    case = decode(data)
+    case = decode(data, ANSWER_BYTES)
     config = case.config
     deflate = DeflateSettings() if config & 0x04 else None
     conn = ServerConnection(SETTINGS, deflate=deflate)
@@ -400,20 +374,24 @@ def seeds() -> dict[str, bytes]:
     )
     deflate, hold, mixed, eof = 0x04, 0x40, 0x80, 0x20
     return {
-        "echo-close": encode(0, b"\x00\x00\x00\x00", hello + close),
-        "echo-close-held": encode(hold, b"\x00\x00\x00\x00", hello + hello + close, (3, 11)),
-        "deflate-echo": encode(1 | deflate, b"\x02\x00\x01\x00", compressed + hello + close),
-        "deflate-no-takeover": encode(
-            3 | deflate | 0x08, b"\x03\x05\x00\x00", compressed + chatter + close, (20, 40)
+        "echo-close": encode(0, hello + close, answers=b"\x00\x00\x00\x00"),
+        "echo-close-held": encode(
+            hold, hello + hello + close, (3, 11), answers=b"\x00\x00\x00\x00"
         ),
-        "deflate-window": encode(2 | deflate | 0x10, b"\x00\x01\x02\x03", chatter + big),
-        "ping-pong": encode(mixed, b"\x87\x05\x06\x00", chatter + hello, (1, 2, 3, 4, 5)),
-        "close-after-ours": encode(0, b"\x04\x00\x00\x00", hello + hello + close),
-        "fail": encode(0, b"\x06\x00\x00\x00", hello + hello),
-        "eof": encode(eof, b"\x00\x00\x00\x00", hello + hello[:3]),
-        "protocol-error-held": encode(hold, b"\x00\x00\x00\x00", hello + frame(0x3, b"")),
-        "bad-close": encode(0, b"\x00\x00\x00\x00", frame(Opcode.CLOSE, b"\x03\xed")),
-        "too-big": encode(0, b"\x00\x00\x00\x00", frame(binary, bytes(2000))),
+        "deflate-echo": encode(
+            1 | deflate, compressed + hello + close, answers=b"\x02\x00\x01\x00"
+        ),
+        "deflate-no-takeover": encode(
+            3 | deflate | 0x08, compressed + chatter + close, (20, 40), answers=b"\x03\x05\x00\x00"
+        ),
+        "deflate-window": encode(2 | deflate | 0x10, chatter + big, answers=b"\x00\x01\x02\x03"),
+        "ping-pong": encode(mixed, chatter + hello, (1, 2, 3, 4, 5), answers=b"\x87\x05\x06\x00"),
+        "close-after-ours": encode(0, hello + hello + close, answers=b"\x04\x00\x00\x00"),
+        "fail": encode(0, hello + hello, answers=b"\x06\x00\x00\x00"),
+        "eof": encode(eof, hello + hello[:3], answers=b"\x00\x00\x00\x00"),
+        "protocol-error-held": encode(hold, hello + frame(0x3, b""), answers=b"\x00\x00\x00\x00"),
+        "bad-close": encode(0, frame(Opcode.CLOSE, b"\x03\xed"), answers=b"\x00\x00\x00\x00"),
+        "too-big": encode(0, frame(binary, bytes(2000)), answers=b"\x00\x00\x00\x00"),
     }
 
 

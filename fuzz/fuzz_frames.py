@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import sys
 import zlib
-from dataclasses import dataclass
+from pathlib import Path
 
 import atheris
 
@@ -48,6 +48,10 @@ with atheris.instrument_imports(include=["wsserver"]):
     from wsserver.protocol.headers import ExtensionOffer
     from wsserver.protocol.reader import ControlFrame, MessageReader
     from wsserver.protocol.settings import ProtocolSettings
+
+# The repository's root, for ``fuzz.cuts`` when run as a script (python fuzz/...).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fuzz.cuts import decode, encode
 
 # The client's bytes: outside the instrumented block, like the fuzzer's own code.
 from wsserver.testing import wire
@@ -70,39 +74,6 @@ LIMITS = (
 #: ``client_max_window_bits`` in the client's offer (byte 0, bits 5-7):
 #: absent, without a value, or a value.
 CLIENT_WINDOW_OFFERS: tuple[str | None, ...] = (None, "", "8", "9", "10", "12", "15", "11")
-
-MAX_CUTS = 32
-MAX_PIECE = 255
-
-
-@dataclass(frozen=True)
-class Case:
-    config: int
-    pieces: list[bytes]
-
-
-def decode(data: bytes) -> Case:
-    """Split a fuzzer input into the config byte and the stream's pieces."""
-    fdp = atheris.FuzzedDataProvider(data)
-    config = int(fdp.ConsumeUInt(1))
-    # Integers come off the end of the input and bytes off the front, so
-    # the stream stays one contiguous run of the input.
-    count = int(fdp.ConsumeIntInRange(0, MAX_CUTS))
-    sizes = [int(fdp.ConsumeIntInRange(0, MAX_PIECE)) for _ in range(count)]
-    stream = bytes(fdp.ConsumeBytes(fdp.remaining_bytes()))
-    pieces = []
-    position = 0
-    for size in sizes:
-        pieces.append(stream[position : position + size])
-        position += size
-    pieces.append(stream[position:])
-    return Case(config, pieces)
-
-
-def encode(config: int, stream: bytes, sizes: tuple[int, ...] = ()) -> bytes:
-    """The input that ``decode`` turns into ``stream`` cut after ``sizes``."""
-    assert len(sizes) <= MAX_CUTS and all(0 <= size <= MAX_PIECE for size in sizes)
-    return bytes([config]) + stream + bytes(reversed(sizes)) + bytes([len(sizes)])
 
 
 def make_codec(config: int) -> PerMessageDeflate | None:

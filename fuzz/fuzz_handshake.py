@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import atheris
 
@@ -39,6 +40,10 @@ with atheris.instrument_imports(include=["wsserver", "h11"]):
     from wsserver.protocol.extensions.permessage_deflate import DeflateSettings, negotiate
     from wsserver.protocol.http import HTTPPhase
     from wsserver.protocol.settings import ProtocolSettings
+
+# The repository's root, for ``fuzz.cuts`` when run as a script (python fuzz/...).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fuzz.cuts import Case, decode, encode
 
 # The client's bytes: outside the instrumented block, like the fuzzer's own code.
 from wsserver.testing import wire
@@ -57,8 +62,6 @@ LIMITS = (
 )
 
 ANSWER_BYTES = 4
-MAX_CUTS = 32
-MAX_PIECE = 255
 
 #: The head scanner looks at each byte once, and at the request line once
 #: more (``_check_version``); chunked bodies are handed back to it only past
@@ -69,37 +72,6 @@ EXAMINED_SLACK = 64
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 _DEFLATE = DeflateSettings()
-
-
-@dataclass(frozen=True)
-class Case:
-    config: int
-    answers: bytes
-    pieces: list[bytes]
-
-
-def decode(data: bytes) -> Case:
-    """Split a fuzzer input into config, answer choices and the stream's pieces."""
-    fdp = atheris.FuzzedDataProvider(data)
-    config = int(fdp.ConsumeUInt(1))
-    answers = bytes(fdp.ConsumeBytes(ANSWER_BYTES))
-    count = int(fdp.ConsumeIntInRange(0, MAX_CUTS))
-    sizes = [int(fdp.ConsumeIntInRange(0, MAX_PIECE)) for _ in range(count)]
-    stream = bytes(fdp.ConsumeBytes(fdp.remaining_bytes()))
-    pieces = []
-    position = 0
-    for size in sizes:
-        pieces.append(stream[position : position + size])
-        position += size
-    pieces.append(stream[position:])
-    return Case(config, answers, pieces)
-
-
-def encode(config: int, answers: bytes, stream: bytes, sizes: tuple[int, ...] = ()) -> bytes:
-    """The input that ``decode`` turns into these answers and pieces."""
-    assert len(answers) == ANSWER_BYTES
-    assert len(sizes) <= MAX_CUTS and all(0 <= size <= MAX_PIECE for size in sizes)
-    return bytes([config]) + answers + stream + bytes(reversed(sizes)) + bytes([len(sizes)])
 
 
 @dataclass
@@ -202,7 +174,7 @@ def run(settings: ProtocolSettings, case: Case, pieces: list[bytes]) -> Outcome:
 
 
 def TestOneInput(data: bytes) -> None:
-    case = decode(data)
+    case = decode(data, ANSWER_BYTES)
     settings = LIMITS[case.config & 0x01]
     split = run(settings, case, case.pieces)
     whole = run(settings, case, [b"".join(case.pieces)])
@@ -238,27 +210,33 @@ def seeds() -> dict[str, bytes]:
     )
     frame = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
     return {
-        "handshake-accept": encode(0, accept * 4, _HANDSHAKE + frame),
-        "handshake-accept-negotiate": encode(1, accept_more * 4, _HANDSHAKE, (40, 1, 100)),
-        "handshake-reject": encode(2, reject * 4, _HANDSHAKE),
+        "handshake-accept": encode(0, _HANDSHAKE + frame, answers=accept * 4),
+        "handshake-accept-negotiate": encode(1, _HANDSHAKE, (40, 1, 100), answers=accept_more * 4),
+        "handshake-reject": encode(2, _HANDSHAKE, answers=reject * 4),
         "handshake-bad-key": encode(
-            0, accept * 4, _HANDSHAKE.replace(b"dGhlIHNhbXBsZSBub25jZQ==", b"short")
+            0, _HANDSHAKE.replace(b"dGhlIHNhbXBsZSBub25jZQ==", b"short"), answers=accept * 4
         ),
         "handshake-version": encode(
-            1, accept * 4, _HANDSHAKE.replace(b"Version: 13", b"Version: 8")
+            1, _HANDSHAKE.replace(b"Version: 13", b"Version: 8"), answers=accept * 4
         ),
-        "pipelined": encode(1, b"\x00\x21\x02\x03", get + post + get, (10, 30)),
-        "keep-alive-then-handshake": encode(1, b"\x40\x01\x00\x00", get + _HANDSHAKE, (3,)),
-        "chunked-continue": encode(3, b"\x00\x00\x00\x00", chunked, (60, 1, 1, 5)),
-        "http10": encode(1, b"\x00\x00\x00\x00", b"HEAD / HTTP/1.0\r\n\r\n"),
-        "http2": encode(1, b"\x00\x00\x00\x00", b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
-        "leading-blank-lines-eof": encode(3, b"\x00\x00\x00\x00", b"\r\n\r\nGET / HTTP/1.1\r\n"),
-        "too-long": encode(0, b"\x00\x00\x00\x00", b"GET /" + b"a" * 100 + b" HTTP/1.1\r\n"),
+        "pipelined": encode(1, get + post + get, (10, 30), answers=b"\x00\x21\x02\x03"),
+        "keep-alive-then-handshake": encode(1, get + _HANDSHAKE, (3,), answers=b"\x40\x01\x00\x00"),
+        "chunked-continue": encode(3, chunked, (60, 1, 1, 5), answers=b"\x00\x00\x00\x00"),
+        "http10": encode(1, b"HEAD / HTTP/1.0\r\n\r\n", answers=b"\x00\x00\x00\x00"),
+        "http2": encode(1, b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", answers=b"\x00\x00\x00\x00"),
+        "leading-blank-lines-eof": encode(
+            3, b"\r\n\r\nGET / HTTP/1.1\r\n", answers=b"\x00\x00\x00\x00"
+        ),
+        "too-long": encode(
+            0, b"GET /" + b"a" * 100 + b" HTTP/1.1\r\n", answers=b"\x00\x00\x00\x00"
+        ),
         "late-accept-overflow": encode(
-            0x04, accept * 4, _HANDSHAKE + bytes(1000), (200, 255, 255, 255, 10)
+            0x04, _HANDSHAKE + bytes(1000), (200, 255, 255, 255, 10), answers=accept * 4
         ),
-        "late-pipelined": encode(0x05, b"\x00\x01\x40\x03", get * 6, (20, 20, 20, 20, 20)),
-        "tls": encode(1, b"\x00\x00\x00\x00", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
+        "late-pipelined": encode(0x05, get * 6, (20, 20, 20, 20, 20), answers=b"\x00\x01\x40\x03"),
+        "tls": encode(
+            1, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", answers=b"\x00\x00\x00\x00"
+        ),
     }
 
 

@@ -143,21 +143,39 @@ def test_random_inputs(target: str) -> None:
 # -- the input encodings the seeds are built with --------------------------
 
 
-@pytest.mark.parametrize("target", ["frames", "handshake", "connection"])
-def test_split_encoding_round_trips(target: str) -> None:
-    module = target_module(target)
+def test_split_encoding_round_trips() -> None:
+    target_module("frames")  # fails without atheris, like the rest
+    cuts = importlib.import_module("fuzz.cuts")
     stream = bytes(range(40))
     sizes = (0, 3, 255, 7)
-    if target == "frames":
-        data = module.encode(0x15, stream, sizes)
-    else:
-        data = module.encode(0x15, b"abcd", stream, sizes)
-    case: Any = module.decode(data)
-    assert case.config == 0x15
-    assert b"".join(case.pieces) == stream
-    assert [len(piece) for piece in case.pieces] == [0, 3, 37, 0, 0]
-    if target != "frames":
-        assert case.answers == b"abcd"
+    for answers in (b"", b"abcd"):
+        case: Any = cuts.decode(cuts.encode(0x15, stream, sizes, answers), len(answers))
+        assert case.config == 0x15
+        assert case.answers == answers
+        assert b"".join(case.pieces) == stream
+        assert [len(piece) for piece in case.pieces] == [0, 3, 37, 0, 0]
+    # At most MAX_CUTS cuts of at most MAX_PIECE bytes.
+    with pytest.raises(AssertionError):
+        cuts.encode(0, stream, (cuts.MAX_PIECE + 1,))
+    with pytest.raises(AssertionError):
+        cuts.encode(0, stream, (1,) * (cuts.MAX_CUTS + 1))
+
+
+@pytest.mark.parametrize("target", ["frames", "client", "handshake", "connection"])
+def test_the_stream_targets_cut_their_input_with_the_shared_module(target: str) -> None:
+    module = target_module(target)
+    cuts = importlib.import_module("fuzz.cuts")
+    assert module.decode is cuts.decode and module.encode is cuts.encode
+    for name in ("MAX_CUTS", "MAX_PIECE", "Case"):
+        assert getattr(module, name, None) in (None, getattr(cuts, name))  # none of its own
+    # Its seeds decode to exactly what they were encoded from (make_seeds checks it too).
+    make_seeds = importlib.import_module("fuzz.make_seeds")
+    make_seeds.check_cuts(module, module.seeds())
+    # A cut of 16 bytes in a stream of 2: decoded, the cut is not where it was.
+    answers = bytes(getattr(module, "ANSWER_BYTES", 0))
+    broken = {"cut-lost": b"\x00" + answers + b"ab" + b"\x10\x01"}
+    with pytest.raises(ValueError, match="does not decode as it was encoded"):
+        make_seeds.check_cuts(module, broken)
 
 
 def test_deflate_encoding_round_trips() -> None:

@@ -14,6 +14,13 @@ When metrics are on, every scrape (and every worker's snapshot) reads each
 source; when they are off, nothing reads them, and registering costs a dict
 entry.  A counter's name is given without ``_total`` (the exposition adds
 it).  A reader must be quick and must not block: it runs on the event loop.
+
+A plugin's own limits are counted with the server's, in
+``wsserver_limit_hits_total{limit=...}``: ``add_limit_source(limit, read)``
+registers the reader of one ``limit`` label (the setting's name), added at
+each scrape to what the server counted under the same label::
+
+    add_limit_source("max_user_waits", lambda: _hits["max_user_waits"])
 """
 
 from __future__ import annotations
@@ -22,7 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["MetricSource", "add_metric_source", "metric_sources"]
+__all__ = [
+    "MetricSource",
+    "add_limit_source",
+    "add_metric_source",
+    "limit_sources",
+    "metric_sources",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +49,7 @@ class MetricSource:
 
 
 _sources: dict[str, MetricSource] = {}
+_limit_sources: dict[str, Callable[[], float]] = {}
 
 
 def add_metric_source(source: MetricSource) -> None:
@@ -52,3 +66,17 @@ def add_metric_source(source: MetricSource) -> None:
 def metric_sources() -> tuple[MetricSource, ...]:
     """Every registered source, in registration order."""
     return tuple(_sources.values())
+
+
+def add_limit_source(limit: str, read: Callable[[], float]) -> None:
+    """Register the reader of ``wsserver_limit_hits_total{limit="<limit>"}``'s
+    share of a plugin; one registered before under the same ``limit`` is
+    replaced."""
+    if not limit or not limit.replace("_", "").isalnum() or not limit.islower():
+        raise ValueError(f"{limit!r}: a limit is named by its setting, in lower_snake_case")
+    _limit_sources[limit] = read
+
+
+def limit_sources() -> tuple[tuple[str, Callable[[], float]], ...]:
+    """Every registered limit reader, ``(limit, read)``, in registration order."""
+    return tuple(_limit_sources.items())

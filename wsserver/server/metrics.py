@@ -43,7 +43,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from .metric_sources import metric_sources
+from .metric_sources import limit_sources, metric_sources
 from .responses import Response
 
 __all__ = [
@@ -321,6 +321,16 @@ class Metrics:
                 logger.warning("metric source %s failed: %r", source.name, error)
                 continue
             (counters if source.kind == "counter" else gauges)[source.name] = {"": reading}
+        # The plugins' limits, with the server's (``add_limit_source``).
+        hits = counters["wsserver_limit_hits"]
+        for limit, read in limit_sources():
+            try:
+                reading = float(read())
+            except Exception as error:
+                logger.warning("limit source %s failed: %r", limit, error)
+                continue
+            if reading:
+                hits[limit] = hits.get(limit, 0) + reading
         return {
             "pid": os.getpid(),
             "counters": counters,

@@ -180,8 +180,11 @@ async def test_attaches_are_counted_by_outcome_for_the_metrics() -> None:
     store = Flaky()
     app = ComponentApp({"/": Counter}, store=store)
     before = counts()
-    connection, websocket, run = await attached(app)  # resumed
+    connection, websocket, run = await attached(app)  # first
     page_id = connection.page_id or ""
+    # Nothing changed, yet the page is saved as loaded before its connection
+    # ends: a reconnection that comes first is a resume.
+    assert (await app.snapshots.load(page_id))["loaded"] is True
     await finish(websocket, run)
 
     async def attach(seq: int, answer: str) -> dict[str, Any]:
@@ -192,6 +195,7 @@ async def test_attaches_are_counted_by_outcome_for_the_metrics() -> None:
         await finish(websocket, run)
         return message
 
+    assert (await attach(0, "ready"))["seq"] == 0  # resumed
     await attach(7, "mount")  # remounted
     store.away = True
     assert (await attach(0, "expired"))["reason"] == "invalid"  # unavailable
@@ -205,12 +209,47 @@ async def test_attaches_are_counted_by_outcome_for_the_metrics() -> None:
     assert (await attach(0, "expired"))["reason"] == "expired"  # expired
     after = counts()
     assert {name: after[name] - before[name] for name in after} == {
+        "first": 1,
         "resumed": 1,
         "remounted": 1,
         "unavailable": 1,
         "refused": 1,
         "expired": 1,
     }
+
+
+async def test_a_pages_first_attach_counts_as_first_whether_it_matched_or_not() -> None:
+    from wsserver.server.metric_sources import metric_sources
+
+    def counts() -> dict[str, float]:
+        prefix = "wsserver_components_attaches_"
+        return {
+            s.name.removeprefix(prefix): s.read()
+            for s in metric_sources()
+            if s.name.startswith(prefix)
+        }
+
+    app = ComponentApp({"/": Counter})
+    before = counts()
+    async with serving(app) as server:
+        body = (await http_get(server.port, "/")).body.decode()
+    page_id = body.split('data-cv-page="', 1)[1].split('"', 1)[0]
+
+    async def attach(count: int, answer: str) -> None:
+        session, websocket = fake_session()
+        run = asyncio.gather(session.run(), PageConnection(app, session).run())
+        websocket.feed({"p": "cv", "k": "attach", "page": page_id, "seq": 0, "count": count})
+        await websocket.next_sent("cv", answer)
+        await finish(websocket, run)
+
+    # The browser's page did not map (count -1): sent whole, still its first.
+    await attach(-1, "mount")
+    assert (await app.snapshots.load(page_id))["loaded"] is True
+    # Its next connection is a resume: the mount moved the page to seq 1.
+    await attach(-1, "mount")
+    after = counts()
+    changed = {name: after[name] - before[name] for name in after if after[name] != before[name]}
+    assert changed == {"first": 1, "remounted": 1}
 
 
 @pytest.mark.parametrize(

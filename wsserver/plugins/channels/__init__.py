@@ -66,6 +66,7 @@ from .errors import (
     HistoryLost,
     ReplyError,
     ReplyTimeout,
+    TooManyWaits,
 )
 from .feeds import TopicListener, TopicMessage
 from .history import HistoryEntry, Position
@@ -107,6 +108,7 @@ __all__ = [
     "ReplyTimeout",
     "SendQueue",
     "TokenVerifier",
+    "TooManyWaits",
     "TopicListener",
     "TopicMessage",
     "backend_from_env",

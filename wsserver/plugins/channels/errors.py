@@ -31,6 +31,7 @@ __all__ = [
     "HistoryLost",
     "ReplyError",
     "ReplyTimeout",
+    "TooManyWaits",
     "describe_error",
     "rebuild_error",
 ]
@@ -46,6 +47,12 @@ class ChannelDisconnected(ChannelError):
 
 class ReplyTimeout(ChannelError, TimeoutError):
     """The page did not answer within the timeout."""
+
+
+class TooManyWaits(ChannelError):
+    """The user on whose behalf ``send_and_wait`` was called already has
+    ``max_user_waits`` calls waiting on this node (see ``limits``); raised at
+    once, before anything is sent."""
 
 
 class ReplyError(ChannelError):

@@ -19,7 +19,9 @@ A page sends five kinds of ``ch`` messages:
 
 Custom messages and token updates count against their user's rate
 (``limits``): past it, a request is answered ``RateLimited`` and a ``send``
-dropped.  Every handler runs with the context variables of ``context`` set.
+dropped.  A handler's ``send_and_wait`` past the user's ``max_user_waits``
+answers the page's request ``TooManyWaits``.  Every handler runs with the
+context variables of ``context`` set.
 
 Custom messages of one connection are handled one at a time, in order, by a
 task of their own (``HandlerInbox``), outside the receive loop: a handler
@@ -42,7 +44,7 @@ from .addresses import PLUGIN, check_topic
 from .backends import ChannelError
 from .chunks import CHUNK_KIND, Reassembler, parse_chunk
 from .context import bound
-from .errors import HandlerError, ReplyError
+from .errors import HandlerError, ReplyError, TooManyWaits
 from .history import Position
 from .limits import UserLimits
 from .settings import ChannelSettings
@@ -432,6 +434,10 @@ class Inbound:
             error = {"name": "HandlerError", "message": str(exc)}
         except MalformedMessage as exc:
             error = {"name": "MalformedMessage", "message": str(exc)}
+        except TooManyWaits as exc:
+            # The user's own limit, logged by it once per interval: the page
+            # learns why, as with RateLimited; no traceback.
+            error = {"name": "TooManyWaits", "message": str(exc)}
         except ChannelError:
             if channel.closed:
                 return  # the connection ended under the handler: nobody to answer

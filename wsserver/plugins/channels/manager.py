@@ -93,6 +93,7 @@ from .settings import (
     DEFAULT_MAX_REQUEST_TIMEOUT,
     DEFAULT_MAX_TOKEN_LENGTH,
     DEFAULT_MAX_USER_CHANNELS,
+    DEFAULT_MAX_USER_WAITS,
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_USER_BURST,
     DEFAULT_USER_RATE,
@@ -188,11 +189,15 @@ class ChannelManager:
         user_rate, user_burst: custom messages per second one user may
             send over its channels on this node (``None``: no limit), and
             the burst above it.
+        max_user_waits: ``send_and_wait`` calls made on behalf of one user
+            (from its pages' handlers) waiting at once on this node
+            (``None``: no cap); past it ``TooManyWaits``; see ``limits``.
 
     Attributes:
         backend: the ``Backend``.
         registry: this node's channels, users and topics.
-        limits: each user's message rate on this node (``UserLimits``).
+        limits: each user's message rate and waits on this node
+            (``UserLimits``).
         settings: the limits above, checked (``ChannelSettings``); each is
             also readable as an attribute of the manager.
     """
@@ -222,6 +227,7 @@ class ChannelManager:
         max_user_channels: int | None = DEFAULT_MAX_USER_CHANNELS,
         user_rate: float | None = DEFAULT_USER_RATE,
         user_burst: int = DEFAULT_USER_BURST,
+        max_user_waits: int | None = DEFAULT_MAX_USER_WAITS,
     ) -> None:
         self.settings = ChannelSettings(
             max_queue=max_queue,
@@ -245,6 +251,7 @@ class ChannelManager:
             max_user_channels=max_user_channels,
             user_rate=user_rate,
             user_burst=user_burst,
+            max_user_waits=max_user_waits,
         )
         self.backend = backend if backend is not None else backend_from_env()
         if self.settings.history_size and not self.backend.keeps_history:
@@ -259,8 +266,15 @@ class ChannelManager:
             self.backend, receive=self._on_node_message, on_status=self._on_backend_status
         )
         self._delivery = Delivery(self.registry, self.settings.max_chunked_size)
+        self.limits = UserLimits(
+            self.settings.user_rate, self.settings.user_burst, self.settings.max_user_waits
+        )
         self._requests = Requests(
-            registry=self.registry, link=self._link, delivery=self._delivery, settings=self.settings
+            registry=self.registry,
+            link=self._link,
+            delivery=self._delivery,
+            settings=self.settings,
+            limits=self.limits,
         )
         self._feeds = TopicFeeds(
             link=self._link, registry=self.registry, delivery=self._delivery, settings=self.settings
@@ -276,7 +290,6 @@ class ChannelManager:
             feeds=self._feeds,
             presence=self._presence,
         )
-        self.limits = UserLimits(self.settings.user_rate, self.settings.user_burst)
         self._inbound = Inbound(
             handlers=self._handlers,
             delivery=self._delivery,
@@ -370,6 +383,11 @@ class ChannelManager:
     def max_user_channels(self) -> int | None:
         """Channels one user may have open on this node (``None``: no cap)."""
         return self.settings.max_user_channels
+
+    @property
+    def max_user_waits(self) -> int | None:
+        """``send_and_wait`` calls one user may have waiting here (``None``: no cap)."""
+        return self.settings.max_user_waits
 
     @property
     def history_size(self) -> int:
@@ -837,6 +855,9 @@ class ChannelManager:
             ReplyError: the page's handler failed, or there is none.
             BackendUnavailable: the channel is on another node and the
                 backend is down (or went down while waiting).
+            TooManyWaits: called on behalf of a user (in a handler of one of
+                its pages, or a task it started) that has ``max_user_waits``
+                calls waiting on this node; at once, nothing is sent.
             ValueError: a bad timeout.
             TypeError: the envelope does not match ``custom``.
         """

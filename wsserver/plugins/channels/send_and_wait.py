@@ -12,6 +12,12 @@ outcome back, ``{"op": "rep", "rid": ..., "ok": ..., "data" | "error": ...}``
 waiting first (a timeout, a cancellation), it publishes ``{"op": "cancel"}``
 so that the other node stops waiting too.  Every wait has a timeout, and the
 other node caps what it is asked for at ``max_request_timeout``.
+
+A call made on behalf of a user (``current_user`` is set: a handler of one
+of its pages, or a task it started) counts against the user's
+``max_user_waits`` on this node (``limits``) from its start to its end;
+past it the call raises ``TooManyWaits`` at once.  It is counted on the node
+that calls, where the user is known, whichever node holds the page asked.
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from typing import TYPE_CHECKING, Any
 from ..runtime.replies import PendingReplies
 from .addresses import node_of, node_subject
 from .backends import BackendUnavailable, ChannelError
+from .context import current_user
 from .envelopes import remote_fields, remote_kind
 from .errors import (
     ChannelDisconnected,
     ChannelNotFound,
     ReplyTimeout,
+    TooManyWaits,
     describe_error,
     rebuild_error,
 )
@@ -37,6 +45,7 @@ from .settings import ChannelSettings, check_timeout
 if TYPE_CHECKING:
     from .channel import Channel
     from .delivery import Delivery
+    from .limits import UserLimits
     from .nodes import NodeLink
     from .registry import Registry
 
@@ -56,6 +65,7 @@ class Requests:
         link: the link to the other nodes.
         delivery: sends the questions.
         settings: ``request_timeout`` and ``max_request_timeout``.
+        limits: each user's waits (``max_user_waits``).
     """
 
     def __init__(
@@ -65,8 +75,10 @@ class Requests:
         link: NodeLink,
         delivery: Delivery,
         settings: ChannelSettings,
+        limits: UserLimits,
     ) -> None:
         self._registry = registry
+        self._limits = limits
         self._link = link
         self._delivery = delivery
         self._settings = settings
@@ -93,6 +105,18 @@ class Requests:
         """See ``ChannelManager.send_and_wait``; ``fields`` are the question's
         ``ch/msg`` fields (``data``, and ``kind`` for a custom envelope)."""
         timeout = self._settings.request_timeout if timeout is None else check_timeout(timeout)
+        user = current_user.get()
+        if not self._limits.begin_wait(user, asyncio.get_running_loop().time()):
+            raise TooManyWaits(
+                f"user {user!r} has {self._limits.max_waits} send_and_wait calls "
+                "waiting (max_user_waits)"
+            )
+        try:
+            return await self._ask(channel_id, fields, timeout)
+        finally:
+            self._limits.end_wait(user)
+
+    async def _ask(self, channel_id: str, fields: dict[str, Any], timeout: float) -> Any:
         channel = self._registry.get(channel_id)
         if channel is not None:
             return await self._ask_here(channel, fields, timeout)

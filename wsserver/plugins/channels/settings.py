@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_MAX_REQUEST_TIMEOUT",
     "DEFAULT_MAX_TOKEN_LENGTH",
     "DEFAULT_MAX_USER_CHANNELS",
+    "DEFAULT_MAX_USER_WAITS",
     "DEFAULT_REQUEST_TIMEOUT",
     "DEFAULT_USER_BURST",
     "DEFAULT_USER_RATE",
@@ -63,6 +64,13 @@ DEFAULT_MAX_USER_CHANNELS = 100
 #: handlers of the other users keep the worker.
 DEFAULT_USER_RATE = 50.0
 DEFAULT_USER_BURST = 100
+#: ``send_and_wait`` calls made on behalf of one user (from its pages'
+#: handlers) waiting at once on one node.  A handler waits for one answer at
+#: a time, and a person answers one question at a time; 32 leaves room for a
+#: handler asking several of the user's tabs, or a few other users, at once,
+#: while what one user holds (a future, a timer, a pending entry each, for
+#: up to ``request_timeout``) stays small whatever its pages send.
+DEFAULT_MAX_USER_WAITS = 32
 
 
 def check_timeout(timeout: float, name: str = "timeout") -> float:
@@ -110,6 +118,7 @@ class ChannelSettings:
     max_user_channels: int | None = DEFAULT_MAX_USER_CHANNELS
     user_rate: float | None = DEFAULT_USER_RATE
     user_burst: int = DEFAULT_USER_BURST
+    max_user_waits: int | None = DEFAULT_MAX_USER_WAITS
 
     def has_history(self, topic: str) -> bool:
         """Whether ``topic``'s messages are numbered and kept."""
@@ -142,6 +151,11 @@ class ChannelSettings:
             raise ValueError("max_token_length and user_burst must be at least 1")
         if self.max_user_channels is not None and self.max_user_channels < 1:
             raise ValueError("max_user_channels must be at least 1, or None for no cap")
+        waits: object = self.max_user_waits
+        if waits is not None and (
+            isinstance(waits, bool) or not isinstance(waits, int) or waits < 1
+        ):
+            raise ValueError("max_user_waits must be an integer of at least 1, or None for no cap")
         if self.user_rate is not None:
             if isinstance(self.user_rate, bool) or not (
                 self.user_rate > 0 and math.isfinite(self.user_rate)

@@ -93,11 +93,20 @@ PLUGIN = "cv"
 # The snapshot format's version.
 _SNAPSHOT_VERSION = 1
 
-# Page attaches (a first connection, or a resume after a reconnection) by
-# outcome, for the metrics (docs/operations.md), counted in _attach.
+# Page attaches by outcome, for the metrics (docs/operations.md), counted in
+# _attach.  A page's first connection (the one that delivers its ``load``
+# document event: its snapshot says it was not loaded yet) counts as
+# "first", whether the browser's page matched or was sent whole; "resumed"
+# and "remounted" count only the attaches after a reconnection.  So a page
+# loaded once and resumed once is first 1, resumed 1, however the first
+# attach went.  The failures (expired, refused, unavailable) count the
+# same on any attach.
 _ATTACH_OUTCOMES = {
-    "resumed": "pages attached to their snapshot with the browser's page as it was",
-    "remounted": "pages attached to their snapshot and sent whole again (their DOM differed)",
+    "first": "pages attached on their first connection (the one that delivers their load event)",
+    "resumed": "pages attached to their snapshot after a reconnection, the browser's page "
+    "as it was",
+    "remounted": "pages attached to their snapshot after a reconnection and sent whole again "
+    "(the browser missed a batch)",
     "expired": "pages whose snapshot was gone (expired or evicted): told to reload",
     "refused": "pages whose snapshot was refused (bad signature, malformed): told to reload",
     "unavailable": "pages not attached because the snapshot store was away: told to reload",
@@ -626,21 +635,29 @@ class PageConnection:
         rendered = render_tree(root)
         self.tree, self.bindings = rendered.tree, rendered.bindings
         self._title_sent = self._title()
-        if seq == last_seq and count == count_nodes(rendered.tree):
-            _attaches["resumed"] += 1
+        in_step = seq == last_seq and count == count_nodes(rendered.tree)
+        _attaches["first" if not self.loaded else "resumed" if in_step else "remounted"] += 1
+        if in_step:
             await self.session.send(PLUGIN, "ready", compress=False, seq=self.seq)
         else:
-            _attaches["remounted"] += 1
             await self._mount()
         await self._connect_hooks(rendered.components)
         # Duck's rule: DOMContentLoaded once per page; a page the browser
         # shows again through back or forward hears of it as history.
-        if not self.loaded:
+        first = not self.loaded
+        if first:
             self.loaded = True
             await self._document_event("history" if nav_type == "back_forward" else "load")
         elif nav_type == "back_forward":
             await self._document_event("history")
+        saved_at = self.seq
         await self._flush_changes(save=True)
+        if first and self.seq == saved_at and in_step:
+            # Nothing was sent, so nothing saved: save now that the page is
+            # loaded, so that its next attach (a reconnection, maybe on
+            # another worker before this connection's end is noticed) is a
+            # resume, counted as one, and does not hear of ``load`` again.
+            await self._save()
 
     async def _document_event(
         self, kind: Literal["load", "history"], direction: Literal["back", "forward"] | None = None
