@@ -22,24 +22,9 @@ from pathlib import Path
 from types import ModuleType
 
 FUZZ_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(FUZZ_DIR.parent))  # for fuzz.cuts, when run as a script
+sys.path.insert(0, str(FUZZ_DIR.parent))  # for the fuzz package, when run as a script
 from fuzz import cuts
-
-TARGETS = (
-    "frames",
-    "handshake",
-    "extensions",
-    "deflate",
-    "connection",
-    "client",
-    "runtime",
-    "chunks",
-    "snapshots",
-    "components",
-    "navigation",
-    "http_fields",
-    "static",
-)
+from fuzz.targets import TARGETS
 
 
 def check_cuts(module: ModuleType, seeds: dict[str, bytes]) -> None:

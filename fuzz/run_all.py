@@ -28,21 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FUZZ_DIR = Path(__file__).resolve().parent
-TARGETS = (
-    "frames",
-    "handshake",
-    "extensions",
-    "deflate",
-    "connection",
-    "client",
-    "runtime",
-    "chunks",
-    "snapshots",
-    "components",
-    "navigation",
-    "http_fields",
-    "static",
-)
+sys.path.insert(0, str(FUZZ_DIR.parent))  # for the fuzz package, when run as a script
+from fuzz.targets import TARGETS
 
 #: libFuzzer names the inputs it saves for each kind of failure this way.
 _FAILURE_PREFIXES = ("crash-", "timeout-", "oom-", "leak-")
