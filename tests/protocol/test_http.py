@@ -1680,50 +1680,17 @@ class TestLocalErrors:
 # Splitting: any split of the input gives the same events
 
 
-def drive(chunks: Iterable[bytes], limits: ProtocolSettings) -> tuple[list[Event], bytes, bytes]:
-    """Feed ``chunks``, answering every request; return events, output, WebSocket bytes."""
-    phase = HTTPPhase(limits)
-    events: list[Event] = []
-    out = bytearray()
-    websocket = bytearray()
-    switched = False
-
-    def answer() -> bool:
-        nonlocal switched
-        while (event := phase.next_event()) is not None:
-            assert not isinstance(event, RequestBody)  # bodies come whole here
-            events.append(event)
-            if isinstance(event, HTTPRequest):
-                phase.send_response(200, (("X-Target", event.target),), event.body)
-            elif isinstance(event, WebSocketRequest):
-                websocket.extend(phase.accept(None, None))
-                switched = True
-        out.extend(b"".join(phase.data_to_send()))
-        return switched
-
-    for chunk in chunks:
-        if switched:
-            websocket.extend(chunk)
-            continue
-        phase.receive_data(chunk)
-        answer()
-    if not switched:
-        phase.receive_eof()
-        answer()
-    events.append(RequestRejected(status=0, reason=f"must_close={closes(phase)}"))
-    return events, bytes(out), bytes(websocket)
-
-
-def drive_streamed(
-    chunks: Iterable[bytes], limits: ProtocolSettings
+def drive(
+    chunks: Iterable[bytes], limits: ProtocolSettings, *, streamed: bool = False
 ) -> tuple[list[Event], bytes, bytes]:
-    """As ``drive``, with ``stream_bodies``: each body read piece by piece.
+    """Feed ``chunks``, answering every request; return events, output, WebSocket bytes.
 
-    A request whose body arrived whole is recorded as ``drive`` records it
-    (its pieces joined); one whose body failed only by its rejection, as
-    ``drive`` does: the two modes must tell the same story.
+    With ``streamed``, the phase streams bodies (``stream_bodies``) and each
+    is read piece by piece; a request whose body arrived whole is recorded
+    as without (its pieces joined), and one whose body failed only by its
+    rejection: the two modes must tell the same story.
     """
-    phase = HTTPPhase(limits, stream_bodies=True)
+    phase = HTTPPhase(limits, stream_bodies=streamed)
     events: list[Event] = []
     out = bytearray()
     websocket = bytearray()
@@ -1731,29 +1698,38 @@ def drive_streamed(
     reading: HTTPRequest | None = None
     pieces: list[bytes] = []
 
+    def whole(event: Event | RequestBody) -> Event | None:
+        """The event as an unstreamed phase gives it, or None while a body is read."""
+        nonlocal reading
+        if isinstance(event, HTTPRequest) and event.streamed:
+            assert reading is None and event.body == b""
+            reading = event
+            pieces.clear()
+            return None
+        if isinstance(event, RequestBody):
+            assert reading is not None
+            pieces.append(event.data)
+            if event.more:
+                return None
+            event = HTTPRequest(
+                method=reading.method,
+                target=reading.target,
+                headers=reading.headers,
+                http_version=reading.http_version,
+                body=b"".join(pieces),
+            )
+            reading = None
+        elif isinstance(event, RequestRejected):
+            reading = None
+        return event
+
     def answer() -> None:
-        nonlocal switched, reading
+        nonlocal switched
         while (event := phase.next_event()) is not None:
-            if isinstance(event, HTTPRequest) and event.streamed:
-                assert reading is None and event.body == b""
-                reading = event
-                pieces.clear()
+            if not streamed:
+                assert not isinstance(event, RequestBody)  # bodies come whole here
+            elif (event := whole(event)) is None:
                 continue
-            if isinstance(event, RequestBody):
-                assert reading is not None
-                pieces.append(event.data)
-                if event.more:
-                    continue
-                event = HTTPRequest(
-                    method=reading.method,
-                    target=reading.target,
-                    headers=reading.headers,
-                    http_version=reading.http_version,
-                    body=b"".join(pieces),
-                )
-                reading = None
-            elif isinstance(event, RequestRejected):
-                reading = None
             events.append(event)
             if isinstance(event, HTTPRequest):
                 phase.send_response(200, (("X-Target", event.target),), event.body)
@@ -1841,7 +1817,7 @@ def test_any_split_gives_the_same_events(data: bytes, points: list[int]) -> None
 def test_streamed_bodies_tell_the_same_story_whatever_the_split(
     data: bytes, points: list[int]
 ) -> None:
-    assert drive_streamed(split(data, points), SMALL) == drive([data], SMALL)
+    assert drive(split(data, points), SMALL, streamed=True) == drive([data], SMALL)
 
 
 @st.composite
@@ -1856,7 +1832,7 @@ def mutated_streams(draw: st.DrawFn) -> bytes:
 def test_any_split_of_broken_input_gives_the_same_events(data: bytes, points: list[int]):
     # Errors too: the same status and reason, whatever the split.
     assert drive(split(data, points), SMALL) == drive([data], SMALL)
-    assert drive_streamed(split(data, points), SMALL) == drive([data], SMALL)
+    assert drive(split(data, points), SMALL, streamed=True) == drive([data], SMALL)
 
 
 def test_first_broken_limit_wins_whatever_the_split() -> None:
