@@ -612,21 +612,102 @@ async def test_live_messages_during_a_replay_come_once_and_in_order(
             await client.close()
 
 
-async def test_a_recovery_while_redis_is_away_says_so(private_redis: RedisServer) -> None:
-    async with two_managers(private_redis.url, history_size=5) as (a, b, _, server_b):
+async def test_a_recovery_while_redis_is_away_waits_and_completes_when_it_returns(
+    persistent_redis: RedisServer,
+) -> None:
+    async with two_managers(persistent_redis.url, history_size=5) as (a, b, _, server_b):
+        for n in range(3):
+            await a.publish("away", n)
+        epoch = (await a.backend.history("away", None, ttl=60)).epoch
+        client = await ChannelClient.connect(server_b.port)
+        persistent_redis.stop()
+        await wait_until(lambda: not b.backend.available)
+        # Returns at once; the recovery waits in the background, nothing sent.
+        await b.subscribe(client.channel, "away", since=Position(epoch, 1))
+        await wait_until(lambda: b.waiting_recoveries == 1)
+        await client.nothing("lost")
+        persistent_redis.start()  # with its data: the same epoch
+        got = [await client.next(), await client.next()]
+        assert [(m["data"], m["ep"], m["off"]) for m in got] == [(1, epoch, 2), (2, epoch, 3)]
+        assert b.waiting_recoveries == 0
+        await wait_until(lambda: a.backend.available)
+        await a.publish("away", "after")
+        after = await client.next()
+        assert (after["data"], after["off"]) == ("after", 4)
+        await client.nothing("lost")
+        await client.nothing()
+        await client.close()
+
+
+async def test_a_recovery_waits_within_its_bound_then_says_unavailable(
+    private_redis: RedisServer,
+) -> None:
+    async with two_managers(private_redis.url, history_size=5, recover_wait=0.2) as (
+        a,
+        b,
+        _,
+        server_b,
+    ):
         await a.publish("away", "kept")
         epoch = (await a.backend.history("away", None, ttl=60)).epoch
         client = await ChannelClient.connect(server_b.port)
         private_redis.stop()
         await wait_until(lambda: not b.backend.available)
         await b.subscribe(client.channel, "away", since=Position(epoch, 0))
+        # Redis stays away past recover_wait: the page is told.
         lost = await client.next("lost")
         assert lost["reason"] == "unavailable" and "ep" not in lost
+        assert b.waiting_recoveries == 0
         private_redis.start()  # empty: a new epoch
         await wait_until(lambda: a.backend.available and b.backend.available)
         await wait_until(lambda: b.topic_position("away") is not None)
         await a.publish("away", "after")
         assert (await client.next())["data"] == "after"
+        await client.close()
+
+
+async def test_recoveries_beyond_the_count_are_told_unavailable_at_once(
+    persistent_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with two_managers(persistent_redis.url, history_size=5, max_waiting_recoveries=1) as (
+        a,
+        b,
+        _,
+        server_b,
+    ):
+        await a.publish("away", "kept")
+        epoch = (await a.backend.history("away", None, ttl=60)).epoch
+        first = await ChannelClient.connect(server_b.port)
+        second = await ChannelClient.connect(server_b.port)
+        persistent_redis.stop()
+        await wait_until(lambda: not b.backend.available)
+        await b.subscribe(first.channel, "away", since=Position(epoch, 0))
+        await b.subscribe(second.channel, "away", since=Position(epoch, 0))
+        lost = await second.next("lost")
+        assert lost["reason"] == "unavailable"
+        assert "recoveries are waiting for the backend" in caplog.text
+        persistent_redis.start()
+        assert (await first.next())["data"] == "kept"
+        await first.nothing("lost")
+        await first.close()
+        await second.close()
+
+
+async def test_a_waiting_recovery_of_a_channel_that_left_is_dropped(
+    persistent_redis: RedisServer,
+) -> None:
+    async with two_managers(persistent_redis.url, history_size=5) as (a, b, _, server_b):
+        await a.publish("away", "kept")
+        epoch = (await a.backend.history("away", None, ttl=60)).epoch
+        client = await ChannelClient.connect(server_b.port)
+        persistent_redis.stop()
+        await wait_until(lambda: not b.backend.available)
+        await b.subscribe(client.channel, "away", since=Position(epoch, 0))
+        await b.unsubscribe(client.channel, "away")
+        persistent_redis.start()
+        await wait_until(lambda: b.waiting_recoveries == 0)
+        await client.nothing()
+        await client.nothing("lost")
         await client.close()
 
 
