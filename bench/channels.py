@@ -621,7 +621,24 @@ def render_channels(data: dict[str, Any]) -> str:
         "**Shared machine.** Two CPUs shared with other engineers' work while these "
         "were taken, and with the benchmark's own two workers, Redis and client "
         "(nothing pinned): the figures show the rows side by side under the same "
-        "conditions, not what either library does on a quiet machine.",
+        "conditions, not what either library does on a quiet machine.  The CPU time "
+        "per delivery depends less on how much of the machine each process got.",
+        "",
+        "Method: a fresh `redis-server` on loopback per run; two server processes on "
+        "it, the subscribers split evenly between them and the publisher on the "
+        "first, so half of every message's deliveries cross workers through Redis.  "
+        "Closed loop: at most the window's messages in flight (a message is done when "
+        "every subscriber has it).  Latency: from the publisher's clock in the payload "
+        "to the subscriber's, same process.  The client is picows on uvloop speaking "
+        "each framing itself (channel envelopes; Engine.IO 4 / Socket.IO 5 packets "
+        "over a WebSocket), the same cost per delivery for both; not python-socketio's "
+        "client library, which would cost more than the server it measures.  "
+        "wsserver: `wsserver run bench.servers.channels_app:app --loop uvloop "
+        "--channels-backend redis://...`; python-socketio: `uvicorn "
+        "bench.servers.socketio_app:app --loop uvloop` (`AsyncServer` with "
+        "`AsyncRedisManager`).  *lost*: deliveries that never arrived after the "
+        "drain, over all runs; every subscriber also got every message exactly once "
+        "(checked per run).",
         "",
         "| row | deliveries/s | p50 ms | p99 ms | workers' CPU µs/delivery "
         "| Redis CPU µs/delivery | lost |",
@@ -647,6 +664,20 @@ def render_channels(data: dict[str, Any]) -> str:
     ]
     if ratios:
         lines += ["", "Deliveries per second against python-socketio's: " + "; ".join(ratios) + "."]
+    peer_cpu = summary.get("socketio", {}).get("server_cpu_us_per_delivery")
+    cpu_ratios = [
+        f"{row.label}: {peer_cpu / summary[row.name]['server_cpu_us_per_delivery']:.1f}x"
+        for row in ROWS
+        if row.server == "wsserver"
+        and peer_cpu
+        and summary.get(row.name, {}).get("server_cpu_us_per_delivery")
+    ]
+    if cpu_ratios:
+        lines += [
+            "",
+            "Workers' CPU per delivery, python-socketio's over wsserver's (how many "
+            "times less CPU wsserver spends per delivery): " + "; ".join(cpu_ratios) + ".",
+        ]
     lines += [
         "",
         "```sh",
@@ -716,7 +747,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--render", type=Path, metavar="RESULTS", help="re-render a results file")
     args = parser.parse_args(argv)
+    if args.render is not None:
+        data = json.loads(args.render.read_text(encoding="utf-8"))
+        if not args.no_doc:
+            write_channels_section(data, args.doc)
+        print(render_channels(data))
+        return 0
     chosen = [n.strip() for n in args.rows.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in names]
     if unknown:
