@@ -650,6 +650,26 @@ async def test_a_recovery_while_redis_is_away_waits_and_completes_when_it_return
         await client.close()
 
 
+async def test_a_listener_recovering_while_redis_is_away_waits_too(
+    persistent_redis: RedisServer,
+) -> None:
+    async with two_managers(persistent_redis.url, history_size=5) as (a, b, _, _):
+        for n in range(2):
+            await a.publish("away", n)
+        epoch = (await a.backend.history("away", None, ttl=60)).epoch
+        persistent_redis.stop()
+        await wait_until(lambda: not b.backend.available)
+        async with b.listen("away", since=Position(epoch, 0)) as listener:
+            assert b.waiting_recoveries == 1
+            persistent_redis.start()
+            async with asyncio.timeout(TIMEOUT):
+                got = [await anext(listener), await anext(listener)]
+            assert [(m.message, m.position) for m in got] == [
+                (0, Position(epoch, 1)),
+                (1, Position(epoch, 2)),
+            ]
+
+
 async def test_a_recovery_waits_within_its_bound_then_says_unavailable(
     private_redis: RedisServer,
 ) -> None:
