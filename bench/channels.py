@@ -54,6 +54,7 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -90,7 +91,12 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-REDIS_SERVER = "/usr/bin/redis-server"
+#: Debian's redis-server, or the one on PATH.
+REDIS_SERVER = (
+    "/usr/bin/redis-server"
+    if os.access("/usr/bin/redis-server", os.X_OK)
+    else shutil.which("redis-server") or "redis-server"
+)
 
 #: Bounds of the phases that are not timed.
 READY_TIMEOUT = 20.0
