@@ -92,6 +92,10 @@ PROFILE_END = "<!-- profile:end -->"
 #: here keeps it as it is).
 ASGI_START = "<!-- asgi:start -->"
 ASGI_END = "<!-- asgi:end -->"
+#: The channels rows' section (``python -m bench.channels`` writes it; a full
+#: run here keeps it as it is).
+CHANNELS_START = "<!-- channels:start -->"
+CHANNELS_END = "<!-- channels:end -->"
 PROFILE_PLACEHOLDER = (
     "_To be written: where wsserver spends its time in the echo and broadcast\n"
     "scenarios (py-spy or cProfile of `examples/bench_server.py` under\n"
@@ -751,7 +755,11 @@ def _existing_profile(path: Path) -> str | None:
 
 
 def render_markdown(
-    data: dict[str, Any], *, profile: str | None = None, asgi: str | None = None
+    data: dict[str, Any],
+    *,
+    profile: str | None = None,
+    asgi: str | None = None,
+    channels: str | None = None,
 ) -> str:
     """docs/benchmarks.md from a results file's contents."""
     machine = data["machine"]
@@ -878,6 +886,8 @@ def render_markdown(
     ]
     if asgi is not None:
         lines += ["## ASGI servers", "", ASGI_START, asgi, ASGI_END, ""]
+    if channels is not None:
+        lines += ["## Channels on Redis", "", CHANNELS_START, channels, CHANNELS_END, ""]
     return "\n".join(lines)
 
 
@@ -898,8 +908,10 @@ def split_names(text: str, known: Sequence[str], what: str) -> tuple[str, ...]:
 def write_doc(data: dict[str, Any], doc: Path) -> None:
     doc.parent.mkdir(parents=True, exist_ok=True)
     asgi = existing_block(doc, ASGI_START, ASGI_END)
+    channels = existing_block(doc, CHANNELS_START, CHANNELS_END)
     doc.write_text(
-        render_markdown(data, profile=_existing_profile(doc), asgi=asgi), encoding="utf-8"
+        render_markdown(data, profile=_existing_profile(doc), asgi=asgi, channels=channels),
+        encoding="utf-8",
     )
     log(f"wrote {doc}")
 

@@ -25,6 +25,16 @@ import pytest
 from websockets.asyncio.client import connect
 
 from bench.asgi import servers_for
+from bench.channels import (
+    ROWS,
+    ChannelsDialect,
+    SocketIODialect,
+    render_channels,
+    run_row,
+    stamp_of,
+    write_channels_section,
+)
+from bench.channels import summarize as summarize_channels
 from bench.client import MAX_RCVLOWAT, reply_frame_size, run_scenario, wake_threshold
 from bench.common import (
     SCENARIOS,
@@ -38,6 +48,8 @@ from bench.common import (
 from bench.run import (
     ASGI_END,
     ASGI_START,
+    CHANNELS_END,
+    CHANNELS_START,
     Executor,
     Plan,
     existing_block,
@@ -564,3 +576,97 @@ def test_the_asgi_rows_pick_their_servers():
     assert servers_for(http, everyone) == ["wsserver-asgi", "uvicorn-h11"]
     assert servers_for(echo, everyone) == ["wsserver-asgi", "uvicorn-wsproto", "granian"]
     assert quick_scenario(http).connections == 4
+
+
+# ---------------------------------------------------------------------------
+# The channels rows (python -m bench.channels)
+# ---------------------------------------------------------------------------
+
+
+def test_the_channels_rows_find_the_publish_stamp():
+    assert stamp_of(b'{"p":"ch","k":"msg","data":{"t":123456789,"pad":"x"}}') == 123456789
+    assert stamp_of(b'42["m",{"t":42,"pad":""}]') == 42
+    assert stamp_of(b'{"p":"ch","k":"pos"}') is None
+    assert stamp_of(b'{"t":}') is None
+
+
+def test_the_channels_dialect_subscribes_with_a_reply_channel():
+    dialect = ChannelsDialect()
+    first, sub = dialect.opening(subscribe=True)
+    assert json.loads(first) == {"p": "ch", "k": "ready"}
+    assert json.loads(sub) == {"p": "ch", "k": "custom", "kind": "sub", "data": None, "rchan": "s"}
+    assert dialect.opening(subscribe=False) == [first]
+    assert dialect.answer(b'{"p":"ch","k":"res","response_for":"s","ok":true,"data":true}', True)[1]
+    assert not dialect.answer(b'{"p":"ch","k":"res","ok":false}', True)[1]
+    assert not dialect.answer(b'{"p":"ch","k":"init"}', True)[1]
+    published = json.loads(dialect.publish('{"t":1,"pad":""}'))
+    assert published == {"p": "ch", "k": "custom", "kind": "pub", "data": {"t": 1, "pad": ""}}
+    assert dialect.is_delivery(b'{"p":"ch","k":"msg","data":{},"topic":"bench"}')
+
+
+def test_the_socketio_dialect_speaks_engineio_4_and_socketio_5():
+    dialect = SocketIODialect()
+    assert dialect.path == "/socket.io/?EIO=4&transport=websocket"
+    assert dialect.opening(subscribe=True) == []
+    opened = b'0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000}'
+    assert dialect.answer(opened, True) == ([b"40"], False)
+    assert dialect.answer(b'40{"sid":"def"}', True) == ([b'421["sub"]'], False)
+    assert dialect.answer(b'40{"sid":"def"}', False) == ([], False)
+    assert dialect.answer(b"431[true]", True) == ([], True)
+    assert dialect.answer(b"2", True) == ([b"3"], False)
+    with pytest.raises(ConnectionError):
+        dialect.answer(b'44{"message":"refused"}', True)
+    assert dialect.publish('{"t":1}') == b'42["pub",{"t":1}]'
+    assert dialect.is_delivery(b'42["m",{"t":1}]')
+    assert not dialect.is_delivery(b'42["other",{}]')
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r.server == "wsserver"], ids=lambda r: r.name)
+def test_a_tiny_channels_run_delivers_every_message_to_every_subscriber(row, tmp_path):
+    # Real redis-server, two real wsserver workers, six subscribers: the
+    # counts and the shape of the result, not the speed.
+    result = run_row(row, tmp_path, subscribers=6, window=2, warmup=0.1, duration=0.3, size=64)
+    assert result["published"] > 0
+    assert result["lost"] == 0
+    assert result["per_subscriber_min"] == result["per_subscriber_max"] == result["published"]
+    assert result["closed_by_server"] == 0
+    assert 0 <= result["p50_ms"] <= result["p99_ms"]
+
+
+def test_the_channels_section_renders_medians_and_the_ratio(tmp_path):
+    records = [
+        {"row": "wsserver", "run": 0, "deliveries_per_s": 300.0, "p50_ms": 1.0, "p99_ms": 3.0},
+        {"row": "wsserver", "run": 1, "deliveries_per_s": 500.0, "p50_ms": 2.0, "p99_ms": 5.0},
+        {"row": "wsserver", "run": 2, "deliveries_per_s": 400.0, "p50_ms": 9.0, "p99_ms": 4.0},
+        {"row": "socketio", "run": 0, "deliveries_per_s": 100.0, "p50_ms": 4.0, "p99_ms": 8.0},
+        {"row": "wsserver-history", "run": 0, "error": "TimeoutError: boom"},
+    ]
+    summary = summarize_channels(records)
+    assert summary["wsserver"]["deliveries_per_s"] == 400.0
+    assert summary["wsserver"]["runs"] == 3
+    assert summary["wsserver-history"] == {"runs": 0, "errors": 1, "lost": 0}
+    data = {
+        "started": "2026-12-05 12:00 UTC",
+        "machine": {"cpus": 2, "cpu_model": "test", "channels_packages": {"redis": "8"}},
+        "loadavg": {"start": 1.0, "end": 2.0},
+        "plan": {"runs": 3, "duration": 5, "warmup": 2, "subscribers": 1000, "window": 4,
+                 "size": 64},
+        "summary": summary,
+    }  # fmt: skip
+    text = render_channels(data)
+    assert "| wsserver channels, pub/sub (no history) | 400 | 2.0 | 4.0 |" in text
+    assert "| wsserver channels, history 100 (Redis Streams) | failed |" in text
+    assert "wsserver channels, pub/sub (no history): 4.0x" in text
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nkept\n")
+    write_channels_section(data, doc)
+    write_channels_section(data, doc)
+    section = existing_block(doc, CHANNELS_START, CHANNELS_END)
+    assert section == text
+    assert doc.read_text().count("## Channels on Redis") == 1
+    # A full bench.run rewrites the doc around the section, keeping it.
+    full = _results(
+        [_record("wsserver", "echo_c1_16", 0, msgs_per_s=1.0)], ["wsserver"], ["echo_c1_16"]
+    )
+    rendered = render_markdown(full, channels=section)
+    assert f"{CHANNELS_START}\n{section}\n{CHANNELS_END}" in rendered

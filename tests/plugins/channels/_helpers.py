@@ -25,8 +25,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -73,6 +73,8 @@ class RedisServer:
         port: the port (default: a free one).
         persistent: keep the data across a stop (append-only file, written
             before each reply), as a production Redis with persistence does.
+        cluster_port: with it, a Redis Cluster node (its cluster bus on
+            that port); see ``redis_cluster``.
     """
 
     def __init__(
@@ -82,8 +84,10 @@ class RedisServer:
         port: int | None = None,
         *,
         persistent: bool = False,
+        cluster_port: int | None = None,
     ) -> None:
         self.persistent = persistent
+        self.cluster_port = cluster_port
         self.executable = executable
         self.directory = directory
         self.port = port if port is not None else free_port()
@@ -117,6 +121,7 @@ class RedisServer:
                 "no",
                 "--loglevel",
                 "warning",
+                *self._cluster_args(),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -139,6 +144,18 @@ class RedisServer:
                 self.stop()
                 raise RuntimeError(f"redis-server did not answer on port {self.port}")
             time.sleep(0.02)
+
+    def _cluster_args(self) -> list[str]:
+        if self.cluster_port is None:
+            return []
+        return [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            str(self.cluster_port),
+            "--cluster-config-file",
+            f"nodes-{self.port}.conf",
+        ]
 
     def stop(self) -> None:
         """Stop it (SIGKILL: an outage, not a maintenance window)."""
@@ -167,6 +184,34 @@ class RedisServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextmanager
+def redis_cluster(executable: str, directory: Path, nodes: int = 3) -> Iterator[list[int]]:
+    """A Redis Cluster of ``nodes`` masters on loopback (``redis-cli --cluster
+    create``), each a ``RedisServer`` in its own folder; yields their ports."""
+    servers: list[RedisServer] = []
+    try:
+        for index in range(nodes):
+            folder = directory / f"node{index}"
+            folder.mkdir()
+            server = RedisServer(executable, folder, cluster_port=free_port())
+            servers.append(server)
+            server.start()
+        cli = str(Path(executable).with_name("redis-cli"))
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{s.port}" for s in servers),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not all(b"cluster_state:ok" in s.command("CLUSTER", "INFO") for s in servers):
+            assert time.monotonic() < deadline, "the cluster did not reach cluster_state:ok"
+            time.sleep(0.05)
+        yield [s.port for s in servers]
+    finally:
+        for server in servers:
+            server.stop()
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:

@@ -154,7 +154,7 @@ async def test_a_dead_node_leaves_within_its_node_ttl(redis_server: RedisServer)
         # (with room for a busy machine: the key expires 1 s after its last
         # refresh at the latest).
         assert asyncio.get_running_loop().time() - begun < 1.0 + 2.0
-        members = redis_server.command("HKEYS", "presence-topics:topic-presence:t")
+        members = redis_server.command("HKEYS", "presence-topics:topic-presence:{t:t}")
         assert there.channel.encode() not in members  # tidied away for everyone
         await here.close()
         await there.close()

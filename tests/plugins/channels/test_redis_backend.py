@@ -20,9 +20,12 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
 from wsserver.plugins.channels import (
     BackendUnavailable,
@@ -34,7 +37,13 @@ from wsserver.plugins.channels import (
     RedisBackend,
     ReplyTimeout,
 )
-from wsserver.plugins.channels.redis_backend import _redact
+from wsserver.plugins.channels.redis_backend import (
+    APPEND_SCRIPT,
+    RANGE_SCRIPT,
+    _redact,
+    history_keys,
+    topic_presence_key,
+)
 from wsserver.server import App, Response, Server, WebSocket
 from wsserver.server.metric_sources import metric_sources
 
@@ -46,6 +55,8 @@ from ._helpers import (
     NodeProcess,
     RedisServer,
     chat_between_two_pages,
+    find_redis_server,
+    redis_cluster,
     serve_manager,
     wait_until,
 )
@@ -612,21 +623,122 @@ async def test_live_messages_during_a_replay_come_once_and_in_order(
             await client.close()
 
 
-async def test_a_recovery_while_redis_is_away_says_so(private_redis: RedisServer) -> None:
-    async with two_managers(private_redis.url, history_size=5) as (a, b, _, server_b):
+async def test_a_recovery_while_redis_is_away_waits_and_completes_when_it_returns(
+    persistent_redis: RedisServer,
+) -> None:
+    async with two_managers(persistent_redis.url, history_size=5) as (a, b, _, server_b):
+        for n in range(3):
+            await a.publish("away", n)
+        epoch = (await a.backend.history("away", None, ttl=60)).epoch
+        client = await ChannelClient.connect(server_b.port)
+        persistent_redis.stop()
+        await wait_until(lambda: not b.backend.available)
+        # Returns at once; the recovery waits in the background, nothing sent.
+        await b.subscribe(client.channel, "away", since=Position(epoch, 1))
+        await wait_until(lambda: b.waiting_recoveries == 1)
+        await client.nothing("lost")
+        persistent_redis.start()  # with its data: the same epoch
+        got = [await client.next(), await client.next()]
+        assert [(m["data"], m["ep"], m["off"]) for m in got] == [(1, epoch, 2), (2, epoch, 3)]
+        assert b.waiting_recoveries == 0
+        await wait_until(lambda: a.backend.available)
+        await a.publish("away", "after")
+        after = await client.next()
+        assert (after["data"], after["off"]) == ("after", 4)
+        await client.nothing("lost")
+        await client.nothing()
+        await client.close()
+
+
+async def test_a_listener_recovering_while_redis_is_away_waits_too(
+    persistent_redis: RedisServer,
+) -> None:
+    async with two_managers(persistent_redis.url, history_size=5) as (a, b, _, _):
+        for n in range(2):
+            await a.publish("away", n)
+        epoch = (await a.backend.history("away", None, ttl=60)).epoch
+        persistent_redis.stop()
+        await wait_until(lambda: not b.backend.available)
+        async with b.listen("away", since=Position(epoch, 0)) as listener:
+            assert b.waiting_recoveries == 1
+            persistent_redis.start()
+            async with asyncio.timeout(TIMEOUT):
+                got = [await anext(listener), await anext(listener)]
+            assert [(m.message, m.position) for m in got] == [
+                (0, Position(epoch, 1)),
+                (1, Position(epoch, 2)),
+            ]
+
+
+async def test_a_recovery_waits_within_its_bound_then_says_unavailable(
+    private_redis: RedisServer,
+) -> None:
+    async with two_managers(private_redis.url, history_size=5, recover_wait=0.2) as (
+        a,
+        b,
+        _,
+        server_b,
+    ):
         await a.publish("away", "kept")
         epoch = (await a.backend.history("away", None, ttl=60)).epoch
         client = await ChannelClient.connect(server_b.port)
         private_redis.stop()
         await wait_until(lambda: not b.backend.available)
         await b.subscribe(client.channel, "away", since=Position(epoch, 0))
+        # Redis stays away past recover_wait: the page is told.
         lost = await client.next("lost")
         assert lost["reason"] == "unavailable" and "ep" not in lost
+        assert b.waiting_recoveries == 0
         private_redis.start()  # empty: a new epoch
         await wait_until(lambda: a.backend.available and b.backend.available)
         await wait_until(lambda: b.topic_position("away") is not None)
         await a.publish("away", "after")
         assert (await client.next())["data"] == "after"
+        await client.close()
+
+
+async def test_recoveries_beyond_the_count_are_told_unavailable_at_once(
+    persistent_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with two_managers(persistent_redis.url, history_size=5, max_waiting_recoveries=1) as (
+        a,
+        b,
+        _,
+        server_b,
+    ):
+        await a.publish("away", "kept")
+        epoch = (await a.backend.history("away", None, ttl=60)).epoch
+        first = await ChannelClient.connect(server_b.port)
+        second = await ChannelClient.connect(server_b.port)
+        persistent_redis.stop()
+        await wait_until(lambda: not b.backend.available)
+        await b.subscribe(first.channel, "away", since=Position(epoch, 0))
+        await b.subscribe(second.channel, "away", since=Position(epoch, 0))
+        lost = await second.next("lost")
+        assert lost["reason"] == "unavailable"
+        assert "recoveries are waiting for the backend" in caplog.text
+        persistent_redis.start()
+        assert (await first.next())["data"] == "kept"
+        await first.nothing("lost")
+        await first.close()
+        await second.close()
+
+
+async def test_a_waiting_recovery_of_a_channel_that_left_is_dropped(
+    persistent_redis: RedisServer,
+) -> None:
+    async with two_managers(persistent_redis.url, history_size=5) as (a, b, _, server_b):
+        await a.publish("away", "kept")
+        epoch = (await a.backend.history("away", None, ttl=60)).epoch
+        client = await ChannelClient.connect(server_b.port)
+        persistent_redis.stop()
+        await wait_until(lambda: not b.backend.available)
+        await b.subscribe(client.channel, "away", since=Position(epoch, 0))
+        await b.unsubscribe(client.channel, "away")
+        persistent_redis.start()
+        await wait_until(lambda: b.waiting_recoveries == 0)
+        await client.nothing()
+        await client.nothing("lost")
         await client.close()
 
 
@@ -652,10 +764,73 @@ async def test_a_message_redis_refuses_is_logged_and_the_rest_go_on(
         await b.append("topic:bad", "bad", "kept", None, size=10, ttl=60)
         await wait_until(lambda: b.history_pending == 0)
         # Another program wrote over the topic's stream.
-        redis_server.command("SET", "refused:hist:bad", "not-a-stream")
+        redis_server.command("SET", "refused:hist:{t:bad}", "not-a-stream")
         await b.append("topic:bad", "bad", "x", None, size=10, ttl=60)
         await b.append("topic:t", "t", "fine", None, size=10, ttl=60)
         await wait_until(lambda: b.history_pending == 0)
         assert "Redis refused a message of topic 'bad'" in caplog.text and b.dropped == 1
         assert [e.message for e in (await b.history("t", 0, ttl=60)).entries] == ["fine"]
         assert b.available
+
+
+# -- Redis Cluster -------------------------------------------------------------------
+
+#: Topics whose braces could break a naive hash tag, and plain ones.
+ODD_TOPICS = ("room:lobby", "}x", "a{b}c", "{", "{}", "é", "x" * 256)
+
+
+async def test_a_topics_keys_share_one_slot() -> None:
+    for topic in ODD_TOPICS:
+        meta, stream = history_keys("wsserver", topic)
+        presence = topic_presence_key("wsserver", topic)
+        assert key_slot(meta.encode()) == key_slot(stream.encode()) == key_slot(presence.encode())
+    # One slot per topic, not one for every topic: topics spread over the cluster.
+    slots = {key_slot(history_keys("wsserver", f"room:{n}")[0].encode()) for n in range(50)}
+    assert len(slots) > 10
+    assert history_keys("app", "room:lobby") == (
+        "app:hist-meta:{t:room:lobby}",
+        "app:hist:{t:room:lobby}",
+    )
+
+
+@pytest.mark.parametrize("prefix", ["my{app}", "a{", "b}"])
+async def test_a_prefix_with_a_brace_is_refused(prefix: str) -> None:
+    with pytest.raises(ValueError, match="without spaces or braces"):
+        RedisBackend("redis://127.0.0.1:1/0", prefix=prefix)
+
+
+async def test_the_history_scripts_run_on_a_redis_cluster(tmp_path: Path) -> None:
+    """A real three-node cluster (redis-server --cluster-enabled, redis-cli
+    --cluster create): each topic's script runs on the node of its slot."""
+    executable = find_redis_server()
+    assert executable is not None
+    with redis_cluster(executable, tmp_path) as ports:
+        client = RedisCluster(host="127.0.0.1", port=ports[0])
+        try:
+            owners = set()
+            for topic in ODD_TOPICS:
+                meta, stream = history_keys("wsserver", topic)
+                for n in range(3):
+                    payload = json.dumps({"topic": topic, "msg": n, "ignore": None})
+                    epoch, offset = await client.eval(
+                        APPEND_SCRIPT, 2, meta, stream,
+                        "epoch-a", 10, 60_000, 86_400_000, payload, "wsserver:t", "node1", n + 1,
+                    )  # fmt: skip
+                    assert (epoch, offset) == (b"epoch-a", n + 1)
+                found = await client.eval(
+                    RANGE_SCRIPT, 2, meta, stream, "epoch-b", 1, 60_000, 86_400_000, "0-2"
+                )
+                assert found[:2] == [b"epoch-a", b"3"]
+                assert [json.loads(d)["msg"] for d in found[3::2]] == [1, 2]
+                owner = client.get_node_from_key(meta)
+                assert owner is not None
+                owners.add(owner.port)
+            assert len(owners) > 1  # the topics live on different nodes
+            # The layout before hash tags could not run there at all.
+            with pytest.raises(Exception, match="all keys must map to the same key slot"):
+                await client.eval(
+                    RANGE_SCRIPT, 2, "wsserver:hist-meta:room", "wsserver:hist:room",
+                    "e", -1, 1, 1, "0-0",
+                )  # fmt: skip
+        finally:
+            await client.aclose()

@@ -20,7 +20,11 @@ A subscriber that arrives with a position (a page reconnecting, a Python
 listener with ``since``) is first served from the history, while the feed's
 live messages for it are held; then the held ones, without the duplicates;
 then it is live.  If the history does not cover the gap, it is told so
-instead, and goes on live.
+instead, and goes on live.  If the history cannot be read because the
+backend is away, the recovery waits for it in the background (at most
+``recover_wait`` seconds, at most ``max_waiting_recoveries`` at once on the
+node) and completes when it is back; past either bound the subscriber is
+told ``"unavailable"``.
 
 Channels are found through the registry (``registry.subscribers(topic)``);
 Python listeners (``TopicListener``, ``ChannelManager.listen``) are kept
@@ -197,6 +201,10 @@ class TopicFeeds:
         # Held out-of-order entries per feed, at most; beyond, the gap read
         # from history brings them.
         self._max_early = max(1024, settings.history_size)
+        # Recoveries waiting for the backend to come back: one future each,
+        # resolved by ``resync``.
+        self._waiting: set[asyncio.Future[None]] = set()
+        self._full_logged = False
 
     def wants(self, topic: str) -> bool:
         """Whether ``topic`` has history here (settings, and a backend that keeps it)."""
@@ -334,14 +342,73 @@ class TopicFeeds:
             if self._drain(feed) and not feed.fetching:
                 self._start_fetch(feed)
 
+    @property
+    def waiting_recoveries(self) -> int:
+        """Recoveries waiting for the backend to come back."""
+        return len(self._waiting)
+
     async def _recover(self, feed: _Feed, key: _Key, since: Position) -> None:
-        topic = feed.topic
         try:
             found: HistoryRange | None = await self._link.backend.history(
-                topic, since.offset, ttl=self._settings.history_ttl
+                feed.topic, since.offset, ttl=self._settings.history_ttl
             )
         except BackendUnavailable:
+            if len(self._waiting) < self._settings.max_waiting_recoveries:
+                # Held (its live messages too) until the backend is back,
+                # in the background: the caller's subscribe returns now.
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiting.add(waiter)
+                self._link.spawn(
+                    self._recover_later(feed, key, since, waiter),
+                    f"channels-recover-{feed.topic}",
+                )
+                return
+            if not self._full_logged:
+                self._full_logged = True
+                logger.warning(
+                    "channels: %d recoveries are waiting for the backend; further ones "
+                    "are told 'unavailable' at once (max_waiting_recoveries)",
+                    len(self._waiting),
+                )
             found = None
+        self._complete(feed, key, since, found)
+
+    async def _recover_later(
+        self, feed: _Feed, key: _Key, since: Position, waiter: asyncio.Future[None]
+    ) -> None:
+        """Wait (bounded) for the backend, then read the history and complete."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.recover_wait
+        found: HistoryRange | None = None
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await asyncio.shield(waiter)
+                except TimeoutError:
+                    break
+                if key not in feed.held or self._feeds.get(feed.topic) is not feed:
+                    return  # it left, or nobody follows the topic any more
+                try:
+                    found = await self._link.backend.history(
+                        feed.topic, since.offset, ttl=self._settings.history_ttl
+                    )
+                    break
+                except BackendUnavailable:
+                    # Gone again at once: wait for the next return, same deadline.
+                    self._waiting.discard(waiter)
+                    waiter = loop.create_future()
+                    self._waiting.add(waiter)
+        finally:
+            self._waiting.discard(waiter)
+        if key in feed.held and self._feeds.get(feed.topic) is feed:
+            self._complete(feed, key, since, found)
+
+    def _complete(
+        self, feed: _Feed, key: _Key, since: Position, found: HistoryRange | None
+    ) -> None:
+        """Send what the subscriber missed (or that it cannot be), then what was held."""
+        topic = feed.topic
         held = feed.held.pop(key, [])
         if found is None:
             # Not knowable now: say so rather than pretend.
@@ -406,10 +473,15 @@ class TopicFeeds:
         return delivered
 
     def resync(self) -> None:
-        """The backend is back: every feed reads what it missed."""
+        """The backend is back: every feed reads what it missed, and the
+        recoveries waiting for it go on."""
         for feed in self._feeds.values():
             if not feed.fetching and feed.opening is None:
                 self._start_fetch(feed)
+        for waiter in self._waiting:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._full_logged = False
 
     def _hold(self, feed: _Feed, entry: HistoryEntry) -> None:
         if len(feed.early) < self._max_early:

@@ -94,6 +94,8 @@ from .settings import (
     DEFAULT_MAX_TOKEN_LENGTH,
     DEFAULT_MAX_USER_CHANNELS,
     DEFAULT_MAX_USER_WAITS,
+    DEFAULT_MAX_WAITING_RECOVERIES,
+    DEFAULT_RECOVER_WAIT,
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_USER_BURST,
     DEFAULT_USER_RATE,
@@ -179,6 +181,10 @@ class ChannelManager:
         max_recover_topics: topic positions a page may send back on
             reconnection.
         max_listener_queue: messages a Python listener may have waiting.
+        recover_wait: seconds a recovery asked for while the backend is
+            away waits for it to come back (then ``"unavailable"``).
+        max_waiting_recoveries: recoveries that may wait so at once on
+            this node (0: none; beyond it, ``"unavailable"`` at once).
         presence_topics: prefixes of the topics with presence (default:
             none): their subscribers are recorded on every node and their
             joins and leaves announced to the other subscribers.
@@ -222,6 +228,8 @@ class ChannelManager:
         history_topics: tuple[str, ...] = ("",),
         max_recover_topics: int = DEFAULT_MAX_RECOVER_TOPICS,
         max_listener_queue: int = DEFAULT_MAX_LISTENER_QUEUE,
+        recover_wait: float = DEFAULT_RECOVER_WAIT,
+        max_waiting_recoveries: int = DEFAULT_MAX_WAITING_RECOVERIES,
         presence_topics: tuple[str, ...] = (),
         max_token_length: int = DEFAULT_MAX_TOKEN_LENGTH,
         max_user_channels: int | None = DEFAULT_MAX_USER_CHANNELS,
@@ -246,6 +254,8 @@ class ChannelManager:
             history_topics=history_topics,
             max_recover_topics=max_recover_topics,
             max_listener_queue=max_listener_queue,
+            recover_wait=recover_wait,
+            max_waiting_recoveries=max_waiting_recoveries,
             presence_topics=presence_topics,
             max_token_length=max_token_length,
             max_user_channels=max_user_channels,
@@ -767,6 +777,12 @@ class ChannelManager:
     def topic_position(self, topic: str) -> Position | None:
         """This node's last delivered position of a topic with history it follows."""
         return self._feeds.position(topic)
+
+    @property
+    def waiting_recoveries(self) -> int:
+        """Recoveries asked for while the backend was away, waiting for it to
+        come back (at most ``max_waiting_recoveries``, each ``recover_wait``)."""
+        return self._feeds.waiting_recoveries
 
     def topic_subscribers(self, topic: str) -> set[str]:
         """The topic's channels on this node."""

@@ -34,9 +34,9 @@ subscriber is away is lost, never retried, so no message is ever delivered
 twice.
 
 Topic history (``append``, ``history``), on Redis Streams.  Per topic, a
-hash ``<prefix>:hist-meta:<topic>`` holds the epoch (a random token, set by
+hash ``<prefix>:hist-meta:{t:<topic>}`` holds the epoch (a random token, set by
 whoever finds it missing) and the last offset (``HINCRBY``); a stream
-``<prefix>:hist:<topic>`` holds the messages, with the stream id
+``<prefix>:hist:{t:<topic>}`` holds the messages, with the stream id
 ``0-<offset>`` (an explicit counter rather than Redis's time-based ids:
 offsets are then 1, 2, 3..., so a gap is visible, and a page can compare
 two positions).  One Lua script does, atomically: create the epoch if the
@@ -47,7 +47,9 @@ offset.  Live delivery is thus still pub/sub, and a node that missed some
 reads them back with ``XRANGE`` (another script, which also drops entries
 older than ``ttl`` by the same clock).  If Redis loses the data (flushed,
 or restarted without persistence), the next append finds the hash gone and
-starts a new epoch at offset 1: subscribers see the epoch change.
+starts a new epoch at offset 1: subscribers see the epoch change.  The
+``{t:<topic>}`` part is a Redis Cluster hash tag: a topic's keys share one
+slot, as a script touching several keys requires.
 
 While Redis is away, appends wait in a bounded outbox (``max_outbox``) and
 are sent, in order, when it is back; beyond the bound ``append`` raises
@@ -79,7 +81,14 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.client import PubSub
 
-__all__ = ["DEFAULT_URL", "RedisBackend"]
+__all__ = [
+    "APPEND_SCRIPT",
+    "DEFAULT_URL",
+    "RANGE_SCRIPT",
+    "RedisBackend",
+    "history_keys",
+    "topic_presence_key",
+]
 
 logger = logging.getLogger("wsserver.plugins.channels")
 
@@ -98,9 +107,37 @@ DEFAULT_MAX_OUTBOX = 10_000
 #: epoch still holds) rather than "another epoch".
 DEFAULT_HISTORY_META_TTL = 86_400.0
 
+
+def _topic_tag(topic: str) -> str:
+    # A Redis Cluster hash tag: the key's slot is the hash of what lies
+    # between its first "{" and the first "}" after it.  "t:" first, so the
+    # tag is never empty (a topic starting with "}" would make "{}", and then
+    # the whole key is hashed and the topic's keys part); the prefix holds no
+    # brace (checked), so the first "{" is this one.
+    return "{t:" + topic + "}"
+
+
+def history_keys(prefix: str, topic: str) -> tuple[str, str]:
+    """The Redis keys of a topic's history: its hash (epoch, counter) and stream.
+
+    Both carry the topic's hash tag, so that on Redis Cluster they are in one
+    slot: the Lua scripts that number and read a topic's messages touch both
+    (a script's keys must be in one slot).
+    """
+    tag = _topic_tag(topic)
+    return f"{prefix}:hist-meta:{tag}", f"{prefix}:hist:{tag}"
+
+
+def topic_presence_key(prefix: str, topic: str) -> str:
+    """The Redis hash of a topic's presence, in the slot of its history keys."""
+    return f"{prefix}:topic-presence:{_topic_tag(topic)}"
+
+
+#: The Lua script that numbers a topic message (public so that it can be
+#: checked on a Redis Cluster, where its two keys must share a slot).
 # KEYS: meta hash, stream.  ARGV: a new epoch, size, ttl ms, meta ttl ms,
 # payload (JSON), pub/sub channel, node id, the node's sequence number.
-_APPEND = """
+APPEND_SCRIPT = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[1]
@@ -124,11 +161,12 @@ redis.call('PUBLISH', ARGV[6],
 return {epoch, offset}
 """
 
+#: The Lua script that reads a topic's position and kept messages.
 # KEYS: meta hash, stream.  ARGV: a new epoch, after (-1: position only),
 # ttl ms, meta ttl ms, the first stream id to read ("0-<after + 1>", made in
 # Python: Lua would print a large number in exponent notation).  Returns
 # epoch, top, then id, payload pairs.
-_RANGE = """
+RANGE_SCRIPT = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[1]
@@ -290,8 +328,9 @@ class RedisBackend(Backend):
         history_meta_ttl: float = DEFAULT_HISTORY_META_TTL,
     ) -> None:
         self._redis = _import_redis()
-        if not prefix or any(c.isspace() for c in prefix):
-            raise ValueError("prefix must be a non-empty name without spaces")
+        if not prefix or any(c.isspace() or c in "{}" for c in prefix):
+            # A brace would change the keys' hash tags (Redis Cluster slots).
+            raise ValueError("prefix must be a non-empty name without spaces or braces")
         if max_pending < 1 or max_outbox < 1:
             raise ValueError("max_pending and max_outbox must be at least 1")
         self.url = url
@@ -367,10 +406,10 @@ class RedisBackend(Backend):
         return f"{self.prefix}:node:{node_id}"
 
     def _topic_presence_key(self, topic: str) -> str:
-        return f"{self.prefix}:topic-presence:{topic}"
+        return topic_presence_key(self.prefix, topic)
 
     def _history_keys(self, topic: str) -> tuple[str, str]:
-        return f"{self.prefix}:hist-meta:{topic}", f"{self.prefix}:hist:{topic}"
+        return history_keys(self.prefix, topic)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -800,7 +839,7 @@ class RedisBackend(Backend):
         pipe = client.pipeline(transaction=False)
         for item in batch:
             meta, stream = self._history_keys(item.topic)
-            pipe.eval(_APPEND, 2, meta, stream, *self._append_args(item))
+            pipe.eval(APPEND_SCRIPT, 2, meta, stream, *self._append_args(item))
         results = await pipe.execute(raise_on_error=False)
         for item, result in zip(batch, results, strict=True):
             if isinstance(result, Exception) and not isinstance(
@@ -850,7 +889,7 @@ class RedisBackend(Backend):
         ]
         try:
             async with asyncio.timeout(self.command_timeout):
-                found = await _reply(client.eval(_RANGE, 2, meta, stream, *args))
+                found = await _reply(client.eval(RANGE_SCRIPT, 2, meta, stream, *args))
         except self._errors as exc:
             raise BackendUnavailable(f"Redis is unavailable: {exc}") from exc
         epoch, top = _text(found[0]), int(found[1])

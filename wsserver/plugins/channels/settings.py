@@ -26,6 +26,8 @@ __all__ = [
     "DEFAULT_MAX_TOKEN_LENGTH",
     "DEFAULT_MAX_USER_CHANNELS",
     "DEFAULT_MAX_USER_WAITS",
+    "DEFAULT_MAX_WAITING_RECOVERIES",
+    "DEFAULT_RECOVER_WAIT",
     "DEFAULT_REQUEST_TIMEOUT",
     "DEFAULT_USER_BURST",
     "DEFAULT_USER_RATE",
@@ -45,6 +47,16 @@ DEFAULT_MAX_INBOX = 64
 #: more topics than a page sensibly follows, few enough that reading them
 #: costs nothing.
 DEFAULT_MAX_RECOVER_TOPICS = 64
+#: Seconds a recovery asked for while the backend is away waits for it to
+#: come back before the subscriber is told ``"unavailable"``: a Redis restart
+#: or failover takes seconds; much longer, and the page is better told at
+#: once so that it can reload its state rather than show a stale one.
+DEFAULT_RECOVER_WAIT = 30.0
+#: Recoveries that may wait for the backend at once on one node: every page
+#: of a worker reconnecting during the same outage (a few thousand, with a
+#: few topics each); each costs a small task and the live messages held for
+#: it.  Beyond it, a recovery is told ``"unavailable"`` at once.
+DEFAULT_MAX_WAITING_RECOVERIES = 10_000
 #: Messages a Python topic listener may have waiting before it is told it
 #: fell behind (``HistoryLost``, reason ``"overflow"``): a burst, not a backlog.
 DEFAULT_MAX_LISTENER_QUEUE = 1024
@@ -110,6 +122,9 @@ class ChannelSettings:
     history_topics: tuple[str, ...] = ("",)
     max_recover_topics: int = DEFAULT_MAX_RECOVER_TOPICS
     max_listener_queue: int = DEFAULT_MAX_LISTENER_QUEUE
+    recover_wait: float = DEFAULT_RECOVER_WAIT
+    # 0: never wait, "unavailable" at once (the behaviour before it existed).
+    max_waiting_recoveries: int = DEFAULT_MAX_WAITING_RECOVERIES
     # None by default: presence costs a backend write and an event to every
     # subscriber per subscription.
     presence_topics: tuple[str, ...] = ()
@@ -141,6 +156,8 @@ class ChannelSettings:
         if self.max_recover_topics < 1 or self.max_listener_queue < 1:
             raise ValueError("max_recover_topics and max_listener_queue must be at least 1")
         object.__setattr__(self, "history_ttl", float(self.history_ttl))
+        if isinstance(self.max_waiting_recoveries, bool) or self.max_waiting_recoveries < 0:
+            raise ValueError("max_waiting_recoveries must be 0 (never wait) or more")
         if self.queue_policy not in ("close", "drop_oldest"):
             raise ValueError('queue_policy must be "close" or "drop_oldest"')
         if min(self.max_queue, self.max_queue_bytes, self.max_chunked_size, self.max_chunks) < 1:
@@ -162,6 +179,6 @@ class ChannelSettings:
             ):
                 raise ValueError("user_rate must be a positive number per second, or None")
             object.__setattr__(self, "user_rate", float(self.user_rate))
-        for name in ("request_timeout", "max_request_timeout", "chunk_timeout"):
+        for name in ("request_timeout", "max_request_timeout", "chunk_timeout", "recover_wait"):
             # A frozen dataclass: the checked value replaces the given one.
             object.__setattr__(self, name, check_timeout(getattr(self, name), name))
