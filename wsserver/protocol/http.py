@@ -44,6 +44,7 @@ from .framing import ChunkedBodyChecker, check_head, check_target, is_host
 from .handshake import accept_token, is_upgrade_attempt, validate_handshake
 from .headers import is_token, parse_extension_offers
 from .settings import ProtocolSettings
+from .upgrade_head import parse_upgrade_head
 
 __all__ = ["HTTPPhase"]
 
@@ -523,6 +524,11 @@ class HTTPPhase:
         try:
             while True:
                 if self._state is _State.HEAD:
+                    if self._scan_pos == 0 and self._buffer.endswith(b"\r\n\r\n"):
+                        # A whole head in one read, nothing after it: the
+                        # usual upgrade request takes the fast path.
+                        if self._fast_upgrade():
+                            break
                     head_end = self._scan_head()
                     if head_end is None:
                         if self._eof:
@@ -541,6 +547,34 @@ class HTTPPhase:
             # section.  (Its 501 for a transfer coding other than chunked
             # cannot happen: check_head answers those first.)
             self._fail(exc.error_status_hint, _describe_h11_error(exc))
+
+    def _fast_upgrade(self) -> bool:
+        """Take the buffer as an upgrade request of the usual shape, if it is one.
+
+        ``upgrade_head.parse_upgrade_head`` reads it, or declines (then the
+        head scanner and h11 read the same bytes).  What it returns is what
+        ``_start_request`` would have got from h11 for the same head, and
+        the handshake's rules are applied to it the same way.
+
+        Returns:
+            Whether the request was taken (and its event queued).
+        """
+        head = bytes(self._buffer)
+        self._bytes_examined += len(head)
+        parsed = parse_upgrade_head(head, self._settings)
+        if parsed is None:
+            return False
+        target, headers = parsed
+        self._buffer.clear()
+        self._method = b"GET"
+        event, self._key = validate_handshake(b"GET", b"1.1", target, headers)
+        # No body: the fast path declined Content-Length and
+        # Transfer-Encoding, so by RFC 9112 section 6.3 the message ends
+        # with its head.  The h11 connection saw nothing: an error response
+        # is written from its IDLE state, byte for byte the same (the
+        # differential test compares them).
+        self._queue(event)
+        return True
 
     def _scan_head(self) -> int | None:
         """Advance the head scanner over the new bytes.
