@@ -524,11 +524,14 @@ class HTTPPhase:
         try:
             while True:
                 if self._state is _State.HEAD:
-                    if self._scan_pos == 0 and self._buffer.endswith(b"\r\n\r\n"):
-                        # A whole head in one read, nothing after it: the
-                        # usual upgrade request takes the fast path.
-                        if self._fast_upgrade():
-                            break
+                    # A whole head in one read, nothing after it: the
+                    # usual upgrade request takes the fast path.
+                    if (
+                        self._scan_pos == 0
+                        and self._buffer.endswith(b"\r\n\r\n")
+                        and self._fast_upgrade()
+                    ):
+                        break
                     head_end = self._scan_head()
                     if head_end is None:
                         if self._eof:
