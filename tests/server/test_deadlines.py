@@ -227,3 +227,11 @@ async def test_on_a_real_event_loop() -> None:
     await asyncio.wait_for(done.wait(), 30)
     assert fired[0] - started >= timeout * 0.9
     assert len(deadlines) == 0
+
+
+def test_close_before_anything_was_set() -> None:
+    loop, deadlines, fired = sweep()
+    deadlines.close()
+    deadlines.start("a")
+    loop.advance(110.0)
+    assert fired == [(110.0, "a")]

@@ -22,6 +22,10 @@ h11 parses and serialises the HTTP.  Three things sit in front of it:
   a chunked body are handed back, so that the next head goes through the
   scanner too.  ``start_next_cycle`` would keep them inside h11, unscanned.
 
+The usual WebSocket upgrade request, arriving whole with nothing after it,
+skips all three: ``upgrade_head.py`` reads it directly into what h11 would
+have produced, or declines and leaves it to them.
+
 Peer errors never raise: they become an error response in
 ``data_to_send()`` and a ``RequestRejected`` event, after which the phase
 only waits to be closed.  Mistakes of the caller raise
