@@ -104,6 +104,8 @@ class ConnectionOwner(Protocol):
     #: when the timeout is off.
     open_deadlines: DeadlineSweep[Connection] | None
     handshake_deadlines: DeadlineSweep[Connection] | None
+    #: The heartbeats at ``ping_interval`` of every WebSocket, one timer.
+    heartbeats: DeadlineSweep[Keepalive] | None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
@@ -822,6 +824,7 @@ class Connection(asyncio.BufferedProtocol):
                 inbox=inbox,
                 connection=self,
                 metrics=self.server.metrics,
+                heartbeats=self.server.heartbeats,
             )
             self.server.websocket_attached()
             self._task = self.loop.create_task(self._serve_websocket(websocket))

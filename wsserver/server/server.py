@@ -35,6 +35,7 @@ from .config import ServerConfig
 from .connection import Connection
 from .deadlines import DeadlineSweep
 from .descriptors import limit_accept_failure_logs
+from .keepalive import Keepalive
 from .readiness import Readiness, ServerPhase
 from .requests import Request
 from .responses import Response
@@ -118,6 +119,8 @@ class Server:
         #: connection (ConnectionOwner), set up by start() on its loop.
         self.open_deadlines: DeadlineSweep[Connection] | None = None
         self.handshake_deadlines: DeadlineSweep[Connection] | None = None
+        #: The WebSockets' heartbeats at ping_interval (Keepalive).
+        self.heartbeats: DeadlineSweep[Keepalive] | None = None
         # Set while shutdown() waits out the drain delay; setting it ends it.
         self._draining: asyncio.Event | None = None
 
@@ -180,6 +183,7 @@ class Server:
         # (wsserver.server.deadlines: a connection may live up to the
         # sweep's resolution, 1 s for the 10 s defaults, past its deadline).
         self.open_deadlines = self.handshake_deadlines = None
+        self.heartbeats = None
         if config.open_timeout is not None:
             self.open_deadlines = DeadlineSweep(
                 self._loop, config.open_timeout, Connection.open_deadline_passed
@@ -187,6 +191,10 @@ class Server:
         if config.handshake_timeout is not None:
             self.handshake_deadlines = DeadlineSweep(
                 self._loop, config.handshake_timeout, Connection.handshake_deadline_passed
+            )
+        if config.ping_interval is not None:
+            self.heartbeats = DeadlineSweep(
+                self._loop, config.ping_interval, Keepalive.heartbeat_due
             )
         limit_accept_failure_logs()
         # The TLS handshake comes before connection_made(), out of
@@ -408,9 +416,9 @@ class Server:
         if self._snapshot_timer is not None:
             self._snapshot_timer.cancel()
             self._snapshot_timer = None
-        for deadlines in (self.open_deadlines, self.handshake_deadlines):
-            if deadlines is not None:
-                deadlines.close()
+        for sweep in (self.open_deadlines, self.handshake_deadlines, self.heartbeats):
+            if sweep is not None:
+                sweep.close()
         if self.metrics is not None and self.metrics.snapshot_dir is not None:
             # The last figures of this worker, kept after it exits.
             with contextlib.suppress(OSError):
