@@ -138,7 +138,8 @@ class ServerConfig:
             forever.
         ping_interval: seconds between heartbeat pings; ``None`` turns
             heartbeats off.  20 s keeps NAT and proxy mappings alive (many
-            drop idle TCP after 30-60 s).
+            drop idle TCP after 30-60 s).  Served by one timer per server
+            (a ping up to a tenth of the interval late, at most 1 s).
         ping_timeout: seconds to wait for the pong before the connection is
             failed with 1011.  20 s.
         open_timeout: seconds a new connection (or a kept-alive HTTP
