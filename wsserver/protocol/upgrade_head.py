@@ -55,7 +55,8 @@ __all__ = ["parse_upgrade_head"]
 # method and version the RFC names are taken here.
 _REQUEST_LINE = re.compile(r"GET (/[\x21-\x7e]*) HTTP/1\.1")
 
-# RFC 9112 section 5: field-line = field-name ":" OWS field-value OWS;
+# RFC 9112 section 5 (RFC 7230 section 3.2 before it): field-line =
+# field-name ":" OWS field-value OWS;
 # RFC 9110 section 5.1: field-name = token; section 5.5: field-value =
 # *field-content, field-content = field-vchar [ 1*( SP / HTAB / field-vchar )
 # field-vchar ].  The usual shape only: one SP or none after the colon, no
