@@ -343,3 +343,19 @@ def test_the_generator_reaches_both_paths() -> None:
     count()
     assert taken >= 10
     assert declined >= 10
+
+
+def test_pipelined_requests_are_not_searched_again_and_again() -> None:
+    # Each keep-alive cycle may try the fast path on what is left in the
+    # buffer; the search for the head's end stops at the first one, so the
+    # work stays linear in the bytes received however many requests wait.
+    one = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    data = one * 500
+    phase = HTTPPhase(DEFAULT)
+    phase.receive_data(data)
+    answered = 0
+    while isinstance(phase.next_event(), HTTPRequest):
+        phase.send_response(204)
+        answered += 1
+    assert answered == 500
+    assert phase.bytes_examined <= 4 * len(data)

@@ -530,11 +530,7 @@ class HTTPPhase:
                 if self._state is _State.HEAD:
                     # A whole head in one read, nothing after it: the
                     # usual upgrade request takes the fast path.
-                    if (
-                        self._scan_pos == 0
-                        and self._buffer.endswith(b"\r\n\r\n")
-                        and self._fast_upgrade()
-                    ):
+                    if self._scan_pos == 0 and self._fast_upgrade():
                         break
                     head_end = self._scan_head()
                     if head_end is None:
@@ -566,7 +562,17 @@ class HTTPPhase:
         Returns:
             Whether the request was taken (and its event queued).
         """
-        head = bytes(self._buffer)
+        buffer = self._buffer
+        if len(buffer) > self._settings.max_head_size or not buffer.endswith(b"\r\n\r\n"):
+            return False
+        # Exactly one head, ending the buffer.  The search stops at the first
+        # head's end: with pipelined requests, each cycle looks at its own
+        # head only, so the work stays linear in the bytes received.
+        end = buffer.find(b"\r\n\r\n") + 4
+        self._bytes_examined += end
+        if end != len(buffer):
+            return False
+        head = bytes(buffer)
         self._bytes_examined += len(head)
         parsed = parse_upgrade_head(head, self._settings)
         if parsed is None:
