@@ -65,8 +65,11 @@ ANSWER_BYTES = 4
 
 #: The head scanner looks at each byte once, and at the request line once
 #: more (``_check_version``); chunked bodies are handed back to it only past
-#: their end.  Allow a little slack over twice the input.
-EXAMINED_FACTOR = 2
+#: their end.  A head that arrived whole is looked at twice more by the
+#: upgrade fast path (the search for its end, then the parse) when the fast
+#: path declines it to the scanner.  Allow a little slack over four times
+#: the input.
+EXAMINED_FACTOR = 4
 EXAMINED_SLACK = 64
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"

@@ -375,3 +375,38 @@ class TestFormatExtension:
 )
 def test_is_token(value: str, expected: bool) -> None:
     assert is_token(value) is expected
+
+
+# -- remembered parses ---------------------------------------------------------
+
+
+def test_a_remembered_parse_is_the_same_and_not_shared() -> None:
+    first = parse_token_list(["keep-alive, Upgrade"])
+    first.append("mutated by the caller")
+    assert parse_token_list(["keep-alive, Upgrade"]) == ["keep-alive", "Upgrade"]
+    value = "permessage-deflate; client_max_window_bits, x-other"
+    offers = parse_extension_offers([value])
+    offers.clear()
+    again = parse_extension_offers([value, value])
+    assert [offer.name for offer in again] == ["permessage-deflate", "x-other"] * 2
+
+
+def test_errors_are_not_remembered() -> None:
+    for _ in range(2):
+        with pytest.raises(HandshakeError):
+            parse_token_list(["a b"])
+        with pytest.raises(HandshakeError):
+            parse_extension_offers(["x; ="])
+
+
+def test_the_memory_of_parses_is_bounded() -> None:
+    from wsserver.protocol import headers
+
+    for index in range(3 * headers._MEMO_SIZE):
+        assert parse_token_list([f"t{index}"]) == [f"t{index}"]
+        assert parse_extension_offers([f"e{index}"])[0].name == f"e{index}"
+    assert len(headers._TOKEN_LISTS) <= headers._MEMO_SIZE
+    assert len(headers._EXTENSION_LISTS) <= headers._MEMO_SIZE
+    long_value = "t" * (headers._MEMO_VALUE + 1)
+    assert parse_token_list([long_value]) == [long_value]
+    assert long_value not in headers._TOKEN_LISTS

@@ -248,7 +248,52 @@ async def test_an_endpoint_gives_its_connection_its_own_keepalive(h: Harness) ->
         keepalive = only_connection(server)._keepalive
         assert keepalive is not None
         assert keepalive._ping_timer is None and keepalive._receive_timer is not None
+        assert server.heartbeats is not None
+        assert keepalive not in server.heartbeats
         with pytest.raises(ConnectionClosed) as caught:
             await asyncio.wait_for(ws.recv(), TIMEOUT)
     assert caught.value.rcvd is not None
     assert (caught.value.rcvd.code, caught.value.rcvd.reason) == (1001, "idle timeout")
+
+
+async def test_the_servers_heartbeats_share_one_sweep_and_an_own_interval_has_its_timer(
+    h: Harness,
+) -> None:
+    # At the server's ping_interval the heartbeat is an entry in the
+    # server's sweep (wsserver.server.deadlines); an endpoint's own interval
+    # gets a call_later handle.  Either way the pings come, never early.
+    own = 0.05
+    configured = asyncio.Event()
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        if websocket.url.path == "/own":
+            websocket.configure_keepalive(ping_interval=own)
+        configured.set()
+        while not isinstance(await websocket.receive(), Disconnect):
+            pass
+
+    server = await h.serve(FunctionApp(handler), ping_interval=0.1, ping_timeout=TIMEOUT)
+    assert server.heartbeats is not None
+    for path, interval in (("/", 0.1), ("/own", own)):
+        configured.clear()
+        raw = await h.raw(server)
+        await raw.handshake(path)
+        await asyncio.wait_for(configured.wait(), TIMEOUT)
+        keepalive = only_connection(server)._keepalive
+        assert keepalive is not None
+        assert (keepalive in server.heartbeats) is (path == "/")
+        assert (keepalive._ping_timer is not None) is (path == "/own")
+        arrivals = []
+        for _ in range(3):
+            frame = await raw.recv_frame()
+            assert frame.opcode == OP_PING
+            arrivals.append(time.monotonic())
+            await raw.send(mask_frame(OP_PONG, frame.payload))
+        gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+        assert all(gap >= interval * 0.8 for gap in gaps), gaps
+        raw.abort()
+        await wait_until(lambda: not server.connections)
+        # Gone: nothing of it is left armed.
+        assert keepalive not in server.heartbeats
+        assert keepalive._ping_timer is None

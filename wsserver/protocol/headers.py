@@ -17,8 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .exceptions import HandshakeError, LocalProtocolError
+
+_T = TypeVar("_T")
 
 __all__ = [
     "ExtensionOffer",
@@ -119,38 +122,67 @@ def parse_token_list(values: list[str]) -> list[str]:
     """
     result: list[str] = []
     for value in values:
-        end = len(value)
-        index = 0
-        while True:
-            index = _skip_ows(value, index)
-            if index == end:
-                break
-            if value[index] == ",":
-                # An empty element, or the separator after the last one.
-                index += 1
-                continue
-            start = index
-            index = _skip_token(value, index)
-            if index == start:
-                raise HandshakeError(
-                    400, f"invalid token list: expected a token, found {_describe(value, index)}"
-                )
-            if index < end and value[index] == "/":
-                after_slash = index + 1
-                index = _skip_token(value, after_slash)
-                if index == after_slash:
-                    raise HandshakeError(
-                        400,
-                        "invalid token list: expected a token after '/', "
-                        f"found {_describe(value, index)}",
-                    )
-            result.append(value[start:index])
-            index = _skip_ows(value, index)
-            if index < end and value[index] != ",":
-                raise HandshakeError(
-                    400, f"invalid token list: expected ',', found {_describe(value, index)}"
-                )
+        elements = _TOKEN_LISTS.get(value)
+        if elements is None:
+            elements = _parse_token_value(value)
+            _remember(_TOKEN_LISTS, value, elements)
+        result += elements
     return result
+
+
+# Handshakes repeat the same few header values (every client of one kind
+# sends the same Upgrade, Connection and Sec-WebSocket-Extensions), and
+# parsing one is a walk over its characters in Python.  So the parse of a
+# short value is remembered: at most _MEMO_SIZE values of at most
+# _MEMO_VALUE characters per parser, forgotten all at once when full (a
+# client sending ever new values only makes every parse a miss).  Errors
+# are not remembered: the value is parsed again, and refused again.
+_MEMO_SIZE = 256
+_MEMO_VALUE = 256
+_TOKEN_LISTS: dict[str, tuple[str, ...]] = {}
+
+
+def _remember(memo: dict[str, _T], value: str, parsed: _T) -> None:
+    if len(value) <= _MEMO_VALUE:
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[value] = parsed
+
+
+def _parse_token_value(value: str) -> tuple[str, ...]:
+    result: list[str] = []
+    end = len(value)
+    index = 0
+    while True:
+        index = _skip_ows(value, index)
+        if index == end:
+            break
+        if value[index] == ",":
+            # An empty element, or the separator after the last one.
+            index += 1
+            continue
+        start = index
+        index = _skip_token(value, index)
+        if index == start:
+            raise HandshakeError(
+                400, f"invalid token list: expected a token, found {_describe(value, index)}"
+            )
+        if index < end and value[index] == "/":
+            after_slash = index + 1
+            index = _skip_token(value, after_slash)
+            if index == after_slash:
+                raise HandshakeError(
+                    400,
+                    "invalid token list: expected a token after '/', "
+                    f"found {_describe(value, index)}",
+                )
+        result.append(value[start:index])
+        index = _skip_ows(value, index)
+        if index < end and value[index] != ",":
+            raise HandshakeError(
+                400, f"invalid token list: expected ',', found {_describe(value, index)}"
+            )
+    return tuple(result)
 
 
 def _extension_error(value: str, index: int, expected: str) -> HandshakeError:
@@ -278,8 +310,16 @@ def parse_extension_offers(values: list[str]) -> list[ExtensionOffer]:
     """
     offers: list[ExtensionOffer] = []
     for value in values:
-        offers.extend(_parse_extension_value(value))
+        parsed = _EXTENSION_LISTS.get(value)
+        if parsed is None:
+            # Offers are frozen: one tuple of them serves every request.
+            parsed = tuple(_parse_extension_value(value))
+            _remember(_EXTENSION_LISTS, value, parsed)
+        offers += parsed
     return offers
+
+
+_EXTENSION_LISTS: dict[str, tuple[ExtensionOffer, ...]] = {}
 
 
 def format_extension(name: str, params: Iterable[tuple[str, str | None]] = ()) -> str:

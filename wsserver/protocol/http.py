@@ -22,6 +22,10 @@ h11 parses and serialises the HTTP.  Three things sit in front of it:
   a chunked body are handed back, so that the next head goes through the
   scanner too.  ``start_next_cycle`` would keep them inside h11, unscanned.
 
+The usual WebSocket upgrade request, arriving whole with nothing after it,
+skips all three: ``upgrade_head.py`` reads it directly into what h11 would
+have produced, or declines and leaves it to them.
+
 Peer errors never raise: they become an error response in
 ``data_to_send()`` and a ``RequestRejected`` event, after which the phase
 only waits to be closed.  Mistakes of the caller raise
@@ -44,6 +48,7 @@ from .framing import ChunkedBodyChecker, check_head, check_target, is_host
 from .handshake import accept_token, is_upgrade_attempt, validate_handshake
 from .headers import is_token, parse_extension_offers
 from .settings import ProtocolSettings
+from .upgrade_head import parse_upgrade_head
 
 __all__ = ["HTTPPhase"]
 
@@ -523,6 +528,10 @@ class HTTPPhase:
         try:
             while True:
                 if self._state is _State.HEAD:
+                    # A whole head in one read, nothing after it: the
+                    # usual upgrade request takes the fast path.
+                    if self._scan_pos == 0 and self._fast_upgrade():
+                        break
                     head_end = self._scan_head()
                     if head_end is None:
                         if self._eof:
@@ -541,6 +550,44 @@ class HTTPPhase:
             # section.  (Its 501 for a transfer coding other than chunked
             # cannot happen: check_head answers those first.)
             self._fail(exc.error_status_hint, _describe_h11_error(exc))
+
+    def _fast_upgrade(self) -> bool:
+        """Take the buffer as an upgrade request of the usual shape, if it is one.
+
+        ``upgrade_head.parse_upgrade_head`` reads it, or declines (then the
+        head scanner and h11 read the same bytes).  What it returns is what
+        ``_start_request`` would have got from h11 for the same head, and
+        the handshake's rules are applied to it the same way.
+
+        Returns:
+            Whether the request was taken (and its event queued).
+        """
+        buffer = self._buffer
+        if len(buffer) > self._settings.max_head_size or not buffer.endswith(b"\r\n\r\n"):
+            return False
+        # Exactly one head, ending the buffer.  The search stops at the first
+        # head's end: with pipelined requests, each cycle looks at its own
+        # head only, so the work stays linear in the bytes received.
+        end = buffer.find(b"\r\n\r\n") + 4
+        self._bytes_examined += end
+        if end != len(buffer):
+            return False
+        head = bytes(buffer)
+        self._bytes_examined += len(head)
+        parsed = parse_upgrade_head(head, self._settings)
+        if parsed is None:
+            return False
+        target, headers = parsed
+        self._buffer.clear()
+        self._method = b"GET"
+        event, self._key = validate_handshake(b"GET", b"1.1", target, headers)
+        # No body: the fast path declined Content-Length and
+        # Transfer-Encoding, so by RFC 9112 section 6.3 the message ends
+        # with its head.  The h11 connection saw nothing: an error response
+        # is written from its IDLE state, byte for byte the same (the
+        # differential test compares them).
+        self._queue(event)
+        return True
 
     def _scan_head(self) -> int | None:
         """Advance the head scanner over the new bytes.

@@ -138,19 +138,24 @@ class ServerConfig:
             forever.
         ping_interval: seconds between heartbeat pings; ``None`` turns
             heartbeats off.  20 s keeps NAT and proxy mappings alive (many
-            drop idle TCP after 30-60 s).
+            drop idle TCP after 30-60 s).  Served by one timer per server
+            (a ping up to a tenth of the interval late, at most 1 s).
         ping_timeout: seconds to wait for the pong before the connection is
             failed with 1011.  20 s.
         open_timeout: seconds a new connection (or a kept-alive HTTP
             connection between requests) may take to send a complete request
-            head, against slow clients holding sockets.  10 s.
+            head, against slow clients holding sockets.  10 s.  Never
+            acted on early; one timer per server serves every connection's
+            deadline, so a connection may live up to a tenth of the timeout
+            (at least 50 ms, at most 1 s) past it (wsserver.server.deadlines).
         handshake_timeout: seconds a WebSocket endpoint may take to answer
             the opening handshake (accept it or refuse it).  After that the
             client gets 503, the endpoint's task is cancelled, and one ERROR
             line names the endpoint.  10 s: an endpoint that authenticates
             against a slow service still answers within it; a stuck one must
             not hold the client and a connection slot forever.  ``None``
-            waits forever.
+            waits forever.  Served by one timer per server, as
+            ``open_timeout``, with the same resolution.
         receive_timeout: seconds without any message from the peer after
             which an open WebSocket is closed with 1001; ``None`` (the
             default) relies on heartbeats instead.

@@ -52,6 +52,7 @@ from .access import log_access
 from .app import Application
 from .config import ServerConfig
 from .datastructures import Address
+from .deadlines import DeadlineSweep
 from .inbox import Disconnect, Inbox
 from .keepalive import Keepalive
 from .limits import ClientLimiter, ClientSlot, Refusal
@@ -98,6 +99,13 @@ class ConnectionOwner(Protocol):
     #: Whether the application reads request bodies as they arrive
     #: (``Request.upload``) rather than whole.
     streams_request_bodies: bool
+    #: The ``open_timeout`` and ``handshake_timeout`` deadlines of every
+    #: connection, one timer each (``wsserver.server.deadlines``); ``None``
+    #: when the timeout is off.
+    open_deadlines: DeadlineSweep[Connection] | None
+    handshake_deadlines: DeadlineSweep[Connection] | None
+    #: The heartbeats at ``ping_interval`` of every WebSocket, one timer.
+    heartbeats: DeadlineSweep[Keepalive] | None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
@@ -135,11 +143,9 @@ class Connection(asyncio.BufferedProtocol):
         "_drain_waiters",
         "_failed_by_peer",
         "_handshake_expired",
-        "_handshake_timer",
         "_hold_timer",
         "_inbox",
         "_keepalive",
-        "_open_timer",
         "_opened_at",
         "_path",
         "_rate_timer",
@@ -211,14 +217,14 @@ class Connection(asyncio.BufferedProtocol):
         self._closed = False
         self._failed_by_peer = False
         # Timers are call_later handles, not tasks: an idle connection then
-        # costs a heap entry, not a coroutine frame.
-        self._open_timer: asyncio.TimerHandle | None = None
+        # costs a heap entry, not a coroutine frame.  The open_timeout and
+        # handshake_timeout deadlines are the server's sweeps' (see
+        # ConnectionOwner): one timer for all connections.
         self._close_timer: asyncio.TimerHandle | None = None
         self._hold_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
-        # Bounds the WebSocket endpoint's answer to the handshake; set when
-        # it expired and the server answered 503 in the endpoint's place.
-        self._handshake_timer: asyncio.TimerHandle | None = None
+        # Set when the endpoint's answer to the handshake did not come
+        # within handshake_timeout, and the server answered 503 in its place.
         self._handshake_expired = False
         self._releasing_hold = False
         # Set by accept(): only an accepted WebSocket gets the "open" log
@@ -311,15 +317,15 @@ class Connection(asyncio.BufferedProtocol):
         self._closed = True
         self._writer.transport = None
         for timer in (
-            self._open_timer,
             self._close_timer,
             self._hold_timer,
             self._write_timer,
-            self._handshake_timer,
             self._rate_timer,
         ):
             if timer is not None:
                 timer.cancel()
+        self._cancel_open_timer()
+        self._cancel_handshake_timer()
         code: int = CloseCode.ABNORMAL_CLOSURE
         inbox = self._inbox
         if inbox is not None:
@@ -818,13 +824,14 @@ class Connection(asyncio.BufferedProtocol):
                 inbox=inbox,
                 connection=self,
                 metrics=self.server.metrics,
+                heartbeats=self.server.heartbeats,
             )
             self.server.websocket_attached()
             self._task = self.loop.create_task(self._serve_websocket(websocket))
             self.server.task_started(self._task)
-            timeout = self.config.handshake_timeout
-            if timeout is not None:
-                self._handshake_timer = self.loop.call_later(timeout, self._handshake_timed_out)
+            deadlines = self.server.handshake_deadlines
+            if deadlines is not None:
+                deadlines.start(self)
         elif isinstance(event, RequestRejected):
             logger.info("conn %d: rejected request: %d %s", self.id, event.status, event.reason)
             metrics = self.server.metrics
@@ -1074,8 +1081,11 @@ class Connection(asyncio.BufferedProtocol):
         self._handshake_answered(status)
         self._close_transport()
 
-    def _handshake_timed_out(self) -> None:
+    def handshake_deadline_passed(self) -> None:
         """The endpoint neither accepted nor refused within ``handshake_timeout``.
+
+        Called by the server's sweep (``wsserver.server.deadlines``), up to
+        its resolution after the deadline.
 
         503, not 500: nothing in the application failed that the server
         can see, it only did not answer in time (a slow service it waits
@@ -1087,7 +1097,6 @@ class Connection(asyncio.BufferedProtocol):
         task is cancelled, so that the client is answered even if the
         endpoint swallows the cancellation.
         """
-        self._handshake_timer = None
         task = self._task
         if self._closed or self.protocol.state is not _CONNECTING or task is None or task.done():
             return
@@ -1108,9 +1117,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def _handshake_answered(self, status: int) -> None:
         """Write the handshake's access line (101, or the refusal's status)."""
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-            self._handshake_timer = None
+        self._cancel_handshake_timer()
         if self.server.metrics is not None:
             self.server.metrics.handshake(status)
         if self.config.access_log:
@@ -1265,18 +1272,26 @@ class Connection(asyncio.BufferedProtocol):
     # -- timers and closing ------------------------------------------------
 
     def _start_open_timer(self) -> None:
-        timeout = self.config.open_timeout
-        if timeout is not None and not self._closed:
-            self._cancel_open_timer()
-            self._open_timer = self.loop.call_later(timeout, self._open_timed_out)
+        deadlines = self.server.open_deadlines
+        if deadlines is not None and not self._closed:
+            deadlines.start(self)
 
     def _cancel_open_timer(self) -> None:
-        if self._open_timer is not None:
-            self._open_timer.cancel()
-            self._open_timer = None
+        deadlines = self.server.open_deadlines
+        if deadlines is not None:
+            deadlines.cancel(self)
 
-    def _open_timed_out(self) -> None:
-        self._open_timer = None
+    def _cancel_handshake_timer(self) -> None:
+        deadlines = self.server.handshake_deadlines
+        if deadlines is not None:
+            deadlines.cancel(self)
+
+    def open_deadline_passed(self) -> None:
+        """No complete request within ``open_timeout``: close the connection.
+
+        Called by the server's sweep (``wsserver.server.deadlines``), up to
+        its resolution after the deadline.
+        """
         if self.protocol.state is State.CONNECTING and (self._task is None or self._task.done()):
             logger.info(
                 "conn %d: no complete request within %ss, closing",

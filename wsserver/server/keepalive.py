@@ -15,7 +15,11 @@ One per open WebSocket, started when the handshake is accepted:
   did nothing wrong).
 
 Timers are ``call_later`` handles, not tasks: an idle connection costs heap
-entries, not coroutine frames.
+entries, not coroutine frames.  The heartbeat at the server's own
+``ping_interval`` is an entry in the server's sweep instead
+(``wsserver.server.deadlines``: one timer for every connection, a ping up to
+a tenth of the interval late, at most 1 s); an interval the endpoint chose
+(``configure``) keeps a handle of its own.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..protocol import CloseCode, Pong, ServerConnection, State
 from .config import ServerConfig
+from .deadlines import DeadlineSweep
 from .inbox import Inbox
 from .websocket import WebSocketDisconnect
 from .writer import Writer
@@ -67,6 +72,8 @@ class Keepalive:
         connection: closed with 1001 after the receive timeout, failed
             with 1011 when a pong does not come.
         metrics: where round-trip times and timeouts are counted, if on.
+        heartbeats: the server's sweep of heartbeats at ``ping_interval``,
+            if any; without it every heartbeat is a ``call_later`` handle.
 
     Attributes:
         latency: the last measured round-trip time, in seconds, or ``None``.
@@ -76,6 +83,7 @@ class Keepalive:
         "_config",
         "_connection",
         "_core",
+        "_heartbeats",
         "_id",
         "_inbox",
         "_loop",
@@ -105,6 +113,7 @@ class Keepalive:
         inbox: Inbox,
         connection: Closing,
         metrics: Metrics | None = None,
+        heartbeats: DeadlineSweep[Keepalive] | None = None,
     ) -> None:
         self._id = connection_id
         self._config = config
@@ -114,6 +123,7 @@ class Keepalive:
         self._inbox = inbox
         self._connection = connection
         self._metrics = metrics
+        self._heartbeats = heartbeats
         self.latency: float | None = None
         # The server's settings unless the endpoint chose its own (configure).
         self._ping_interval = config.ping_interval
@@ -135,13 +145,32 @@ class Keepalive:
         self._arm()
 
     def _arm(self) -> None:
-        loop = self._loop
-        if self._ping_interval is not None:
-            self._ping_timer = loop.call_later(self._ping_interval, self._heartbeat)
+        self._arm_heartbeat()
         if self._receive_timeout is not None:
-            self._receive_timer = loop.call_later(
+            self._receive_timer = self._loop.call_later(
                 self._receive_timeout, self._check_receive_timeout
             )
+
+    def _arm_heartbeat(self) -> None:
+        interval = self._ping_interval
+        if interval is None:
+            return
+        heartbeats = self._heartbeats
+        if heartbeats is not None and interval == heartbeats.timeout:
+            heartbeats.start(self)
+        else:
+            self._ping_timer = self._loop.call_later(interval, self._heartbeat)
+
+    def _disarm_heartbeat(self) -> None:
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+        if self._heartbeats is not None:
+            self._heartbeats.cancel(self)
+
+    def heartbeat_due(self) -> None:
+        """Send the next heartbeat ping (called by the server's sweep)."""
+        self._heartbeat()
 
     def configure(
         self,
@@ -158,19 +187,20 @@ class Keepalive:
             self._receive_timeout = receive_timeout
         if not self._started or self._stopped:
             return
-        for timer in (self._ping_timer, self._receive_timer):
-            if timer is not None:
-                timer.cancel()
-        self._ping_timer = self._receive_timer = None
+        self._disarm_heartbeat()
+        if self._receive_timer is not None:
+            self._receive_timer.cancel()
+            self._receive_timer = None
         self._arm()
 
     def stop(self, code: int) -> None:
         """The transport is gone: cancel every timer; pings fail with ``code``."""
         self._stopped = True
-        for timer in (self._ping_timer, self._receive_timer, *self._pong_timers.values()):
+        self._disarm_heartbeat()
+        for timer in (self._receive_timer, *self._pong_timers.values()):
             if timer is not None:
                 timer.cancel()
-        self._ping_timer = self._receive_timer = None
+        self._receive_timer = None
         self._pong_timers.clear()
         for _, waiter in self._pings.values():
             if waiter is not None and not waiter.done():
@@ -225,12 +255,10 @@ class Keepalive:
         self._core.send_ping(payload)
         self._pings[payload] = (self._loop.time(), None)
         self._writer.flush()
-        interval = self._ping_interval
-        assert interval is not None
         timeout = self._config.ping_timeout
         if timeout is not None:
             self._pong_timers[payload] = self._loop.call_later(timeout, self._check_pong, payload)
-        self._ping_timer = self._loop.call_later(interval, self._heartbeat)
+        self._arm_heartbeat()
 
     def _check_pong(self, payload: bytes) -> None:
         self._pong_timers.pop(payload, None)

@@ -33,7 +33,9 @@ from ..protocol import CloseCode
 from .app import Application
 from .config import ServerConfig
 from .connection import Connection
+from .deadlines import DeadlineSweep
 from .descriptors import limit_accept_failure_logs
+from .keepalive import Keepalive
 from .readiness import Readiness, ServerPhase
 from .requests import Request
 from .responses import Response
@@ -113,6 +115,12 @@ class Server:
             self.metrics = Metrics(self.config.metrics_path, os.environ.get(METRICS_DIR_ENV))
             self.metrics.attach(self)
         self._snapshot_timer: asyncio.TimerHandle | None = None
+        #: The open_timeout and handshake_timeout deadlines of every
+        #: connection (ConnectionOwner), set up by start() on its loop.
+        self.open_deadlines: DeadlineSweep[Connection] | None = None
+        self.handshake_deadlines: DeadlineSweep[Connection] | None = None
+        #: The WebSockets' heartbeats at ping_interval (Keepalive).
+        self.heartbeats: DeadlineSweep[Keepalive] | None = None
         # Set while shutdown() waits out the drain delay; setting it ends it.
         self._draining: asyncio.Event | None = None
 
@@ -171,6 +179,23 @@ class Server:
         self.readiness.phase = ServerPhase.STARTING
         config = self.config
         _raise_open_file_limit(config.max_connections)
+        # One timer per setting for all connections, not one per connection
+        # (wsserver.server.deadlines: a connection may live up to the
+        # sweep's resolution, 1 s for the 10 s defaults, past its deadline).
+        self.open_deadlines = self.handshake_deadlines = None
+        self.heartbeats = None
+        if config.open_timeout is not None:
+            self.open_deadlines = DeadlineSweep(
+                self._loop, config.open_timeout, Connection.open_deadline_passed
+            )
+        if config.handshake_timeout is not None:
+            self.handshake_deadlines = DeadlineSweep(
+                self._loop, config.handshake_timeout, Connection.handshake_deadline_passed
+            )
+        if config.ping_interval is not None:
+            self.heartbeats = DeadlineSweep(
+                self._loop, config.ping_interval, Keepalive.heartbeat_due
+            )
         limit_accept_failure_logs()
         # The TLS handshake comes before connection_made(), out of
         # open_timeout's reach: bound it by the same time.
@@ -391,6 +416,9 @@ class Server:
         if self._snapshot_timer is not None:
             self._snapshot_timer.cancel()
             self._snapshot_timer = None
+        for sweep in (self.open_deadlines, self.handshake_deadlines, self.heartbeats):
+            if sweep is not None:
+                sweep.close()
         if self.metrics is not None and self.metrics.snapshot_dir is not None:
             # The last figures of this worker, kept after it exits.
             with contextlib.suppress(OSError):
