@@ -50,6 +50,7 @@ USER_AGENT = "wsserver-client"
 #: RFC 9110 section 15.4: the statuses whose ``Location`` a client follows.
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
+
 class _Redirect(Exception):
     def __init__(self, location: str) -> None:
         super().__init__(location)
