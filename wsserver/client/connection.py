@@ -194,10 +194,12 @@ class ClientWebSocket(asyncio.Protocol):
     def _process(self, *, hold: bool | None = None) -> None:
         core = self._core
         if hold is None:
-            hold = self._busy or bool(self._messages)
+            # Once close() was called, nothing more is read for an answer:
+            # the server's Close is taken at once (its code is close_code).
+            hold = not self._closing and (self._busy or bool(self._messages))
         while (event := core.next_event(hold_replies=hold)) is not None:
             self._handle(event)
-            if not hold and (self._busy or self._messages):
+            if not hold and not self._closing and (self._busy or self._messages):
                 hold = True
         self._flush()
         if core.reply_held and self._release_timer is None:

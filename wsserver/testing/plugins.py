@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
@@ -80,8 +80,14 @@ class BrowserSession:
         """Send one envelope, as the browser runtime does."""
         await self.websocket.send(encode(plugin, kind, fields, limit=None))
 
-    async def receive(self, plugin: str | None = None, kind: str | None = None) -> Message:
-        """The next message from the server, or the next of ``plugin`` (and ``kind``).
+    async def receive(
+        self,
+        plugin: str | None = None,
+        kind: str | None = None,
+        where: Callable[[Message], bool] | None = None,
+    ) -> Message:
+        """The next message from the server, or the next of ``plugin`` (and
+        ``kind``, and for which ``where`` is true).
 
         Raises:
             ConnectionClosed: the connection ended first.
@@ -89,7 +95,7 @@ class BrowserSession:
                 not an envelope.
         """
         for message in self._held:
-            if _matches(message, plugin, kind):
+            if _matches(message, plugin, kind) and (where is None or where(message)):
                 self._held.remove(message)
                 return message
         while True:
@@ -99,7 +105,7 @@ class BrowserSession:
             message = json.loads(data)
             if not isinstance(message, dict) or "p" not in message or "k" not in message:
                 raise ValueError(f"not an envelope: {data[:200]!r}")
-            if _matches(message, plugin, kind):
+            if _matches(message, plugin, kind) and (where is None or where(message)):
                 return message
             self._held.append(message)
 
@@ -183,11 +189,7 @@ class ChannelSession(BrowserSession):
         Returns:
             The request (its ``data``, ``rchan``...).
         """
-        while True:
-            request = await self.message()
-            if "rchan" in request:
-                break
-            self._held.append(request)  # (not ours: left for message())
+        request = await self.receive(CHANNELS, "msg", lambda message: "rchan" in message)
         fields: Message = {"response_for": request["rchan"]}
         if error is not None:
             fields |= {"ok": False, "error": {"name": error[0], "message": error[1]}}
@@ -285,11 +287,7 @@ class ComponentPage(BrowserSession):
         await page.send(
             COMPONENTS, "attach", page=page.page_id, seq=0, count=parser.count, nav="navigate"
         )
-        while True:
-            message = await page.receive(COMPONENTS)
-            if message["k"] in ("ready", "mount"):
-                break
-            page._held.append(message)
+        message = await page.receive(COMPONENTS, where=lambda m: m["k"] in ("ready", "mount"))
         page._took(message)
         return page
 
@@ -319,12 +317,9 @@ class ComponentPage(BrowserSession):
 
     async def next_patch(self) -> Message:
         """The next ``cv/patch`` (or ``cv/mount``): its ``seq``, ``ops``, ``title``..."""
-        while True:
-            message = await self.receive(COMPONENTS)
-            if message["k"] in ("patch", "mount"):
-                self._took(message)
-                return message
-            self._held.append(message)
+        message = await self.receive(COMPONENTS, where=lambda m: m["k"] in ("patch", "mount"))
+        self._took(message)
+        return message
 
     async def event(
         self,
