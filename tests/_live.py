@@ -129,8 +129,18 @@ class HTTPClient:
 
 
 async def http_get(
-    port: int, target: str, headers: list[tuple[str, str]] | None = None, method: str = "GET"
+    port: int | TestClient,
+    target: str,
+    headers: list[tuple[str, str]] | None = None,
+    method: str = "GET",
 ) -> HTTPResult:
+    """One request on a connection of its own: over loopback to ``port``, or in memory."""
+    if isinstance(port, TestClient):
+        response = await port.request(method, target, headers=headers or [])
+        got: dict[str, list[str]] = {}
+        for name, value in response.headers.multi_items():
+            got.setdefault(name.lower(), []).append(value)
+        return HTTPResult(response.status_code, got, response.body)
     client = await HTTPClient.open(port)
     try:
         return await client.request(method, target, headers)
