@@ -511,16 +511,15 @@ async def test_as_app_with_a_view_class_mounts_it_at_the_path() -> None:
 
     app = as_app(Echo, path="/echo")
     assert isinstance(app, App)
-    async with serving(app) as server:
-        async with connect(ws_url(server, "/echo")) as client:
+    async with in_memory(app) as served:
+        async with served.websocket_connect("/echo") as client:
             await client.send("hi")
             assert await asyncio.wait_for(client.recv(), TIMEOUT) == "hi"
-        with pytest.raises(InvalidStatus) as caught:
-            async with connect(ws_url(server, "/")):
-                pass
-        assert caught.value.response.status_code == 404
+        with pytest.raises(ClientInvalidStatus) as caught:
+            await served.websocket_connect("/")
+        assert caught.value.status == 404
         # The health endpoint comes with it.
-        assert (await http_get(server.port, "/healthz")).status == 200
+        assert (await http_get(served, "/healthz")).status == 200
 
 
 async def test_as_app_with_an_async_function() -> None:
