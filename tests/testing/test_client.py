@@ -510,3 +510,88 @@ def test_the_package_exports_the_test_client() -> None:
     assert {"TestClient", "TestResponse", "MemoryTransport", "transport_pair"} <= set(
         wsserver.testing.__all__
     )
+
+
+# -- the HTTP exchange against a misbehaving peer (bytes written by hand) ----------
+
+
+class ScriptedServer(asyncio.Protocol):
+    """Answers the first bytes it gets with ``answer``, then closes or aborts."""
+
+    def __init__(self, answer: bytes, *, end: str = "close") -> None:
+        self.answer = answer
+        self.end = end
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(self.answer)
+        if self.end == "abort":
+            self.transport.abort()
+        elif self.end == "close":
+            self.transport.close()
+
+
+async def exchange(server: ScriptedServer, *headers: tuple[str, str]) -> TestResponse:
+    import h11
+
+    from wsserver.testing.client import _HTTPExchange
+    from wsserver.testing.transport import transport_pair
+
+    request: list[h11.Event] = [
+        h11.Request(method="GET", target="/", headers=[("Host", "x"), *headers]),
+        h11.EndOfMessage(),
+    ]
+    http = _HTTPExchange(request)
+    transport_pair(
+        asyncio.get_running_loop(),
+        server,
+        http,
+        client_address=("127.0.0.1", 1),
+        server_address=("127.0.0.1", 2),
+    )
+    return await asyncio.wait_for(http.done, 5)
+
+
+async def test_a_100_continue_is_followed_by_the_final_response() -> None:
+    server = ScriptedServer(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        end="keep",
+    )
+    response = await exchange(server, ("Expect", "100-continue"))
+    assert (response.status_code, response.body) == (200, b"ok")
+
+
+async def test_a_response_that_is_not_http_is_h11s_error() -> None:
+    import h11
+
+    with pytest.raises(h11.RemoteProtocolError):
+        await exchange(ScriptedServer(b"SSH-2.0-OpenSSH\r\n\r\n", end="keep"))
+
+
+async def test_a_close_before_the_response_ends_is_an_error() -> None:
+    import h11
+
+    with pytest.raises(h11.RemoteProtocolError):
+        await exchange(ScriptedServer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"))
+
+
+async def test_a_reset_before_the_response_is_connection_reset() -> None:
+    with pytest.raises(ConnectionResetError, match="without a response"):
+        await exchange(ScriptedServer(b"", end="abort"))
+
+
+def test_text_ignores_other_content_type_parameters() -> None:
+    from wsserver.server import Headers
+
+    response = TestResponse(
+        200,
+        "OK",
+        Headers([("content-type", 'text/plain; format=flowed; charset="latin-1"')]),
+        b"\xe9",
+    )
+    assert response.text == "é"

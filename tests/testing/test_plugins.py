@@ -13,9 +13,9 @@ from wsserver.plugins.channels import ChannelManager, ReplyError
 from wsserver.plugins.components import Component, ComponentApp, Element, Event, State, h
 from wsserver.plugins.js import JavascriptExecutionError
 from wsserver.plugins.runtime import RuntimeView, Session
-from wsserver.server import App, WebSocketRoute
+from wsserver.server import App, HTMLResponse, Request, Response, Route, WebSocketRoute
 from wsserver.testing import TestClient
-from wsserver.testing.plugins import BrowserSession, ChannelSession, ComponentPage
+from wsserver.testing.plugins import BrowserSession, ChannelSession, ComponentPage, _PageParser
 
 # -- components --------------------------------------------------------------------
 
@@ -218,3 +218,65 @@ async def test_a_malformed_envelope_closes_with_1007() -> None:
             assert closed.value.code == 1007
     finally:
         await manager.close()
+
+
+async def test_resync_answers_with_the_whole_page() -> None:
+    async with TestClient(ComponentApp({"/": Counter})) as client:
+        page = await ComponentPage.open(client, "/")
+        assert page.mounted is None
+        mount = await page.resync()
+        assert mount["k"] == "mount"
+        assert page.mounted == mount["node"]
+        assert page.mounted is not None and page.mounted["k"] == "r"
+        assert page.seq == mount["seq"] == 1
+        await page.websocket.close()
+
+
+async def test_a_page_with_an_id_but_not_a_component_app_needs_ws_path() -> None:
+    async def fake(request: Request) -> Response:
+        return HTMLResponse('<div id="cv-root" data-cv-page="p1"><input data-k="r"></div>')
+
+    async with TestClient(App([Route("/", fake)])) as client:
+        with pytest.raises(TypeError, match="ws_path"):
+            await ComponentPage.open(client, "/")
+
+
+def test_the_page_parser_reads_keys_text_and_void_elements() -> None:
+    parser = _PageParser()
+    parser.feed(
+        '<div id="cv-root" data-cv-page="abc"><ul data-k="r"><li data-k="r/0">one</li>'
+        # Unclosed <li> and <b>: </ul> closes them; a stray </p> closes nothing.
+        '<li data-k="r/1">two <b>bold</ul></p><input data-k="r/2" value="v"><br></div>'
+    )
+    parser.close()
+    assert parser.page_id == "abc"
+    assert [(e.key, e.tag, e.text) for e in parser.elements] == [
+        ("r", "ul", "onetwo bold"),
+        ("r/0", "li", "one"),
+        ("r/1", "li", "two bold"),
+        ("r/2", "input", ""),
+    ]
+    assert parser.elements[3].attributes["value"] == "v"
+    assert parser.count == 4
+
+
+async def test_held_messages_are_matched_in_order_and_undefined_is_no_value() -> None:
+    class Twice(RuntimeView):
+        results: asyncio.Queue[object]
+
+        async def on_session_start(self, session: Session) -> None:
+            await session.send("x", "one")
+            await session.send("x", "two")
+            from wsserver.plugins.js import execute_js
+
+            await self.results.put(await execute_js(session, "void 0", wait_for_result=True))
+
+    Twice.results = asyncio.Queue()
+    async with TestClient(App([WebSocketRoute("/rt", Twice)])) as client:
+        ws = await client.websocket_connect("/rt")
+        browser = await BrowserSession.start(ws)
+        await browser.answer_js()  # holds x/one and x/two meanwhile
+        assert await asyncio.wait_for(Twice.results.get(), 5) is None
+        assert await browser.receive("x", "two") == {"p": "x", "k": "two"}
+        assert await browser.receive("x") == {"p": "x", "k": "one"}
+        await ws.close()

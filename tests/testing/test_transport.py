@@ -244,3 +244,68 @@ async def test_an_unmasked_frame_is_a_protocol_error_1002() -> None:
         assert client.data[header.size : header.size + 2] == (1002).to_bytes(2, "big")
     finally:
         await server.shutdown()
+
+
+async def test_writes_to_a_gone_peer_go_nowhere() -> None:
+    server, client = Recorder(), Recorder(keep_open=True)
+    server_side, client_side = pair(server, client)
+    server_side.close()
+    await asyncio.wait_for(server.lost, 5)
+    assert client.events == ["made", "eof"]  # half-open: it kept its side
+    client_side.write(b"into the void")
+    assert client_side.get_write_buffer_size() == 0
+    client_side.abort()  # the peer is gone: no reset to send
+    assert await asyncio.wait_for(client.lost, 5) is None
+
+
+async def test_a_close_of_the_kept_side_after_the_peer_left() -> None:
+    server, client = Recorder(), Recorder(keep_open=True)
+    server_side, client_side = pair(server, client)
+    server_side.close()
+    await asyncio.wait_for(server.lost, 5)
+    client_side.close()
+    assert await asyncio.wait_for(client.lost, 5) is None
+
+
+async def test_pause_between_write_and_delivery_holds_the_bytes() -> None:
+    server, client = Recorder(), Recorder()
+    server_side, client_side = pair(server, client)
+    client_side.write(b"late")
+    server_side.pause_reading()  # before the delivery's turn
+    await turns()
+    assert server.data == b""
+    server_side.resume_reading()
+    await turns()
+    assert server.data == b"late"
+
+
+async def test_a_reset_after_the_own_close_changes_nothing() -> None:
+    server, client = Recorder(), Recorder()
+    server_side, client_side = pair(server, client)
+    server_side.close()  # its connection_lost(None) is on its way
+    client_side.abort()  # the reset comes after it
+    assert await asyncio.wait_for(server.lost, 5) is None
+    await turns()
+    assert server.events == ["made", ("lost", None)]
+
+
+class SmallBuffer(asyncio.BufferedProtocol):
+    """A buffered protocol with a 4-byte buffer: a delivery takes several reads."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray(4)
+        self.reads: list[bytes] = []
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.reads.append(bytes(self.buffer[:nbytes]))
+
+
+async def test_a_buffered_protocol_reads_through_its_buffer() -> None:
+    small, client = SmallBuffer(), Recorder()
+    _, client_side = pair(small, client)
+    client_side.write(b"0123456789")
+    await turns()
+    assert small.reads == [b"0123", b"4567", b"89"]

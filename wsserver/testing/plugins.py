@@ -339,6 +339,12 @@ class ComponentPage(BrowserSession):
         ops: list[Message] = message.get("ops", [])
         return ops
 
+    async def resync(self, reason: str = "test") -> Message:
+        """Ask for the whole page again (``cv/resync``, what the browser sends when a
+        patch does not fit its DOM); the ``cv/mount`` that answers it."""
+        await self.send(COMPONENTS, "resync", reason=reason)
+        return await self.next_patch()
+
     def _took(self, message: Message) -> None:
         self.seq = int(message.get("seq", self.seq))
         if message["k"] == "mount":
@@ -399,8 +405,11 @@ class _PageParser(HTMLParser):
         self._open.append((key, tag, attributes, []))
 
     def handle_endtag(self, tag: str) -> None:
-        # Close up to the matching tag (HTML forgives unclosed elements).
-        while self._open:
+        # Close up to the matching tag (HTML forgives unclosed elements); an
+        # end tag with nothing open to match is ignored, as browsers do.
+        if all(open_tag != tag for _, open_tag, _, _ in self._open):
+            return
+        while True:
             key, open_tag, attributes, parts = self._open.pop()
             text = "".join(parts)
             if self._open:

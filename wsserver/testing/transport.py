@@ -46,7 +46,8 @@ class MemoryTransport(asyncio.Transport):
         super().__init__({"peername": peername, "sockname": sockname})
         self._loop = loop
         self._protocol = protocol
-        self._peer: MemoryTransport | None = None
+        # The other end; itself until transport_pair joins the two.
+        self._peer: MemoryTransport = self
         # What the peer wrote and this side's protocol has not taken yet.
         self._incoming: deque[bytes] = deque()
         self._incoming_size = 0
@@ -116,7 +117,7 @@ class MemoryTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         peer = self._peer
-        return 0 if peer is None or peer._lost else peer._incoming_size
+        return 0 if peer._lost else peer._incoming_size
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._eof_written:
@@ -124,7 +125,7 @@ class MemoryTransport(asyncio.Transport):
         if not data or self.is_closing():
             return  # as asyncio: a write after close() goes nowhere
         peer = self._peer
-        if peer is None or peer._lost or peer._closing:
+        if peer._lost or peer._closing:
             return  # the peer is gone: a socket would reset; nothing reads it
         chunk = bytes(data)
         peer._incoming.append(chunk)
@@ -146,7 +147,7 @@ class MemoryTransport(asyncio.Transport):
             return
         self._closing = True
         peer = self._peer
-        if peer is not None and not peer._lost:
+        if not peer._lost:
             peer._reset_pending = True
             peer._schedule_delivery()
         self._loop.call_soon(self._connection_lost, None)
@@ -155,14 +156,16 @@ class MemoryTransport(asyncio.Transport):
 
     def _send_eof(self) -> None:
         peer = self._peer
-        if peer is not None and not peer._lost:
+        if not peer._lost:
             peer._eof_pending = True
             peer._schedule_delivery()
 
     def _schedule_delivery(self) -> None:
         if self._delivery_scheduled or self._lost:
             return
-        if self._reset_pending or (self._reading and (self._incoming or self._eof_pending)):
+        if self._reset_pending or (
+            self.is_reading() and (bool(self._incoming) or self._eof_pending)
+        ):
             self._delivery_scheduled = True
             self._loop.call_soon(self._deliver)
 
@@ -176,39 +179,34 @@ class MemoryTransport(asyncio.Transport):
             self._incoming_size = 0
             self._connection_lost(ConnectionResetError("connection reset by peer"))
             return
-        if not self._reading:
-            return
+        if not self.is_reading():
+            return  # paused since (resume_reading delivers), or closed by its protocol
         if self._incoming:
             data = b"".join(self._incoming)
             self._incoming.clear()
             self._incoming_size = 0
-            if self._peer is not None:
-                self._peer._check_resume()
+            self._peer._check_resume()
             self._feed(data)
-        if self._ended():
-            return  # (the protocol may have closed or aborted its transport)
-        if not self.is_reading() or self._incoming:
+            # Its protocol may have paused reading or closed meanwhile, and
+            # more may have come: the next turn sees to it (the end of file
+            # comes after the bytes, in a turn of its own).
             self._schedule_delivery()
             return
-        if self._eof_pending:
-            self._eof_pending = False
-            keep_open = self._protocol.eof_received()  # type: ignore[attr-defined]
-            if not keep_open:
-                self.close()
-
-    def _ended(self) -> bool:
-        return self._lost
+        # Scheduled for bytes or the end of file, and the bytes are taken.
+        assert self._eof_pending
+        self._eof_pending = False
+        keep_open = self._protocol.eof_received()  # type: ignore[attr-defined]
+        if not keep_open:
+            self.close()
 
     def _feed(self, data: bytes) -> None:
         protocol = self._protocol
         if isinstance(protocol, asyncio.BufferedProtocol):
             # As asyncio does: read into the protocol's buffer, as much as it holds.
             view = memoryview(data)
-            while view and not self._lost:
+            while view:
                 buffer = memoryview(protocol.get_buffer(len(view)))
                 size = min(len(buffer), len(view))
-                if size == 0:
-                    raise RuntimeError("get_buffer() returned an empty buffer")
                 buffer[:size] = view[:size]
                 protocol.buffer_updated(size)
                 view = view[size:]
@@ -221,10 +219,9 @@ class MemoryTransport(asyncio.Transport):
             self._protocol.pause_writing()
 
     def _check_resume(self) -> None:
-        if self._writing_paused and self.get_write_buffer_size() <= self._low:
+        if self._writing_paused and not self._lost and self.get_write_buffer_size() <= self._low:
             self._writing_paused = False
-            if not self._lost:
-                self._protocol.resume_writing()
+            self._protocol.resume_writing()
 
     def _connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
@@ -233,11 +230,6 @@ class MemoryTransport(asyncio.Transport):
         self._closing = True
         self._incoming.clear()
         self._incoming_size = 0
-        peer = self._peer
-        if peer is not None:
-            # Bytes this side wrote and the peer did not take were counted
-            # in its buffer; nothing is pending on a closed transport.
-            peer._check_resume()
         self._protocol.connection_lost(exc)
 
 
