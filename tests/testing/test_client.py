@@ -238,8 +238,13 @@ async def test_base_url_sets_host_and_prefix() -> None:
     async with TestClient(native_app(), base_url="http://example.org:8080/") as client:
         response = await client.get("/echo")
     assert response.json()["host"] == "example.org:8080"
-    with pytest.raises(ValueError, match="base_url"):
-        TestClient(native_app(), base_url="ws://x")
+    prefixed = App([Route("/api/echo", echo_request)])
+    async with TestClient(prefixed, base_url="http://x/api/") as client:
+        response = await client.get("/echo")
+    assert response.json()["path"] == "/api/echo"
+    for wrong in ("ws://x", "https://x", "testserver"):
+        with pytest.raises(ValueError, match="base_url"):
+            TestClient(native_app(), base_url=wrong)
 
 
 async def test_client_address_is_what_the_server_sees() -> None:

@@ -200,7 +200,8 @@ class TestClient:
             ASGI 3 application (``as_application``).
         config: the server's settings (``ServerConfig()`` when omitted; its
             host, port and TLS are not used).
-        base_url: the scheme and ``Host`` of requests: ``http://testserver``.
+        base_url: the ``Host`` of requests (``http://testserver``), and a
+            path prefix if it has one; ``http://`` only (no TLS in memory).
         client: the address the server sees the client at.
         path: where a lone view or endpoint is mounted.
         timeout: seconds an HTTP request, or a WebSocket's opening, may
@@ -226,8 +227,9 @@ class TestClient:
         self.app = as_application(app, path=path)
         self.server = Server(self.app, config)
         parts = urllib.parse.urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"base_url must be http://host or https://host: {base_url!r}")
+        if parts.scheme != "http" or not parts.netloc:
+            # No TLS in memory: an https:// URL would promise what is not there.
+            raise ValueError(f"base_url must be http://host[:port][/prefix]: {base_url!r}")
         self._host = parts.netloc
         self._prefix = parts.path.rstrip("/")
         self._client_address = client
