@@ -125,6 +125,7 @@ def test_summary_is_the_median_and_keeps_errors() -> None:
     assert summary[("wsserver", 256)] == {
         "per_second": 20.0,
         "cpu_pct": 60.0,
+        "cpu_us": pytest.approx(30_000.0),  # 0.6 s of CPU per 20 round trips
         "runs": 3,
         "errors": [],
     }
@@ -133,13 +134,24 @@ def test_summary_is_the_median_and_keeps_errors() -> None:
     table = clients.render_clients(
         summary, ["wsserver", "aiohttp", "websockets", "picows"], [256], "note"
     )
-    assert table.splitlines()[:6] == [
+    assert table.splitlines()[:17] == [
+        "**Round trips per second**",
+        "",
         "| client | 256 B |",
         "|---|--:|",
         "| wsserver | 20 (0.50x) |",
         "| aiohttp | error |",
         "| websockets | - |",
         "| picows | 40 |",
+        "",
+        "**Client CPU time per round trip, µs**",
+        "",
+        "| client | 256 B |",
+        "|---|--:|",
+        "| wsserver | 30,000 (0.75x) |",  # picows: 22,500 µs
+        "| aiohttp | error |",
+        "| websockets | - |",
+        "| picows | 22,500 |",
     ]
     assert table.endswith("\nnote\n")
 
