@@ -754,14 +754,29 @@ def _existing_profile(path: Path) -> str | None:
     return existing_block(path, PROFILE_START, PROFILE_END)
 
 
+def _after_profile(path: Path) -> str | None:
+    """What ``path`` holds after its Profile section: the other harnesses' sections."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    end = text.find(PROFILE_END)
+    return text[end + len(PROFILE_END) :] if end >= 0 else None
+
+
 def render_markdown(
     data: dict[str, Any],
     *,
     profile: str | None = None,
-    asgi: str | None = None,
-    channels: str | None = None,
+    sections: str | None = None,
 ) -> str:
-    """docs/benchmarks.md from a results file's contents."""
+    """docs/benchmarks.md from a results file's contents.
+
+    ``profile`` is the hand-written Profile section; ``sections`` what follows
+    it, kept as it is: the sections the other harnesses write
+    (``bench.asgi``, ``bench.channels``, ``bench.clients``), each with its
+    own prose around its markers.
+    """
     machine = data["machine"]
     plan = data["plan"]
     summary = data["summary"]
@@ -884,10 +899,8 @@ def render_markdown(
         PROFILE_END,
         "",
     ]
-    if asgi is not None:
-        lines += ["## ASGI servers", "", ASGI_START, asgi, ASGI_END, ""]
-    if channels is not None:
-        lines += ["## Channels on Redis", "", CHANNELS_START, channels, CHANNELS_END, ""]
+    if sections:
+        lines += [sections.strip("\n"), ""]
     return "\n".join(lines)
 
 
@@ -907,10 +920,8 @@ def split_names(text: str, known: Sequence[str], what: str) -> tuple[str, ...]:
 
 def write_doc(data: dict[str, Any], doc: Path) -> None:
     doc.parent.mkdir(parents=True, exist_ok=True)
-    asgi = existing_block(doc, ASGI_START, ASGI_END)
-    channels = existing_block(doc, CHANNELS_START, CHANNELS_END)
     doc.write_text(
-        render_markdown(data, profile=_existing_profile(doc), asgi=asgi, channels=channels),
+        render_markdown(data, profile=_existing_profile(doc), sections=_after_profile(doc)),
         encoding="utf-8",
     )
     log(f"wrote {doc}")

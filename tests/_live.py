@@ -18,8 +18,9 @@ import h11
 from websockets.asyncio.client import ClientConnection
 from websockets.datastructures import Headers as ClientHeaders
 
+from wsserver.client import ClientWebSocket
 from wsserver.server import Server, ServerConfig, as_app
-from wsserver.testing import wire
+from wsserver.testing import TestClient, wire
 
 #: Every wait in these tests is bounded by this, so that a bug fails a test
 #: quickly instead of hanging until pytest-timeout.
@@ -38,12 +39,27 @@ async def serving(target: object, **config: Any) -> AsyncIterator[Server]:
         await server.shutdown()
 
 
+@asynccontextmanager
+async def in_memory(target: object, **config: Any) -> AsyncIterator[TestClient]:
+    """Serve ``target`` as ``serving`` does, in memory: no socket (``wsserver.testing``).
+
+    For the tests where the socket is not the point: the same ``Server``
+    and ``Connection`` run, against wsserver's client role, with every wait
+    bounded by ``TIMEOUT``.
+    """
+    config.setdefault("ping_interval", None)
+    async with TestClient(target, ServerConfig(**config), timeout=TIMEOUT) as client:
+        yield client
+
+
 def ws_url(server: Server, path: str = "/") -> str:
     return f"ws://127.0.0.1:{server.port}{path}"
 
 
-def handshake_headers(client: ClientConnection) -> ClientHeaders:
-    """The headers of the server's 101 response."""
+def handshake_headers(client: ClientConnection | ClientWebSocket) -> ClientHeaders:
+    """The headers of the server's 101 response (case-insensitive names)."""
+    if isinstance(client, ClientWebSocket):
+        return ClientHeaders(list(client.response_headers))
     assert client.response is not None
     return client.response.headers
 
@@ -113,8 +129,18 @@ class HTTPClient:
 
 
 async def http_get(
-    port: int, target: str, headers: list[tuple[str, str]] | None = None, method: str = "GET"
+    port: int | TestClient,
+    target: str,
+    headers: list[tuple[str, str]] | None = None,
+    method: str = "GET",
 ) -> HTTPResult:
+    """One request on a connection of its own: over loopback to ``port``, or in memory."""
+    if isinstance(port, TestClient):
+        response = await port.request(method, target, headers=headers or [])
+        got: dict[str, list[str]] = {}
+        for name, value in response.headers.multi_items():
+            got.setdefault(name.lower(), []).append(value)
+        return HTTPResult(response.status_code, got, response.body)
     client = await HTTPClient.open(port)
     try:
         return await client.request(method, target, headers)

@@ -21,10 +21,17 @@
 * ``wsserver.reloader`` (``--reload``) runs its child with the supervisor's
   helpers, above it: it imports neither ``wsserver.plugins`` nor
   ``wsserver.cli``, and nothing below it imports it.
-* ``wsserver.testing`` (the client's bytes, for tests) is a layer of its own:
-  it imports only the standard library and ``wsserver.testing.*``, so that it
-  stays an independent reference for the protocol core, and nothing else in
-  ``wsserver`` imports it (test tools are no part of the server).
+* ``wsserver.testing`` (tools for tests) sits above the server and the
+  client, beside the plugins: the test client (``TestClient``) runs the real
+  server against the real client role, so it imports ``wsserver.server``,
+  ``wsserver.client`` and ``wsserver.protocol``, never ``wsserver.plugins``
+  nor anything above.  Two of its modules have rules of their own:
+  ``wsserver.testing.wire`` (the client's bytes) imports only the standard
+  library, so that it stays an independent reference for the protocol core;
+  ``wsserver.testing.plugins`` (the plugins' helpers) may import
+  ``wsserver.plugins`` too, which is why the package does not import it.
+  Nothing else in ``wsserver`` imports ``wsserver.testing`` (test tools are
+  no part of the server).
 
 The check reads the source with :mod:`ast`, so it sees every import statement
 wherever it is: at module level, inside functions, under ``if TYPE_CHECKING:``
@@ -54,6 +61,8 @@ RELOADER = f"{PACKAGE}.reloader"
 CLI = f"{PACKAGE}.cli"
 CLIENT = f"{PACKAGE}.client"
 TESTING = f"{PACKAGE}.testing"
+TESTING_WIRE = f"{TESTING}.wire"
+TESTING_PLUGINS = f"{TESTING}.plugins"
 MAIN = f"{PACKAGE}.__main__"  # runs the CLI: as high as the CLI itself
 
 STDLIB = frozenset(sys.stdlib_module_names)
@@ -87,6 +96,9 @@ FORBIDDEN_UPWARDS: dict[str, tuple[str, ...]] = {
     PLUGINS: (SUPERVISOR, RELOADER, CLI, MAIN),
     SUPERVISOR: (PLUGINS, RELOADER, CLI, MAIN),
     RELOADER: (PLUGINS, CLI, MAIN),
+    # The plugins' helpers first: the longest prefix of a module wins.
+    TESTING_PLUGINS: (SUPERVISOR, RELOADER, CLI, MAIN),
+    TESTING: (PLUGINS, SUPERVISOR, RELOADER, CLI, MAIN),
 }
 
 
@@ -176,18 +188,16 @@ def check_imports(
 def _judge(module: str, target: str) -> str | None:
     if target.startswith("<"):
         return "relative import beyond the top-level package"
-    if _within(module, TESTING):
+    if _within(module, TESTING_WIRE):
         top = _top(target)
         if top == PACKAGE:
-            if _within(target, TESTING):
-                return None
             return (
-                "wsserver.testing is an independent reference: it imports nothing else of wsserver"
+                "wsserver.testing.wire is an independent reference: it imports nothing of wsserver"
             )
         if top in STDLIB:
             return None
-        return "wsserver.testing imports only the standard library"
-    if _within(target, TESTING):
+        return "wsserver.testing.wire imports only the standard library"
+    if _within(target, TESTING) and not _within(module, TESTING):
         return "nothing in wsserver imports wsserver.testing (a tool for tests)"
     if _within(module, PROTOCOL):
         top = _top(target)
@@ -205,6 +215,7 @@ def _judge(module: str, target: str) -> str | None:
             for upper in above:
                 if _within(target, upper):
                     return f"{layer} must not import {upper} (layers import only downwards)"
+            return None  # the first (most specific) layer holding the module rules
     return None
 
 
@@ -327,6 +338,23 @@ def _targets(module: str, source: str, *, is_package: bool = False) -> list[str]
             "wsserver.testing.wire.client_frame",
         ),
         ("wsserver.cli", "import wsserver.testing", "wsserver.testing"),
+        ("wsserver.testing.client", "from ..plugins import runtime", "wsserver.plugins.runtime"),
+        ("wsserver.testing", "from wsserver.plugins.js import x", "wsserver.plugins.js.x"),
+        ("wsserver.testing.client", "from ..cli import main", "wsserver.cli.main"),
+        ("wsserver.testing.plugins", "from .. import cli", "wsserver.cli"),
+        ("wsserver.testing.plugins", "import wsserver.supervisor", "wsserver.supervisor"),
+        (
+            "wsserver.testing.wire",
+            "from .client import TestClient",
+            "wsserver.testing.client.TestClient",
+        ),
+        ("wsserver.testing.wire", "from wsserver.client import connect", "wsserver.client.connect"),
+        ("wsserver.plugins.js", "from ..testing import TestClient", "wsserver.testing.TestClient"),
+        (
+            "wsserver.server.app",
+            "from wsserver.testing.client import x",
+            "wsserver.testing.client.x",
+        ),
         ("wsserver.supervisor", "from . import testing", "wsserver.testing"),
         (
             "wsserver.supervisor",
@@ -370,6 +398,12 @@ def test_checker_reports_forbidden_import(module: str, source: str, target: str)
         ("wsserver.testing.wire", "import base64, hashlib, os\nfrom dataclasses import dataclass"),
         ("wsserver.testing.client", "from .wire import client_frame"),
         ("wsserver.testing.client", "from wsserver.testing.wire import client_frame"),
+        ("wsserver.testing.client", "import h11\nfrom wsserver.server import Server"),
+        ("wsserver.testing.client", "from ..client import ClientWebSocket"),
+        ("wsserver.testing.client", "from ..protocol import ClientConnection"),
+        ("wsserver.testing.transport", "import asyncio\nfrom collections import deque"),
+        ("wsserver.testing.plugins", "from ..plugins.runtime import encode"),
+        ("wsserver.testing.plugins", "from .client import TestClient"),
         ("wsserver.client.connect", "import asyncio, ssl\nfrom wsserver.protocol import State"),
         ("wsserver.client.connect", "from ..protocol.client import ClientConnection"),
         ("wsserver.cli", "from .client import connect"),

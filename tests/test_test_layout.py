@@ -44,6 +44,9 @@ ALLOWED: dict[str, str] = {
     "test_hostile_input.py": (
         "end-to-end threat scenarios of the hostile-input issue, across layers"
     ),
+    "test_bench_clients.py": (
+        "bench/clients.py, the client rows of the benchmark: the harness's counts and checks"
+    ),
     "test_examples_bench_server.py": (
         "examples are runnable programs; their behaviour is tested end to end"
         " (examples/bench_server.py, with the benchmark harness in bench/ that drives it)"

@@ -153,6 +153,32 @@ async def test_close_with_a_code_is_echoed_by_the_server() -> None:
         assert (ws.close_code, ws.state) == (4000, State.CLOSED)
 
 
+async def test_a_large_message_is_written_in_pieces_and_echoed_whole() -> None:
+    # Above 64 KiB the frame's header and payload are written one by one
+    # rather than joined first (ClientWebSocket._flush).
+    payload = bytes(range(256)) * 1024  # 256 KiB
+    async with harness() as h:
+        server = await h.serve()
+        async with connect(f"ws://127.0.0.1:{server.port}/", **options(compression=None)) as ws:
+            await ws.send(payload)
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == payload
+            await ws.send("small after large")
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "small after large"
+
+
+async def test_close_after_taking_a_message_reads_the_servers_close_code() -> None:
+    # The application took a message and did not come back to recv(): its
+    # own close() must still take the server's Close (no hold), so that the
+    # code is known when close() returns (found by the in-memory TestClient).
+    async with harness() as h:
+        server = await h.serve()
+        ws = await connect(f"ws://127.0.0.1:{server.port}/", **options())
+        await ws.send("taken")
+        assert await ws.recv() == "taken"
+        await ws.close(4000, "bye")
+        assert (ws.close_code, ws.state) == (4000, State.CLOSED)
+
+
 async def test_a_close_held_behind_an_unread_message_is_answered_after_close_timeout() -> None:
     async def handler(websocket: WebSocket) -> None:
         await websocket.accept()

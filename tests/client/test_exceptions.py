@@ -20,7 +20,9 @@ from wsserver.client.exceptions import (
     InvalidURI,
     NegotiationError,
     TooManyRedirects,
+    handshake_error,
 )
+from wsserver.protocol import HandshakeFailed, HandshakeFailure
 
 TREE: dict[type[Exception], tuple[type[Exception], ...]] = {
     InvalidURI: (ValueError,),
@@ -41,7 +43,7 @@ TREE: dict[type[Exception], tuple[type[Exception], ...]] = {
 
 
 def test_exports() -> None:
-    assert set(exceptions.__all__) == {cls.__name__ for cls in TREE}
+    assert set(exceptions.__all__) == {cls.__name__ for cls in TREE} | {"handshake_error"}
 
 
 @pytest.mark.parametrize(("cls", "parents"), TREE.items(), ids=lambda c: getattr(c, "__name__", ""))
@@ -60,3 +62,36 @@ def test_connection_closed_carries_the_codes() -> None:
     assert (error.code, error.reason, error.sent_code) == (1011, "oops", 1011)
     assert str(error) == "connection closed: 1011 oops"
     assert str(ConnectionClosedOK(1000, "", 1000)) == "connection closed: 1000"
+
+
+@pytest.mark.parametrize(
+    ("failure", "cls"),
+    [
+        (HandshakeFailure.INVALID_MESSAGE, InvalidMessage),
+        (HandshakeFailure.INVALID_UPGRADE, InvalidUpgrade),
+        (HandshakeFailure.INVALID_ACCEPT, InvalidAccept),
+        (HandshakeFailure.INVALID_EXTENSION, InvalidExtension),
+        (HandshakeFailure.INVALID_SUBPROTOCOL, InvalidSubprotocol),
+    ],
+)
+def test_handshake_error_names_each_failure(
+    failure: HandshakeFailure, cls: type[InvalidHandshake]
+) -> None:
+    error = handshake_error(
+        HandshakeFailed(failure=failure, reason="the reason", status=101, headers=(), body=b"")
+    )
+    assert type(error) is cls
+    assert str(error) == "the reason"
+
+
+def test_handshake_error_of_a_status_keeps_the_response() -> None:
+    event = HandshakeFailed(
+        failure=HandshakeFailure.INVALID_STATUS,
+        reason="HTTP 302",
+        status=302,
+        headers=(("location", "/x"),),
+        body=b"moved",
+    )
+    error = handshake_error(event)
+    assert isinstance(error, InvalidStatus)  # a redirect too: connect() follows those
+    assert (error.status, error.headers, error.body) == (302, (("location", "/x"),), b"moved")

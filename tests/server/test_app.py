@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from wsserver.client import InvalidStatus as ClientInvalidStatus
 from wsserver.server import (
     App,
     HTMLResponse,
@@ -30,7 +31,7 @@ from wsserver.server import (
 )
 from wsserver.server.app import run_websocket_endpoint
 
-from .._live import TIMEOUT, HTTPClient, http_get, serving, ws_url
+from .._live import TIMEOUT, HTTPClient, http_get, in_memory, serving, ws_url
 
 
 def make_app() -> App:
@@ -78,25 +79,25 @@ def make_app() -> App:
 
 
 async def test_http_and_websocket_routes_side_by_side() -> None:
-    async with serving(make_app()) as server:
-        page = await http_get(server.port, "/chat")
+    async with in_memory(make_app()) as served:
+        page = await http_get(served, "/chat")
         assert page.status == 200
         assert page.body == b"<script>new WebSocket(...)</script>"
         assert page.header("content-type") == "text/html; charset=utf-8"
-        async with connect(ws_url(server, "/chat")) as client:
+        async with served.websocket_connect("/chat") as client:
             assert await asyncio.wait_for(client.recv(), TIMEOUT) == "chat socket"
-        home = await http_get(server.port, "/")
+        home = await http_get(served, "/")
         assert (home.status, home.body) == (200, b"<h1>home</h1>")
 
 
 async def test_path_params_str_and_int() -> None:
-    async with serving(make_app()) as server:
-        item = await http_get(server.port, "/items/42/blue%20hat")
+    async with in_memory(make_app()) as served:
+        item = await http_get(served, "/items/42/blue%20hat")
         assert item.status == 200
         assert item.body == b'{"id":42,"slug":"blue hat"}'
         # An int parameter that is not a number matches nothing.
-        assert (await http_get(server.port, "/items/x/blue")).status == 404
-        async with connect(ws_url(server, "/rooms/lobby/7")) as client:
+        assert (await http_get(served, "/items/x/blue")).status == 404
+        async with served.websocket_connect("/rooms/lobby/7") as client:
             assert await asyncio.wait_for(client.recv(), TIMEOUT) == '{"room":"lobby","seat":7}'
 
 
@@ -122,34 +123,33 @@ async def test_post_route_echoes_the_request_body() -> None:
 
 
 async def test_unknown_http_path_is_404() -> None:
-    async with serving(make_app()) as server:
-        result = await http_get(server.port, "/nowhere")
+    async with in_memory(make_app()) as served:
+        result = await http_get(served, "/nowhere")
         assert result.status == 404
         assert result.body == b"Not Found"
 
 
 async def test_unknown_websocket_path_refuses_the_handshake_with_404() -> None:
-    async with serving(make_app()) as server:
-        with pytest.raises(InvalidStatus) as caught:
-            async with connect(ws_url(server, "/nowhere")):
-                pass
-        assert caught.value.response.status_code == 404
-        assert caught.value.response.body == b"Not Found\n"
+    async with in_memory(make_app()) as served:
+        with pytest.raises(ClientInvalidStatus) as caught:
+            await served.websocket_connect("/nowhere")
+        assert caught.value.status == 404
+        assert caught.value.body == b"Not Found\n"
 
 
 async def test_wrong_method_is_405_with_allow() -> None:
-    async with serving(make_app()) as server:
-        result = await http_get(server.port, "/", method="DELETE")
+    async with in_memory(make_app()) as served:
+        result = await http_get(served, "/", method="DELETE")
         assert result.status == 405
         assert result.header("allow") == "GET, HEAD"
-        post_only = await http_get(server.port, "/echo")
+        post_only = await http_get(served, "/echo")
         assert post_only.status == 405
         assert post_only.header("allow") == "POST"
 
 
 async def test_plain_get_to_a_websocket_only_route_is_426() -> None:
-    async with serving(make_app()) as server:
-        result = await http_get(server.port, "/rooms/lobby/1")
+    async with in_memory(make_app()) as served:
+        result = await http_get(served, "/rooms/lobby/1")
         assert result.status == 426
         assert result.header("upgrade") == "websocket"
         assert "upgrade" in [
@@ -364,18 +364,18 @@ async def test_function_endpoint_returning_a_value_after_accept_closes_with_1011
 
 
 async def test_health_endpoint() -> None:
-    async with serving(make_app()) as server:
-        result = await http_get(server.port, "/healthz")
+    async with in_memory(make_app()) as served:
+        result = await http_get(served, "/healthz")
         assert (result.status, result.body) == (200, b"ok\n")
         assert result.header("content-type") == "text/plain; charset=utf-8"
 
 
 async def test_health_path_can_be_moved_or_turned_off() -> None:
-    async with serving(App(health_path="/-/ready")) as server:
-        assert (await http_get(server.port, "/-/ready")).status == 200
-        assert (await http_get(server.port, "/healthz")).status == 404
-    async with serving(App(health_path=None)) as server:
-        assert (await http_get(server.port, "/healthz")).status == 404
+    async with in_memory(App(health_path="/-/ready")) as served:
+        assert (await http_get(served, "/-/ready")).status == 200
+        assert (await http_get(served, "/healthz")).status == 404
+    async with in_memory(App(health_path=None)) as served:
+        assert (await http_get(served, "/healthz")).status == 404
 
 
 async def test_health_path_comes_before_routes() -> None:
@@ -385,8 +385,8 @@ async def test_health_path_comes_before_routes() -> None:
     async def shadowed(request: Request) -> Response:
         return PlainTextResponse("route")
 
-    async with serving(app) as server:
-        assert (await http_get(server.port, "/healthz")).body == b"ok\n"
+    async with in_memory(app) as served:
+        assert (await http_get(served, "/healthz")).body == b"ok\n"
 
 
 async def test_static_files(tmp_path: Path) -> None:
@@ -394,8 +394,8 @@ async def test_static_files(tmp_path: Path) -> None:
     (tmp_path / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     app = make_app()
     app.mount("/static", StaticFiles(tmp_path))
-    async with serving(app) as server:
-        css = await http_get(server.port, "/static/style.css")
+    async with in_memory(app) as served:
+        css = await http_get(served, "/static/style.css")
         assert css.status == 200
         assert css.body == b"body { color: red }"
         assert css.header("content-type") == "text/css; charset=utf-8"
@@ -403,27 +403,27 @@ async def test_static_files(tmp_path: Path) -> None:
         etag = css.header("etag")
         assert etag.startswith('"') and etag.endswith('"')
 
-        png = await http_get(server.port, "/static/logo.png")
+        png = await http_get(served, "/static/logo.png")
         assert png.header("content-type") == "image/png"
         assert png.body == b"\x89PNG\r\n\x1a\n"
 
-        cached = await http_get(server.port, "/static/style.css", [("if-none-match", etag)])
+        cached = await http_get(served, "/static/style.css", [("if-none-match", etag)])
         assert cached.status == 304
         assert cached.body == b""
         assert cached.header("etag") == etag
 
-        stale = await http_get(server.port, "/static/style.css", [("if-none-match", '"other"')])
+        stale = await http_get(served, "/static/style.css", [("if-none-match", '"other"')])
         assert stale.status == 200
 
-        head = await http_get(server.port, "/static/style.css", method="HEAD")
+        head = await http_get(served, "/static/style.css", method="HEAD")
         assert head.status == 200
         assert head.body == b""
         assert head.header("content-length") == str(len(css.body))
 
-        assert (await http_get(server.port, "/static/missing.css")).status == 404
-        assert (await http_get(server.port, "/static/../test_app.py")).status == 404
+        assert (await http_get(served, "/static/missing.css")).status == 404
+        assert (await http_get(served, "/static/../test_app.py")).status == 404
         # Routes outside the mount are unaffected.
-        assert (await http_get(server.port, "/")).status == 200
+        assert (await http_get(served, "/")).status == 200
 
 
 async def test_keep_alive_answers_several_requests_on_one_connection() -> None:
@@ -475,12 +475,12 @@ async def test_routes_given_to_the_constructor_and_add_methods() -> None:
     app.add_route("/added", added, methods=["PUT"])
     app.add_websocket_route("/view", WebSocketView)
     assert app.state is not None
-    async with serving(app) as server:
-        assert (await http_get(server.port, "/hello")).body == b"hello"
-        assert (await http_get(server.port, "/added", method="PUT")).body == b"PUT"
-        async with connect(ws_url(server, "/socket")) as client:
+    async with in_memory(app) as served:
+        assert (await http_get(served, "/hello")).body == b"hello"
+        assert (await http_get(served, "/added", method="PUT")).body == b"PUT"
+        async with served.websocket_connect("/socket") as client:
             assert await asyncio.wait_for(client.recv(), TIMEOUT) == "socket"
-        async with connect(ws_url(server, "/view")) as client:
+        async with served.websocket_connect("/view") as client:
             await client.send("ignored")
             await client.close()
             assert client.close_code == 1000
@@ -511,16 +511,15 @@ async def test_as_app_with_a_view_class_mounts_it_at_the_path() -> None:
 
     app = as_app(Echo, path="/echo")
     assert isinstance(app, App)
-    async with serving(app) as server:
-        async with connect(ws_url(server, "/echo")) as client:
+    async with in_memory(app) as served:
+        async with served.websocket_connect("/echo") as client:
             await client.send("hi")
             assert await asyncio.wait_for(client.recv(), TIMEOUT) == "hi"
-        with pytest.raises(InvalidStatus) as caught:
-            async with connect(ws_url(server, "/")):
-                pass
-        assert caught.value.response.status_code == 404
+        with pytest.raises(ClientInvalidStatus) as caught:
+            await served.websocket_connect("/")
+        assert caught.value.status == 404
         # The health endpoint comes with it.
-        assert (await http_get(server.port, "/healthz")).status == 200
+        assert (await http_get(served, "/healthz")).status == 200
 
 
 async def test_as_app_with_an_async_function() -> None:
@@ -530,7 +529,7 @@ async def test_as_app_with_an_async_function() -> None:
 
     app = as_app(hello)
     assert isinstance(app, App)
-    async with serving(app) as server, connect(ws_url(server)) as client:
+    async with in_memory(app) as served, served.websocket_connect("/") as client:
         assert await asyncio.wait_for(client.recv(), TIMEOUT) == "hello"
 
 
@@ -660,9 +659,8 @@ async def test_authenticate_is_not_called_for_unknown_paths() -> None:
         calls.append(ws.url.path)
         return None
 
-    async with serving(App(authenticate=authenticate)) as server:
-        with pytest.raises(InvalidStatus) as caught:
-            async with connect(ws_url(server, "/nowhere")):
-                pass
-        assert caught.value.response.status_code == 404
+    async with in_memory(App(authenticate=authenticate)) as served:
+        with pytest.raises(ClientInvalidStatus) as caught:
+            await served.websocket_connect("/nowhere")
+        assert caught.value.status == 404
         assert calls == []

@@ -1,8 +1,8 @@
 """Tests for wsserver.server.decoding: decode each message, or close with its code.
 
-``decode`` is tested alone; ``refuse`` and ``receive`` end to end over
-loopback with the ``websockets`` client.  ``WebSocketView``'s encodings,
-which use it, are tested in ``test_views.py``.
+``decode`` is tested alone; ``refuse`` and ``receive`` end to end, in memory
+(``wsserver.testing``: the real server, the client role on the other side).
+``WebSocketView``'s encodings, which use it, are tested in ``test_views.py``.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ import json
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
+from wsserver.client import ConnectionClosed as ClientConnectionClosed
 from wsserver.protocol import BinaryMessage, TextMessage
 from wsserver.server import Disconnect, MessageDecoder, MessageRefused, WebSocket
 
-from .._live import TIMEOUT, serving, ws_url
+from .._live import TIMEOUT, in_memory
 
 TEXT = TextMessage(data='{"a": 1}')
 BINARY = BinaryMessage(data=b'{"a": 1}')
@@ -108,10 +107,10 @@ async def test_receive_decodes_then_closes_on_a_refused_message() -> None:
                 break
         outcome.set_result(seen)
 
-    async with serving(endpoint) as server, connect(ws_url(server)) as client:
+    async with in_memory(endpoint) as served, served.websocket_connect("/") as client:
         await client.send('{"n": 1}')
         await client.send("not JSON")
-        with pytest.raises(ConnectionClosed):
+        with pytest.raises(ClientConnectionClosed):
             await asyncio.wait_for(client.recv(), TIMEOUT)
         assert (client.close_code, client.close_reason) == (1007, "invalid JSON")
         seen = await asyncio.wait_for(outcome, TIMEOUT)
@@ -131,9 +130,9 @@ async def test_refuse_cuts_the_reason_to_fit_a_close_frame() -> None:
         await websocket.accept()
         outcome.set_result(await decoder.receive(websocket))
 
-    async with serving(endpoint) as server, connect(ws_url(server)) as client:
+    async with in_memory(endpoint) as served, served.websocket_connect("/") as client:
         await client.send("anything")
-        with pytest.raises(ConnectionClosed):
+        with pytest.raises(ClientConnectionClosed):
             await asyncio.wait_for(client.recv(), TIMEOUT)
         assert (client.close_code, client.close_reason) == (1009, "é" * 61)
         assert await asyncio.wait_for(outcome, TIMEOUT) == Disconnect(1009, "é" * 61)
@@ -147,7 +146,7 @@ async def test_receive_returns_the_peers_own_end() -> None:
         await websocket.accept()
         outcome.set_result(await decoder.receive(websocket))
 
-    async with serving(endpoint) as server:
-        async with connect(ws_url(server)) as client:
+    async with in_memory(endpoint) as served:
+        async with served.websocket_connect("/") as client:
             await client.close(4001, "leaving")
         assert await asyncio.wait_for(outcome, TIMEOUT) == Disconnect(4001, "leaving")

@@ -750,3 +750,35 @@ def test_no_module_of_the_server_package_imports_itself_back() -> None:
     # The graph is read right: the connection imports the WebSocket.
     assert f"{SERVER_PACKAGE}.websocket" in graph[f"{SERVER_PACKAGE}.connection"]
     assert _import_cycles(graph) == []
+
+
+# ---------------------------------------------------------------------------
+# Without a socket: start_in_memory (what wsserver.testing builds on)
+# ---------------------------------------------------------------------------
+
+
+async def test_start_in_memory_runs_the_hooks_and_listens_nowhere() -> None:
+    from wsserver.server import App, ServerConfig
+    from wsserver.server.readiness import ServerPhase
+
+    calls: list[str] = []
+
+    class Hooked(App):
+        async def startup(self) -> None:
+            calls.append("startup")
+
+        async def shutdown(self) -> None:
+            calls.append("shutdown")
+
+    server = Server(Hooked(), ServerConfig(port=0))
+    await server.start_in_memory()
+    assert calls == ["startup"]
+    assert server.readiness.phase is ServerPhase.SERVING
+    assert server.addresses == []
+    with pytest.raises(RuntimeError, match="not listening"):
+        _ = server.port
+    await server.shutdown()
+    assert calls == ["startup", "shutdown"]
+    assert server.shutting_down
+    await server.shutdown()  # a second one does nothing
+    assert calls == ["startup", "shutdown"]

@@ -1,8 +1,11 @@
 """Tests for wsserver.server.websocket: the WebSocket API, end to end.
 
-Every test serves an endpoint in-process and talks to it over loopback with
-an independent client: the ``websockets`` library, or ``RawWebSocket`` where
-the frames on the wire matter.  What the endpoint saw is handed back to the
+Every test serves an endpoint in-process.  Where the socket is not the point
+it runs in memory (``wsserver.testing``: the same ``Server`` and
+``Connection``, wsserver's client role on the other side); otherwise over
+loopback with an independent client: the ``websockets`` library, or
+``RawWebSocket`` where the frames on the wire matter.  What the endpoint saw
+is handed back to the
 test through a ``Probe``.
 """
 
@@ -17,8 +20,12 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.datastructures import Headers as ClientHeaders
+from websockets.exceptions import ConnectionClosed
 
+from wsserver.client import ClientWebSocket
+from wsserver.client import ConnectionClosed as ClientConnectionClosed
+from wsserver.client import InvalidStatus as ClientInvalidStatus
 from wsserver.protocol import CloseCode, LocalProtocolError, Opcode, ProtocolSettings
 from wsserver.server import (
     Address,
@@ -32,7 +39,7 @@ from wsserver.server import (
 from wsserver.server.connection import Connection
 from wsserver.server.websocket import Disconnect, Message
 
-from .._live import TIMEOUT, RawWebSocket, handshake_headers, serving, ws_url
+from .._live import TIMEOUT, RawWebSocket, handshake_headers, in_memory, serving, ws_url
 
 Body = Callable[[WebSocket], Awaitable[Any]]
 
@@ -58,9 +65,9 @@ class Probe:
         return await asyncio.wait_for(asyncio.shield(self.future), TIMEOUT)
 
 
-async def closed_with(client: ClientConnection) -> tuple[int | None, str | None]:
+async def closed_with(client: ClientConnection | ClientWebSocket) -> tuple[int | None, str | None]:
     """Read until the server closes; the code and reason it sent."""
-    with pytest.raises(ConnectionClosed):
+    with pytest.raises((ConnectionClosed, ClientConnectionClosed)):
         while True:
             await asyncio.wait_for(client.recv(), TIMEOUT)
     return client.close_code, client.close_reason
@@ -79,8 +86,8 @@ async def test_accept_agrees_on_the_subprotocol_the_app_picks() -> None:
 
     probe = Probe(body)
     async with (
-        serving(probe.run) as server,
-        connect(ws_url(server), subprotocols=["a", "b"]) as client,  # type: ignore[list-item]
+        in_memory(probe.run) as app,
+        app.websocket_connect("/", subprotocols=["a", "b"]) as client,
     ):
         assert client.subprotocol == "b"
         assert handshake_headers(client)["Sec-WebSocket-Protocol"] == "b"
@@ -94,8 +101,8 @@ async def test_max_message_size_is_the_connections_limit() -> None:
 
     probe = Probe(body)
     async with (
-        serving(probe.run, protocol=ProtocolSettings(max_message_size=4096)) as server,
-        connect(ws_url(server)),
+        in_memory(probe.run, protocol=ProtocolSettings(max_message_size=4096)) as app,
+        app.websocket_connect("/"),
     ):
         assert await probe.outcome() == 4096
 
@@ -107,8 +114,8 @@ async def test_accept_without_subprotocol_agrees_on_none() -> None:
 
     probe = Probe(body)
     async with (
-        serving(probe.run) as server,
-        connect(ws_url(server), subprotocols=["a"]) as client,  # type: ignore[list-item]
+        in_memory(probe.run) as app,
+        app.websocket_connect("/", subprotocols=["a"]) as client,
     ):
         assert client.subprotocol is None
         assert "Sec-WebSocket-Protocol" not in handshake_headers(client)
@@ -126,8 +133,8 @@ async def test_accept_with_a_subprotocol_not_offered_raises_and_stays_connecting
 
     probe = Probe(body)
     async with (
-        serving(probe.run) as server,
-        connect(ws_url(server), subprotocols=["a", "b"]) as client,  # type: ignore[list-item]
+        in_memory(probe.run) as app,
+        app.websocket_connect("/", subprotocols=["a", "b"]) as client,
     ):
         assert client.subprotocol == "a"
         message, state = await probe.outcome()
@@ -141,12 +148,11 @@ async def test_accept_with_a_subprotocol_when_none_offered_fails_the_handshake()
         await ws.accept(subprotocol="chat")
 
     probe = Probe(body)
-    async with serving(probe.run) as server:
-        with pytest.raises(InvalidStatus) as caught:
-            async with connect(ws_url(server)):
-                pass
+    async with in_memory(probe.run) as app:
+        with pytest.raises(ClientInvalidStatus) as caught:
+            await app.websocket_connect("/")
         # The uncaught error reaches the server, which answers 500.
-        assert caught.value.response.status_code == 500
+        assert caught.value.status == 500
         with pytest.raises(LocalProtocolError, match="not offered"):
             await probe.outcome()
 
@@ -166,7 +172,7 @@ async def test_accept_sends_extra_response_headers(
         await ws.accept(headers=headers)
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         response_headers = handshake_headers(client)
         assert response_headers["x-extra"] == "1"
         expected = [v for k, v in (headers.items() if isinstance(headers, dict) else headers)]
@@ -188,14 +194,13 @@ async def test_send_denial_response_reaches_the_client(status: int, body_text: s
         return ws.application_state
 
     probe = Probe(body)
-    async with serving(probe.run) as server:
-        with pytest.raises(InvalidStatus) as caught:
-            async with connect(ws_url(server)):
-                pass
-        response = caught.value.response
-        assert response.status_code == status
+    async with in_memory(probe.run) as app:
+        with pytest.raises(ClientInvalidStatus) as caught:
+            await app.websocket_connect("/")
+        response = caught.value
+        assert response.status == status
         assert response.body == body_text.encode()
-        assert response.headers["x-why"] == "test"
+        assert ClientHeaders(list(response.headers))["x-why"] == "test"
         assert await probe.outcome() is WebSocketState.DISCONNECTED
 
 
@@ -226,12 +231,11 @@ async def test_a_denial_the_server_cannot_send_is_500_and_a_traceback(
     probe = Probe(body)
 
     async def handshake() -> int:
-        with pytest.raises(InvalidStatus) as caught:
-            async with connect(ws_url(server), open_timeout=TIMEOUT):
-                pass
-        return caught.value.response.status_code
+        with pytest.raises(ClientInvalidStatus) as caught:
+            await app.websocket_connect("/")
+        return caught.value.status
 
-    async with serving(probe.run) as server:
+    async with in_memory(probe.run) as app:
         with caplog.at_level(logging.ERROR, logger="wsserver"):
             assert await asyncio.wait_for(handshake(), TIMEOUT) == 500
         with pytest.raises(error) as raised:
@@ -248,12 +252,11 @@ async def test_close_before_accept_refuses_with_403() -> None:
         await ws.close()
 
     probe = Probe(body)
-    async with serving(probe.run) as server:
-        with pytest.raises(InvalidStatus) as caught:
-            async with connect(ws_url(server)):
-                pass
-        assert caught.value.response.status_code == 403
-        assert caught.value.response.body == b"Forbidden\n"
+    async with in_memory(probe.run) as app:
+        with pytest.raises(ClientInvalidStatus) as caught:
+            await app.websocket_connect("/")
+        assert caught.value.status == 403
+        assert caught.value.body == b"Forbidden\n"
         await probe.outcome()
 
 
@@ -263,7 +266,7 @@ async def test_send_denial_response_after_accept_is_an_error() -> None:
         await ws.send_denial_response(PlainTextResponse("late", status_code=400))
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)):
+    async with in_memory(probe.run) as app, app.websocket_connect("/"):
         with pytest.raises(RuntimeError, match="after accept"):
             await probe.outcome()
 
@@ -286,7 +289,7 @@ async def test_send_text_bytes_and_json_arrive_with_their_types() -> None:
         await ws.send_text("")
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         received = [await asyncio.wait_for(client.recv(), TIMEOUT) for _ in range(8)]
         assert received == [
             "héllo",
@@ -419,7 +422,7 @@ async def test_stream_arrives_as_one_message(binary: bool) -> None:
                 await stream.write(chunk)
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         message = await asyncio.wait_for(client.recv(), TIMEOUT)
         assert message == (b"alpha-beta-gamma" if binary else "alpha-bêta-gamma")
         await probe.outcome()
@@ -438,7 +441,7 @@ async def test_stream_refuses_chunks_of_the_wrong_type() -> None:
             await stream.write("fine")
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         assert await asyncio.wait_for(client.recv(), TIMEOUT) == b"ok"
         assert await asyncio.wait_for(client.recv(), TIMEOUT) == "fine"
         await probe.outcome()
@@ -452,7 +455,7 @@ async def test_stream_failing_halfway_fails_the_connection_with_1011() -> None:
             raise KeyError("source broke")
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         # Half a message must not pass for a whole one.
         assert await closed_with(client) == (1011, "message stream failed")
         with pytest.raises(KeyError):
@@ -468,7 +471,7 @@ async def test_stream_failing_before_any_fragment_leaves_the_connection_usable()
         await ws.send_text("still open")
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         assert await asyncio.wait_for(client.recv(), TIMEOUT) == "still open"
         await probe.outcome()
 
@@ -488,7 +491,7 @@ async def test_receive_returns_messages_then_disconnect_once_then_raises() -> No
         return got, str(caught.value), state
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         await client.send("text")
         await client.send(b"bytes")
         await client.close(4001, "done here")
@@ -510,7 +513,7 @@ async def test_client_close_code_and_reason_are_delivered(code: int, reason: str
         return await ws.receive()
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         await client.close(code, reason)
         assert await probe.outcome() == Disconnect(code, reason)
         # The server answered with the same code (RFC 6455 section 5.5.1).
@@ -558,7 +561,7 @@ async def test_receive_text_raises_websocket_disconnect_with_code_and_reason() -
         return error.code, error.reason, str(error), ws.application_state
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         await client.close(4000, "bye")
         assert await probe.outcome() == (
             4000,
@@ -577,7 +580,7 @@ async def test_send_after_the_peer_closed_raises_websocket_disconnect() -> None:
         return caught.value.code, caught.value.reason
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         await client.close(4002, "gone")
         assert await probe.outcome() == (4002, "gone")
 
@@ -614,7 +617,7 @@ async def test_close_with_an_invalid_code_raises_and_leaves_the_connection_open(
         return str(caught.value), state
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         assert await asyncio.wait_for(client.recv(), TIMEOUT) == "still open"
         assert await closed_with(client) == (4000, "now")
         error, state = await probe.outcome()
@@ -636,7 +639,7 @@ async def test_receive_typed(method: str, send: str | bytes, expected: object) -
         return await getattr(ws, method)()
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         await client.send(send)
         assert await probe.outcome() == expected
 
@@ -647,7 +650,7 @@ async def test_receive_json_binary_mode() -> None:
         return await ws.receive_json(mode="binary")
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         await client.send(json.dumps({"x": "é"}).encode())
         assert await probe.outcome() == {"x": "é"}
 
@@ -671,7 +674,7 @@ async def test_receiving_the_wrong_type_closes_with_1003(
         return caught.value.code, caught.value.reason
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         await client.send(send)
         assert await closed_with(client) == (1003, reason)
         assert await probe.outcome() == (1003, reason)
@@ -688,7 +691,7 @@ async def test_invalid_json_closes_with_1007(mode: str, send: str | bytes) -> No
         return caught.value.code, caught.value.reason
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         await client.send(send)
         assert await closed_with(client) == (1007, "invalid JSON")
         assert await probe.outcome() == (1007, "invalid JSON")
@@ -711,7 +714,7 @@ async def test_iterators_stop_at_disconnect(
         return [item async for item in getattr(ws, method)(**kwargs)]
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         for message in sends:
             await client.send(message)
         await client.close()
@@ -731,7 +734,7 @@ async def test_cancelled_receive_leaves_the_connection_usable() -> None:
         return await ws.receive_text()
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         assert await asyncio.wait_for(client.recv(), TIMEOUT) == "cancelled"
         await client.send("received after all")
         assert await probe.outcome() == "received after all"
@@ -751,7 +754,7 @@ async def test_receive_timeout_raises_and_the_connection_stays_usable() -> None:
         return got
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         assert await asyncio.wait_for(client.recv(), TIMEOUT) == "timed out twice"
         await client.send("first")
         assert await asyncio.wait_for(client.recv(), TIMEOUT) == "next"
@@ -774,7 +777,7 @@ async def test_ping_resolves_to_the_round_trip_time_and_sets_latency() -> None:
 
     probe = Probe(body)
     # The websockets client answers pings from its background reader.
-    async with serving(probe.run) as server, connect(ws_url(server)):
+    async with in_memory(probe.run) as app, app.websocket_connect("/"):
         before, rtt, custom, latency = await probe.outcome()
         assert before is None
         assert 0 < rtt < TIMEOUT
@@ -862,7 +865,7 @@ async def test_no_extensions_when_compression_is_off() -> None:
         return ws.extensions
 
     probe = Probe(body)
-    async with serving(probe.run, deflate=None) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run, deflate=None) as app, app.websocket_connect("/") as client:
         assert await probe.outcome() is None
         assert "Sec-WebSocket-Extensions" not in handshake_headers(client)
 
@@ -873,7 +876,7 @@ async def test_no_extensions_when_the_client_offers_none() -> None:
         return ws.extensions
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server), compression=None):
+    async with in_memory(probe.run) as app, app.websocket_connect("/", compression=None):
         assert await probe.outcome() is None
 
 
@@ -893,7 +896,7 @@ async def test_states_follow_the_connection() -> None:
         return states
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         assert await closed_with(client) == (4100, "app done")
         assert await probe.outcome() == [
             (WebSocketState.CONNECTING, WebSocketState.CONNECTING),
@@ -904,11 +907,11 @@ async def test_states_follow_the_connection() -> None:
 
 async def _misuse(body: Body) -> object:
     probe = Probe(body)
-    async with serving(probe.run) as server:
+    async with in_memory(probe.run) as app:
         try:
-            async with connect(ws_url(server)):
+            async with app.websocket_connect("/"):
                 return await probe.outcome()
-        except InvalidStatus:
+        except ClientInvalidStatus:
             # Endpoints that never accept are refused with 403.
             return await probe.outcome()
 
@@ -972,7 +975,7 @@ async def test_two_tasks_receiving_at_once_is_an_error() -> None:
         return error, await first
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         assert await asyncio.wait_for(client.recv(), TIMEOUT) == "go"
         await client.send("for the first")
         error, message = await probe.outcome()
@@ -1084,7 +1087,7 @@ async def test_queue_prepared_queues_on_an_open_connection_only() -> None:
         return outcomes
 
     probe = Probe(body)
-    async with serving(probe.run) as server, connect(ws_url(server)) as client:
+    async with in_memory(probe.run) as app, app.websocket_connect("/") as client:
         assert await asyncio.wait_for(client.recv(), TIMEOUT) == "queued"
         assert await probe.outcome() == [
             QueueOutcome.NOT_OPEN,

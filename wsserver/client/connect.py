@@ -34,15 +34,9 @@ from wsserver.protocol import (
 from .connection import ClientWebSocket
 from .exceptions import (
     HandshakeTimeout,
-    InvalidAccept,
-    InvalidExtension,
-    InvalidHandshake,
-    InvalidMessage,
-    InvalidStatus,
-    InvalidSubprotocol,
-    InvalidUpgrade,
     InvalidURI,
     TooManyRedirects,
+    handshake_error,
 )
 from .uri import WebSocketURI, parse_uri
 
@@ -55,14 +49,6 @@ USER_AGENT = "wsserver-client"
 
 #: RFC 9110 section 15.4: the statuses whose ``Location`` a client follows.
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-
-_FAILURES: dict[HandshakeFailure, type[InvalidHandshake]] = {
-    HandshakeFailure.INVALID_MESSAGE: InvalidMessage,
-    HandshakeFailure.INVALID_UPGRADE: InvalidUpgrade,
-    HandshakeFailure.INVALID_ACCEPT: InvalidAccept,
-    HandshakeFailure.INVALID_EXTENSION: InvalidExtension,
-    HandshakeFailure.INVALID_SUBPROTOCOL: InvalidSubprotocol,
-}
 
 
 class _Redirect(Exception):
@@ -264,5 +250,4 @@ class connect:
             location = next((value for name, value in event.headers if name == "location"), None)
             if event.status in _REDIRECTS and location:
                 return _Redirect(location)
-            return InvalidStatus(event.status, event.headers, event.body)
-        return _FAILURES[event.failure](event.reason)
+        return handshake_error(event)

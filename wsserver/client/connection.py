@@ -61,6 +61,10 @@ logger = logging.getLogger("wsserver.client")
 Data = str | bytes
 Sendable = str | bytes | bytearray | memoryview
 
+#: Above this many bytes to write at once, pieces are written one by one
+#: rather than joined (``_flush``); below, one joined write is one system call.
+_JOIN_LIMIT = 64 * 1024
+
 #: Close codes of a connection that ended as it should.
 _OK_CODES = frozenset(
     {CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RECEIVED}
@@ -194,10 +198,12 @@ class ClientWebSocket(asyncio.Protocol):
     def _process(self, *, hold: bool | None = None) -> None:
         core = self._core
         if hold is None:
-            hold = self._busy or bool(self._messages)
+            # Once close() was called, nothing more is read for an answer:
+            # the server's Close is taken at once (its code is close_code).
+            hold = not self._closing and (self._busy or bool(self._messages))
         while (event := core.next_event(hold_replies=hold)) is not None:
             self._handle(event)
-            if not hold and (self._busy or self._messages):
+            if not hold and not self._closing and (self._busy or self._messages):
                 hold = True
         self._flush()
         if core.reply_held and self._release_timer is None:
@@ -251,8 +257,18 @@ class ClientWebSocket(asyncio.Protocol):
 
     def _flush(self) -> None:
         data = self._core.data_to_send()
-        if data and self._transport is not None and not self._transport.is_closing():
-            self._transport.writelines(data)
+        transport = self._transport
+        if not data or transport is None or transport.is_closing():
+            return
+        if len(data) > 1 and sum(map(len, data)) > _JOIN_LIMIT:
+            # writelines() joins into one new buffer before writing (Python
+            # 3.11): for a large payload that is a copy of it, a third of
+            # the client's CPU time on 1 MiB round trips.  Written piece by
+            # piece, the payload goes to the socket as it is.
+            for piece in data:
+                transport.write(piece)
+        else:
+            transport.writelines(data)
 
     def _wake_receiver(self) -> None:
         receiver = self._receiver

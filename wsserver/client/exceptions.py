@@ -24,7 +24,7 @@ from websockets finds them::
 
 from __future__ import annotations
 
-from wsserver.protocol import Headers
+from wsserver.protocol import HandshakeFailed, HandshakeFailure, Headers
 
 __all__ = [
     "ConnectionClosed",
@@ -41,6 +41,7 @@ __all__ = [
     "InvalidUpgrade",
     "NegotiationError",
     "TooManyRedirects",
+    "handshake_error",
 ]
 
 
@@ -123,3 +124,24 @@ class ConnectionClosedOK(ConnectionClosed):
 
 class ConnectionClosedError(ConnectionClosed):
     """The connection ended otherwise: an error code, a failure, no Close."""
+
+
+_FAILURES: dict[HandshakeFailure, type[InvalidHandshake]] = {
+    HandshakeFailure.INVALID_MESSAGE: InvalidMessage,
+    HandshakeFailure.INVALID_UPGRADE: InvalidUpgrade,
+    HandshakeFailure.INVALID_ACCEPT: InvalidAccept,
+    HandshakeFailure.INVALID_EXTENSION: InvalidExtension,
+    HandshakeFailure.INVALID_SUBPROTOCOL: InvalidSubprotocol,
+}
+
+
+def handshake_error(event: HandshakeFailed) -> InvalidHandshake:
+    """The exception for a failed opening handshake (redirects are not followed here).
+
+    ``connect()`` follows a 3xx with a ``Location`` before it gets here; the
+    in-memory test client (``wsserver.testing``) raises this as it is.
+    """
+    if event.failure is HandshakeFailure.INVALID_STATUS:
+        assert event.status is not None
+        return InvalidStatus(event.status, event.headers, event.body)
+    return _FAILURES[event.failure](event.reason)

@@ -123,6 +123,8 @@ class Server:
         self.heartbeats: DeadlineSweep[Keepalive] | None = None
         # Set while shutdown() waits out the drain delay; setting it ends it.
         self._draining: asyncio.Event | None = None
+        # Started by start_in_memory(): connections come without a listener.
+        self._in_memory = False
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -143,6 +145,21 @@ class Server:
         except BaseException:
             await self._stop_app()
             raise
+
+    async def start_in_memory(self) -> None:
+        """Run the ``startup()`` hook and serve connections made by hand, without a socket.
+
+        For ``wsserver.testing``: it makes each ``Connection(server)`` over
+        an in-memory transport.  Everything but the listener is as in
+        ``start()``; ``shutdown()`` ends it the same way.
+
+        Raises:
+            ApplicationStartupError: the hook failed.
+        """
+        await self._start_app()
+        self._prepare()
+        self._in_memory = True
+        self.readiness.phase = ServerPhase.SERVING
 
     async def _start_app(self) -> None:
         startup = getattr(self.app, "startup", None)
@@ -170,13 +187,17 @@ class Server:
             # clean-up did not finish, and go on.
             logger.exception("the application's shutdown hook failed")
 
-    async def _listen(self) -> None:
+    def _prepare(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._all_closed = asyncio.Event()
         self._all_closed.set()
         self.shutting_down = False  # a server may be started again after shutdown()
         self.shutdown_close = SHUTDOWN_CLOSE
         self.readiness.phase = ServerPhase.STARTING
+
+    async def _listen(self) -> None:
+        self._prepare()
+        assert self._loop is not None
         config = self.config
         _raise_open_file_limit(config.max_connections)
         # One timer per setting for all connections, not one per connection
@@ -367,8 +388,9 @@ class Server:
         # A local: a second shutdown() running concurrently (a signal while
         # ``async with`` exits) sets self._listener to None when it is done.
         listener = self._listener
-        if listener is None:
+        if listener is None and not self._in_memory:
             return
+        self._in_memory = False
         loop = asyncio.get_running_loop()
         # /readyz answers 503 from now on; with a drain delay, the listener
         # stays open meanwhile, for the load balancer to see it.
@@ -387,7 +409,8 @@ class Server:
             self._draining = None
         deadline = loop.time() + self.config.shutdown_timeout
         self.shutting_down = True
-        listener.close()
+        if listener is not None:
+            listener.close()
         for connection in list(self.connections):
             connection.shutdown()
         assert self._all_closed is not None
@@ -411,7 +434,8 @@ class Server:
                 for task in pending:
                     task.cancel()
                 await asyncio.wait(pending, timeout=_AFTER_ABORT)
-        await listener.wait_closed()
+        if listener is not None:
+            await listener.wait_closed()
         self._listener = None
         if self._snapshot_timer is not None:
             self._snapshot_timer.cancel()

@@ -21,7 +21,7 @@ from wsserver.plugins.components.settings import DEFAULT_CSP, PageSettings
 from wsserver.plugins.components.store import InMemoryStore, SnapshotInvalid
 from wsserver.plugins.runtime.assets import asset_path
 
-from ..._live import http_get, serving
+from ..._live import http_get, in_memory, serving
 from ._harness import AppHarness, fast_app, text
 from ._pages import Counter, Greeting
 
@@ -33,8 +33,8 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 
 async def test_pages_are_rendered_on_the_server() -> None:
     app = ComponentApp({"/": Greeting}, title="T<&>")
-    async with serving(app) as server:
-        result = await http_get(server.port, "/")
+    async with in_memory(app) as served:
+        result = await http_get(served, "/")
         assert result.status == 200
         assert result.header("content-type") == "text/html; charset=utf-8"
         assert result.header("cache-control") == "no-store"  # one page id per response
@@ -49,10 +49,10 @@ async def test_pages_are_rendered_on_the_server() -> None:
         assert snapshot["seq"] == 0 and snapshot["url"] == "/" and snapshot["page"] == "/"
         assert snapshot["root"] == dump_component(Greeting())
         # Every response is a new page.
-        again = (await http_get(server.port, "/")).body.decode()
+        again = (await http_get(served, "/")).body.decode()
         assert page_id not in again
         # HEAD keeps nothing.
-        head = await http_get(server.port, "/", method="HEAD")
+        head = await http_get(served, "/", method="HEAD")
         assert head.status == 200 and head.body == b""
 
 
@@ -66,17 +66,17 @@ async def test_a_page_too_large_to_snapshot_is_served_static(
             return h.p("big")
 
     app = ComponentApp({"/": Big}, max_snapshot_size=1000, csp=None)
-    async with serving(app) as server:
+    async with in_memory(app) as served:
         with caplog.at_level(logging.ERROR, logger="wsserver.plugins.components"):
-            body = (await http_get(server.port, "/")).body.decode()
+            body = (await http_get(served, "/")).body.decode()
     assert 'data-cv-page=""' in body and "<script" not in body  # no reload loop
     assert "served static" in caplog.text
     assert "content-security-policy" not in (await _headers(app))
 
 
 async def _headers(app: ComponentApp) -> dict[str, list[str]]:
-    async with serving(app) as server:
-        return (await http_get(server.port, "/")).headers
+    async with in_memory(app) as served:
+        return (await http_get(served, "/")).headers
 
 
 async def test_page_registration() -> None:
@@ -109,8 +109,8 @@ async def test_wsserver_run_accepts_the_todo_example() -> None:
     from wsserver.server import as_app
 
     assert as_app(TodoPage) is TodoPage  # an App instance: served as it is
-    async with serving(TodoPage) as server:
-        body = (await http_get(server.port, "/")).body.decode()
+    async with in_memory(TodoPage) as served:
+        body = (await http_get(served, "/")).body.decode()
     assert "Try the to-do list" in body and "<title>To-do (2)</title>" in body
 
 
@@ -119,8 +119,8 @@ async def test_options_come_as_settings_or_keywords_and_keywords_win() -> None:
     app = ComponentApp({"/": Greeting}, settings=base, title="Keyword")
     assert app.settings == replace(base, title="Keyword")
     assert base.title == "Base"  # the settings given are left alone
-    async with serving(app) as server:
-        result = await http_get(server.port, "/")
+    async with in_memory(app) as served:
+        result = await http_get(served, "/")
     body = result.body.decode()
     assert "<title>Keyword</title>" in body and '<html lang="fr">' in body
     assert "content-security-policy" not in result.headers
@@ -163,8 +163,8 @@ async def test_apps_given_one_store_and_secret_read_each_others_snapshots() -> N
     first = ComponentApp({"/": Greeting}, settings=settings)
     second = ComponentApp({"/": Greeting}, settings=settings)
     stranger = ComponentApp({"/": Greeting}, store=settings.store)  # its own random secret
-    async with serving(first) as server:
-        body = (await http_get(server.port, "/")).body.decode()
+    async with in_memory(first) as served:
+        body = (await http_get(served, "/")).body.decode()
     page_id = body.split('data-cv-page="', 1)[1].split('"', 1)[0]
     assert (await second.snapshots.load(page_id))["root"] == dump_component(Greeting())
     with pytest.raises(SnapshotInvalid):

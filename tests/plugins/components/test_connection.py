@@ -25,7 +25,7 @@ from wsserver.plugins.components.store import SnapshotExpired, SnapshotInvalid
 from wsserver.plugins.runtime.session import Session
 from wsserver.server import HTMLResponse, Request, Response
 
-from ..._live import http_get, serving
+from ..._live import http_get, in_memory
 from .._fakes import FakeWebSocket, fake_session
 from ._harness import (
     WAIT,
@@ -70,8 +70,8 @@ async def test_a_snapshot_holds_the_page_as_json() -> None:
 
 async def attached(app: ComponentApp, path: str = "/") -> tuple[PageConnection, FakeWebSocket, Any]:
     """A PageConnection on a fake socket, attached to a fresh page of ``app``."""
-    async with serving(app) as server:
-        body = (await http_get(server.port, path)).body.decode()
+    async with in_memory(app) as served:
+        body = (await http_get(served, path)).body.decode()
     page_id = body.split('data-cv-page="', 1)[1].split('"', 1)[0]
     session, websocket = fake_session()
     connection = PageConnection(app, session)
@@ -231,8 +231,8 @@ async def test_a_pages_first_attach_counts_as_first_whether_it_matched_or_not() 
 
     app = ComponentApp({"/": Counter})
     before = counts()
-    async with serving(app) as server:
-        body = (await http_get(server.port, "/")).body.decode()
+    async with in_memory(app) as served:
+        body = (await http_get(served, "/")).body.decode()
     page_id = body.split('data-cv-page="', 1)[1].split('"', 1)[0]
 
     async def attach(count: int, answer: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from wsserver.plugins.components import DocumentServer, PageConnection, Select, Table
 
-from ..._live import http_get, serving
+from ..._live import http_get, in_memory
 from .._fakes import fake_session
 from ._harness import WAIT, AppHarness, fast_app, wait_until
 
@@ -116,8 +116,8 @@ async def test_a_failing_client_handler_is_logged_and_clients_are_tracked(
     assert await shared.flush() > 0  # nobody to send to: dropped, shown whole later
     assert await shared.flush() == 0
     assert live.shared_documents == [shared]
-    async with serving(live.app) as server:
-        body = (await http_get(server.port, "/")).body.decode()
+    async with in_memory(live.app) as served:
+        body = (await http_get(served, "/")).body.decode()
     page_id = body.split('data-cv-page="', 1)[1].split('"', 1)[0]
     session, websocket = fake_session()
     client = PageConnection(live.app, session)

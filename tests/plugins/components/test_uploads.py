@@ -31,7 +31,7 @@ from wsserver.plugins.components.uploads import (
 )
 from wsserver.plugins.runtime.messages import Envelope, MalformedMessage
 
-from ..._live import http_get, serving
+from ..._live import http_get, in_memory
 from .._fakes import FakeWebSocket, fake_session
 from ._harness import WAIT, AppHarness, fast_app, text, wait_until
 
@@ -190,8 +190,8 @@ SMALL_EVENTS: list[UploadEvent] = []
 
 
 async def attached(app: ComponentApp) -> tuple[PageConnection, FakeWebSocket, Any]:
-    async with serving(app) as server:
-        body = (await http_get(server.port, "/")).body.decode()
+    async with in_memory(app) as served:
+        body = (await http_get(served, "/")).body.decode()
     page_id = body.split('data-cv-page="', 1)[1].split('"', 1)[0]
     session, websocket = fake_session()
     connection = PageConnection(app, session)

@@ -1,7 +1,8 @@
 """Tests for wsserver.plugins.runtime.view: ``RuntimeView`` over a real server.
 
-The client is the ``websockets`` library speaking the runtime's protocol by
-hand, so that every message on the wire is visible.
+In memory (``wsserver.testing``: the real server and connection, wsserver's
+client role on the other side), the client speaking the runtime's protocol
+by hand, so that every message is visible.
 """
 
 from __future__ import annotations
@@ -12,24 +13,25 @@ import logging
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from wsserver.client import ClientWebSocket
+from wsserver.client import ConnectionClosed as ClientConnectionClosed
+from wsserver.client import InvalidStatus as ClientInvalidStatus
 from wsserver.plugins.runtime import RuntimeView, Session
 from wsserver.server import App, WebSocket
 
-from ..._live import TIMEOUT, serving, ws_url
+from ..._live import TIMEOUT, in_memory
 
 
-async def recv_json(client: ClientConnection) -> dict[str, Any]:
+async def recv_json(client: ClientWebSocket) -> dict[str, Any]:
     message = await asyncio.wait_for(client.recv(), TIMEOUT)
     assert isinstance(message, str)
     result: dict[str, Any] = json.loads(message)
     return result
 
 
-async def closed_with(client: ClientConnection) -> tuple[int | None, str | None]:
-    with pytest.raises(ConnectionClosed):
+async def closed_with(client: ClientWebSocket) -> tuple[int | None, str | None]:
+    with pytest.raises(ClientConnectionClosed):
         while True:
             await asyncio.wait_for(client.recv(), TIMEOUT)
     return client.close_code, client.close_reason
@@ -56,7 +58,7 @@ async def test_init_comes_first_with_the_views_settings() -> None:
         ping_interval = 2.5
         ping_timeout = 1.25
 
-    async with serving(app_with(View)) as server, connect(ws_url(server, "/ws")) as client:
+    async with in_memory(app_with(View)) as served, served.websocket_connect("/ws") as client:
         init = await recv_json(client)
         assert init["p"] == "rt" and init["k"] == "init"
         assert init["v"] == 1
@@ -84,8 +86,8 @@ async def test_hooks_run_in_order_and_the_start_hook_can_await_the_browser() -> 
             events.log.append(f"end {session.close_code}")
             events.ended.put_nowait(session)
 
-    async with serving(app_with(View)) as server:
-        async with connect(ws_url(server, "/ws")) as client:
+    async with in_memory(app_with(View)) as served:
+        async with served.websocket_connect("/ws") as client:
             assert (await recv_json(client))["k"] == "init"
             assert (await recv_json(client))["k"] == "question"
             await client.send('{"p":"demo","k":"answer","v":42}')
@@ -112,8 +114,8 @@ async def test_a_long_start_hook_is_cancelled_when_the_connection_ends() -> None
             events.log.append("end")
             events.ended.put_nowait(session)
 
-    async with serving(app_with(View)) as server:
-        async with connect(ws_url(server, "/ws")) as client:
+    async with in_memory(app_with(View)) as served:
+        async with served.websocket_connect("/ws") as client:
             await recv_json(client)
             await asyncio.wait_for(events.started.get(), TIMEOUT)
         await asyncio.wait_for(events.ended.get(), TIMEOUT)
@@ -133,7 +135,7 @@ async def test_a_failing_start_hook_closes_with_1011_and_is_logged(
             events.ended.put_nowait(session)
 
     with caplog.at_level(logging.ERROR, logger="wsserver.plugins.runtime"):
-        async with serving(app_with(View)) as server, connect(ws_url(server, "/ws")) as client:
+        async with in_memory(app_with(View)) as served, served.websocket_connect("/ws") as client:
             await recv_json(client)
             assert await closed_with(client) == (1011, "internal error")
             session = await asyncio.wait_for(events.ended.get(), TIMEOUT)
@@ -160,8 +162,8 @@ async def test_a_start_hook_failing_after_the_end_is_not_an_error(
             events.ended.put_nowait(session)
 
     with caplog.at_level(logging.ERROR, logger="wsserver.plugins.runtime"):
-        async with serving(app_with(View)) as server:
-            async with connect(ws_url(server, "/ws")) as client:
+        async with in_memory(app_with(View)) as served:
+            async with served.websocket_connect("/ws") as client:
                 await recv_json(client)
             await asyncio.wait_for(events.ended.get(), TIMEOUT)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
@@ -180,11 +182,10 @@ async def test_a_refused_connection_gets_no_session() -> None:
         async def on_session_end(self, session: Session) -> None:
             events.log.append("end")
 
-    async with serving(app_with(View)) as server:
-        with pytest.raises(InvalidStatus) as caught:
-            async with connect(ws_url(server, "/ws")):
-                pass
-        assert caught.value.response.status_code == 401
+    async with in_memory(app_with(View)) as served:
+        with pytest.raises(ClientInvalidStatus) as caught:
+            await served.websocket_connect("/ws")
+        assert caught.value.status == 401
     assert events.log == []
 
 
@@ -202,9 +203,9 @@ async def test_bad_input_ends_the_session_with_its_close_code() -> None:
         (b"\x00", 1003),
         ('{"p":"rt","k":"ping","pad":"' + "x" * 64 + '"}', 1009),
     ]
-    async with serving(app_with(View)) as server:
+    async with in_memory(app_with(View)) as served:
         for payload, code in cases:
-            async with connect(ws_url(server, "/ws")) as client:
+            async with served.websocket_connect("/ws") as client:
                 await recv_json(client)
                 await client.send(payload)
                 assert (await closed_with(client))[0] == code
@@ -224,8 +225,8 @@ async def test_create_session_can_be_overridden() -> None:
         async def on_session_end(self, session: Session) -> None:
             events.ended.put_nowait(session)
 
-    async with serving(app_with(View)) as server:
-        async with connect(ws_url(server, "/ws")) as client:
+    async with in_memory(app_with(View)) as served:
+        async with served.websocket_connect("/ws") as client:
             await recv_json(client)
             await client.send('{"p":"demo","k":"x"}')
             await client.send('{"p":"rt","k":"ping","n":2}')
@@ -236,8 +237,8 @@ async def test_create_session_can_be_overridden() -> None:
 
 async def test_a_view_without_hooks_just_runs_the_session() -> None:
     async with (
-        serving(app_with(RuntimeView)) as server,
-        connect(ws_url(server, "/ws")) as client,
+        in_memory(app_with(RuntimeView)) as served,
+        served.websocket_connect("/ws") as client,
     ):
         assert (await recv_json(client))["k"] == "init"
         await client.send('{"p":"rt","k":"ping","n":3}')
