@@ -30,13 +30,13 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NoReturn
 
-from ..protocol import CloseCode
+from ..protocol import BinaryMessage, CloseCode, TextMessage
 from .decoding import MessageDecoder, MessageRefused
 from .mistakes import ApplicationMistake, awaited
 from .responses import PlainTextResponse
-from .websocket import Disconnect, WebSocket, WebSocketDisconnect, WebSocketState
+from .websocket import WebSocket, WebSocketDisconnect, WebSocketState
 
 __all__ = ["WebSocketView"]
 
@@ -60,28 +60,30 @@ class WebSocketView:
         close_code: int = CloseCode.NORMAL_CLOSURE
         failed = False
         # Typed as returning a value: what it returns is checked, per message
-        # with a plain await and one comparison.
+        # with one comparison.
         on_receive: Callable[[WebSocket, Any], Awaitable[object]] = self.on_receive
         decoder = _DECODERS.get(self.encoding, _DECODERS["json"])
         decode = decoder.decode
+
+        def start(message: TextMessage | BinaryMessage) -> Awaitable[object]:
+            # One call per message, made by handle_messages, most often in
+            # the connection's read callback (wsserver.server.dispatch).
+            try:
+                data = decode(message)
+            except MessageRefused as refused:
+                return _refuse(decoder, websocket, refused)
+            return on_receive(websocket, data)
+
+        def check(returned: object) -> None:
+            raise ApplicationMistake(
+                _HOOK, on_receive, returned, "None", "send replies with websocket.send_*()"
+            )
+
         try:
-            while True:
-                # receive() and decode() rather than decoder.receive(): one
-                # coroutine per message, not two.
-                message = await websocket.receive()
-                if isinstance(message, Disconnect):
-                    close_code = message.code
-                    break
-                try:
-                    data = decode(message)
-                except MessageRefused as refused:
-                    close_code = (await decoder.refuse(websocket, refused)).code
-                    break
-                returned = await on_receive(websocket, data)
-                if returned is not None:
-                    raise ApplicationMistake(
-                        _HOOK, on_receive, returned, "None", "send replies with websocket.send_*()"
-                    )
+            try:
+                close_code = (await websocket.handle_messages(start, check)).code
+            except _Refused as refused:
+                close_code = refused.code
         except WebSocketDisconnect as disconnect:
             # The peer left while a handler was receiving or sending: that
             # is its close code, not an internal error.
@@ -123,6 +125,24 @@ class WebSocketView:
 
     async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
         """Called once at the end, with the close code."""
+
+
+class _Refused(Exception):
+    """A message of the wrong type or invalid JSON was answered with a Close.
+
+    Ends the receive loop from inside ``handle_messages`` (the refusal is a
+    handler of its own); the view reports ``code`` to ``on_disconnect``.
+    """
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+async def _refuse(
+    decoder: MessageDecoder[Any], websocket: WebSocket, refused: MessageRefused
+) -> NoReturn:
+    raise _Refused((await decoder.refuse(websocket, refused)).code)
 
 
 #: How each ``encoding`` takes messages (RFC 6455 section 7.4.1: the wrong
