@@ -18,6 +18,15 @@ exception in a handler reaches the server, which closes the connection with
 1011 and logs the traceback; ``WebSocketDisconnect`` from a handler (the
 peer left) passes its own code to ``on_disconnect``.
 
+Messages are handled one at a time, in order.  While the view waits for
+one, the connection runs ``on_receive`` as soon as the message is parsed,
+in its read callback, as the connection's task and in its context
+(``WebSocket.handle_messages``, ``wsserver.server.dispatch``): a handler
+that sends its reply and returns without suspending costs no task
+wake-up, and its reply leaves in the same loop iteration, in one write
+with the replies to the rest of the read.  A handler that suspends is
+finished by the task, and the messages that arrive meanwhile wait for it.
+
 Every hook returns ``None``.  A hook that returns a value is mistaken about
 what the value does (``False`` does not refuse, a string is not sent): the
 server answers 500 before the handshake is answered, or closes with 1011
