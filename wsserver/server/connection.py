@@ -53,7 +53,7 @@ from .access import log_access
 from .app import Application
 from .config import ServerConfig
 from .datastructures import Address
-from .inbox import Disconnect, Inbox
+from .inbox import Delivery, Disconnect, Inbox
 from .keepalive import Keepalive
 from .limits import ClientLimiter, ClientSlot, Refusal
 from .mistakes import ApplicationMistake, qualified_name
@@ -446,17 +446,26 @@ class Connection(asyncio.BufferedProtocol):
         """
         if self._closed:
             return
+        inbox = self._inbox
+        if inbox is not None:
+            # A view waiting for its next message takes it here, in this
+            # callback (wsserver.server.dispatch), unless this pump runs
+            # inside a task (a handler's own close(), the application's
+            # receive()).  The pump then runs as the application's task and
+            # in its context, entered once for all the messages of the read.
+            dispatch = inbox.dispatch
+            if dispatch is not None and _current_task(self.loop) is None:
+                dispatch.run(self._pump)
+                return
+        self._pump(None)
+
+    def _pump(self, dispatch: Delivery | None) -> None:
+        """``pump``'s loop; ``dispatch`` runs a parked view's handler directly."""
         protocol = self.protocol
         inbox = self._inbox
         rates = self._rates
         now = self.loop.time() if rates is not None else 0.0
         received = False
-        # A view waiting for its next message takes it here, in this
-        # callback (wsserver.server.dispatch), unless this pump runs inside
-        # a task: a handler's own close(), or the application's receive().
-        dispatch = inbox.dispatch if inbox is not None else None
-        if dispatch is not None and _current_task(self.loop) is not None:
-            dispatch = None
         batched = False
         while True:
             if protocol.state is _CONNECTING:

@@ -2,11 +2,12 @@
 
 The direct path of a ``WebSocketView`` (issue 16).  While the view waits
 for its next message (``WebSocket.handle_messages``), the connection's pump
-hands each message it parses to ``Dispatch.deliver``, which starts the
-view's handler (``on_receive``) and runs it right there, without waking the
-application's task: most handlers send their reply and return without ever
-suspending, and a reply made in the read callback leaves with the write at
-the end of that callback, in the same loop iteration as the read.
+runs inside ``Dispatch.run`` and hands each message it parses to
+``Dispatch.deliver``, which starts the view's handler (``on_receive``) and
+runs it right there, without waking the application's task: most
+handlers send their reply and return without ever suspending, and a reply
+made in the read callback leaves with the write at the end of that
+callback, in the same loop iteration as the read.
 
 A handler that does suspend (it awaits I/O, a lock, a full write buffer)
 is handed over to the application's task, which finishes it
@@ -26,6 +27,9 @@ ran inside it, so that nothing an application can observe differs:
   with a ``contextvars.Context`` it keeps (``Inbox.context``), and runs the
   handler in that very context, so a variable a handler sets is seen by the
   next one, by ``on_disconnect``, and by tasks it starts.
+
+Both are entered once per read (``Dispatch.run`` around the pump), not once
+per message: each costs about as much as a short handler's own work.
 
 One message at a time: the pump delivers only while the view is parked
 with nothing queued and no handler in progress (``Inbox.busy``), and never
@@ -148,11 +152,26 @@ class Dispatch:
         self._context = context
         self.handoff: Awaitable[object] | BaseException | None = None
 
-    def deliver(self, message: TextMessage | BinaryMessage) -> bool:
-        """Handle ``message`` now, as the task and in its context.
+    def run(self, pump: Callable[[Dispatch], None]) -> None:
+        """Call ``pump(self)`` as the task and in its context.
 
-        The caller runs outside every task, with the view parked, nothing
-        queued and no handler in progress.
+        The connection's pump runs in here when the view is parked, so that
+        the task is entered and the context switched once per read, not
+        once per message.  The caller runs outside every task.
+        """
+        loop = self._loop
+        task = self._task
+        assert _enter_task is not None and _leave_task is not None
+        _enter_task(loop, task)
+        try:
+            self._context.run(pump, self)
+        finally:
+            _leave_task(loop, task)
+
+    def deliver(self, message: TextMessage | BinaryMessage) -> bool:
+        """Handle ``message`` now (within ``run``).
+
+        The view is parked, nothing is queued and no handler is out.
 
         Returns:
             ``True`` if the handler finished; ``False`` if it was handed
@@ -168,24 +187,7 @@ class Dispatch:
         # Busy as in the task: a Close from the peer that a pump started by
         # the handler parses is held until the handler is done.
         inbox.busy = True
-        loop = self._loop
-        task = self._task
-        assert _enter_task is not None and _leave_task is not None
-        _enter_task(loop, task)
-        try:
-            finished = self._context.run(self._run, message)
-        finally:
-            _leave_task(loop, task)
-        if finished:
-            inbox.busy = False
-            inbox.receiver = parked
-            return True
-        inbox.dispatch = None
-        if parked is not None and not parked.done():
-            parked.set_result(None)
-        return False
-
-    def _run(self, message: TextMessage | BinaryMessage) -> bool:
+        handoff: Awaitable[object] | BaseException
         try:
             awaitable = self._start(message)
             try:
@@ -194,24 +196,31 @@ class Dispatch:
                 # Not a coroutine (a plain function returning an awaitable,
                 # or a mistake): the task awaits it as it always did, with
                 # the same error if it cannot be awaited.
-                self.handoff = awaitable
-                return False
-            yielded = send(None)
+                handoff = awaitable
+            else:
+                handoff = Suspended(awaitable, send(None))  # type: ignore[arg-type]
         except StopIteration as done:
             returned = done.value
-            if returned is not None and self._check is not None:
-                try:
-                    self._check(returned)
-                except Exception as mistake:
-                    self.handoff = mistake
-                    return False
-            return True
+            if returned is None or self._check is None:
+                inbox.busy = False
+                inbox.receiver = parked
+                return True
+            try:
+                self._check(returned)
+            except Exception as mistake:
+                handoff = mistake
+            else:
+                inbox.busy = False
+                inbox.receiver = parked
+                return True
         except (KeyboardInterrupt, SystemExit):
             raise  # as a task's step does: they end the loop, not the handler
         except BaseException as error:
-            self.handoff = error
-            return False
-        self.handoff = Suspended(awaitable, yielded)  # type: ignore[arg-type]
+            handoff = error
+        self.handoff = handoff
+        inbox.dispatch = None
+        if parked is not None and not parked.done():
+            parked.set_result(None)
         return False
 
 

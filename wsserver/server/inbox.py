@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,8 +67,13 @@ class Pumped(Protocol):
 class Delivery(Protocol):
     """What runs a parked view's handler (``wsserver.server.dispatch.Dispatch``)."""
 
+    def run(self, pump: Callable[[Delivery], None]) -> None:
+        """Call ``pump(self)`` as the application's task, in its context."""
+        ...
+
     def deliver(self, message: TextMessage | BinaryMessage) -> bool:
-        """Handle ``message`` now; whether the handler finished (else it was handed over)."""
+        """Handle ``message`` now, within ``run``; whether the handler finished
+        (else it was handed over to the task)."""
         ...
 
 
