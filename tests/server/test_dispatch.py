@@ -521,9 +521,7 @@ async def test_deliver_hands_over_a_handler_that_is_not_a_coroutine() -> None:
         waiter = inbox.waiter()
         assert waiter is not None
         inbox.dispatch = dispatch
-        loop.call_soon(
-            dispatch.run, lambda run: results.append(run.deliver(TextMessage(data="x")))
-        )
+        loop.call_soon(dispatch.run, lambda run: results.append(run.deliver(TextMessage(data="x"))))
         await waiter
         results.append(dispatch.handoff is future)
 
