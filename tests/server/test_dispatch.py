@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -484,6 +484,19 @@ async def test_suspended_closes_its_coroutine_when_closed() -> None:
     assert closed == [True]
 
 
+class Handler:
+    """A ``MessageHandler`` whose every message gets the same awaitable."""
+
+    def __init__(self, awaitable: Awaitable[object]) -> None:
+        self.awaitable = awaitable
+
+    def start(self, message: object) -> Awaitable[object]:
+        return self.awaitable
+
+    def check(self, returned: object) -> None:
+        raise AssertionError(returned)
+
+
 async def test_direct_dispatch_is_only_for_the_connections_own_task() -> None:
     loop = asyncio.get_running_loop()
 
@@ -493,17 +506,16 @@ async def test_direct_dispatch_is_only_for_the_connections_own_task() -> None:
 
     inbox = Inbox(loop, 4, Writer(ServerConnection(), loop, 1024), Pumped())
 
-    async def start(message: Any) -> None:
-        pass
-
-    assert direct_dispatch(inbox, start, None) is None  # no task given
+    handler = Handler(asyncio.sleep(0))
+    assert direct_dispatch(inbox, handler) is None  # no task given
     inbox.task = asyncio.current_task()
     inbox.context = contextvars.copy_context()
-    assert isinstance(direct_dispatch(inbox, start, None), Dispatch)
+    assert isinstance(direct_dispatch(inbox, handler), Dispatch)
     other = asyncio.create_task(asyncio.sleep(0))
     inbox.task = other
-    assert direct_dispatch(inbox, start, None) is None  # another task
+    assert direct_dispatch(inbox, handler) is None  # another task
     await other
+    await handler.awaitable
 
 
 async def test_deliver_hands_over_a_handler_that_is_not_a_coroutine() -> None:
@@ -517,7 +529,7 @@ async def test_deliver_hands_over_a_handler_that_is_not_a_coroutine() -> None:
     future: asyncio.Future[object] = loop.create_future()
 
     async def parked() -> None:
-        dispatch = Dispatch(lambda message: future, None, inbox, loop, task, context)
+        dispatch = Dispatch(Handler(future), inbox)
         waiter = inbox.waiter()
         assert waiter is not None
         inbox.dispatch = dispatch
@@ -527,7 +539,8 @@ async def test_deliver_hands_over_a_handler_that_is_not_a_coroutine() -> None:
 
     results: list[bool] = []
     context = contextvars.copy_context()
-    task = loop.create_task(parked(), context=context)
+    inbox.task = task = loop.create_task(parked(), context=context)
+    inbox.context = context
     await task
     assert results == [False, True]
     assert inbox.dispatch is None

@@ -40,22 +40,31 @@ queues instead).
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..protocol import BinaryMessage, TextMessage
 
 if TYPE_CHECKING:
     from .inbox import Inbox
 
-__all__ = ["Dispatch", "Handler", "ResultCheck", "Suspended", "direct_dispatch"]
+__all__ = ["Dispatch", "MessageHandler", "Suspended", "direct_dispatch"]
 
-#: Starts handling one message: returns the handler's coroutine, not run yet.
-Handler = Callable[[TextMessage | BinaryMessage], Awaitable[object]]
-#: Called with what a handler returned when it was not ``None``; what it
-#: raises ends the receive loop as an exception from the handler would.
-ResultCheck = Callable[[object], None]
+
+class MessageHandler(Protocol):
+    """What ``WebSocket.handle_messages`` runs for each message (a view's is
+    ``wsserver.server.views``' own)."""
+
+    def start(self, message: TextMessage | BinaryMessage) -> Awaitable[object]:
+        """The awaitable that handles ``message`` (typically the coroutine of
+        ``on_receive``, not run yet)."""
+        ...
+
+    def check(self, returned: object) -> None:
+        """Called with what a handler returned, when not ``None``; what it
+        raises ends the receive loop as a handler's exception would."""
+        ...
+
 
 # asyncio's pair around each step of a task (C functions since 3.7): they
 # make current_task() answer the given task.  Looked up once; a Python that
@@ -124,7 +133,8 @@ class Dispatch:
     """Runs a receive loop's handler for the messages the pump delivers.
 
     Created by ``direct_dispatch`` for one ``WebSocket.handle_messages``
-    call; the loop sets it as ``Inbox.dispatch`` while it is parked.
+    call, around its ``MessageHandler``; the loop sets it as
+    ``Inbox.dispatch`` while it is parked.
 
     Attributes:
         handoff: what the task must finish before its next message: a
@@ -133,23 +143,13 @@ class Dispatch:
             raised; ``None`` when every handler finished.
     """
 
-    __slots__ = ("_check", "_context", "_inbox", "_loop", "_start", "_task", "handoff")
+    __slots__ = ("_handler", "_inbox", "handoff")
 
-    def __init__(
-        self,
-        start: Handler,
-        check: ResultCheck | None,
-        inbox: Inbox,
-        loop: asyncio.AbstractEventLoop,
-        task: asyncio.Task[Any],
-        context: contextvars.Context,
-    ) -> None:
-        self._start = start
-        self._check = check
+    def __init__(self, handler: MessageHandler, inbox: Inbox) -> None:
+        # Few fields: an idle view holds one (the task and its context are
+        # read from the inbox, once per read).
+        self._handler = handler
         self._inbox = inbox
-        self._loop = loop
-        self._task = task
-        self._context = context
         self.handoff: Awaitable[object] | BaseException | None = None
 
     def run(self, pump: Callable[[Dispatch], None]) -> None:
@@ -159,12 +159,15 @@ class Dispatch:
         the task is entered and the context switched once per read, not
         once per message.  The caller runs outside every task.
         """
-        loop = self._loop
-        task = self._task
+        inbox = self._inbox
+        task = inbox.task
+        context = inbox.context
+        assert task is not None and context is not None
         assert _enter_task is not None and _leave_task is not None
+        loop = task.get_loop()
         _enter_task(loop, task)
         try:
-            self._context.run(pump, self)
+            context.run(pump, self)
         finally:
             _leave_task(loop, task)
 
@@ -189,7 +192,7 @@ class Dispatch:
         inbox.busy = True
         handoff: Awaitable[object] | BaseException
         try:
-            awaitable = self._start(message)
+            awaitable = self._handler.start(message)
             try:
                 send = awaitable.send  # type: ignore[attr-defined]
             except AttributeError:
@@ -201,12 +204,12 @@ class Dispatch:
                 handoff = Suspended(awaitable, send(None))  # type: ignore[arg-type]
         except StopIteration as done:
             returned = done.value
-            if returned is None or self._check is None:
+            if returned is None:
                 inbox.busy = False
                 inbox.receiver = parked
                 return True
             try:
-                self._check(returned)
+                self._handler.check(returned)
             except Exception as mistake:
                 handoff = mistake
             else:
@@ -224,7 +227,7 @@ class Dispatch:
         return False
 
 
-def direct_dispatch(inbox: Inbox, start: Handler, check: ResultCheck | None) -> Dispatch | None:
+def direct_dispatch(inbox: Inbox, handler: MessageHandler) -> Dispatch | None:
     """A ``Dispatch`` for a receive loop running in the connection's own task.
 
     ``None`` when the loop runs in another task (the connection cannot run
@@ -233,9 +236,8 @@ def direct_dispatch(inbox: Inbox, start: Handler, check: ResultCheck | None) -> 
     asyncio's ``_enter_task``: the loop then receives as any other does.
     """
     task = inbox.task
-    context = inbox.context
-    if task is None or context is None or _enter_task is None or _leave_task is None:
+    if task is None or inbox.context is None or _enter_task is None or _leave_task is None:
         return None
     if asyncio.current_task() is not task:
         return None
-    return Dispatch(start, check, inbox, task.get_loop(), task, context)
+    return Dispatch(handler, inbox)

@@ -68,29 +68,10 @@ class WebSocketView:
             return  # refused, or closed at once
         close_code: int = CloseCode.NORMAL_CLOSURE
         failed = False
-        # Typed as returning a value: what it returns is checked, per message
-        # with one comparison.
-        on_receive: Callable[[WebSocket, Any], Awaitable[object]] = self.on_receive
-        decoder = _DECODERS.get(self.encoding, _DECODERS["json"])
-        decode = decoder.decode
-
-        def start(message: TextMessage | BinaryMessage) -> Awaitable[object]:
-            # One call per message, made by handle_messages, most often in
-            # the connection's read callback (wsserver.server.dispatch).
-            try:
-                data = decode(message)
-            except MessageRefused as refused:
-                return _refuse(decoder, websocket, refused)
-            return on_receive(websocket, data)
-
-        def check(returned: object) -> None:
-            raise ApplicationMistake(
-                _HOOK, on_receive, returned, "None", "send replies with websocket.send_*()"
-            )
-
         try:
             try:
-                close_code = (await websocket.handle_messages(start, check)).code
+                ended = await websocket.handle_messages(_ViewHandler(self))
+                close_code = ended.code
             except _Refused as refused:
                 close_code = refused.code
         except WebSocketDisconnect as disconnect:
@@ -134,6 +115,38 @@ class WebSocketView:
 
     async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
         """Called once at the end, with the close code."""
+
+
+class _ViewHandler:
+    """How a view handles each message (``WebSocket.handle_messages``).
+
+    One small object per connection, not closures: an idle connection
+    holds it for as long as it is open.
+    """
+
+    __slots__ = ("_decode", "_decoder", "_on_receive", "_websocket")
+
+    def __init__(self, view: WebSocketView) -> None:
+        self._websocket = view.websocket
+        # Typed as returning a value: what it returns is checked.
+        self._on_receive: Callable[[WebSocket, Any], Awaitable[object]] = view.on_receive
+        decoder = _DECODERS.get(view.encoding, _DECODERS["json"])
+        self._decoder = decoder
+        self._decode = decoder.decode
+
+    def start(self, message: TextMessage | BinaryMessage) -> Awaitable[object]:
+        # One call per message, most often in the connection's read
+        # callback (wsserver.server.dispatch).
+        try:
+            data = self._decode(message)
+        except MessageRefused as refused:
+            return _refuse(self._decoder, self._websocket, refused)
+        return self._on_receive(self._websocket, data)
+
+    def check(self, returned: object) -> None:
+        raise ApplicationMistake(
+            _HOOK, self._on_receive, returned, "None", "send replies with websocket.send_*()"
+        )
 
 
 class _Refused(Exception):

@@ -25,7 +25,7 @@ from ..protocol import Headers as HeaderPairs
 from ..protocol.frames import PreparedMessage
 from .datastructures import URL, Address, Headers, QueryParams, parse_cookies
 from .datastructures import State as StateBag
-from .dispatch import Handler, ResultCheck, Suspended, direct_dispatch
+from .dispatch import MessageHandler, Suspended, direct_dispatch
 from .inbox import Disconnect, Inbox
 from .mistakes import describe_value
 from .responses import Response
@@ -321,10 +321,10 @@ class WebSocket:
         self._client_state = WebSocketState.DISCONNECTED
         return ended
 
-    async def handle_messages(self, start: Handler, check: ResultCheck | None = None) -> Disconnect:
-        """Handle every message with ``start(message)``, until the peer goes.
+    async def handle_messages(self, handler: MessageHandler) -> Disconnect:
+        """Handle every message with ``handler``, until the peer goes.
 
-        ``await start(message)`` handles one message; the messages are
+        ``await handler.start(message)`` handles one message; the messages are
         handled one at a time, in order, as a loop over ``receive()``
         would.  In the connection's own task (a view's ``dispatch``), a
         message that arrives while the loop waits is handled in the
@@ -335,10 +335,11 @@ class WebSocket:
         arrived meanwhile waits for it (``wsserver.server.dispatch``).
 
         Args:
-            start: returns the awaitable that handles a message (typically
-                the coroutine of ``on_receive``, not awaited yet).
-            check: called with what a handler returned, when it is not
-                ``None``; what it raises ends the loop.
+            handler: its ``start(message)`` returns the awaitable that
+                handles a message (typically the coroutine of ``on_receive``,
+                not awaited yet); its ``check(returned)`` is called with what
+                a handler returned, when it is not ``None``, and what it
+                raises ends the loop.
 
         Returns:
             How the peer went, as ``receive()`` returns it.
@@ -346,12 +347,12 @@ class WebSocket:
         Raises:
             RuntimeError: before ``accept()``, or while another task is
                 receiving.
-            Exception: what a handler (or ``check``) raised.
+            Exception: what a handler (or ``handler.check``) raised.
         """
         if self.application_state is _APP_CONNECTING:
             raise RuntimeError("handle_messages() before accept()")
         inbox = self._inbox
-        dispatch = direct_dispatch(inbox, start, check)
+        dispatch = direct_dispatch(inbox, handler)
         messages = inbox.messages
         while True:
             if dispatch is not None and not messages and inbox.ended is None:
@@ -382,15 +383,15 @@ class WebSocket:
                         assert isinstance(handoff, Suspended)
                         handoff = handoff.throwing(thrown)
                     returned = await handoff
-                    if returned is not None and check is not None:
-                        check(returned)
+                    if returned is not None:
+                        handler.check(returned)
                     continue
             message = await self.receive()
             if isinstance(message, Disconnect):
                 return message
-            returned = await start(message)
-            if returned is not None and check is not None:
-                check(returned)
+            returned = await handler.start(message)
+            if returned is not None:
+                handler.check(returned)
 
     async def _receive_message(self, timeout: float | None) -> TextMessage | BinaryMessage:
         message = await self.receive(timeout)
