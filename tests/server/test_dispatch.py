@@ -360,6 +360,29 @@ async def test_a_stream_started_in_the_read_callback_keeps_other_senders_out() -
         assert await recv_all(client, 2) == ["ab", "other"]
 
 
+async def test_a_handler_may_receive_the_next_message_itself() -> None:
+    class TwoPart(WebSocketView):
+        encoding = "text"
+
+        async def on_receive(self, websocket: WebSocket, data: str) -> None:
+            if data == "pair":
+                second = await websocket.receive_text()
+                await websocket.send_text(f"pair of {second}")
+            else:
+                await websocket.send_text(data)
+
+    with counting_deliveries() as delivered:
+        async with serving(TwoPart) as server, connect(ws_url(server)) as client:
+            for message in ("a", "pair", "b", "c", "pair"):
+                await client.send(message)
+            assert await recv_all(client, 3) == ["a", "pair of b", "c"]
+            await client.send("d")
+            assert await recv_all(client, 1) == ["pair of d"]
+            await client.send("e")
+            assert await recv_all(client, 1) == ["e"]
+    assert delivered[0] >= 2
+
+
 # ---------------------------------------------------------------------------
 # One write per read
 # ---------------------------------------------------------------------------
