@@ -208,6 +208,24 @@ async def test_a_value_returned_by_a_handler_that_did_not_suspend_closes_1011(
     assert "send replies with websocket.send_*()" in record.getMessage()
 
 
+async def test_a_value_returned_after_suspending_closes_1011_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Returning(WebSocketView):
+        async def on_receive(self, websocket: WebSocket, data: Any) -> Any:
+            await asyncio.sleep(0)
+            return 42
+
+    with caplog.at_level(logging.ERROR, logger="wsserver"):
+        async with serving(Returning) as server, connect(ws_url(server)) as client:
+            await client.send("hello")
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(client.recv(), TIMEOUT)
+            assert client.close_code == 1011
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "returned int 42" in record.getMessage()
+
+
 # ---------------------------------------------------------------------------
 # Closing and cancellation while a handler is suspended
 # ---------------------------------------------------------------------------
@@ -271,6 +289,75 @@ async def test_shutdown_cancels_a_handler_suspended_after_starting_in_the_read_c
             await asyncio.wait_for(server.shutdown(), TIMEOUT)
     assert delivered[0] == 1
     assert cancelled.is_set()
+
+
+async def test_a_cancellation_before_the_task_takes_a_handler_over_reaches_the_handler() -> None:
+    # The handler cancels its own task (as asyncio.timeout() would, from a
+    # timer) and suspends, all in the read callback: the task is cancelled
+    # before it took the handler over, and the handler gets the
+    # CancelledError at its await, as it would in the task.
+    class SelfCancelling(WebSocketView):
+        encoding = "text"
+
+        async def on_receive(self, websocket: WebSocket, data: str) -> None:
+            if data == "cancel me":
+                task = asyncio.current_task()
+                assert task is not None
+                task.cancel()
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError:
+                    task.uncancel()
+                    await websocket.send_text("cancelled at the await")
+                    return
+            await websocket.send_text(data)
+
+    with counting_deliveries() as delivered:
+        async with serving(SelfCancelling) as server, connect(ws_url(server)) as client:
+            await client.send("cancel me")
+            assert await recv_all(client, 1) == ["cancelled at the await"]
+            await client.send("still served")
+            assert await recv_all(client, 1) == ["still served"]
+    assert delivered[0] == 2
+
+
+async def test_handle_messages_in_another_task_receives_as_any_loop_does() -> None:
+    # The connection cannot run handlers as a task it did not start: the
+    # loop falls back to receive(), with the same order and checks.
+    class Handler:
+        def __init__(self, websocket: WebSocket) -> None:
+            self.websocket = websocket
+            self.mistakes: list[object] = []
+
+        async def handle(self, message: TextMessage) -> object:
+            await self.websocket.send_text(message.data.upper())
+            return "mistake" if message.data == "return" else None
+
+        def start(self, message: Any) -> Awaitable[object]:
+            return self.handle(message)
+
+        def check(self, returned: object) -> None:
+            self.mistakes.append(returned)
+
+    seen: list[object] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        with pytest.raises(RuntimeError, match="before accept"):
+            await websocket.handle_messages(Handler(websocket))
+        await websocket.accept()
+        handler = Handler(websocket)
+        ended = await asyncio.create_task(websocket.handle_messages(handler))
+        seen.extend([ended.code, *handler.mistakes])
+
+    with counting_deliveries() as delivered:
+        async with serving(endpoint) as server:
+            async with connect(ws_url(server)) as client:
+                for message in ("a", "return", "b"):
+                    await client.send(message)
+                assert await recv_all(client, 3) == ["A", "RETURN", "B"]
+            await wait_until(lambda: bool(seen))
+    assert delivered[0] == 0
+    assert seen == [1000, "mistake"]
 
 
 # ---------------------------------------------------------------------------
