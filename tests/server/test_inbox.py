@@ -126,3 +126,17 @@ def test_disconnect_is_a_frozen_value() -> None:
     assert Disconnect(1000) == Disconnect(1000, "")
     with pytest.raises(AttributeError):
         Disconnect(1000).code = 1001  # type: ignore[misc]
+
+
+async def test_stop_waiting_clears_dispatch_and_only_its_own_receiver() -> None:
+    inbox, _, _ = make_inbox()
+    waiter = inbox.waiter()
+    assert waiter is not None
+    inbox.dispatch = object()  # type: ignore[assignment]
+    inbox.stop_waiting(waiter)
+    assert (inbox.dispatch, inbox.receiver) == (None, None)
+    # A handler handed over while it waited in receive() has a future of
+    # its own: the parked loop coming back leaves it.
+    own = inbox.waiter()
+    inbox.stop_waiting(waiter)
+    assert inbox.receiver is own

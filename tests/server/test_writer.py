@@ -361,3 +361,34 @@ def test_sent_counts_the_size_the_core_reports() -> None:
     core.output.append(b"tiny")
     writer.sent(60)
     assert transport.calls == [("writelines", [b"tiny", b"tiny"])]
+
+
+def test_a_batch_holds_sends_for_one_write_at_its_end_and_schedules_none() -> None:
+    writer, core, loop, transport = make_writer(write_limit=100)
+    writer.reply_now = True  # armed by an earlier take(): the batch's end is the reply's write
+    writer.batch()
+    for reply in (b"r1", b"r2", b"r3"):
+        core.output.append(reply)
+        writer.sent(len(reply))
+    assert (transport.calls, loop.scheduled) == ([], [])
+    writer.end_batch()
+    assert transport.calls == [("writelines", [b"r1", b"r2", b"r3"])]
+    assert not writer.reply_now
+    core.output.append(b"later")  # after the batch: the end-of-iteration write again
+    writer.sent(5)
+    assert len(loop.scheduled) == 1
+
+
+def test_a_batch_still_writes_at_write_limit_and_keeps_a_write_scheduled_before_it() -> None:
+    writer, core, loop, transport = make_writer(write_limit=10)
+    core.output.append(b"pong")
+    writer.collect()  # scheduled before the batch
+    writer.batch()
+    core.output.append(b"x" * 12)
+    writer.sent(12)  # past write_limit: written at once
+    assert transport.calls == [("writelines", [b"pong", b"x" * 12])]
+    writer.end_batch()
+    assert len(transport.calls) == 1  # nothing left to write
+    core.output.append(b"y")
+    writer.sent(1)
+    assert len(loop.scheduled) == 1  # the write scheduled before the batch still counts

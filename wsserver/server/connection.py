@@ -23,6 +23,7 @@ high-water mark of ``write_limit``; a send above it waits for
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -53,7 +54,7 @@ from .app import Application
 from .config import ServerConfig
 from .datastructures import Address
 from .deadlines import DeadlineSweep
-from .inbox import Disconnect, Inbox
+from .inbox import Delivery, Disconnect, Inbox
 from .keepalive import Keepalive
 from .limits import ClientLimiter, ClientSlot, Refusal
 from .mistakes import ApplicationMistake, qualified_name
@@ -69,6 +70,8 @@ if TYPE_CHECKING:
     from .metrics import Metrics
 
 __all__ = ["Connection", "ConnectionOwner"]
+
+_current_task = asyncio.current_task
 
 # States as module constants for the pump (an attribute of an Enum class
 # costs a descriptor call on Python 3.11).
@@ -449,11 +452,27 @@ class Connection(asyncio.BufferedProtocol):
         """
         if self._closed:
             return
+        inbox = self._inbox
+        if inbox is not None:
+            # A view waiting for its next message takes it here, in this
+            # callback (wsserver.server.dispatch), unless this pump runs
+            # inside a task (a handler's own close(), the application's
+            # receive()).  The pump then runs as the application's task and
+            # in its context, entered once for all the messages of the read.
+            dispatch = inbox.dispatch
+            if dispatch is not None and _current_task(self.loop) is None:
+                dispatch.run(self._pump)
+                return
+        self._pump(None)
+
+    def _pump(self, dispatch: Delivery | None) -> None:
+        """``pump``'s loop; ``dispatch`` runs a parked view's handler directly."""
         protocol = self.protocol
         inbox = self._inbox
         rates = self._rates
         now = self.loop.time() if rates is not None else 0.0
         received = False
+        batched = False
         while True:
             if protocol.state is _CONNECTING:
                 if self._task is not None and not self._task.done():
@@ -487,15 +506,29 @@ class Connection(asyncio.BufferedProtocol):
             # One class per test rather than a union (which isinstance walks):
             # no dearer, and it tells the type for the counters.
             if isinstance(event, TextMessage):
-                messages.append(event)
                 received = True
                 self.text_in += 1
+                if dispatch is not None and not messages:
+                    if not batched:
+                        batched = True
+                        self._writer.batch()
+                    if not dispatch.deliver(event):
+                        dispatch = None  # in the task now: what follows queues behind it
+                else:
+                    messages.append(event)
                 if rates is not None and rates.received_message(now):
                     break
             elif isinstance(event, BinaryMessage):
-                messages.append(event)
                 received = True
                 self.binary_in += 1
+                if dispatch is not None and not messages:
+                    if not batched:
+                        batched = True
+                        self._writer.batch()
+                    if not dispatch.deliver(event):
+                        dispatch = None
+                else:
+                    messages.append(event)
                 if rates is not None and rates.received_message(now):
                     break
             elif isinstance(event, Pong):
@@ -511,6 +544,10 @@ class Connection(asyncio.BufferedProtocol):
                         )
                 inbox.ended = Disconnect(event.code, event.reason)
             # A Ping needs nothing here: the core has queued the pong.
+        if batched:
+            # The replies of every handler run above, with the pongs parsed
+            # meanwhile, in one write, before this callback returns.
+            self._writer.end_batch()
         self._releasing_hold = False
         if rates is not None and self._rate_timer is None and self._over_rate(rates, now):
             return
@@ -827,7 +864,12 @@ class Connection(asyncio.BufferedProtocol):
                 heartbeats=self.server.heartbeats,
             )
             self.server.websocket_attached()
-            self._task = self.loop.create_task(self._serve_websocket(websocket))
+            # In a context the inbox keeps: a view's handler the pump runs
+            # outside the task runs in the task's own (wsserver.server.dispatch).
+            context = contextvars.copy_context()
+            self._task = self.loop.create_task(self._serve_websocket(websocket), context=context)
+            inbox.task = self._task
+            inbox.context = context
             self.server.task_started(self._task)
             deadlines = self.server.handshake_deadlines
             if deadlines is not None:

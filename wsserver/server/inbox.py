@@ -16,12 +16,18 @@ The connection (producer):
   or an error until the application has replied (``hold_replies``): both
   ask for a call to ``pump`` once the application is back;
 - stamps ``last_received`` (loop time) when messages arrive, for the
-  receive timeout.
+  receive timeout;
+- gives the application's task and the context it runs in (``task``,
+  ``context``), and, while a view's receive loop is parked with a
+  ``dispatch`` (``wsserver.server.dispatch``), hands each message to it
+  instead of appending it, if nothing is queued and nothing is ``busy``.
 
 The WebSocket (consumer):
 
 - calls ``take`` for each message, and ``waiter`` when there is none and
-  the stream has not ended; it clears ``receiver`` after waiting.
+  the stream has not ended; it clears ``receiver`` after waiting;
+- (``WebSocket.handle_messages``) sets ``dispatch`` while it waits, and
+  clears it when woken.
 
 Each consumer method does, inline, what the connection used to do in a
 call of its own: taking a message is one call, as is starting to wait.
@@ -30,14 +36,16 @@ call of its own: taking a message is one call, as is starting to wait.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..protocol import BinaryMessage, TextMessage
 from .writer import Writer
 
-__all__ = ["Disconnect", "Inbox"]
+__all__ = ["Delivery", "Disconnect", "Inbox"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,19 @@ class Pumped(Protocol):
 
     def pump(self) -> None:
         """Pull events from the core as far as the inbox allows."""
+        ...
+
+
+class Delivery(Protocol):
+    """What runs a parked view's handler (``wsserver.server.dispatch.Dispatch``)."""
+
+    def run(self, pump: Callable[[Delivery], None]) -> None:
+        """Call ``pump(self)`` as the application's task, in its context."""
+        ...
+
+    def deliver(self, message: TextMessage | BinaryMessage) -> bool:
+        """Handle ``message`` now, within ``run``; whether the handler finished
+        (else it was handed over to the task)."""
         ...
 
 
@@ -81,6 +102,12 @@ class Inbox:
         blocked: the connection stopped pulling because ``messages`` is full.
         held: the core holds back a Close or an error for ``busy``.
         last_received: loop time of the last arrival of messages.
+        task: the application's task, once the connection started it.
+        context: the ``contextvars.Context`` that task runs in (the
+            connection creates it with one it keeps, so that a handler run
+            outside the task can run in the task's own context).
+        dispatch: while a view's receive loop waits, what runs its handler
+            for a message the pump parses (``None`` otherwise).
     """
 
     __slots__ = (
@@ -91,11 +118,14 @@ class Inbox:
         "_writer",
         "blocked",
         "busy",
+        "context",
+        "dispatch",
         "ended",
         "held",
         "last_received",
         "messages",
         "receiver",
+        "task",
     )
 
     def __init__(
@@ -120,6 +150,9 @@ class Inbox:
         self.blocked = False
         self.held = False
         self.last_received = 0.0
+        self.task: asyncio.Task[Any] | None = None
+        self.context: contextvars.Context | None = None
+        self.dispatch: Delivery | None = None
 
     @property
     def full(self) -> bool:
@@ -169,6 +202,17 @@ class Inbox:
                 return None
         waiter = self.receiver = self._loop.create_future()
         return waiter
+
+    def stop_waiting(self, waiter: asyncio.Future[None]) -> None:
+        """A parked receive loop (``WebSocket.handle_messages``) is back.
+
+        Clears ``dispatch``, and ``receiver`` if it is still the loop's own
+        ``waiter``: a handler handed over while it waited in ``receive()``
+        is waiting with a future of its own.
+        """
+        self.dispatch = None
+        if self.receiver is waiter:
+            self.receiver = None
 
     # -- the producer's side (Connection) ------------------------------------
 

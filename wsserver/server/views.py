@@ -18,6 +18,15 @@ exception in a handler reaches the server, which closes the connection with
 1011 and logs the traceback; ``WebSocketDisconnect`` from a handler (the
 peer left) passes its own code to ``on_disconnect``.
 
+Messages are handled one at a time, in order.  While the view waits for
+one, the connection runs ``on_receive`` as soon as the message is parsed,
+in its read callback, as the connection's task and in its context
+(``WebSocket.handle_messages``, ``wsserver.server.dispatch``): a handler
+that sends its reply and returns without suspending costs no task
+wake-up, and its reply leaves in the same loop iteration, in one write
+with the replies to the rest of the read.  A handler that suspends is
+finished by the task, and the messages that arrive meanwhile wait for it.
+
 Every hook returns ``None``.  A hook that returns a value is mistaken about
 what the value does (``False`` does not refuse, a string is not sent): the
 server answers 500 before the handshake is answered, or closes with 1011
@@ -30,13 +39,13 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NoReturn
 
-from ..protocol import CloseCode
+from ..protocol import BinaryMessage, CloseCode, TextMessage
 from .decoding import MessageDecoder, MessageRefused
 from .mistakes import ApplicationMistake, awaited
 from .responses import PlainTextResponse
-from .websocket import Disconnect, WebSocket, WebSocketDisconnect, WebSocketState
+from .websocket import WebSocket, WebSocketDisconnect, WebSocketState
 
 __all__ = ["WebSocketView"]
 
@@ -59,29 +68,12 @@ class WebSocketView:
             return  # refused, or closed at once
         close_code: int = CloseCode.NORMAL_CLOSURE
         failed = False
-        # Typed as returning a value: what it returns is checked, per message
-        # with a plain await and one comparison.
-        on_receive: Callable[[WebSocket, Any], Awaitable[object]] = self.on_receive
-        decoder = _DECODERS.get(self.encoding, _DECODERS["json"])
-        decode = decoder.decode
         try:
-            while True:
-                # receive() and decode() rather than decoder.receive(): one
-                # coroutine per message, not two.
-                message = await websocket.receive()
-                if isinstance(message, Disconnect):
-                    close_code = message.code
-                    break
-                try:
-                    data = decode(message)
-                except MessageRefused as refused:
-                    close_code = (await decoder.refuse(websocket, refused)).code
-                    break
-                returned = await on_receive(websocket, data)
-                if returned is not None:
-                    raise ApplicationMistake(
-                        _HOOK, on_receive, returned, "None", "send replies with websocket.send_*()"
-                    )
+            try:
+                ended = await websocket.handle_messages(_ViewHandler(self))
+                close_code = ended.code
+            except _Refused as refused:
+                close_code = refused.code
         except WebSocketDisconnect as disconnect:
             # The peer left while a handler was receiving or sending: that
             # is its close code, not an internal error.
@@ -123,6 +115,56 @@ class WebSocketView:
 
     async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
         """Called once at the end, with the close code."""
+
+
+class _ViewHandler:
+    """How a view handles each message (``WebSocket.handle_messages``).
+
+    One small object per connection, not closures: an idle connection
+    holds it for as long as it is open.
+    """
+
+    __slots__ = ("_decode", "_decoder", "_on_receive", "_websocket")
+
+    def __init__(self, view: WebSocketView) -> None:
+        self._websocket = view.websocket
+        # Typed as returning a value: what it returns is checked.
+        self._on_receive: Callable[[WebSocket, Any], Awaitable[object]] = view.on_receive
+        decoder = _DECODERS.get(view.encoding, _DECODERS["json"])
+        self._decoder = decoder
+        self._decode = decoder.decode
+
+    def start(self, message: TextMessage | BinaryMessage) -> Awaitable[object]:
+        # One call per message, most often in the connection's read
+        # callback (wsserver.server.dispatch).
+        try:
+            data = self._decode(message)
+        except MessageRefused as refused:
+            return _refuse(self._decoder, self._websocket, refused)
+        return self._on_receive(self._websocket, data)
+
+    def check(self, returned: object) -> None:
+        raise ApplicationMistake(
+            _HOOK, self._on_receive, returned, "None", "send replies with websocket.send_*()"
+        )
+
+
+class _Refused(Exception):
+    """A message of the wrong type or invalid JSON was answered with a Close.
+
+    Ends the receive loop from inside ``handle_messages`` (the refusal is a
+    handler of its own); the view reports ``code`` to ``on_disconnect``.
+    """
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+async def _refuse(
+    decoder: MessageDecoder[Any], websocket: WebSocket, refused: MessageRefused
+) -> NoReturn:
+    raise _Refused((await decoder.refuse(websocket, refused)).code)
 
 
 #: How each ``encoding`` takes messages (RFC 6455 section 7.4.1: the wrong

@@ -25,6 +25,7 @@ from ..protocol import Headers as HeaderPairs
 from ..protocol.frames import PreparedMessage
 from .datastructures import URL, Address, Headers, QueryParams, parse_cookies
 from .datastructures import State as StateBag
+from .dispatch import MessageHandler, Suspended, direct_dispatch
 from .inbox import Disconnect, Inbox
 from .mistakes import describe_value
 from .responses import Response
@@ -319,6 +320,78 @@ class WebSocket:
         self._disconnect_delivered = True
         self._client_state = WebSocketState.DISCONNECTED
         return ended
+
+    async def handle_messages(self, handler: MessageHandler) -> Disconnect:
+        """Handle every message with ``handler``, until the peer goes.
+
+        ``await handler.start(message)`` handles one message; the messages are
+        handled one at a time, in order, as a loop over ``receive()``
+        would.  In the connection's own task (a view's ``dispatch``), a
+        message that arrives while the loop waits is handled in the
+        connection's read callback instead, without waking the task: if the
+        handler returns without suspending, its replies leave in the same
+        loop iteration, with those of the other messages of the read.  A
+        handler that suspends is finished here, in the task, and what
+        arrived meanwhile waits for it (``wsserver.server.dispatch``).
+
+        Args:
+            handler: its ``start(message)`` returns the awaitable that
+                handles a message (typically the coroutine of ``on_receive``,
+                not awaited yet); its ``check(returned)`` is called with what
+                a handler returned, when it is not ``None``, and what it
+                raises ends the loop.
+
+        Returns:
+            How the peer went, as ``receive()`` returns it.
+
+        Raises:
+            RuntimeError: before ``accept()``, or while another task is
+                receiving.
+            Exception: what a handler (or ``handler.check``) raised.
+        """
+        if self.application_state is _APP_CONNECTING:
+            raise RuntimeError("handle_messages() before accept()")
+        inbox = self._inbox
+        dispatch = direct_dispatch(inbox, handler)
+        messages = inbox.messages
+        while True:
+            if dispatch is not None and not messages and inbox.ended is None:
+                if inbox.receiver is not None:
+                    raise RuntimeError("receive() is already waiting in another task")
+                waiter = inbox.waiter()
+                if waiter is not None:
+                    inbox.dispatch = dispatch
+                    thrown: BaseException | None = None
+                    try:
+                        await waiter
+                    except BaseException as error:
+                        # Cancelled just after a handler was handed over:
+                        # the handler is what the task runs, so it gets the
+                        # cancellation.
+                        if not isinstance(dispatch.handoff, Suspended):
+                            raise
+                        thrown = error
+                    finally:
+                        inbox.stop_waiting(waiter)
+                    handoff = dispatch.handoff
+                    if handoff is None:
+                        continue  # woken for queued messages, or the end
+                    dispatch.handoff = None
+                    if isinstance(handoff, BaseException):
+                        raise handoff
+                    if thrown is not None:
+                        assert isinstance(handoff, Suspended)
+                        handoff = handoff.throwing(thrown)
+                    returned = await handoff
+                    if returned is not None:
+                        handler.check(returned)
+                    continue
+            message = await self.receive()
+            if isinstance(message, Disconnect):
+                return message
+            returned = await handler.start(message)
+            if returned is not None:
+                handler.check(returned)
 
     async def _receive_message(self, timeout: float | None) -> TextMessage | BinaryMessage:
         message = await self.receive(timeout)

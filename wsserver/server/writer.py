@@ -28,6 +28,12 @@ Close frames.  Four rules decide when bytes leave:
   could join it.  Deferring it would cost the round trip a loop iteration
   (an ``epoll_wait``).  The ``Inbox`` arms ``reply_now`` when the
   application takes the last queued message.
+- **One write per read.**  While the pump runs a view's handlers in the
+  read callback itself (``wsserver.server.dispatch``), their replies are
+  held (``batch``) and written together by the ``flush`` that ends the
+  pump: one system call for all the messages of a read, made before the
+  callback returns, so in the read's own loop iteration.  ``write_limit``
+  still cuts a long batch into slices.
 - **Write alone.**  A chunk of ``WRITE_ALONE`` bytes or more is written on
   its own, not joined with its neighbours: ``writelines`` copies what it
   joins, and copying 256 KiB costs more than the system call it saves.
@@ -69,6 +75,7 @@ class Writer:
         "_loop",
         "_pending",
         "_scheduled",
+        "_scheduled_before",
         "bytes_out",
         "reply_now",
         "transport",
@@ -92,6 +99,9 @@ class Writer:
         # extended in place: a burst of n replies costs O(n), not O(n^2).
         self._pending: list[bytes] | None = None
         self._scheduled = False
+        # Whether an end-of-iteration write was scheduled before a batch
+        # began (the batch sets _scheduled so that none is scheduled in it).
+        self._scheduled_before = False
 
     def flush(self) -> None:
         """Write everything waiting, and whatever the core holds, now."""
@@ -170,6 +180,22 @@ class Writer:
             self.flush()
         else:
             self.queued(size)
+
+    def batch(self) -> None:
+        """Hold what is sent from now on for the caller's ``end_batch``.
+
+        Nothing is scheduled for the end of the iteration meanwhile (the
+        caller writes before its callback returns), and ``reply_now`` is
+        off: the batch's own end is the reply's write.
+        """
+        self.reply_now = False
+        self._scheduled_before = self._scheduled
+        self._scheduled = True
+
+    def end_batch(self) -> None:
+        """End a ``batch``: write everything waiting, now (one write)."""
+        self._scheduled = self._scheduled_before
+        self.flush()
 
     def _flush_scheduled(self) -> None:
         self._scheduled = False
