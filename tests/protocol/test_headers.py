@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import sys
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.headers import parse_connection, parse_extension
 
-from wsserver.protocol import headers as headers_module
 from wsserver.protocol.exceptions import HandshakeError, LocalProtocolError
 from wsserver.protocol.headers import (
     ExtensionOffer,
@@ -23,6 +18,8 @@ from wsserver.protocol.headers import (
     parse_extension_offers,
     parse_token_list,
 )
+
+from ._interpreted import module as interpreted_module
 
 TCHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -37,34 +34,16 @@ class CountingStr(str):
         return super().__getitem__(key)
 
 
-def interpreted(module: ModuleType) -> ModuleType:
-    """A fresh copy of ``module`` run from its ``.py`` source by the interpreter.
-
-    ``CountingStr`` sees the reads of interpreted code only: code compiled by
-    mypyc (the compiled build) indexes a ``str`` directly, past a subclass's
-    ``__getitem__``.  The algorithm is the source's in both builds, so its
-    work is counted on the source, whichever build runs the tests.
-    """
-    source = Path(module.__file__ or "").with_name(module.__name__.rpartition(".")[2] + ".py")
-    spec = importlib.util.spec_from_file_location(module.__name__, source)
-    assert spec is not None and spec.loader is not None
-    copy = importlib.util.module_from_spec(spec)
-    # dataclasses looks the module up by name while the classes are made.
-    sys.modules[module.__name__] = copy
-    try:
-        spec.loader.exec_module(copy)
-    finally:
-        sys.modules[module.__name__] = module
-    return copy
-
-
-INTERPRETED = interpreted(headers_module)
+# Counted on the source run by the interpreter: CountingStr sees no reads
+# made by compiled code (tests/protocol/_interpreted.py).
+INTERPRETED = interpreted_module("headers")
+INTERPRETED_ERROR = interpreted_module("exceptions").HandshakeError
 
 
 def count_reads(parse: Callable[..., object], value: str) -> int:
     """Index operations the source of ``parse`` makes on ``value``, errors included."""
     CountingStr.reads = 0
-    with contextlib.suppress(HandshakeError):
+    with contextlib.suppress(HandshakeError, INTERPRETED_ERROR):
         getattr(INTERPRETED, parse.__name__)([CountingStr(value)])
     return CountingStr.reads
 
