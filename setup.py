@@ -102,9 +102,12 @@ def _mypyc_extensions() -> list[Any]:
     extensions: list[Any] = mypycify(
         _compiled_sources(),
         opt_level="3",
-        # One shared library for the whole core, named rather than hashed,
-        # so that calls between its modules stay native.
-        group_name="wsserver_protocol",
+        # One shared library for the whole core, so that calls between its
+        # modules stay native; named rather than hashed, and dotted so that
+        # it lands inside the package (wsserver/protocol/_core__mypyc.*.so),
+        # where an editable install's finder also finds it, not at the top
+        # level of site-packages or of the checkout.
+        group_name="wsserver.protocol._core",
     )
     return extensions
 

@@ -99,8 +99,8 @@ def check_not_stale(package_dir: Path = PACKAGE_DIR) -> None:
             "wsserver.protocol: these modules were edited after they were compiled, "
             f"and the stale compiled copies would run instead: {', '.join(stale)}. "
             "Rebuild them (WSSERVER_COMPILE=1 pip install --no-build-isolation -e .) "
-            "or go back to pure Python (pip install -e . , which removes nothing: "
-            "delete wsserver/protocol/**/*.cpython-*.so by hand). See docs/development.md."
+            "or delete them to run pure Python (find wsserver/protocol -name "
+            "'*.cpython-*.so' ! -name '_speedups.*' -delete). See docs/development.md."
         )
 
 
