@@ -50,6 +50,7 @@ from bench.common import (
     scenario_by_name,
     scenarios_for_shape,
 )
+from wsserver.protocol import build_info
 
 __all__ = ["main", "render_markdown", "summarize"]
 
@@ -327,6 +328,9 @@ def machine_info() -> dict[str, Any]:
     lscpu = _lscpu()
     return {
         "wsserver_revision": _revision(),
+        # The build of the protocol core this checkout runs (the server is
+        # started from it): mypyc-compiled or pure Python.
+        "wsserver_core": build_info.describe(),
         "cpu_model": lscpu.get("Model name", platform.processor() or "unknown"),
         "cpus": os.cpu_count(),
         "threads_per_core": lscpu.get("Thread(s) per core", "?"),
@@ -818,6 +822,7 @@ def render_markdown(
         + " |",
         f"| date | {data['started']} |",
         f"| wsserver revision | {machine.get('wsserver_revision', 'unknown')} |",
+        f"| wsserver protocol core | {machine.get('wsserver_core', 'unknown')} |",
         f"| load average (1 min) | {load.get('start', float('nan')):.2f} at start, "
         f"{load.get('end', float('nan')):.2f} at the end |",
         f"| other work on the machine | {others}; per run in the results file |",
@@ -891,6 +896,12 @@ def render_markdown(
         "",
         "`python -m bench.run --help` lists the options (servers, scenarios, runs, "
         "durations, CPUs).  Raw results, per run, land in `bench/results/`.",
+        "",
+        "An editable install runs the protocol core as pure Python.  For the "
+        'mypyc-compiled core, `pip install ".[bench]"` (not editable), or '
+        "`bash scripts/build_compiled` and `cd build/compiled && "
+        "PYTHONPATH=$PWD python -m bench.run ...`; the machine table names the "
+        'build that ran (docs/development.md, "The compiled build").',
         "",
         "## Profile",
         "",

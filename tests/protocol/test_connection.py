@@ -13,7 +13,7 @@ import contextlib
 import functools
 import itertools
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import pytest
@@ -35,7 +35,6 @@ from wsproto.events import Request as WsprotoRequest
 from wsproto.events import TextMessage as WsprotoTextMessage
 from wsproto.extensions import PerMessageDeflate as WsprotoDeflate
 
-from wsserver.protocol import connection as connection_module
 from wsserver.protocol import state as state_module
 from wsserver.protocol.codes import CloseCode, Opcode
 from wsserver.protocol.connection import ServerConnection
@@ -1440,16 +1439,41 @@ Move = tuple[State, Trigger, State]
 
 @pytest.fixture
 def moves(monkeypatch: pytest.MonkeyPatch) -> list[Move]:
-    """Every move the connection asks the table for, as it happens."""
+    """Every move the connection asks the table for, as it happens.
+
+    The table is replaced, not ``transition``: a module's functions call each
+    other directly in the compiled build (mypyc), so only what they look up
+    at run time, such as the table, can be observed from outside.
+    """
     made: list[Move] = []
-    real = state_module.transition
+    real = state_module.TRANSITION_TABLE
 
-    def recording(before: State, trigger: Trigger) -> State:
-        after = real(before, trigger)
-        made.append((before, trigger, after))
-        return after
+    class RecordingRow(Mapping[Trigger, State]):
+        def __init__(self, before: State) -> None:
+            self.before = before
 
-    monkeypatch.setattr(connection_module, "transition", recording)
+        def __getitem__(self, trigger: Trigger) -> State:
+            after = real[self.before][trigger]
+            made.append((self.before, trigger, after))
+            return after
+
+        def __iter__(self) -> Iterator[Trigger]:
+            return iter(real[self.before])
+
+        def __len__(self) -> int:
+            return len(real[self.before])
+
+    class RecordingTable(Mapping[State, Mapping[Trigger, State]]):
+        def __getitem__(self, before: State) -> Mapping[Trigger, State]:
+            return RecordingRow(before)
+
+        def __iter__(self) -> Iterator[State]:
+            return iter(real)
+
+        def __len__(self) -> int:
+            return len(real)
+
+    monkeypatch.setattr(state_module, "TRANSITION_TABLE", RecordingTable())
     return made
 
 

@@ -21,6 +21,7 @@ import pytest
 from websockets.asyncio.client import connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from wsserver.protocol import build_info
 from wsserver.server import Server
 from wsserver.server.websocket import Disconnect, WebSocket
 
@@ -606,6 +607,17 @@ async def test_tls(h: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture)
         and (r.name == "wsserver" or "eof_received" in r.getMessage())
     ]
     assert not warnings
+
+
+async def test_startup_line_names_the_protocol_core_build(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="wsserver"):
+        server = await h.serve(FunctionApp())
+    lines = [r.getMessage() for r in caplog.records if "listening on" in r.getMessage()]
+    assert lines == [
+        f"wsserver listening on 127.0.0.1:{server.port} (protocol core: {build_info.describe()})"
+    ]
 
 
 async def test_unix_socket(h: Harness, tmp_path: Path) -> None:

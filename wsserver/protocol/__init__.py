@@ -7,6 +7,10 @@ See docs/protocol.md for the drive loop.
 
 from __future__ import annotations
 
+# First, before any module that may be compiled: importing build_info
+# refuses compiled copies older than their source (an in-place build that a
+# later edit made stale).
+from . import build_info as build_info
 from .client import ClientConnection
 from .codes import CloseCode, HandshakeFailure, Opcode, is_valid_received_close_code
 from .connection import ServerConnection

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
 
 import h11
 
@@ -53,6 +54,10 @@ from .masking import apply_mask
 from .reader import MessageReader
 from .settings import ProtocolSettings
 from .state import State, Trigger
+
+# h11.Data.data, read untyped: h11 declares bytes and hands a bytearray, and
+# the compiled build (mypyc) checks a declared type where it is read.
+_h11_data: Callable[[h11.Data], bytes | bytearray] = attrgetter("data")
 
 __all__ = ["ClientConnection"]
 
@@ -218,8 +223,9 @@ class ClientConnection(BaseConnection):
                 continue
             if isinstance(event, h11.Data):
                 room = self.settings.max_body_size - len(self._body)
-                self._body += event.data[:room]
-                if len(event.data) > room:
+                data = _h11_data(event)
+                self._body += data[:room]
+                if len(data) > room:
                     return self._refused()  # enough to show: the rest is dropped
                 continue
             if isinstance(event, h11.EndOfMessage):

@@ -71,8 +71,10 @@ class ControlFrame:
         _set_payload(self, payload)
 
 
-_set_opcode = ControlFrame.__dict__["opcode"].__set__
-_set_payload = ControlFrame.__dict__["payload"].__set__
+# vars(), not ControlFrame.__dict__: mypyc refuses the attribute on a class
+# it compiles; the descriptors are the same either way.
+_set_opcode = vars(ControlFrame)["opcode"].__set__
+_set_payload = vars(ControlFrame)["payload"].__set__
 
 
 ReadResult = TextMessage | BinaryMessage | ControlFrame | None

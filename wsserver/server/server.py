@@ -29,7 +29,7 @@ import signal
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ..protocol import CloseCode
+from ..protocol import CloseCode, build_info
 from .app import Application
 from .config import ServerConfig
 from .connection import Connection
@@ -239,7 +239,13 @@ class Server:
                 reuse_port=config.reuse_port or None,
                 ssl_handshake_timeout=handshake_timeout,
             )
-        logger.info("wsserver listening on %s", ", ".join(self.addresses))
+        # Which build of the protocol core runs (mypyc-compiled or pure
+        # Python): the same behaviour, a different speed, so worth one line.
+        logger.info(
+            "wsserver listening on %s (protocol core: %s)",
+            ", ".join(self.addresses),
+            build_info.describe(),
+        )
         self.readiness.phase = ServerPhase.SERVING
         if self.metrics is not None and self.metrics.snapshot_dir is not None:
             self._write_snapshot()
