@@ -45,6 +45,7 @@ from bench.run import (
     machine_info,
     metrics_for,
     package_version,
+    replace_section,
     split_names,
     summarize,
 )
@@ -136,13 +137,9 @@ def render_asgi(data: dict[str, Any]) -> str:
 
 def write_asgi_section(data: dict[str, Any], doc: Path) -> None:
     """Replace the "ASGI servers" section of ``doc`` (appended if missing)."""
-    text = doc.read_text(encoding="utf-8")
-    block = f"{ASGI_START}\n{render_asgi(data)}\n{ASGI_END}"
-    start, end = text.find(ASGI_START), text.find(ASGI_END)
-    if start >= 0 and end > start:
-        text = text[:start] + block + text[end + len(ASGI_END) :]
-    else:
-        text = text.rstrip("\n") + f"\n\n## ASGI servers\n\n{block}\n"
+    text = replace_section(
+        doc.read_text(encoding="utf-8"), "ASGI servers", ASGI_START, ASGI_END, render_asgi(data)
+    )
     doc.write_text(text, encoding="utf-8")
     log(f"wrote {doc}")
 

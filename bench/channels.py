@@ -73,7 +73,14 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 from bench._listener import ListenerBase
 from bench.client import process_cpu_seconds
 from bench.common import raise_open_file_limit
-from bench.run import CHANNELS_END, CHANNELS_START, DOC, RESULTS_DIR, machine_info
+from bench.run import (
+    CHANNELS_END,
+    CHANNELS_START,
+    DOC,
+    RESULTS_DIR,
+    machine_info,
+    replace_section,
+)
 
 __all__ = [
     "ROWS",
@@ -696,13 +703,13 @@ def render_channels(data: dict[str, Any]) -> str:
 
 def write_channels_section(data: dict[str, Any], doc: Path) -> None:
     """Replace the "Channels on Redis" section of ``doc`` (appended if missing)."""
-    text = doc.read_text(encoding="utf-8")
-    block = f"{CHANNELS_START}\n{render_channels(data)}\n{CHANNELS_END}"
-    start, end = text.find(CHANNELS_START), text.find(CHANNELS_END)
-    if start >= 0 and end > start:
-        text = text[:start] + block + text[end + len(CHANNELS_END) :]
-    else:
-        text = text.rstrip("\n") + f"\n\n## Channels on Redis\n\n{block}\n"
+    text = replace_section(
+        doc.read_text(encoding="utf-8"),
+        "Channels on Redis",
+        CHANNELS_START,
+        CHANNELS_END,
+        render_channels(data),
+    )
     doc.write_text(text, encoding="utf-8")
 
 

@@ -306,14 +306,6 @@ def render_clients(
     return "\n\n".join(blocks) + "\n\n" + note + "\n"
 
 
-def _replace_block(text: str, block: str) -> str:
-    if CLIENTS_START in text and CLIENTS_END in text:
-        before = text[: text.index(CLIENTS_START) + len(CLIENTS_START)]
-        after = text[text.index(CLIENTS_END) :]
-        return f"{before}\n{block}{after}"
-    return f"{text.rstrip()}\n\n## Clients\n\n{CLIENTS_START}\n{block}{CLIENTS_END}\n"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.clients", description=__doc__)
     parser.add_argument("--clients", default=",".join(CLIENTS))
@@ -350,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
 
-    from bench.run import log, machine_info, running_server
+    from bench.run import log, machine_info, replace_section, running_server
 
     if args.quick:
         args.duration, args.warmup, args.runs = min(args.duration, 1.0), 0.2, 1
@@ -404,7 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dumps({"machine": machine, "records": records}, indent=1)
     )
     if not args.no_doc:
-        DOC.write_text(_replace_block(DOC.read_text(), table))
+        DOC.write_text(
+            replace_section(DOC.read_text(), "Clients", CLIENTS_START, CLIENTS_END, table)
+        )
     return 0 if all("error" not in r for r in records) else 1
 
 

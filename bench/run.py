@@ -754,6 +754,20 @@ def existing_block(path: Path, start_marker: str, end_marker: str) -> str | None
     return text[start + len(start_marker) : end].strip("\n")
 
 
+def replace_section(text: str, heading: str, start: str, end: str, block: str) -> str:
+    """``text`` with ``block`` between the ``start`` and ``end`` markers.
+
+    A harness's section of docs/benchmarks.md: what lies around the markers
+    (prose written by hand) is kept; a document without them gets the
+    section appended, under ``## heading``.
+    """
+    block = block.strip("\n")
+    first, last = text.find(start), text.find(end)
+    if first >= 0 and last > first:
+        return f"{text[: first + len(start)]}\n{block}\n{text[last:]}"
+    return f"{text.rstrip()}\n\n## {heading}\n\n{start}\n{block}\n{end}\n"
+
+
 def _existing_profile(path: Path) -> str | None:
     return existing_block(path, PROFILE_START, PROFILE_END)
 

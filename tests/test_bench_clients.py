@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from bench import clients
+from bench.run import replace_section
 from wsserver.protocol import BinaryMessage, ProtocolSettings, TextMessage
 from wsserver.server import Server, ServerConfig, WebSocket
 
@@ -157,10 +158,15 @@ def test_summary_is_the_median_and_keeps_errors() -> None:
 
 
 def test_the_doc_block_is_replaced_or_added() -> None:
-    added = clients._replace_block("# Benchmarks\n", "TABLE\n")
+    def place(text: str, table: str) -> str:
+        return replace_section(text, "Clients", clients.CLIENTS_START, clients.CLIENTS_END, table)
+
+    added = place("# Benchmarks\n", "TABLE\n")
     assert added.endswith(f"## Clients\n\n{clients.CLIENTS_START}\nTABLE\n{clients.CLIENTS_END}\n")
-    replaced = clients._replace_block(added, "NEW\n")
+    prose = added.replace("## Clients\n\n", "## Clients\n\nWritten by hand.\n\n")
+    replaced = place(prose, "NEW\n")
     assert replaced.count("## Clients") == 1
+    assert "Written by hand." in replaced
     assert f"{clients.CLIENTS_START}\nNEW\n{clients.CLIENTS_END}" in replaced
     assert "TABLE" not in replaced
 
