@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +73,7 @@ def _handshakes(port: int, count: int) -> None:
             f"ws://127.0.0.1:{port}/",
             compression="deflate",
             user_agent_header="bench-callgrind/1",
-            origin="http://127.0.0.1",  # type: ignore[arg-type]
+            origin=Origin("http://127.0.0.1"),
             open_timeout=60,
             close_timeout=60,
         ):
