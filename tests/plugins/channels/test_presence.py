@@ -184,8 +184,10 @@ async def test_a_worker_killed_with_sigkill_leaves_within_its_node_ttl(
         await two.process.wait()
         begun = time.monotonic()
         await wait_until_async(lambda: members_seen_by(one.port, "killed"), {here.channel: None})
-        # Within the stated bound: the node key's ttl (with room for a busy machine).
-        assert time.monotonic() - begun < ttl + 2.0
+        # Within the stated bound, the node key's ttl, plus room for a busy
+        # machine: two processes, Redis and the polls share two cores, and at
+        # a load of 10 the room of 2 s was once 0.1 s short.
+        assert time.monotonic() - begun < ttl + 6.0
         await here.close()
 
 
