@@ -365,6 +365,22 @@ class ClientWebSocket(asyncio.Protocol):
             ConnectionClosed: the connection is closing or closed.
             TypeError: not a message, or an iterable mixing str and bytes.
         """
+        if not self._send_lock.locked() and isinstance(
+            message, str | bytes | bytearray | memoryview
+        ):
+            # The common case, no fragmented message in progress: the frame
+            # is written at once, with no await, so the lock (a coroutine
+            # call per send) is only taken if the write must wait for room.
+            self._check_open()
+            if isinstance(message, str):
+                self._core.send_text(message)
+            else:
+                self._core.send_bytes(message)
+            self._flush()
+            if self._writing_paused:
+                async with self._send_lock:
+                    await self._drain()
+            return
         async with self._send_lock:
             if isinstance(message, str | bytes | bytearray | memoryview):
                 self._check_open()

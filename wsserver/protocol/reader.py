@@ -83,9 +83,10 @@ _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
 _CONTINUATION = Opcode.CONTINUATION
 
-# The key a client's reader "unmasks" with: frames from a server carry none
-# (section 5.1), and XOR with zeros is the copy out of the buffer that the
-# payload needs anyway, on the same code path as the server's.
+# The key a client's reader hands a large-payload buffer: frames from a
+# server carry none (section 5.1), and XOR with zeros is the copy into the
+# buffer that the payload needs anyway.  Whole frames and pieces of an
+# unmasked frame are copied with bytes() instead: no XOR pass at all.
 _NO_KEY = b"\x00\x00\x00\x00"
 
 # Pieces of a message smaller than this are gathered before they are kept,
@@ -292,10 +293,11 @@ class MessageReader:
                     position = start + length
                     return ControlFrame(
                         _CONTROL_OPCODES[opcode],
-                        apply_mask(
-                            view[start:position],
-                            buffer[start - 4 : start] if key_size else _NO_KEY,
-                        ),
+                        apply_mask(view[start:position], buffer[start - 4 : start])
+                        if key_size
+                        # A client's frames from the server carry no key
+                        # (section 5.1): a plain copy, no XOR pass.
+                        else bytes(view[start:position]),
                     )
 
                 if end < start:
@@ -315,7 +317,11 @@ class MessageReader:
                         # 7692 section 7.2.2) and checked (section 8.1) in
                         # one go each.
                         position = start + length
-                        payload = apply_mask(view[start:position], mask)
+                        payload = (
+                            apply_mask(view[start:position], mask)
+                            if key_size
+                            else bytes(view[start:position])
+                        )
                         if compressed:
                             payload = self._inflate_whole(payload, opcode == _TEXT)
                         if opcode == _TEXT:
@@ -500,7 +506,11 @@ class MessageReader:
             self._payload = None
             self._message_opcode = 0
             return BinaryMessage(data=target.take())
-        data = apply_mask(piece, rotate_mask(self._frame_mask, self._frame_offset))
+        if self._key_size:
+            data = apply_mask(piece, rotate_mask(self._frame_mask, self._frame_offset))
+        else:
+            # Unmasked (a client reading the server): a copy out of the view.
+            data = bytes(piece)
         self._frame_offset += size
         if self._compressed:
             assert self._deflate is not None
