@@ -70,6 +70,18 @@ def _compiled_sources() -> list[str]:
     )
 
 
+#: The setup.py commands that build extensions; the others (metadata,
+#: sdist) need no mypyc.
+_BUILDING_COMMANDS = {
+    "bdist_wheel",
+    "build",
+    "build_ext",
+    "develop",
+    "editable_wheel",
+    "install",
+}
+
+
 def _have_c_compiler() -> bool:
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
     return shutil.which(compiler) is not None
@@ -81,6 +93,11 @@ def _mypyc_extensions() -> list[Any]:
         _warn(f"{COMPILE_VARIABLE}={choice!r} is not one of auto, 0, 1: taken as auto")
         choice = "auto"
     if choice == "0":
+        return []
+    # pip asks for metadata first (``egg_info``, ``dist_info``): no command
+    # of that step builds an extension, so mypyc (whose type check of the
+    # core needs h11, absent from an isolated build environment) is not run.
+    if not any(arg in _BUILDING_COMMANDS for arg in sys.argv):
         return []
     # setuptools' PEP 660 backend runs this file with the ``editable_wheel``
     # command; ``python setup.py develop`` is the legacy editable install.
@@ -99,6 +116,19 @@ def _mypyc_extensions() -> list[Any]:
     except ImportError:
         _warn("mypyc is not installed: the protocol core stays pure Python")
         return []
+    try:
+        extensions: list[Any] = _mypycify(mypycify)
+    except (Exception, SystemExit) as error:  # mypyc exits on a type error
+        _warn(
+            f"mypyc could not compile the protocol core ({error!r}; in an isolated "
+            "build environment the core's dependencies, h11 first, are missing: "
+            "scripts/build_compiled builds without isolation): it stays pure Python"
+        )
+        return []
+    return extensions
+
+
+def _mypycify(mypycify: Any) -> list[Any]:
     extensions: list[Any] = mypycify(
         _compiled_sources(),
         opt_level="3",
