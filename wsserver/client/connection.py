@@ -353,6 +353,15 @@ class ClientWebSocket(asyncio.Protocol):
 
     # -- sending -------------------------------------------------------
 
+    def _write_message(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Queue ``message`` as one whole text or binary message and write it."""
+        self._check_open()
+        if isinstance(message, str):
+            self._core.send_text(message)
+        else:
+            self._core.send_bytes(message)
+        self._flush()
+
     async def send(self, message: Sendable | Iterable[Sendable] | AsyncIterable[Sendable]) -> None:
         """Send a message: ``str`` as text, bytes-like as binary.
 
@@ -371,24 +380,14 @@ class ClientWebSocket(asyncio.Protocol):
             # The common case, no fragmented message in progress: the frame
             # is written at once, with no await, so the lock (a coroutine
             # call per send) is only taken if the write must wait for room.
-            self._check_open()
-            if isinstance(message, str):
-                self._core.send_text(message)
-            else:
-                self._core.send_bytes(message)
-            self._flush()
+            self._write_message(message)
             if self._writing_paused:
                 async with self._send_lock:
                     await self._drain()
             return
         async with self._send_lock:
             if isinstance(message, str | bytes | bytearray | memoryview):
-                self._check_open()
-                if isinstance(message, str):
-                    self._core.send_text(message)
-                else:
-                    self._core.send_bytes(message)
-                self._flush()
+                self._write_message(message)
                 await self._drain()
             elif isinstance(message, AsyncIterable):
                 await self._send_fragments(_aiter(message))
