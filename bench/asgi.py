@@ -93,10 +93,16 @@ def render_asgi(data: dict[str, Any]) -> str:
         + ", ".join(f"{name} {version}" for name, version in machine["asgi_packages"].items())
         + "._",
         "",
-        "**Provisional figures.** The machine was shared with other engineers' work "
-        "while they were taken, and the runs were short: they show that every row runs, "
-        "not how the servers rank.  Reproduce them on a quiet machine with "
-        "`python -m bench.asgi` (3 runs of 3 s) before quoting any ratio.",
+        (
+            "**Provisional figures.** Short, scaled-down runs (--quick): they show that "
+            "every row runs, not how the servers rank.  Reproduce them with "
+            "`python -m bench.asgi` (3 runs of 3 s) before quoting any ratio."
+            if plan.get("quick")
+            else "Medians of the runs.  Before each run the runner checks the other work on "
+            "the machine; a run during which it used more than a quarter of a CPU is "
+            "repeated (the results file keeps both).  The servers take turns, so a busy "
+            "moment lowers every server's figures alike."
+        ),
         "",
         "Each cell: the median figure, and in brackets the server's CPU time per "
         "operation (message echoed, handshake, delivery or request), which depends "
