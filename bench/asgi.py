@@ -18,7 +18,6 @@ keeps as it is.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -48,6 +47,7 @@ from bench.run import (
     replace_section,
     split_names,
     summarize,
+    write_results,
 )
 
 __all__ = ["main", "render_asgi", "servers_for"]
@@ -215,14 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "records": records,
         "summary": summarize(records),
     }
-    out = args.results_dir / f"{stamp}-asgi.json"
-    out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    log(f"wrote {out}")
-    for path in log_dir.iterdir():
-        if path.stat().st_size == 0:
-            path.unlink()
-    if not any(log_dir.iterdir()):
-        log_dir.rmdir()
+    write_results(data, args.results_dir / f"{stamp}-asgi.json", log_dir)
     if not args.no_doc:
         write_asgi_section(data, args.doc)
     print(render_asgi(data))

@@ -80,6 +80,7 @@ from bench.run import (
     RESULTS_DIR,
     machine_info,
     replace_section,
+    write_results,
 )
 
 __all__ = [
@@ -823,14 +824,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "records": records,
         "summary": summarize(records),
     }
-    out = args.results_dir / f"{stamp}-channels.json"
-    out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    _log(f"wrote {out}")
-    for path in log_dir.iterdir():
-        if path.stat().st_size == 0:
-            path.unlink()
-    if not any(log_dir.iterdir()):
-        log_dir.rmdir()
+    write_results(data, args.results_dir / f"{stamp}-channels.json", log_dir)
     if not args.no_doc:
         write_channels_section(data, args.doc)
     print(render_channels(data))

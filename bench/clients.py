@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -198,7 +197,7 @@ def run_one(
     cpu: int | None,
 ) -> dict[str, Any]:
     """``measure`` in a process of its own (``--one``); its JSON, or ``{"error": ...}``."""
-    from bench.run import PYTHON, child_environment, pinned
+    from bench.run import PYTHON, run_measuring_child
 
     command = [
         PYTHON,
@@ -217,24 +216,11 @@ def run_one(
     ]
     if uvloop:
         command.append("--uvloop")
-    try:
-        done = subprocess.run(
-            command,
-            cwd=ROOT,
-            env=child_environment(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=warmup + duration + CLIENT_SLACK,
-            preexec_fn=pinned(cpu),
-        )
-    except subprocess.TimeoutExpired:
-        return {"client": client, "size": size, "error": "client timed out"}
-    lines = done.stdout.decode(errors="replace").strip().splitlines()
-    try:
-        result: dict[str, Any] = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        return {"client": client, "size": size, "error": " | ".join(tail) or "no output"}
+    result = run_measuring_child(
+        command, timeout=warmup + duration + CLIENT_SLACK, cpu=cpu, what="client"
+    )
+    if "error" in result:
+        return {"client": client, "size": size, **result}
     return result
 
 

@@ -220,6 +220,16 @@ def run_client(
     ]
     if quick:
         command.append("--quick")
+    return run_measuring_child(
+        command, timeout=warmup + duration + CLIENT_SLACK, cpu=cpu, what="load generator"
+    )
+
+
+def run_measuring_child(
+    command: list[str], *, timeout: float, cpu: int | None, what: str
+) -> dict[str, Any]:
+    """Run a measuring process pinned to ``cpu``: the JSON object of its last
+    line of output, or ``{"error": ...}`` naming ``what`` failed and how."""
     try:
         done = subprocess.run(
             command,
@@ -227,17 +237,17 @@ def run_client(
             env=child_environment(),
             stdin=subprocess.DEVNULL,
             capture_output=True,
-            timeout=warmup + duration + CLIENT_SLACK,
+            timeout=timeout,
             preexec_fn=pinned(cpu),
         )
     except subprocess.TimeoutExpired:
-        return {"error": "load generator timed out"}
+        return {"error": f"{what} timed out"}
     lines = done.stdout.decode(errors="replace").strip().splitlines()
     try:
         result: dict[str, Any] = json.loads(lines[-1])
     except (IndexError, ValueError):
         tail = done.stderr.decode(errors="replace").strip().splitlines()[-5:]
-        return {"error": f"load generator failed ({done.returncode}): {' | '.join(tail)}"}
+        return {"error": f"{what} failed ({done.returncode}): {' | '.join(tail)}"}
     return result
 
 
@@ -754,6 +764,18 @@ def existing_block(path: Path, start_marker: str, end_marker: str) -> str | None
     return text[start + len(start_marker) : end].strip("\n")
 
 
+def write_results(data: dict[str, Any], out: Path, log_dir: Path) -> None:
+    """Write a run's results file, and drop the server logs nothing was written to."""
+    out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    log(f"wrote {out}")
+    # Server logs are only worth keeping when something was written to them.
+    for path in log_dir.iterdir():
+        if path.stat().st_size == 0:
+            path.unlink()
+    with contextlib.suppress(OSError):
+        log_dir.rmdir()
+
+
 def replace_section(text: str, heading: str, start: str, end: str, block: str) -> str:
     """``text`` with ``block`` between the ``start`` and ``end`` markers.
 
@@ -1078,15 +1100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "records": records,
         "summary": summarize(records),
     }
-    out = results_dir / f"{stamp}.json"
-    out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    log(f"wrote {out}")
-    # Server logs are only worth keeping when something was written to them.
-    for path in log_dir.iterdir():
-        if path.stat().st_size == 0:
-            path.unlink()
-    with contextlib.suppress(OSError):
-        log_dir.rmdir()
+    write_results(data, results_dir / f"{stamp}.json", log_dir)
     if doc is not None:
         write_doc(data, doc)
     failed = sum(1 for r in records if "error" in r)
